@@ -1,0 +1,170 @@
+//! rbuild-parser's integration tests: BuildKit's own parser and lexer corpus, read in place
+//! from `../shared/corpus/buildkit` (or `$RBUILD_CORPUS/buildkit`).
+
+use std::fs;
+use std::path::PathBuf;
+
+use rbuild_parser::shell::{Lexer, MapEnv};
+use rbuild_parser::{dump, parse_syntax};
+
+/// The shared corpus folder. A missing corpus fails the test with the reason.
+fn corpus() -> PathBuf {
+    let dir = std::env::var_os("RBUILD_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
+    assert!(
+        dir.join("buildkit").is_dir(),
+        "the shared corpus is missing at {}: set RBUILD_CORPUS",
+        dir.display()
+    );
+    dir
+}
+
+fn parser_dir() -> PathBuf {
+    corpus().join("buildkit/frontend/dockerfile/parser")
+}
+
+fn read(path: &PathBuf) -> String {
+    String::from_utf8(fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn buildkit_positive_cases_dump_identically() {
+    let mut cases: Vec<_> = fs::read_dir(parser_dir().join("testfiles"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
+        .collect();
+    cases.sort();
+    assert_eq!(cases.len(), 33, "expected BuildKit's 33 positive cases");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let src = read(&case.join("Dockerfile"));
+        let expected = read(&case.join("result")).replace("\r\n", "\n");
+        match parse_syntax(&src) {
+            Ok(tree) => {
+                let got = dump(&tree);
+                if got != expected {
+                    failures.push(format!(
+                        "{}:\n--- expected\n{expected}--- got\n{got}",
+                        case.display()
+                    ));
+                }
+            }
+            Err(e) => failures.push(format!("{}: failed to parse: {e}", case.display())),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn buildkit_negative_cases_are_rejected() {
+    let mut n = 0;
+    for entry in
+        fs::read_dir(parser_dir().join("testfiles-negative")).unwrap_or_else(|e| panic!("{e}"))
+    {
+        let case = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        let src = read(&case.join("Dockerfile"));
+        assert!(parse_syntax(&src).is_err(), "{} parsed but must fail", case.display());
+        n += 1;
+    }
+    assert_eq!(n, 4);
+}
+
+#[test]
+fn buildkit_line_numbers() {
+    let src = read(&parser_dir().join("testfile-line/Dockerfile"));
+    let tree = parse_syntax(&src).unwrap_or_else(|e| panic!("{e}"));
+    let lines: Vec<_> = tree.nodes.iter().map(|n| (n.start_line, n.end_line)).collect();
+    assert_eq!(lines, [(5, 5), (11, 12), (17, 31)]);
+}
+
+#[test]
+fn scanner_limits_and_warnings() {
+    let long = format!("FROM a\nLABEL {}\n", "a".repeat(65_536));
+    let err = parse_syntax(&long).expect_err("an over-long line must fail");
+    assert_eq!(err.kind.to_string(), "dockerfile line greater than max allowed size of 65535");
+    let src = "FROM a\nRUN a \\\n\n b\nRUN c \\\n  \n d\nRUN e \\\n # only a comment\n f\n";
+    let tree = parse_syntax(src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(tree.warnings.len(), 2);
+    assert!(tree.warnings[0].message.starts_with("Empty continuation line found in: "));
+}
+
+/// `shell/envVarTest`: single-word expansion. `W` lines run in Windows mode (names match
+/// without regard to case).
+#[test]
+fn shell_env_var_test() {
+    let text = read(&corpus().join("buildkit/frontend/dockerfile/shell/envVarTest"));
+    let pairs = [("PWD", "/home"), ("SHELL", "bash"), ("KOREAN", "한국어"), ("NULL", "")];
+    let unix = MapEnv::from_pairs(pairs);
+    let windows = MapEnv::from_pairs(pairs).case_insensitive();
+    let lexer = Lexer::new('\\');
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.trim().split('|').collect();
+        assert_eq!(fields.len(), 3, "line {}: bad test line", i + 1);
+        let (platform, input, expected) = (fields[0].trim(), fields[1].trim(), fields[2].trim());
+        let env = match platform {
+            "A" | "U" => &unix,
+            "W" => &windows,
+            other => panic!("line {}: unknown platform {other}", i + 1),
+        };
+        ran += 1;
+        let got = lexer.process_word(input, env);
+        let ok = match (&got, expected) {
+            (Err(_), "error") => true,
+            (Ok(v), e) => e != "error" && v == e,
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!(
+                "line {} [{platform}] {input:?}: expected {expected:?}, got {got:?}",
+                i + 1
+            ));
+        }
+    }
+    assert_eq!(ran, 230);
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// `shell/wordsTest`: expansion with word splitting.
+#[test]
+fn shell_words_test() {
+    let text = read(&corpus().join("buildkit/frontend/dockerfile/shell/wordsTest"));
+    let mut env = MapEnv::default();
+    let lexer = Lexer::new('\\');
+    let mut ran = 0;
+    let mut failures = Vec::new();
+    for (i, line) in text.split('\n').enumerate() {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if let Some(def) = line.strip_prefix("ENV ") {
+            let def = def.trim_start_matches(' ');
+            let (k, v) = def.split_once('=').unwrap_or((def, ""));
+            env.set(k, v);
+            continue;
+        }
+        let fields: Vec<&str> = line.split('|').collect();
+        assert_eq!(fields.len(), 2, "line {}: bad test line", i + 1);
+        let input = fields[0].trim();
+        let expected: Vec<&str> = fields[1].trim_start_matches(' ').split(',').collect();
+        let got = lexer.process_words(input, &env).unwrap_or_else(|_| vec!["error".to_string()]);
+        ran += 1;
+        if got != expected {
+            failures.push(format!("line {}: {input:?}: expected {expected:?}, got {got:?}", i + 1));
+        }
+    }
+    assert_eq!(ran, 24);
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
