@@ -99,14 +99,16 @@ pub struct RecordHeredoc {
 /// which wraps BuildKit's parser): the `--format json` output of `rbuild parse`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Record {
-    /// The keyword as written.
-    pub cmd: String,
+    /// The keyword as written (`null` for the empty instruction a lone escape token makes,
+    /// as the reference reports it).
+    pub cmd: Option<String>,
     /// For ONBUILD: the wrapped keyword as written.
     pub sub_cmd: Option<String>,
     /// Exec (JSON) form.
     pub json: bool,
-    /// The logical line, followed by heredoc bodies and terminators when there are any.
-    pub original: String,
+    /// The logical line, followed by heredoc bodies and terminators when there are any
+    /// (`null` when empty, as the reference reports it).
+    pub original: Option<String>,
     /// First line.
     pub start_line: usize,
     /// Last line.
@@ -152,10 +154,10 @@ impl Record {
             }
         }
         Record {
-            cmd: node.keyword.clone(),
+            cmd: Some(node.keyword.clone()).filter(|k| !k.is_empty()),
             sub_cmd: node.sub.as_ref().map(|s| s.keyword.clone()),
             json: inner.json,
-            original,
+            original: Some(original).filter(|o| !o.is_empty()),
             start_line: node.start_line,
             end_line: node.end_line,
             flags: node.flags.clone(),

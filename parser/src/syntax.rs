@@ -505,6 +505,7 @@ fn heredocs_in_line(line: &str) -> Vec<Heredoc> {
     let mut lexer = Lexer::new('\\');
     lexer.raw_quotes = true;
     lexer.raw_escapes = true;
+    lexer.skip_unset_env = true;
     let empty = MapEnv::default();
     let Ok(words) = lexer.process_words(line, &empty) else { return Vec::new() };
     words.iter().filter_map(|w| heredoc_from_word(w)).collect()

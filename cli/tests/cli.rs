@@ -1,0 +1,252 @@
+//! The `rbuild` binary's integration tests: `rbuild parse` against the reference parser,
+//! golden cases, and the exact errors it prints for invalid Dockerfiles.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn corpus() -> PathBuf {
+    let dir = std::env::var_os("RBUILD_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/corpus"));
+    assert!(
+        dir.join("real-world").is_dir(),
+        "the shared corpus is missing at {}: set RBUILD_CORPUS",
+        dir.display()
+    );
+    dir
+}
+
+fn rbuild() -> Command {
+    Command::cargo_bin("rbuild").unwrap_or_else(|e| panic!("the rbuild binary: {e}"))
+}
+
+/// Runs the reference parser over `files`; the set-up script must have installed it.
+fn reference_records(files: &[PathBuf]) -> BTreeMap<String, Value> {
+    let venv = std::env::var_os("RBUILD_REFERENCE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/reference-venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "the reference parser is missing ({}): run `bash testdata/reference/setup.sh` first",
+        python.display()
+    );
+    let out = Command::new(&python)
+        .arg(repo().join("testdata/reference/records.py"))
+        .args(files)
+        .output()
+        .unwrap_or_else(|e| panic!("running the reference parser: {e}"));
+    assert!(
+        out.status.success(),
+        "reference parser failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("reference output: {e}"))
+}
+
+/// rbuild's records for one file: `Ok(records)` or `Err(stderr)`.
+fn rbuild_records(file: &Path) -> Result<Value, String> {
+    let out = rbuild()
+        .args(["parse", "--format", "json"])
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{}: bad JSON: {e}", file.display())))
+}
+
+fn compare_with_reference(files: &[PathBuf]) -> usize {
+    let reference = reference_records(files);
+    let mut failures = Vec::new();
+    for file in files {
+        let key = file.display().to_string();
+        let expected = &reference[&key];
+        let got = rbuild_records(file);
+        match (expected.get("records"), got) {
+            (Some(want), Ok(got)) => {
+                if let (Some(want), Some(got)) = (want.as_array(), got.as_array()) {
+                    if want.len() != got.len() {
+                        failures.push(format!(
+                            "{key}: {} records, reference has {}",
+                            got.len(),
+                            want.len()
+                        ));
+                    }
+                    for (w, g) in want.iter().zip(got) {
+                        if w != g {
+                            failures.push(format!("{key}:\n  reference {w}\n  rbuild    {g}"));
+                            break;
+                        }
+                    }
+                }
+            }
+            (None, Err(_)) => {}
+            (Some(_), Err(e)) => {
+                failures.push(format!("{key}: rbuild failed but the reference parsed it: {e}"))
+            }
+            (None, Ok(_)) => failures.push(format!(
+                "{key}: rbuild parsed it but the reference failed: {}",
+                expected["error"]
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+    files.len()
+}
+
+fn real_world_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for repo_dir in fs::read_dir(corpus().join("real-world")).unwrap_or_else(|e| panic!("{e}")) {
+        let repo_dir = repo_dir.unwrap_or_else(|e| panic!("{e}")).path();
+        if !repo_dir.is_dir() || repo_dir.ends_with("_licenses") {
+            continue;
+        }
+        for f in fs::read_dir(&repo_dir).unwrap_or_else(|e| panic!("{e}")) {
+            files.push(f.unwrap_or_else(|e| panic!("{e}")).path());
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn real_world_corpus_matches_the_reference_parser() {
+    let files = real_world_files();
+    assert!(files.len() >= 190, "expected about 197 real-world Dockerfiles, found {}", files.len());
+    compare_with_reference(&files);
+}
+
+/// BuildKit's own positive cases, except `json`, whose NUL character the reference's C
+/// strings cut short.
+#[test]
+fn buildkit_cases_match_the_reference_parser() {
+    let dir = corpus().join("buildkit/frontend/dockerfile/parser/testfiles");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
+        .filter(|p| !p.ends_with("json"))
+        .map(|p| p.join("Dockerfile"))
+        .collect();
+    files.sort();
+    assert_eq!(compare_with_reference(&files), 32);
+}
+
+/// Golden cases of our own: `testdata/parser/<case>/Dockerfile` with `expected.json`
+/// made by the reference parser (`testdata/reference/regen-golden.sh`).
+#[test]
+fn golden_cases() {
+    let dir = repo().join("testdata/parser");
+    let mut n = 0;
+    let mut failures = Vec::new();
+    let mut cases: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
+        .filter(|p| p.join("Dockerfile").exists())
+        .collect();
+    cases.sort();
+    for case in cases {
+        let expected: Value = serde_json::from_str(
+            &fs::read_to_string(case.join("expected.json"))
+                .unwrap_or_else(|e| panic!("{}: {e}", case.display())),
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+        let got = rbuild_records(&case.join("Dockerfile"));
+        let got = match got {
+            Ok(records) => serde_json::json!({ "records": records }),
+            Err(_) => serde_json::json!({ "error": true }),
+        };
+        let want = match expected.get("records") {
+            Some(r) => serde_json::json!({ "records": r }),
+            None => serde_json::json!({ "error": true }),
+        };
+        if got != want {
+            failures.push(format!("{}:\n  expected {want}\n  got      {got}", case.display()));
+        }
+        n += 1;
+    }
+    assert!(n >= 25, "expected at least 25 golden cases, found {n}");
+    assert!(
+        failures.is_empty(),
+        "{} golden cases differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Every file in `testdata/parser/invalid/` fails with exactly the error in its snapshot.
+#[test]
+fn invalid_dockerfiles_print_located_errors() {
+    let dir = repo().join("testdata/parser/invalid");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|e| e.unwrap_or_else(|e| panic!("{e}")).path())
+        .filter(|p| p.extension().is_some_and(|e| e == "Dockerfile"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "expected at least 15 invalid Dockerfiles, found {}", files.len());
+    for file in files {
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let out = rbuild()
+            .current_dir(&dir)
+            .args(["parse", "--validate", "--format", "dump", &name])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.status.code(), Some(1), "{name} must fail with exit code 1");
+        assert!(out.stdout.is_empty(), "{name}: nothing may be printed on stdout");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let snapshot = name.trim_end_matches(".Dockerfile").to_string();
+        insta::with_settings!({ snapshot_path => dir.join("snapshots"), prepend_module_to_snapshot => false }, {
+            insta::assert_snapshot!(snapshot, stderr);
+        });
+    }
+}
+
+#[test]
+fn parse_formats() {
+    let dir = repo().join("testdata/examples/multistage");
+    let dump = rbuild()
+        .args(["parse", "--format", "dump"])
+        .arg(dir.join("Dockerfile"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(dump.status.success());
+    assert!(String::from_utf8_lossy(&dump.stdout)
+        .starts_with("(arg \"BASE=busybox\")\n(from \"${BASE}\" \"AS\" \"build\")"));
+    let dot = rbuild()
+        .args(["parse", "--format", "dot", "--target", "build"])
+        .arg(dir.join("Dockerfile"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(dot.status.success(), "{}", String::from_utf8_lossy(&dot.stderr));
+    let dot = String::from_utf8_lossy(&dot.stdout);
+    assert!(dot.starts_with("digraph stages {"));
+    assert!(dot.contains("s0 [label=\"0 (build)\\nbusybox\"]"), "{dot}");
+    assert!(!dot.contains("s1 "), "--target build needs only stage 0: {dot}");
+}
+
+#[test]
+fn every_command_and_flag_has_help() {
+    for args in [&["--help"][..], &["parse", "--help"]] {
+        let out = rbuild().args(args).output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage:"), "{text}");
+    }
+    let out = rbuild().args(["parse", "--help"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--format", "--validate", "--build-arg", "--target"] {
+        assert!(text.contains(flag), "`rbuild parse --help` must describe {flag}");
+    }
+}
