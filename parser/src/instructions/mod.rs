@@ -203,20 +203,34 @@ fn flag_span(node: &Node, flag: &str) -> Span {
     }
 }
 
-fn typed(node: &Node) -> Result<Instruction, ParseError> {
-    let kind = kind_of(node).map_err(|kind| {
-        let span = match &kind {
-            ErrorKind::UnknownFlag { flag, .. } => flag_span(node, flag),
-            ErrorKind::Invalid(msg) => msg
-                .split("--")
-                .nth(1)
-                .map(|rest| {
-                    rest.split(|c: char| !(c.is_alphanumeric() || c == '-')).next().unwrap_or("")
-                })
-                .map_or_else(|| node.keyword_span(), |flag| flag_span(node, flag)),
-            _ => node.keyword_span(),
+/// An instruction error and, when one flag is to blame, its name (for the caret).
+struct Fail {
+    kind: ErrorKind,
+    flag: Option<String>,
+}
+
+impl From<ErrorKind> for Fail {
+    fn from(kind: ErrorKind) -> Self {
+        let flag = match &kind {
+            ErrorKind::UnknownFlag { flag, .. } => Some(flag.clone()),
+            _ => None,
         };
-        ParseError::new(kind, span)
+        Fail { kind, flag }
+    }
+}
+
+/// Blames `flag` for an error.
+fn at_flag(flag: &str) -> impl Fn(ErrorKind) -> Fail + '_ {
+    move |kind| Fail { kind, flag: Some(flag.to_string()) }
+}
+
+fn typed(node: &Node) -> Result<Instruction, ParseError> {
+    let kind = kind_of(node).map_err(|fail| {
+        let span = match &fail.flag {
+            Some(flag) => flag_span(node, flag),
+            None => node.keyword_span(),
+        };
+        ParseError::new(fail.kind, span)
     })?;
     Ok(Instruction { kind, span: node_span(node), original: node.original.clone() })
 }
@@ -251,7 +265,7 @@ fn pairs(node: &Node) -> Vec<(String, String)> {
     node.args.chunks(3).map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default())).collect()
 }
 
-fn kind_of(node: &Node) -> Result<InstructionKind, ErrorKind> {
+fn kind_of(node: &Node) -> Result<InstructionKind, Fail> {
     let name = node.name();
     let upper = name.to_uppercase();
     use FlagType::*;
@@ -264,9 +278,9 @@ fn kind_of(node: &Node) -> Result<InstructionKind, ErrorKind> {
                     (image.clone(), Some(stage.to_lowercase()))
                 }
                 _ => {
-                    return Err(ErrorKind::Invalid(
+                    return Err(Fail::from(ErrorKind::Invalid(
                         "FROM requires either one or three arguments".into(),
-                    ))
+                    )))
                 }
             };
             if let Some(stage) = &stage {
@@ -275,9 +289,9 @@ fn kind_of(node: &Node) -> Result<InstructionKind, ErrorKind> {
                     && chars
                         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
                 if !valid {
-                    return Err(ErrorKind::Invalid(format!(
+                    return Err(Fail::from(ErrorKind::Invalid(format!(
                         "invalid name for build stage: {stage:?}, name can't start with a number or contain symbols"
-                    )));
+                    ))));
                 }
             }
             InstructionKind::From { image, platform: flags.string("platform"), name: stage }
@@ -289,22 +303,25 @@ fn kind_of(node: &Node) -> Result<InstructionKind, ErrorKind> {
                 &[("mount", StringList), ("network", String), ("security", String)],
             )?;
             if node.args.is_empty() && node.heredocs.is_empty() && !node.json {
-                return Err(ErrorKind::Invalid("RUN requires at least one argument".into()));
+                return Err(Fail::from(ErrorKind::Invalid(
+                    "RUN requires at least one argument".into(),
+                )));
             }
             let mounts = flags
                 .list("mount")
                 .iter()
                 .map(|m| mount::parse_mount(m))
-                .collect::<Result<_, _>>()?;
+                .collect::<Result<_, _>>()
+                .map_err(at_flag("mount"))?;
             let network = match flags.string("network").as_deref() {
                 None => None,
                 Some("default") => Some(NetworkMode::Default),
                 Some("none") => Some(NetworkMode::None),
                 Some("host") => Some(NetworkMode::Host),
                 Some(other) => {
-                    return Err(ErrorKind::Invalid(format!(
+                    return Err(at_flag("network")(ErrorKind::Invalid(format!(
                         "unsupported network mode for --network: {other:?}"
-                    )))
+                    ))))
                 }
             };
             let security = match flags.string("security").as_deref() {
@@ -312,9 +329,9 @@ fn kind_of(node: &Node) -> Result<InstructionKind, ErrorKind> {
                 Some("sandbox") => Some(SecurityMode::Sandbox),
                 Some("insecure") => Some(SecurityMode::Insecure),
                 Some(other) => {
-                    return Err(ErrorKind::Invalid(format!(
+                    return Err(at_flag("security")(ErrorKind::Invalid(format!(
                         "unsupported security mode for --security: {other:?}"
-                    )))
+                    ))))
                 }
             };
             InstructionKind::Run {
@@ -336,9 +353,9 @@ fn kind_of(node: &Node) -> Result<InstructionKind, ErrorKind> {
         "shell" => {
             no_flags(node, &upper)?;
             if !node.json {
-                return Err(ErrorKind::Invalid(
+                return Err(Fail::from(ErrorKind::Invalid(
                     "SHELL requires the arguments to be in JSON form".into(),
-                ));
+                )));
             }
             at_least_one(node, &upper)?;
             InstructionKind::Shell(node.args.clone())
@@ -387,9 +404,9 @@ fn kind_of(node: &Node) -> Result<InstructionKind, ErrorKind> {
             let flags = Flags::parse(&upper, &node.flags, spec)?;
             let Some((dest, sources)) = node.args.split_last().filter(|(_, s)| !s.is_empty())
             else {
-                return Err(ErrorKind::Invalid(format!(
+                return Err(Fail::from(ErrorKind::Invalid(format!(
                     "{upper} requires at least two arguments, but only one was provided. Destination could not be determined"
-                )));
+                ))));
             };
             let copy = CopySource {
                 sources: sources.to_vec(),
@@ -415,9 +432,9 @@ fn kind_of(node: &Node) -> Result<InstructionKind, ErrorKind> {
             no_flags(node, &upper)?;
             at_least_one(node, &upper)?;
             if node.args.iter().any(|v| v.trim().is_empty()) {
-                return Err(ErrorKind::Invalid(
+                return Err(Fail::from(ErrorKind::Invalid(
                     "VOLUME specified can not be an empty string".into(),
-                ));
+                )));
             }
             InstructionKind::Volume(node.args.clone())
         }
@@ -449,35 +466,37 @@ fn kind_of(node: &Node) -> Result<InstructionKind, ErrorKind> {
         "healthcheck" => healthcheck(node)?,
         "onbuild" => {
             let Some(sub) = &node.sub else {
-                return Err(ErrorKind::Invalid("ONBUILD requires at least one argument".into()));
+                return Err(Fail::from(ErrorKind::Invalid(
+                    "ONBUILD requires at least one argument".into(),
+                )));
             };
             match sub.name().as_str() {
                 "onbuild" => {
-                    return Err(ErrorKind::Invalid(
+                    return Err(Fail::from(ErrorKind::Invalid(
                         "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into(),
-                    ))
+                    )))
                 }
                 "from" | "maintainer" => {
-                    return Err(ErrorKind::Invalid(format!(
+                    return Err(Fail::from(ErrorKind::Invalid(format!(
                         "{} isn't allowed as an ONBUILD trigger",
                         sub.keyword.to_uppercase()
-                    )))
+                    ))))
                 }
                 _ => {}
             }
-            let inner = typed(sub).map_err(|e| e.kind)?;
+            let inner = typed(sub).map_err(|e| Fail::from(e.kind))?;
             InstructionKind::Onbuild(Box::new(inner))
         }
         _ => {
-            return Err(ErrorKind::UnknownInstruction {
+            return Err(Fail::from(ErrorKind::UnknownInstruction {
                 keyword: node.keyword.clone(),
                 suggestion: suggest_keyword(&node.keyword).map(str::to_string),
-            })
+            }))
         }
     })
 }
 
-fn healthcheck(node: &Node) -> Result<InstructionKind, ErrorKind> {
+fn healthcheck(node: &Node) -> Result<InstructionKind, Fail> {
     use FlagType::String;
     let flags = Flags::parse(
         "HEALTHCHECK",
@@ -491,26 +510,32 @@ fn healthcheck(node: &Node) -> Result<InstructionKind, ErrorKind> {
         ],
     )?;
     let Some(kind) = node.args.first() else {
-        return Err(ErrorKind::Invalid("HEALTHCHECK requires at least one argument".into()));
+        return Err(Fail::from(ErrorKind::Invalid(
+            "HEALTHCHECK requires at least one argument".into(),
+        )));
     };
     match kind.to_uppercase().as_str() {
         "NONE" => {
             if node.args.len() > 1 {
-                return Err(ErrorKind::Invalid("HEALTHCHECK NONE takes no arguments".into()));
+                return Err(Fail::from(ErrorKind::Invalid(
+                    "HEALTHCHECK NONE takes no arguments".into(),
+                )));
             }
             Ok(InstructionKind::Healthcheck(HealthCheck::None))
         }
         "CMD" => {
             let rest = &node.args[1..];
             if rest.is_empty() {
-                return Err(ErrorKind::Invalid("Missing command after HEALTHCHECK CMD".into()));
+                return Err(Fail::from(ErrorKind::Invalid(
+                    "Missing command after HEALTHCHECK CMD".into(),
+                )));
             }
             let command = if node.json {
                 Command::Exec(rest.to_vec())
             } else {
                 Command::Shell(rest[0].clone())
             };
-            let duration = |name: &str| -> Result<Option<Duration>, ErrorKind> {
+            let duration = |name: &'static str| -> Result<Option<Duration>, Fail> {
                 flags
                     .string(name)
                     .map(|v| {
@@ -524,6 +549,7 @@ fn healthcheck(node: &Node) -> Result<InstructionKind, ErrorKind> {
                         Ok(d)
                     })
                     .transpose()
+                    .map_err(at_flag(name))
             };
             let retries = flags
                 .string("retries")
@@ -538,7 +564,8 @@ fn healthcheck(node: &Node) -> Result<InstructionKind, ErrorKind> {
                             ))
                         })
                 })
-                .transpose()?;
+                .transpose()
+                .map_err(at_flag("retries"))?;
             Ok(InstructionKind::Healthcheck(HealthCheck::Cmd {
                 command,
                 interval: duration("interval")?,
@@ -548,8 +575,8 @@ fn healthcheck(node: &Node) -> Result<InstructionKind, ErrorKind> {
                 retries,
             }))
         }
-        other => {
-            Err(ErrorKind::Invalid(format!("Unknown type {other:?} in HEALTHCHECK (try CMD)")))
-        }
+        other => Err(Fail::from(ErrorKind::Invalid(format!(
+            "Unknown type {other:?} in HEALTHCHECK (try CMD)"
+        )))),
     }
 }

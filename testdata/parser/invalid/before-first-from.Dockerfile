@@ -1,0 +1,2 @@
+RUN echo too early
+FROM busybox
