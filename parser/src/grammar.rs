@@ -27,6 +27,14 @@ pub(crate) enum PhysicalLine<'a> {
 
 /// Classifies a physical line (its terminator already stripped) for an escape token.
 pub(crate) fn classify_line(line: &str, escape: char) -> PhysicalLine<'_> {
+    // Most lines are plain instruction text. When the line does not end in the escape
+    // token (blanks aside) and is not a comment or blank, no rule but `plain_line` can
+    // match, so the grammar is not run over it: this keeps parsing fast.
+    let first = line.trim_start_matches(char::is_whitespace).chars().next();
+    let ends_in_escape = line.trim_end_matches([' ', '\t']).ends_with(escape);
+    if first.is_some_and(|c| c != '#') && !ends_in_escape {
+        return PhysicalLine::Plain(line);
+    }
     let rule = if escape == '`' { Rule::physical_bt } else { Rule::physical_bs };
     // The grammar's last alternative (`plain_line = ANY*`) accepts every input, so a
     // failure cannot happen; treating one as a plain line keeps this total all the same.
@@ -42,7 +50,12 @@ pub(crate) fn classify_line(line: &str, escape: char) -> PhysicalLine<'_> {
         Rule::blank_line => PhysicalLine::Blank,
         Rule::continued_bs | Rule::continued_bt => {
             let kept = kind.into_inner().next().map(|p| p.as_str()).unwrap_or("");
-            PhysicalLine::Continued(kept)
+            // An escape token right before the final one escapes it: no continuation.
+            if kept.ends_with(escape) {
+                PhysicalLine::Plain(line)
+            } else {
+                PhysicalLine::Continued(kept)
+            }
         }
         _ => PhysicalLine::Plain(line),
     }
@@ -69,7 +82,7 @@ pub(crate) fn directive(line: &str) -> Option<(&str, &str)> {
 /// Splits a trimmed logical line into its keyword and the rest after the first run of
 /// `[\t\v\f\r ]`.
 pub(crate) fn keyword_and_rest(line: &str) -> (&str, Option<&str>) {
-    let parsed = DockerfileGrammar::parse(Rule::instruction_line, line)
+    let parsed = DockerfileGrammar::parse(Rule::instruction_head, line)
         .ok()
         .and_then(|mut pairs| pairs.next());
     let Some(top) = parsed else {
@@ -77,9 +90,15 @@ pub(crate) fn keyword_and_rest(line: &str) -> (&str, Option<&str>) {
         // passes one, and an empty keyword is the faithful answer for it.
         return (line, None);
     };
-    let mut inner = top.into_inner();
-    let keyword = inner.next().map(|p| p.as_str()).unwrap_or("");
-    let rest = inner.next().map(|p| p.as_str());
+    let mut keyword = "";
+    let mut rest = None;
+    for part in top.into_inner() {
+        match part.as_rule() {
+            Rule::keyword => keyword = part.as_str(),
+            Rule::arg_sep => rest = Some(&line[part.as_span().end()..]),
+            _ => {}
+        }
+    }
     (keyword, rest)
 }
 
@@ -97,12 +116,9 @@ pub(crate) fn words(text: &str, escape: char) -> Vec<String> {
 
 fn word_text(word: Pair<'_, Rule>) -> Option<String> {
     let text = word.as_str();
-    let dropped_escape = word.clone().into_inner().any(|part| {
-        matches!(part.as_rule(), Rule::trailing_escape_bs | Rule::trailing_escape_bt)
-            || part
-                .into_inner()
-                .any(|p| matches!(p.as_rule(), Rule::trailing_escape_bs | Rule::trailing_escape_bt))
-    });
+    let dropped_escape = word
+        .into_inner()
+        .any(|part| matches!(part.as_rule(), Rule::trailing_escape_bs | Rule::trailing_escape_bt));
     let text = if dropped_escape {
         // The dropped escape token is the last character of the whole input.
         let mut chars = text.chars();
