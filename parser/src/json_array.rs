@@ -29,10 +29,7 @@ pub(crate) fn parse_json_array(text: &str) -> JsonArray {
     }
     let mut scanner = Scanner { bytes: text.as_bytes(), pos: 0, overflow: false };
     match scanner.top_level_array() {
-        Some(elements) if scanner.overflow => {
-            let _ = elements;
-            JsonArray::Invalid
-        }
+        Some(_) if scanner.overflow => JsonArray::Invalid,
         Some(Some(strings)) => JsonArray::Strings(strings),
         Some(None) => JsonArray::NotStrings,
         None => JsonArray::Invalid,

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use regex::Regex;
 
 /// How deep `${...}` may nest; deeper input is refused rather than exhausting the stack.
-const MAX_NESTING: usize = 200;
+const MAX_NESTING: usize = 64;
 
 /// An expansion error: bad substitution syntax, an unterminated quote, or a `${X?msg}`
 /// whose variable is missing.

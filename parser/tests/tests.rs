@@ -168,3 +168,35 @@ fn shell_words_test() {
     assert_eq!(ran, 24);
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// Inputs that once crashed or could crash the parser (fuzzer finds and hand-made hazards:
+/// deep nesting, multi-byte characters split by byte-level rules). Each must parse or fail
+/// cleanly through every layer.
+#[test]
+fn fuzz_regressions_do_not_panic() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+    let mut n = 0;
+    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        // Run on a thread with a small stack, like a test runner's or a tokio worker's.
+        let handle = std::thread::Builder::new()
+            .stack_size(512 * 1024)
+            .spawn(move || {
+                if let Ok(tree) = parse_syntax(&text) {
+                    let _ = dump(&tree);
+                    if let Ok(df) = rbuild_parser::Dockerfile::from_tree(tree) {
+                        if let Ok(g) = rbuild_parser::StageGraph::build(&df, &Default::default()) {
+                            let _ = g.order_for(None);
+                        }
+                    }
+                }
+                let _ = Lexer::new('\\').process_words(&text, &MapEnv::default());
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(handle.join().is_ok(), "{} panicked", path.display());
+        n += 1;
+    }
+    assert!(n >= 5, "expected the regression inputs in {}", dir.display());
+}

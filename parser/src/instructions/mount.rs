@@ -57,10 +57,7 @@ fn parse_bool(key: &str, value: Option<&str>) -> Result<bool, ErrorKind> {
     }
 }
 
-fn parse_num<T: std::str::FromStr>(key: &str, value: &str, radix8: bool) -> Result<T, ErrorKind>
-where
-    T: TryFrom<u64>,
-{
+fn parse_num<T: TryFrom<u64>>(key: &str, value: &str, radix8: bool) -> Result<T, ErrorKind> {
     let parsed =
         if radix8 { u64::from_str_radix(value, 8).ok() } else { value.parse::<u64>().ok() };
     parsed
