@@ -598,3 +598,18 @@ mod tests {
         assert!(lex.process_word(&word, &MapEnv::default()).is_err());
     }
 }
+
+#[cfg(test)]
+mod escape_token_tests {
+    use super::*;
+
+    #[test]
+    fn backtick_escape_and_windows_names() {
+        let env = MapEnv::from_pairs([("Path", "C:\\bin")]).case_insensitive();
+        let lex = Lexer::new('`');
+        assert_eq!(lex.process_word("a`$b", &env).unwrap(), "a$b");
+        assert_eq!(lex.process_word("C:\\dir\\$PATH", &env).unwrap(), "C:\\dir\\C:\\bin");
+        assert_eq!(lex.process_word("\"q`\"x\"", &env).unwrap(), "q\"x");
+        assert_eq!(lex.process_words("a` b c", &env).unwrap(), ["a b", "c"]);
+    }
+}

@@ -511,7 +511,7 @@ fn heredocs_in_line(line: &str) -> Vec<Heredoc> {
     words.iter().filter_map(|w| heredoc_from_word(w)).collect()
 }
 
-fn heredoc_from_word(word: &str) -> Option<Heredoc> {
+pub(crate) fn heredoc_from_word(word: &str) -> Option<Heredoc> {
     let (fd, chomp, rest) = grammar::heredoc_marker(word)?;
     if rest.is_empty() {
         return None;

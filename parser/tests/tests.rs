@@ -200,3 +200,50 @@ fn fuzz_regressions_do_not_panic() {
     }
     assert!(n >= 5, "expected the regression inputs in {}", dir.display());
 }
+
+/// Every real-world Dockerfile types and forms a stage graph, except the few that BuildKit
+/// refuses too (each listed with why).
+#[test]
+fn real_world_dockerfiles_validate() {
+    let expected_failures = [
+        ("tests__bud__buildkit-mount__Dockerfile", "invalid field 'z'"), // buildah's SELinux option
+        ("tests__bud__buildkit-mount__Dockerfilemultiplemounts", "invalid field 'z'"),
+        ("tests__bud__add-chmod__Dockerfile.bad", "missing a value on flag: --chmod"),
+        ("tests__bud__unrecognized__Dockerfile", "unknown instruction: BOGUS"),
+        (
+            "tests__bud__save-stages__Dockerfile.arg-build-stages-and-chained-build-stages",
+            "invalid name for build stage",
+        ),
+        ("src__Dockerfile.rego", "unknown instruction: package"), // a Rego policy, not a Dockerfile
+    ];
+    let root = corpus().join("real-world");
+    let mut checked = 0;
+    let mut unexpected = Vec::new();
+    for repo in fs::read_dir(&root).unwrap_or_else(|e| panic!("{e}")) {
+        let repo = repo.unwrap_or_else(|e| panic!("{e}")).path();
+        if !repo.is_dir() || repo.ends_with("_licenses") {
+            continue;
+        }
+        for file in fs::read_dir(&repo).unwrap_or_else(|e| panic!("{e}")) {
+            let path = file.unwrap_or_else(|e| panic!("{e}")).path();
+            let name =
+                path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let result = rbuild_parser::parse(&read(&path)).and_then(|df| {
+                let graph = rbuild_parser::StageGraph::build(&df, &Default::default())?;
+                graph.order_for(None).map(|_| ())
+            });
+            checked += 1;
+            let expected = expected_failures.iter().find(|(n, _)| *n == name);
+            match (result, expected) {
+                (Ok(()), None) => {}
+                (Err(e), Some((_, why))) if e.kind.to_string().contains(why) => {}
+                (Err(e), _) => unexpected.push(format!("{}: {e}", path.display())),
+                (Ok(()), Some(_)) => {
+                    unexpected.push(format!("{}: expected to fail", path.display()))
+                }
+            }
+        }
+    }
+    assert!(checked >= 190, "only {checked} files");
+    assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
+}

@@ -8,9 +8,9 @@ use crate::error::ErrorKind;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FlagType {
     /// `--name=value`, at most once.
-    String,
+    Value,
     /// `--name=value`, any number of times.
-    StringList,
+    List,
     /// `--name`, `--name=true` or `--name=false`.
     Bool,
 }
@@ -40,7 +40,7 @@ impl Flags {
                     flag: name.to_string(),
                 });
             };
-            if kind != FlagType::StringList && values.iter().any(|(n, _)| *n == name) {
+            if kind != FlagType::List && values.iter().any(|(n, _)| *n == name) {
                 return Err(ErrorKind::Invalid(format!("duplicate flag specified: --{name}")));
             }
             let value = match (kind, value) {
@@ -139,11 +139,8 @@ mod tests {
 
     #[test]
     fn flag_rules() {
-        let spec = [
-            ("link", FlagType::Bool),
-            ("from", FlagType::String),
-            ("exclude", FlagType::StringList),
-        ];
+        let spec =
+            [("link", FlagType::Bool), ("from", FlagType::Value), ("exclude", FlagType::List)];
         let raw = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let f = Flags::parse(
             "COPY",

@@ -10,7 +10,7 @@ pub use mount::{Mount, MountKind};
 
 use crate::error::{ErrorKind, ParseError, Position, Span};
 use crate::suggest::suggest_keyword;
-use crate::syntax::{Heredoc, Node, SyntaxTree};
+use crate::syntax::{heredoc_from_word, Heredoc, Node, SyntaxTree};
 use flags::{parse_go_duration, FlagType, Flags};
 
 /// A command in shell form (run by the stage's shell) or exec form (argv).
@@ -45,11 +45,12 @@ pub enum SecurityMode {
 /// The sources, destination and options of COPY and ADD.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopySource {
-    /// Source paths (or URLs and git references for ADD), as written.
+    /// Source paths (or URLs and git references for ADD), as written; heredoc markers are
+    /// not among them.
     pub sources: Vec<String>,
     /// Destination path.
     pub dest: String,
-    /// Inline files given as heredocs.
+    /// Inline files given as heredocs (`COPY <<EOF /dst`), named by their terminator.
     pub heredocs: Vec<Heredoc>,
     /// `--from`: a stage name or index, or an image (COPY only).
     pub from: Option<String>,
@@ -261,17 +262,23 @@ fn no_flags(node: &Node, upper: &str) -> Result<(), ErrorKind> {
     Flags::parse(upper, &node.flags, &[]).map(|_| ())
 }
 
-fn pairs(node: &Node) -> Vec<(String, String)> {
-    node.args.chunks(3).map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default())).collect()
+fn pairs(node: &Node, upper: &str) -> Result<Vec<(String, String)>, ErrorKind> {
+    node.args
+        .chunks(3)
+        .map(|c| match c[0].as_str() {
+            "" => Err(ErrorKind::Invalid(format!("{upper} names can not be blank"))),
+            key => Ok((key.to_string(), c.get(1).cloned().unwrap_or_default())),
+        })
+        .collect()
 }
 
 fn kind_of(node: &Node) -> Result<InstructionKind, Fail> {
     let name = node.name();
     let upper = name.to_uppercase();
-    use FlagType::*;
+    use FlagType::{Bool, List, Value};
     Ok(match name.as_str() {
         "from" => {
-            let flags = Flags::parse(&upper, &node.flags, &[("platform", String)])?;
+            let flags = Flags::parse(&upper, &node.flags, &[("platform", Value)])?;
             let (image, stage) = match node.args.as_slice() {
                 [image] => (image.clone(), None),
                 [image, as_kw, stage] if as_kw.eq_ignore_ascii_case("as") => {
@@ -300,13 +307,10 @@ fn kind_of(node: &Node) -> Result<InstructionKind, Fail> {
             let flags = Flags::parse(
                 &upper,
                 &node.flags,
-                &[("mount", StringList), ("network", String), ("security", String)],
+                &[("mount", List), ("network", Value), ("security", Value)],
             )?;
-            if node.args.is_empty() && node.heredocs.is_empty() && !node.json {
-                return Err(Fail::from(ErrorKind::Invalid(
-                    "RUN requires at least one argument".into(),
-                )));
-            }
+            // BuildKit accepts a RUN with nothing to run: the shell gets an empty command.
+
             let mounts = flags
                 .list("mount")
                 .iter()
@@ -363,12 +367,12 @@ fn kind_of(node: &Node) -> Result<InstructionKind, Fail> {
         "label" => {
             no_flags(node, &upper)?;
             at_least_one(node, &upper)?;
-            InstructionKind::Label(pairs(node))
+            InstructionKind::Label(pairs(node, &upper)?)
         }
         "env" => {
             no_flags(node, &upper)?;
             at_least_one(node, &upper)?;
-            InstructionKind::Env(pairs(node))
+            InstructionKind::Env(pairs(node, &upper)?)
         }
         "maintainer" => {
             no_flags(node, &upper)?;
@@ -383,20 +387,20 @@ fn kind_of(node: &Node) -> Result<InstructionKind, Fail> {
             let is_copy = name == "copy";
             let spec: &[(&'static str, FlagType)] = if is_copy {
                 &[
-                    ("from", String),
-                    ("chown", String),
-                    ("chmod", String),
+                    ("from", Value),
+                    ("chown", Value),
+                    ("chmod", Value),
                     ("link", Bool),
                     ("parents", Bool),
-                    ("exclude", StringList),
+                    ("exclude", List),
                 ]
             } else {
                 &[
-                    ("chown", String),
-                    ("chmod", String),
+                    ("chown", Value),
+                    ("chmod", Value),
                     ("link", Bool),
-                    ("exclude", StringList),
-                    ("checksum", String),
+                    ("exclude", List),
+                    ("checksum", Value),
                     ("keep-git-dir", Bool),
                     ("unpack", Bool),
                 ]
@@ -408,10 +412,19 @@ fn kind_of(node: &Node) -> Result<InstructionKind, Fail> {
                     "{upper} requires at least two arguments, but only one was provided. Destination could not be determined"
                 ))));
             };
+            if heredoc_from_word(dest).is_some() {
+                return Err(Fail::from(ErrorKind::Invalid(format!(
+                    "{upper} cannot accept a heredoc as a destination"
+                ))));
+            }
+            // Heredoc markers among the sources are inline files, not paths.
+            let (inline, paths): (Vec<&String>, Vec<&String>) =
+                sources.iter().partition(|s| heredoc_from_word(s).is_some());
+            let heredocs = if inline.is_empty() { Vec::new() } else { node.heredocs.clone() };
             let copy = CopySource {
-                sources: sources.to_vec(),
+                sources: paths.into_iter().cloned().collect(),
                 dest: dest.clone(),
-                heredocs: node.heredocs.clone(),
+                heredocs,
                 from: flags.string("from"),
                 chown: flags.string("chown"),
                 chmod: flags.string("chmod"),
@@ -453,14 +466,15 @@ fn kind_of(node: &Node) -> Result<InstructionKind, Fail> {
                 .args
                 .iter()
                 .map(|word| match word.split_once('=') {
-                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                    None => (word.clone(), None),
+                    Some(("", _)) => Err(ErrorKind::Invalid("ARG names can not be blank".into())),
+                    Some((k, v)) => Ok((k.to_string(), Some(v.to_string()))),
+                    None => Ok((word.clone(), None)),
                 })
-                .collect();
+                .collect::<Result<_, _>>()?;
             InstructionKind::Arg(args)
         }
         "stopsignal" => {
-            no_flags(node, &upper)?;
+            // BuildKit does not read STOPSIGNAL's flags, so neither do we.
             InstructionKind::StopSignal(exactly_one(node, &upper)?)
         }
         "healthcheck" => healthcheck(node)?,
@@ -497,16 +511,16 @@ fn kind_of(node: &Node) -> Result<InstructionKind, Fail> {
 }
 
 fn healthcheck(node: &Node) -> Result<InstructionKind, Fail> {
-    use FlagType::String;
+    use FlagType::Value;
     let flags = Flags::parse(
         "HEALTHCHECK",
         &node.flags,
         &[
-            ("interval", String),
-            ("timeout", String),
-            ("start-period", String),
-            ("start-interval", String),
-            ("retries", String),
+            ("interval", Value),
+            ("timeout", Value),
+            ("start-period", Value),
+            ("start-interval", Value),
+            ("retries", Value),
         ],
     )?;
     let Some(kind) = node.args.first() else {
@@ -543,7 +557,7 @@ fn healthcheck(node: &Node) -> Result<InstructionKind, Fail> {
                             .map_err(|e| ErrorKind::Invalid(format!("--{name}: {e}")))?;
                         if !d.is_zero() && d < Duration::from_millis(1) {
                             return Err(ErrorKind::Invalid(format!(
-                                "Interval \"--{name}\" cannot be less than 1ms"
+                                "Interval \"{name}\" cannot be less than 1ms"
                             )));
                         }
                         Ok(d)
@@ -553,16 +567,14 @@ fn healthcheck(node: &Node) -> Result<InstructionKind, Fail> {
             };
             let retries = flags
                 .string("retries")
-                .map(|v| {
-                    v.parse::<i64>()
-                        .ok()
-                        .filter(|n| *n >= 0)
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| {
-                            ErrorKind::Invalid(format!(
-                                "--retries must be a non-negative integer, not {v:?}"
-                            ))
-                        })
+                .map(|v| match v.parse::<i32>() {
+                    Ok(n) if n < 0 => {
+                        Err(ErrorKind::Invalid(format!("--retries cannot be negative ({n})")))
+                    }
+                    Ok(n) => Ok(n.unsigned_abs()),
+                    Err(_) => Err(ErrorKind::Invalid(format!(
+                        "--retries: invalid value {v:?}, expected a whole number"
+                    ))),
                 })
                 .transpose()
                 .map_err(at_flag("retries"))?;

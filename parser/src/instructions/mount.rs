@@ -49,43 +49,63 @@ pub struct Mount {
     pub env: Option<String>,
 }
 
-fn parse_bool(key: &str, value: Option<&str>) -> Result<bool, ErrorKind> {
-    match value.map(str::to_lowercase).as_deref() {
-        None | Some("true") | Some("1") => Ok(true),
-        Some("false") | Some("0") => Ok(false),
-        Some(other) => Err(ErrorKind::Invalid(format!("invalid value for {key}: {other}"))),
+/// Go's `strconv.ParseBool`.
+fn parse_bool(key: &str, value: &str) -> Result<bool, ErrorKind> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(ErrorKind::Invalid(format!("invalid value for {key}: {value}"))),
     }
 }
 
-fn parse_num<T: TryFrom<u64>>(key: &str, value: &str, radix8: bool) -> Result<T, ErrorKind> {
-    let parsed =
-        if radix8 { u64::from_str_radix(value, 8).ok() } else { value.parse::<u64>().ok() };
-    parsed
-        .and_then(|v| T::try_from(v).ok())
-        .ok_or_else(|| ErrorKind::Invalid(format!("invalid value for {key}: {value}")))
+fn parse_u32(key: &str, value: &str, radix: u32) -> Result<u32, ErrorKind> {
+    u32::from_str_radix(value, radix)
+        .map_err(|_| ErrorKind::Invalid(format!("invalid value {value} for {key}")))
 }
 
-/// Parses a tmpfs size: bytes, or a number with a `k`, `m`, `g` suffix (powers of 1024).
+/// A tmpfs size as docker's `RAMInBytes` reads it: a number (fractions allowed), an
+/// optional space, then an optional `k`, `m`, `g`, `t` or `p` (powers of 1024), an optional
+/// `i` and an optional `b`, case-insensitive.
 fn parse_size(value: &str) -> Result<u64, ErrorKind> {
-    let lower = value.to_lowercase();
-    let trimmed = lower.trim_end_matches('b');
-    let (digits, mult) = match trimmed.chars().last() {
-        Some('k') => (&trimmed[..trimmed.len() - 1], 1u64 << 10),
-        Some('m') => (&trimmed[..trimmed.len() - 1], 1 << 20),
-        Some('g') => (&trimmed[..trimmed.len() - 1], 1 << 30),
-        _ => (trimmed, 1),
+    let err = || ErrorKind::Invalid(format!("invalid value for size: {value}"));
+    let digits_end = value.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(value.len());
+    let (number, unit) = value.split_at(digits_end);
+    let valid_number = !number.is_empty()
+        && !number.starts_with('.')
+        && !number.ends_with('.')
+        && !number.contains("..");
+    if !valid_number {
+        return Err(err());
+    }
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let multiplier: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024f64.powi(2),
+        "g" => 1024f64.powi(3),
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => return Err(err()),
     };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .ok_or_else(|| ErrorKind::Invalid(format!("invalid value for size: {value}")))
+    // Go parses "1.2.3" as far as it can; a plain f64 parse of the first two parts matches.
+    let head: String = number.split('.').take(2).collect::<Vec<_>>().join(".");
+    let n: f64 = head.parse().map_err(|_| err())?;
+    let bytes = n * multiplier;
+    if !bytes.is_finite() || bytes > u64::MAX as f64 {
+        return Err(err());
+    }
+    Ok(bytes as u64)
 }
 
-/// Parses one `--mount` value.
+/// Parses one `--mount` value, with BuildKit's rules: fields are CSV; keys are
+/// case-insensitive; `ro`, `rw` and `required` may stand alone; bind, secret and ssh mounts
+/// are read-only by default, cache and tmpfs read-write. A mount without a target is
+/// valid here: the build places it relative to WORKDIR.
 pub(crate) fn parse_mount(spec: &str) -> Result<Mount, ErrorKind> {
     let fields = grammar::csv_fields(spec)
-        .ok_or_else(|| ErrorKind::Invalid(format!("invalid mount specification: {spec}")))?;
+        .ok_or_else(|| ErrorKind::Invalid(format!("failed to parse csv mounts: {spec}")))?;
     let mut m = Mount {
         kind: MountKind::Bind,
         target: None,
@@ -101,67 +121,130 @@ pub(crate) fn parse_mount(spec: &str) -> Result<Mount, ErrorKind> {
         size: None,
         env: None,
     };
-    // `type` decides the defaults, so read it first.
+    let mut readonly: Option<bool> = None;
     for field in &fields {
-        if let Some(("type", value)) = field.split_once('=').map(|(k, v)| (k.trim(), v)) {
-            m.kind = match value.to_lowercase().as_str() {
-                "bind" => MountKind::Bind,
-                "cache" => MountKind::Cache,
-                "tmpfs" => MountKind::Tmpfs,
-                "secret" => MountKind::Secret,
-                "ssh" => MountKind::Ssh,
-                other => {
-                    return Err(ErrorKind::Invalid(format!("unsupported mount type \"{other}\"")))
-                }
-            };
-        }
-    }
-    m.readonly = matches!(m.kind, MountKind::Bind);
-    for field in &fields {
-        if field.is_empty() {
-            continue;
-        }
         let (key, value) = match field.split_once('=') {
-            Some((k, v)) => (k.trim().to_lowercase(), Some(v)),
-            None => (field.trim().to_lowercase(), None),
+            Some((k, v)) => (k.to_lowercase(), Some(v)),
+            None => (field.to_lowercase(), None),
         };
-        let need = |v: Option<&str>| {
-            v.map(str::to_string).ok_or_else(|| {
-                ErrorKind::Invalid(format!("invalid field '{field}' must be a key=value pair"))
-            })
+        let secret_or_ssh = matches!(m.kind, MountKind::Secret | MountKind::Ssh);
+        let Some(value) = value else {
+            match key.as_str() {
+                "readonly" | "ro" => readonly = Some(true),
+                "readwrite" | "rw" => readonly = Some(false),
+                "required" if secret_or_ssh => m.required = true,
+                "required" => {
+                    return Err(ErrorKind::Invalid(format!(
+                        "unexpected key '{key}' for mount type '{}'",
+                        kind_name(m.kind)
+                    )))
+                }
+                _ => {
+                    return Err(ErrorKind::Invalid(format!(
+                        "invalid field '{field}' must be a key=value pair"
+                    )))
+                }
+            }
+            continue;
         };
+        let value = value.to_string();
         match key.as_str() {
-            "type" => {}
-            "readonly" | "ro" => m.readonly = parse_bool(&key, value)?,
-            "readwrite" | "rw" => m.readonly = !parse_bool(&key, value)?,
-            "required" => m.required = parse_bool(&key, value)?,
-            "target" | "dst" | "destination" => m.target = Some(need(value)?),
-            "source" | "src" => m.source = Some(need(value)?),
-            "from" => m.from = Some(need(value)?),
-            "id" => m.id = Some(need(value)?),
+            "type" => {
+                m.kind = match value.to_lowercase().as_str() {
+                    "bind" => MountKind::Bind,
+                    "cache" => MountKind::Cache,
+                    "tmpfs" => MountKind::Tmpfs,
+                    "secret" => MountKind::Secret,
+                    "ssh" => MountKind::Ssh,
+                    _ => {
+                        return Err(ErrorKind::Invalid(format!("unsupported mount type {value:?}")))
+                    }
+                }
+            }
+            "from" => {
+                if value.contains('$') {
+                    return Err(ErrorKind::Invalid(
+                        "'from' doesn't support variable expansion, define alias stage instead"
+                            .into(),
+                    ));
+                }
+                m.from = Some(value);
+            }
+            "source" | "src" => m.source = Some(value),
+            "target" | "dst" | "destination" => m.target = Some(value),
+            "readonly" | "ro" => readonly = Some(parse_bool(&key, &value)?),
+            "readwrite" | "rw" => readonly = Some(!parse_bool(&key, &value)?),
+            "required" if secret_or_ssh => m.required = parse_bool(&key, &value)?,
+            "size" if m.kind == MountKind::Tmpfs => m.size = Some(parse_size(&value)?),
+            "required" | "size" => {
+                return Err(ErrorKind::Invalid(format!(
+                    "unexpected key '{key}' for mount type '{}'",
+                    kind_name(m.kind)
+                )))
+            }
+            "id" => m.id = Some(value),
             "sharing" => {
-                let v = need(value)?;
+                let v = value.to_lowercase();
                 if !matches!(v.as_str(), "shared" | "private" | "locked") {
-                    return Err(ErrorKind::Invalid(format!("unsupported sharing value \"{v}\"")));
+                    return Err(ErrorKind::Invalid(format!("unsupported sharing value {value:?}")));
                 }
                 m.sharing = Some(v);
             }
-            "mode" => m.mode = Some(parse_num(&key, &need(value)?, true)?),
-            "uid" => m.uid = Some(parse_num(&key, &need(value)?, false)?),
-            "gid" => m.gid = Some(parse_num(&key, &need(value)?, false)?),
-            "size" if m.kind == MountKind::Tmpfs => m.size = Some(parse_size(&need(value)?)?),
-            "env" if m.kind == MountKind::Secret => m.env = Some(need(value)?),
+            "mode" => m.mode = Some(parse_u32(&key, &value, 8)?),
+            "uid" => m.uid = Some(parse_u32(&key, &value, 10)?),
+            "gid" => m.gid = Some(parse_u32(&key, &value, 10)?),
+            "env" if m.kind == MountKind::Secret => m.env = Some(value),
             _ => return Err(ErrorKind::Invalid(format!("unexpected key '{key}' in '{field}'"))),
         }
     }
-    if m.target.is_none() && matches!(m.kind, MountKind::Bind | MountKind::Cache | MountKind::Tmpfs)
-    {
-        return Err(ErrorKind::Invalid(format!("mount target is required: {spec}")));
+    validate(&mut m, readonly)?;
+    Ok(m)
+}
+
+fn kind_name(kind: MountKind) -> &'static str {
+    match kind {
+        MountKind::Bind => "bind",
+        MountKind::Cache => "cache",
+        MountKind::Tmpfs => "tmpfs",
+        MountKind::Secret => "secret",
+        MountKind::Ssh => "ssh",
+    }
+}
+
+fn validate(m: &mut Mount, readonly: Option<bool>) -> Result<(), ErrorKind> {
+    let name = kind_name(m.kind);
+    if !matches!(m.kind, MountKind::Secret | MountKind::Ssh | MountKind::Cache) {
+        for (key, set) in
+            [("mode", m.mode.is_some()), ("uid", m.uid.is_some()), ("gid", m.gid.is_some())]
+        {
+            if set {
+                return Err(ErrorKind::Invalid(format!(
+                    "{key} not allowed for \"{name}\" type mounts"
+                )));
+            }
+        }
+    }
+    m.readonly = readonly.unwrap_or(!matches!(m.kind, MountKind::Cache | MountKind::Tmpfs));
+    if m.kind == MountKind::Secret {
+        if m.from.is_some() {
+            return Err(ErrorKind::Invalid("secret mount should not have a from".into()));
+        }
+        if m.sharing.is_some() {
+            return Err(ErrorKind::Invalid("secret mount should not define sharing".into()));
+        }
+        if m.source.is_none() && m.target.is_none() && m.id.is_none() {
+            return Err(ErrorKind::Invalid(
+                "invalid secret mount. one of source, target required".into(),
+            ));
+        }
+        if m.source.is_some() && m.id.is_some() {
+            return Err(ErrorKind::Invalid("both source and id can't be set".into()));
+        }
     }
     if m.sharing.is_some() && m.kind != MountKind::Cache {
-        return Err(ErrorKind::Invalid("sharing is only valid for cache mounts".into()));
+        return Err(ErrorKind::Invalid(format!("invalid cache sharing set for {name} mount")));
     }
-    Ok(m)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -189,8 +272,18 @@ mod tests {
             parse_mount("type=tmpfs,target=/t,size=64m").ok().and_then(|m| m.size),
             Some(64 << 20)
         );
-        assert!(parse_mount("type=bind").is_err());
+        assert!(parse_mount("type=bind").is_ok_and(|m| m.target.is_none() && m.readonly));
+        assert!(parse_mount("from=binaries").is_ok());
         assert!(parse_mount("type=nfs,target=/x").is_err());
+        assert!(parse_mount("type=bind,target=/x,z").is_err());
+        assert!(parse_mount("type=bind,target=/x,required").is_err());
+        assert!(parse_mount("type=bind,target=/x,mode=0755").is_err());
+        assert!(parse_mount("type=secret").is_err());
+        assert!(parse_mount("type=secret,id=a,src=b").is_err());
+        assert!(parse_mount("from=$STAGE,target=/x").is_err());
+        assert_eq!(parse_size("1.5g").ok(), Some(3 << 29));
+        assert_eq!(parse_size("100KiB").ok(), Some(102_400));
+        assert!(parse_size("12x").is_err());
         assert!(parse_mount("type=bind,target=/x,bogus=1").is_err());
         assert!(parse_mount("type=cache,target=/x,sharing=sometimes").is_err());
     }
