@@ -125,7 +125,11 @@ impl Record {
     /// The record for one node.
     pub fn from_node(node: &Node) -> Self {
         let inner = node.effective();
-        let value = if matches!(inner.name().as_str(), "env" | "label") {
+        let value = if inner.sub.is_some() {
+            // `ONBUILD ONBUILD x`: the reference lists the wrapper node holding the inner
+            // instruction, whose own value is empty.
+            vec![String::new()]
+        } else if matches!(inner.name().as_str(), "env" | "label") {
             inner.args.chunks(3).flat_map(|c| c.iter().take(2).cloned()).collect()
         } else {
             inner.args.clone()

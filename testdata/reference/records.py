@@ -1,8 +1,9 @@
 """Print the reference parser's records for Dockerfiles, as JSON.
 
 The reference is the `dockerfile` package on PyPI, Python bindings over BuildKit's own Go
-parser. Usage: records.py FILE...  Prints one JSON object: {path: {"records": [...]}} or
-{path: {"error": "..."}}. setup.sh installs the package into a virtual environment.
+parser. Usage: records.py FILE...  Prints one JSON object: {path: {"records": [...]}},
+{path: {"error": "..."}} or, when BuildKit's result is not valid UTF-8,
+{path: {"unrepresentable": "..."}}. setup.sh installs the package into a virtual environment.
 """
 import json
 import sys
@@ -34,6 +35,10 @@ def main(paths):
             out[path] = {"records": [record(c) for c in dockerfile.parse_file(path)]}
         except dockerfile.GoParseError as e:
             out[path] = {"error": str(e)}
+        except UnicodeDecodeError as e:
+            # BuildKit cut a multi-byte character in two (it splits some text byte by
+            # byte); the bindings cannot hand such a string to Python.
+            out[path] = {"unrepresentable": str(e)}
     json.dump(out, sys.stdout, ensure_ascii=False)
 
 
