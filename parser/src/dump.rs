@@ -55,7 +55,7 @@ fn is_go_printable(c: char) -> bool {
 
 /// Renders one node as BuildKit's `Node.Dump()` does.
 fn dump_node(node: &Node, out: &mut String) {
-    out.push_str(&node.keyword.to_lowercase());
+    out.push_str(&node.name());
     if !node.flags.is_empty() {
         out.push_str(" [");
         let quoted: Vec<String> = node.flags.iter().map(|f| go_quote(f)).collect();

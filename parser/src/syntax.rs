@@ -76,7 +76,7 @@ pub struct Node {
 impl Node {
     /// The keyword in lower case, for dispatch.
     pub fn name(&self) -> String {
-        self.keyword.to_lowercase()
+        go_lower(&self.keyword)
     }
 
     /// Where the keyword is.
@@ -116,6 +116,12 @@ impl SyntaxTree {
     pub fn directive(&self, name: &str) -> Option<&str> {
         self.directives.iter().find(|d| d.name == name).map(|d| d.value.as_str())
     }
+}
+
+/// Go's `strings.ToLower`: each character mapped on its own (so no final-sigma rule), and
+/// `İ` to a plain `i`, where Rust's `str::to_lowercase` differs.
+pub(crate) fn go_lower(s: &str) -> String {
+    s.chars().map(|c| c.to_lowercase().next().unwrap_or(c)).collect()
 }
 
 /// Physical lines as BuildKit's scanner yields them: each with its `\n`, the last one
@@ -301,7 +307,7 @@ fn node_from_line(line: &str, escape: char) -> Result<Node, ErrorKind> {
         end_line: 0,
         column: 1,
     };
-    match keyword.to_lowercase().as_str() {
+    match go_lower(keyword).as_str() {
         "run" | "cmd" | "entrypoint" | "shell" => {
             (node.args, node.json) = maybe_json(args_text)?;
         }
