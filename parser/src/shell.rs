@@ -372,15 +372,7 @@ impl ShellWord<'_> {
                     }
                 }
                 let raw = ch == '#' || ch == '%';
-                let word = match self.process_stop_on(Some('}'), raw) {
-                    Ok((w, _)) => w,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err("syntax error: missing '}'".into());
-                        }
-                        return Err(e);
-                    }
-                };
+                let word = self.sub_word('}', raw, "syntax error: missing '}'")?;
                 let value = self.env.lookup(&name).map(str::to_string);
                 if self.lex.skip_unset_env && value.is_none() {
                     return Ok(format!("${{{name}{modifier}{word}}}"));
@@ -421,24 +413,8 @@ impl ShellWord<'_> {
                 if replace_all {
                     self.pos += 1;
                 }
-                let pattern = match self.process_stop_on(Some('/'), true) {
-                    Ok((p, _)) => p,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err("syntax error: missing '/' in ${}".into());
-                        }
-                        return Err(e);
-                    }
-                };
-                let replacement = match self.process_stop_on(Some('}'), true) {
-                    Ok((r, _)) => r,
-                    Err(e) => {
-                        if self.peek().is_none() {
-                            return Err("syntax error: missing '}'".into());
-                        }
-                        return Err(e);
-                    }
-                };
+                let pattern = self.sub_word('/', true, "syntax error: missing '/' in ${}")?;
+                let replacement = self.sub_word('}', true, "syntax error: missing '}'")?;
                 let value = self.env.lookup(&name).map(str::to_string);
                 let Some(value) = value.or_else(|| (!self.lex.skip_unset_env).then(String::new))
                 else {
@@ -452,6 +428,16 @@ impl ShellWord<'_> {
                 }
             }
             other => Err(format!("unsupported modifier ({other}) in substitution")),
+        }
+    }
+
+    /// The word inside `${...}` up to `stop`, expanded; running out of input is reported
+    /// as `missing`.
+    fn sub_word(&mut self, stop: char, raw_escapes: bool, missing: &str) -> Res<String> {
+        match self.process_stop_on(Some(stop), raw_escapes) {
+            Ok((word, _)) => Ok(word),
+            Err(_) if self.peek().is_none() => Err(missing.to_string()),
+            Err(e) => Err(e),
         }
     }
 

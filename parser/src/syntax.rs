@@ -405,33 +405,19 @@ fn extract_builder_flags(line: &str) -> (String, Vec<String>) {
                 pos += 1;
                 continue;
             }
-            let mut c = ch;
-            if c == b'\\' {
-                if pos + 1 == b.len() {
-                    pos += 1;
-                    continue;
-                }
-                pos += 1;
-                c = b[pos];
-            }
-            word.push(char::from(c));
-            pos += 1;
-            continue;
-        }
-        // Phase::Quote
-        if ch == quote {
+        } else if ch == quote {
             phase = Phase::Word;
             pos += 1;
             continue;
         }
+        // In a word or a quote alike, a backslash takes the next byte as it is, and one at
+        // the very end is dropped.
         let mut c = ch;
         if c == b'\\' {
-            if pos + 1 == b.len() {
-                phase = Phase::Word;
-                pos += 1;
+            pos += 1;
+            if pos == b.len() {
                 continue;
             }
-            pos += 1;
             c = b[pos];
         }
         word.push(char::from(c));
