@@ -1,20 +1,32 @@
 //! # rbuild-builder
 //!
-//! The build engine behind `rbuild build`. This crate will hold, one module per concept:
+//! The build engine behind `rbuild build`, and the local image store every command shares.
 //!
-//! - `plan`: turns the parser's [`rbuild_parser::StageGraph`] into build steps with
-//!   content-based, versioned cache keys;
-//! - `solver`: runs the steps in dependency order, reporting progress through a `Reporter`
-//!   trait so that only the CLI touches the terminal;
-//! - `cache` and `store`: the content-addressed local image store (blobs, manifests,
-//!   configs, tags) with crash-safe writes;
-//! - `snapshot`: overlay snapshots and layer diffs (tar, gzip, zstd), applied with OCI
-//!   whiteout semantics and never writing outside their target;
-//! - `sandbox`: Linux namespaces for `RUN` (the only place with `unsafe` and raw syscalls);
-//! - `export`: OCI image layout, `docker save` archives and registry pushes.
+//! Here today:
+//! - [`reference`]: image references, parsed and normalised as Docker does;
+//! - [`store`]: the content-addressed image store (an OCI image layout: verified blobs,
+//!   crash-safe writes, names in `index.json`, garbage collection);
+//! - [`digest`]: sha256 digests and hashing readers and writers.
 //!
-//! Today it only re-exports the parser types the engine is built on; the engine itself
-//! arrives with the store, sandbox and build issues.
+//! Coming, one module per concept: `snapshot` (layer tars applied with OCI whiteouts,
+//! never writing outside their target), `archive` (`docker save` and OCI archives),
+//! `plan` and `solver` (the build, with content-based cache keys), `sandbox` (Linux
+//! namespaces for RUN; the only place with `unsafe`), and `export`.
+//!
+//! ```
+//! use rbuild_builder::reference::Reference;
+//! let r: Reference = "busybox".parse()?;
+//! assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
+//! assert_eq!(r.familiar(), "busybox:latest");
+//! # Ok::<(), rbuild_builder::reference::ReferenceError>(())
+//! ```
 #![deny(missing_docs)]
 
+pub mod archive;
+pub mod digest;
+mod error;
+pub mod reference;
+pub mod store;
+
+pub use error::{Error, Result};
 pub use rbuild_parser::{parse, Dockerfile, StageGraph};

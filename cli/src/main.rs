@@ -5,8 +5,12 @@
 //! comes back here and is shown with its whole chain.
 
 mod commands;
+mod human;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +22,11 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
+    /// The image store's directory [default: $RBUILD_ROOT, else /var/lib/rbuild for root,
+    /// else $XDG_DATA_HOME/rbuild or ~/.local/share/rbuild].
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -26,6 +35,24 @@ struct Cli {
 enum Command {
     /// Parse a Dockerfile and print its instructions, AST dump or stage graph.
     Parse(commands::parse::ParseArgs),
+    /// List images.
+    Images(commands::image::ImagesArgs),
+    /// Show details of images as JSON, in the shape of `docker image inspect`.
+    Inspect(commands::image::InspectArgs),
+    /// Show the layers of an image and what created each.
+    History(commands::image::HistoryArgs),
+    /// Give an image another name.
+    Tag(commands::image::TagArgs),
+    /// Remove image names, and images whose last name goes.
+    Rmi(commands::image::RmiArgs),
+    /// Write images to a tar archive (Docker or OCI layout).
+    Save(commands::image::SaveArgs),
+    /// Read images from a tar archive (Docker or OCI layout, plain or gzip).
+    Load(commands::image::LoadArgs),
+    /// Remove untagged images, unused blobs and leftovers of interrupted commands.
+    Prune(commands::image::PruneArgs),
+    /// Show the space the store uses.
+    Du,
 }
 
 fn init_logging(verbose: u8) {
@@ -43,8 +70,23 @@ fn init_logging(verbose: u8) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    let store = || {
+        let root = cli.root.clone().unwrap_or_else(rbuild_builder::store::default_root);
+        rbuild_builder::store::Store::open(&root)
+            .with_context(|| format!("opening the image store at {}", root.display()))
+    };
+    use commands::image;
     let result = match cli.command {
         Command::Parse(args) => commands::parse::run(args),
+        Command::Images(args) => store().and_then(|s| image::images(&s, args)),
+        Command::Inspect(args) => store().and_then(|s| image::inspect(&s, args)),
+        Command::History(args) => store().and_then(|s| image::history(&s, args)),
+        Command::Tag(args) => store().and_then(|s| image::tag(&s, args)),
+        Command::Rmi(args) => store().and_then(|s| image::rmi(&s, args)),
+        Command::Save(args) => store().and_then(|s| image::save(&s, args)),
+        Command::Load(args) => store().and_then(|s| image::load(&s, args)),
+        Command::Prune(args) => store().and_then(|s| image::prune(&s, args)),
+        Command::Du => store().and_then(|s| image::du(&s)),
     };
     match result {
         Ok(code) => code,

@@ -196,7 +196,7 @@ impl Scanner<'_> {
             self.digits();
         }
         let text = std::str::from_utf8(&self.bytes[start..self.pos]).ok()?;
-        if text.parse::<f64>().map_or(true, |f| f.is_infinite()) {
+        if !text.parse::<f64>().is_ok_and(f64::is_finite) {
             self.overflow = true;
         }
         Some(())

@@ -377,8 +377,7 @@ impl ShellWord<'_> {
                 if self.lex.skip_unset_env && value.is_none() {
                     return Ok(format!("${{{name}{modifier}{word}}}"));
                 }
-                let empty_or_unset =
-                    value.as_deref().map_or(true, |v| null_is_unset && v.is_empty());
+                let empty_or_unset = value.as_deref().is_none_or(|v| null_is_unset && v.is_empty());
                 match ch {
                     '-' => Ok(if empty_or_unset { word } else { value.unwrap_or_default() }),
                     '+' => Ok(if empty_or_unset { String::new() } else { word }),

@@ -1,3 +1,4 @@
-//! One module per subcommand.
+//! One module per subcommand (or family of them).
 
+pub mod image;
 pub mod parse;

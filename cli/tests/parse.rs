@@ -1,17 +1,14 @@
-//! The `rbuild` binary's integration tests: `rbuild parse` against the reference parser,
-//! golden cases, and the exact errors it prints for invalid Dockerfiles.
+//! `rbuild parse` against the reference parser, golden cases, and the exact errors it
+//! prints for invalid Dockerfiles.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use crate::util::{rbuild, repo};
 
 fn corpus() -> PathBuf {
     let dir = std::env::var_os("RBUILD_CORPUS")
@@ -23,10 +20,6 @@ fn corpus() -> PathBuf {
         dir.display()
     );
     dir
-}
-
-fn rbuild() -> Command {
-    Command::cargo_bin("rbuild").unwrap_or_else(|e| panic!("the rbuild binary: {e}"))
 }
 
 /// Runs the reference parser over `files`; the set-up script must have installed it.

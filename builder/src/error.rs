@@ -1,0 +1,87 @@
+//! The builder crate's error type.
+
+use std::path::PathBuf;
+
+use oci_spec::image::Digest;
+
+use crate::reference::ReferenceError;
+
+/// Everything that can go wrong in the store, the layer engine and image transfer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file system operation failed.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done ("writing", "renaming" ...).
+        action: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Content did not hash to the digest it was announced with.
+    #[error("content does not match its digest: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// The announced digest.
+        expected: Digest,
+        /// What the bytes hash to.
+        actual: Digest,
+    },
+    /// A blob the operation needs is not in the store.
+    #[error("blob {0} is not in the store")]
+    MissingBlob(Digest),
+    /// No image matches a name, ID or digest.
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    /// A short ID matches more than one image.
+    #[error("image ID {0} is ambiguous: it matches several images")]
+    AmbiguousImage(String),
+    /// An invalid image reference.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// JSON that does not have the shape it must have.
+    #[error("{what}: {source}")]
+    Json {
+        /// Which document.
+        what: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An archive (`rbuild load`) or layer that is not acceptable.
+    #[error("{0}")]
+    BadArchive(String),
+    /// A layer entry that would write outside its target or is otherwise refused.
+    #[error("refusing layer entry {path:?}: {reason}")]
+    UnsafeEntry {
+        /// The entry's path as the archive gives it.
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The store refuses an operation (an image in use, a name that is taken...).
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl Error {
+    /// An I/O error with its action and path.
+    pub fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { action, path, source }
+    }
+
+    /// A JSON error about `what`.
+    pub fn json(what: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Json { what, source }
+    }
+}
+
+/// The builder crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

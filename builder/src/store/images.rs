@@ -1,0 +1,319 @@
+//! Images in the store: names, resolution, tagging, removal and garbage collection.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs;
+use std::str::FromStr;
+
+use oci_spec::image::{Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest};
+
+use super::{Store, NAME_ANNOTATION, REF_ANNOTATION};
+use crate::error::{Error, Result};
+use crate::reference::Reference;
+
+/// One image of the store: its manifest descriptor and the names pointing at it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageEntry {
+    /// The manifest's descriptor.
+    pub manifest: Descriptor,
+    /// Names (references) of this image; empty for an untagged image.
+    pub names: Vec<Reference>,
+}
+
+/// An image with its manifest and configuration read.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The index entry.
+    pub entry: ImageEntry,
+    /// The manifest.
+    pub manifest: ImageManifest,
+    /// The configuration.
+    pub config: ImageConfiguration,
+}
+
+impl Image {
+    /// The image ID: the digest of its configuration, as Docker shows it.
+    pub fn id(&self) -> &Digest {
+        self.manifest.config().digest()
+    }
+
+    /// Total size of the layer blobs and the configuration.
+    pub fn size(&self) -> u64 {
+        self.manifest.layers().iter().map(|l| l.size()).sum::<u64>() + self.manifest.config().size()
+    }
+}
+
+/// What `remove` did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RemoveReport {
+    /// Names removed.
+    pub untagged: Vec<Reference>,
+    /// Image IDs (config digests) whose last name went, so the image was deleted.
+    pub deleted: Vec<Digest>,
+}
+
+/// Bytes in the files under `path`, without following symbolic links.
+fn dir_size(path: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(meta) = fs::symlink_metadata(&p) else { continue };
+        if meta.is_dir() {
+            stack.extend(fs::read_dir(&p).into_iter().flatten().flatten().map(|e| e.path()));
+        } else {
+            total += meta.len();
+        }
+    }
+    total
+}
+
+fn entry_name(d: &Descriptor) -> Option<Reference> {
+    let annotations = d.annotations().as_ref()?;
+    let name = annotations.get(NAME_ANNOTATION)?;
+    Reference::parse(name).ok()
+}
+
+fn named_descriptor(manifest: &Descriptor, name: Option<&Reference>) -> Descriptor {
+    let mut d =
+        Descriptor::new(manifest.media_type().clone(), manifest.size(), manifest.digest().clone());
+    if let Some(name) = name {
+        let mut annotations = HashMap::new();
+        annotations.insert(NAME_ANNOTATION.to_string(), name.to_string());
+        if let Some(tag) = name.tag() {
+            annotations.insert(REF_ANNOTATION.to_string(), tag.to_string());
+        }
+        d.set_annotations(Some(annotations));
+    }
+    d
+}
+
+impl Store {
+    /// Every image, grouped by manifest, in index order.
+    pub fn images(&self) -> Result<Vec<ImageEntry>> {
+        let mut order: Vec<Digest> = Vec::new();
+        let mut by_digest: HashMap<Digest, ImageEntry> = HashMap::new();
+        for d in self.index()? {
+            let entry = by_digest.entry(d.digest().clone()).or_insert_with(|| {
+                order.push(d.digest().clone());
+                ImageEntry { manifest: named_descriptor(&d, None), names: Vec::new() }
+            });
+            if let Some(name) = entry_name(&d) {
+                if !entry.names.contains(&name) {
+                    entry.names.push(name);
+                }
+            }
+        }
+        Ok(order.into_iter().filter_map(|d| by_digest.remove(&d)).collect())
+    }
+
+    /// Reads an image's manifest and configuration.
+    pub fn image(&self, entry: &ImageEntry) -> Result<Image> {
+        let manifest: ImageManifest = self.read_json(entry.manifest.digest(), "manifest")?;
+        let config: ImageConfiguration =
+            self.read_json(manifest.config().digest(), "image config")?;
+        Ok(Image { entry: entry.clone(), manifest, config })
+    }
+
+    /// Finds an image by name (`busybox`, `x:1`), full digest reference, manifest digest,
+    /// or image ID (config digest, `sha256:` optional, at least 4 hex characters).
+    pub fn resolve(&self, what: &str) -> Result<Image> {
+        let images = self.images()?;
+        let hex = what.strip_prefix("sha256:").unwrap_or(what);
+        let looks_like_id =
+            hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        if looks_like_id {
+            let mut found: Vec<Image> = Vec::new();
+            for entry in &images {
+                let image = self.image(entry)?;
+                let id_match = image.id().digest().starts_with(hex);
+                let manifest_match =
+                    what.starts_with("sha256:") && entry.manifest.digest().digest() == hex;
+                if (id_match || manifest_match) && !found.iter().any(|f| f.id() == image.id()) {
+                    found.push(image);
+                }
+            }
+            match found.len() {
+                1 => return found.pop().ok_or_else(|| Error::NoSuchImage(what.to_string())),
+                0 => {}
+                _ => return Err(Error::AmbiguousImage(what.to_string())),
+            }
+        }
+        let reference = Reference::parse(what).map_err(|_| Error::NoSuchImage(what.to_string()))?;
+        for entry in &images {
+            let by_name = entry.names.contains(&reference);
+            let by_digest =
+                reference.digest().is_some_and(|d| entry.manifest.digest().to_string() == d)
+                    && entry.names.iter().any(|n| n.repository() == reference.repository());
+            if by_name || by_digest {
+                return self.image(entry);
+            }
+        }
+        Err(Error::NoSuchImage(what.to_string()))
+    }
+
+    /// Records an image (its manifest and everything it refers to must be stored already)
+    /// under `names`, moving each name from any image that had it.
+    pub fn add_image(&self, manifest: &Descriptor, names: &[Reference]) -> Result<()> {
+        self.check_complete(manifest.digest())?;
+        self.update_index(|entries| {
+            entries.retain(|d| match entry_name(d) {
+                Some(n) => !names.contains(&n),
+                None => d.digest() != manifest.digest(),
+            });
+            let has_named = entries.iter().any(|d| d.digest() == manifest.digest());
+            if names.is_empty() {
+                if !has_named {
+                    entries.push(named_descriptor(manifest, None));
+                }
+            } else {
+                entries.extend(names.iter().map(|n| named_descriptor(manifest, Some(n))));
+            }
+            Ok(())
+        })
+    }
+
+    /// Checks that a manifest and every blob it refers to are in the store.
+    fn check_complete(&self, manifest: &Digest) -> Result<()> {
+        let m: ImageManifest = self.read_json(manifest, "manifest")?;
+        for d in std::iter::once(m.config()).chain(m.layers().iter()) {
+            if !self.has_blob(d.digest()) {
+                return Err(Error::MissingBlob(d.digest().clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the image `source` names to the additional name `target`.
+    pub fn tag(&self, source: &str, target: &Reference) -> Result<()> {
+        if target.digest().is_some() {
+            return Err(Error::Conflict(format!(
+                "refusing to create a tag with a digest reference: {target}"
+            )));
+        }
+        let image = self.resolve(source)?;
+        self.add_image(&image.entry.manifest, std::slice::from_ref(target))
+    }
+
+    /// `rbuild rmi`: removes a name; when `what` is an ID or the image has no name left,
+    /// deletes the image, then frees blobs nothing uses any more.
+    pub fn remove(&self, what: &str, force: bool) -> Result<RemoveReport> {
+        let image = self.resolve(what)?;
+        let by_name = Reference::parse(what).ok().filter(|r| image.entry.names.contains(r));
+        let manifest = image.entry.manifest.digest().clone();
+        let mut report = RemoveReport::default();
+        self.update_index(|entries| {
+            match &by_name {
+                Some(name) => {
+                    entries.retain(|d| entry_name(d).as_ref() != Some(name));
+                    report.untagged.push(name.clone());
+                }
+                None => {
+                    if image.entry.names.len() > 1 && !force {
+                        return Err(Error::Conflict(format!(
+                            "image {} is referenced in multiple repositories; remove it by name or use --force",
+                            &image.id().digest()[..12]
+                        )));
+                    }
+                    report.untagged.extend(image.entry.names.iter().cloned());
+                    entries.retain(|d| d.digest() != &manifest);
+                }
+            }
+            if !entries.iter().any(|d| d.digest() == &manifest) {
+                report.deleted.push(image.id().clone());
+            }
+            Ok(())
+        })?;
+        if !report.deleted.is_empty() {
+            self.collect_garbage()?;
+        }
+        Ok(report)
+    }
+
+    /// Blobs reachable from the index: manifests, nested indexes, configs and layers.
+    fn reachable(&self) -> Result<HashSet<Digest>> {
+        let mut seen = HashSet::new();
+        let mut queue: Vec<Descriptor> = self.index()?;
+        while let Some(d) = queue.pop() {
+            if !seen.insert(d.digest().clone()) {
+                continue;
+            }
+            let media = d.media_type().to_string();
+            if media.contains("index") || media.contains("manifest.list") {
+                if let Ok(index) = self.read_json::<ImageIndex>(d.digest(), "index") {
+                    queue.extend(index.manifests().iter().cloned());
+                }
+            } else if media.contains("manifest") {
+                if let Ok(m) = self.read_json::<ImageManifest>(d.digest(), "manifest") {
+                    seen.insert(m.config().digest().clone());
+                    seen.extend(m.layers().iter().map(|l| l.digest().clone()));
+                }
+            }
+        }
+        Ok(seen)
+    }
+
+    /// Removes blobs no image refers to and leftovers of killed processes in `tmp/`.
+    /// Returns the number of bytes freed.
+    pub fn collect_garbage(&self) -> Result<u64> {
+        let _gc = self.collector()?;
+        let keep = self.reachable()?;
+        let mut freed = 0;
+        let blob_dir = self.root.join("blobs/sha256");
+        for entry in fs::read_dir(&blob_dir).map_err(Error::io("listing", blob_dir.clone()))? {
+            let entry = entry.map_err(Error::io("listing", blob_dir.clone()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let keep_it =
+                Digest::from_str(&format!("sha256:{name}")).is_ok_and(|d| keep.contains(&d));
+            if !keep_it {
+                freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(entry.path()).map_err(Error::io("removing", entry.path()))?;
+            }
+        }
+        // Nothing else writes while the collector lock is held, so whatever is in tmp/ was
+        // left by a process that died.
+        let tmp = self.root.join("tmp");
+        for entry in fs::read_dir(&tmp).map_err(Error::io("listing", tmp.clone()))?.flatten() {
+            freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let path = entry.path();
+            let removed =
+                if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            removed.map_err(Error::io("removing", path))?;
+        }
+        Ok(freed)
+    }
+
+    /// Removes every extracted layer snapshot (they are made again when needed). Returns
+    /// the bytes freed.
+    pub fn remove_snapshots(&self) -> Result<u64> {
+        let _gc = self.collector()?;
+        let dir = self.root.join("snapshots");
+        let mut freed = 0;
+        for entry in fs::read_dir(&dir).map_err(Error::io("listing", dir.clone()))?.flatten() {
+            freed += dir_size(&entry.path());
+            let path = entry.path();
+            let removed =
+                if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+            removed.map_err(Error::io("removing", path))?;
+        }
+        Ok(freed)
+    }
+
+    /// Space used, by kind: blobs of images, blobs nothing uses, extracted snapshots.
+    pub fn disk_usage(&self) -> Result<BTreeMap<&'static str, u64>> {
+        let keep = self.reachable()?;
+        let mut usage = BTreeMap::from([
+            ("images", 0),
+            ("unused", 0),
+            ("snapshots", dir_size(&self.root.join("snapshots"))),
+        ]);
+        let blob_dir = self.root.join("blobs/sha256");
+        for entry in
+            fs::read_dir(&blob_dir).map_err(Error::io("listing", blob_dir.clone()))?.flatten()
+        {
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let used = Digest::from_str(&format!("sha256:{name}")).is_ok_and(|d| keep.contains(&d));
+            *usage.entry(if used { "images" } else { "unused" }).or_default() += size;
+        }
+        Ok(usage)
+    }
+}

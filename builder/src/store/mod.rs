@@ -1,0 +1,274 @@
+//! The local image store: a content-addressed blob store laid out as an OCI image layout,
+//! with image names in its `index.json`.
+//!
+//! ```text
+//! ROOT/oci-layout          {"imageLayoutVersion": "1.0.0"}
+//! ROOT/index.json          one descriptor per image name (annotation
+//!                          io.containerd.image.name), plus untagged images
+//! ROOT/blobs/sha256/HEX    manifests, configs and layers, immutable
+//! ROOT/tmp/                blobs being written; renamed into blobs/ once verified
+//! ROOT/lock                serialises index.json updates
+//! ROOT/gc.lock             shared by every writer, exclusive for garbage collection
+//! ```
+//!
+//! Crash safety: a blob is written to `tmp/`, hashed on the way, checked against the digest
+//! it was announced with, synced, then renamed into place, so a blob file is either absent
+//! or complete. `index.json` is replaced the same way, under `lock`. Writers hold `gc.lock`
+//! shared while they work, so garbage collection (which takes it exclusively) never removes
+//! a blob that a concurrent `load` has written but not yet named; it also clears `tmp/`,
+//! which only a killed process can have left behind then.
+
+mod images;
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Descriptor, Digest, DigestAlgorithm};
+use serde::de::DeserializeOwned;
+
+pub use images::{Image, ImageEntry, RemoveReport};
+
+use crate::digest::HashingReader;
+use crate::error::{Error, Result};
+
+/// The annotation holding an image's full name in `index.json` (as containerd and
+/// `docker save` in OCI format write it).
+pub const NAME_ANNOTATION: &str = "io.containerd.image.name";
+/// The OCI annotation for the tag part of the name.
+pub const REF_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+
+/// A local image store rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A lock held on a file of the store; released when dropped.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+/// The default store location: `RBUILD_ROOT`, else `/var/lib/rbuild` for root, else
+/// `$XDG_DATA_HOME/rbuild` or `~/.local/share/rbuild`.
+pub fn default_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("RBUILD_ROOT").filter(|v| !v.is_empty()) {
+        return PathBuf::from(root);
+    }
+    let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || std::env::var_os("HOME").is_some_and(|h| h == "/root");
+    if is_root {
+        return PathBuf::from("/var/lib/rbuild");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("rbuild");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/rbuild")
+}
+
+fn write_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(Error::io("creating a file in", dir))?;
+    tmp.write_all(bytes).map_err(Error::io("writing", tmp.path().to_path_buf()))?;
+    tmp.as_file().sync_all().map_err(Error::io("syncing", tmp.path().to_path_buf()))?;
+    tmp.persist(dest).map_err(|e| Error::Io {
+        action: "renaming into",
+        path: dest.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens the store at `root`, creating its layout when it does not exist yet.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        for dir in ["blobs/sha256", "tmp", "snapshots"] {
+            let path = root.join(dir);
+            fs::create_dir_all(&path).map_err(Error::io("creating", path))?;
+        }
+        let store = Store { root };
+        let layout = store.root.join("oci-layout");
+        if !layout.exists() {
+            write_atomically(&store.tmp_dir(), &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let index = store.root.join("index.json");
+        if !index.exists() {
+            let _lock = store.lock()?;
+            if !index.exists() {
+                write_atomically(
+                    &store.tmp_dir(),
+                    &index,
+                    br#"{"schemaVersion":2,"manifests":[]}"#,
+                )?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn lock_file(&self, name: &str) -> Result<File> {
+        let path = self.root.join(name);
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("opening the lock", path))
+    }
+
+    /// Takes the index lock (exclusive), for read-modify-write of `index.json`.
+    pub fn lock(&self) -> Result<StoreLock> {
+        let file = self.lock_file("lock")?;
+        file.lock().map_err(Error::io("locking", self.root.join("lock")))?;
+        Ok(StoreLock { _file: file })
+    }
+
+    /// Marks this process as writing to the store: garbage collection waits for it.
+    pub fn writer(&self) -> Result<StoreLock> {
+        let file = self.lock_file("gc.lock")?;
+        file.lock_shared().map_err(Error::io("locking", self.root.join("gc.lock")))?;
+        Ok(StoreLock { _file: file })
+    }
+
+    fn collector(&self) -> Result<StoreLock> {
+        let file = self.lock_file("gc.lock")?;
+        file.lock().map_err(Error::io("locking", self.root.join("gc.lock")))?;
+        Ok(StoreLock { _file: file })
+    }
+
+    /// Where a blob lives (whether or not it is there).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs").join(digest.algorithm().as_ref()).join(digest.digest())
+    }
+
+    /// Whether the store has a blob.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Streams `reader` into the store, hashing on the way. With `expected`, content that
+    /// hashes otherwise is refused and nothing is kept. Returns the digest and size.
+    pub fn put_blob(&self, reader: impl Read, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        if let Some(d) = expected {
+            if *d.algorithm() != DigestAlgorithm::Sha256 {
+                return Err(Error::BadArchive(format!("unsupported digest algorithm in {d}")));
+            }
+        }
+        let tmp_dir = self.tmp_dir();
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+            .map_err(Error::io("creating a file in", tmp_dir))?;
+        let mut hashing = HashingReader::new(reader);
+        io::copy(&mut hashing, tmp.as_file_mut())
+            .map_err(Error::io("writing", tmp.path().to_path_buf()))?;
+        let (digest, size) = hashing.finish();
+        if let Some(expected) = expected {
+            if *expected != digest {
+                return Err(Error::DigestMismatch { expected: expected.clone(), actual: digest });
+            }
+        }
+        let dest = self.blob_path(&digest);
+        if dest.is_file() {
+            return Ok((digest, size));
+        }
+        tmp.as_file().sync_all().map_err(Error::io("syncing", tmp.path().to_path_buf()))?;
+        tmp.persist(&dest).map_err(|e| Error::Io {
+            action: "renaming into",
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok((digest, size))
+    }
+
+    /// Stores bytes as a blob.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest> {
+        self.put_blob(bytes, None).map(|(d, _)| d)
+    }
+
+    /// Opens a blob for reading.
+    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+        File::open(self.blob_path(digest)).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::MissingBlob(digest.clone()),
+            _ => Error::Io { action: "opening", path: self.blob_path(digest), source: e },
+        })
+    }
+
+    /// Reads a whole blob, checking it still hashes to its name.
+    pub fn read_blob(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.open_blob(digest)?
+            .read_to_end(&mut bytes)
+            .map_err(Error::io("reading", self.blob_path(digest)))?;
+        let actual = crate::digest::sha256(&bytes);
+        if actual != *digest {
+            return Err(Error::DigestMismatch { expected: digest.clone(), actual });
+        }
+        Ok(bytes)
+    }
+
+    /// Reads and decodes a JSON blob.
+    pub fn read_json<T: DeserializeOwned>(&self, digest: &Digest, what: &str) -> Result<T> {
+        let bytes = self.read_blob(digest)?;
+        serde_json::from_slice(&bytes).map_err(Error::json(format!("{what} {digest}")))
+    }
+
+    /// The descriptors in `index.json`.
+    pub fn index(&self) -> Result<Vec<Descriptor>> {
+        let path = self.root.join("index.json");
+        let bytes = fs::read(&path).map_err(Error::io("reading", path.clone()))?;
+        let index: oci_spec::image::ImageIndex =
+            serde_json::from_slice(&bytes).map_err(Error::json(path.display().to_string()))?;
+        Ok(index.manifests().clone())
+    }
+
+    /// Changes `index.json` under the lock: `f` edits the descriptors, which are then
+    /// written back atomically.
+    pub fn update_index<R>(&self, f: impl FnOnce(&mut Vec<Descriptor>) -> Result<R>) -> Result<R> {
+        let _writer = self.writer()?;
+        let _lock = self.lock()?;
+        let mut manifests = self.index()?;
+        let out = f(&mut manifests)?;
+        let index = serde_json::json!({ "schemaVersion": 2, "manifests": manifests });
+        let bytes = serde_json::to_vec(&index).map_err(Error::json("index.json"))?;
+        write_atomically(&self.tmp_dir(), &self.root.join("index.json"), &bytes)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_are_verified_and_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (d, n) = store.put_blob(&b"hello"[..], None).unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(store.read_blob(&d).unwrap(), b"hello");
+        let wrong = crate::digest::sha256(b"other");
+        assert!(matches!(
+            store.put_blob(&b"hello!"[..], Some(&wrong)),
+            Err(Error::DigestMismatch { .. })
+        ));
+        assert!(!store.has_blob(&crate::digest::sha256(b"hello!")));
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0,
+            "no leftovers in tmp/"
+        );
+        // A corrupted blob is caught on read.
+        fs::write(store.blob_path(&d), b"jello").unwrap();
+        assert!(store.read_blob(&d).is_err());
+    }
+}

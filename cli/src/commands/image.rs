@@ -1,0 +1,410 @@
+//! The image commands: images, inspect, history, tag, rmi, save, load, prune, du.
+
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use rbuild_builder::archive::{self, ArchiveFormat};
+use rbuild_builder::reference::Reference;
+use rbuild_builder::store::{Image, Store};
+use serde_json::{json, Value};
+
+use crate::human;
+
+/// Output format of the listing commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// An aligned table.
+    Table,
+    /// JSON, one array.
+    Json,
+}
+
+/// Arguments of `rbuild images`.
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only show image IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    format: ListFormat,
+    /// Show full image IDs.
+    #[arg(long)]
+    no_trunc: bool,
+}
+
+/// Arguments of `rbuild inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Images: names, IDs or digests.
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+/// Arguments of `rbuild history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The image: name, ID or digest.
+    image: String,
+    /// Do not truncate the CREATED BY column or IDs.
+    #[arg(long)]
+    no_trunc: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+    format: ListFormat,
+}
+
+/// Arguments of `rbuild tag`.
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image to name: name, ID or digest.
+    source: String,
+    /// The new name, `[registry/]repository[:tag]`.
+    target: String,
+}
+
+/// Arguments of `rbuild rmi`.
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Images: names, IDs or digests. A name is removed; the image goes with its last name.
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Remove an image given by ID even when several names refer to it.
+    #[arg(short, long)]
+    force: bool,
+}
+
+/// Archive formats of `rbuild save`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SaveFormat {
+    /// The layout `docker save` writes (also readable as an OCI layout).
+    Docker,
+    /// An OCI image layout.
+    Oci,
+}
+
+/// Arguments of `rbuild save`.
+#[derive(Debug, Args)]
+pub struct SaveArgs {
+    /// Images to save: names, IDs or digests.
+    #[arg(required = true)]
+    images: Vec<String>,
+    /// Write to this file instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Archive format.
+    #[arg(long, value_enum, default_value_t = SaveFormat::Docker)]
+    format: SaveFormat,
+}
+
+/// Arguments of `rbuild load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Read from this file (a tar archive, plain or gzip) instead of standard input.
+    #[arg(short, long)]
+    input: Option<PathBuf>,
+    /// Print nothing on success.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Arguments of `rbuild prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Also remove extracted layer snapshots (they are made again when needed).
+    #[arg(short, long)]
+    all: bool,
+}
+
+fn short_id(image: &Image, no_trunc: bool) -> String {
+    let hex = image.id().digest();
+    if no_trunc {
+        image.id().to_string()
+    } else {
+        hex[..12.min(hex.len())].to_string()
+    }
+}
+
+fn created(image: &Image) -> Option<&str> {
+    image.config.created().as_deref()
+}
+
+/// `rbuild images`.
+pub fn images(store: &Store, args: ImagesArgs) -> Result<ExitCode> {
+    let mut rows = Vec::new();
+    let mut json_rows = Vec::new();
+    for entry in store.images()? {
+        let image = store.image(&entry)?;
+        let id = short_id(&image, args.no_trunc);
+        let names: Vec<(String, String)> = if entry.names.is_empty() {
+            vec![("<none>".into(), "<none>".into())]
+        } else {
+            entry
+                .names
+                .iter()
+                .map(|n| (n.familiar_repository(), n.tag().unwrap_or("<none>").to_string()))
+                .collect()
+        };
+        for (repo, tag) in names {
+            json_rows.push(json!({
+                "Repository": repo, "Tag": tag, "ID": image.id().to_string(),
+                "Digest": entry.manifest.digest().to_string(),
+                "CreatedAt": created(&image), "Size": image.size(),
+            }));
+            rows.push(vec![
+                repo,
+                tag,
+                id.clone(),
+                human::ago(created(&image)),
+                human::size(image.size()),
+            ]);
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        let mut seen = Vec::new();
+        for row in rows {
+            if !seen.contains(&row[2]) {
+                writeln!(out, "{}", row[2])?;
+                seen.push(row[2].clone());
+            }
+        }
+    } else if args.format == ListFormat::Json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&json_rows)?)?;
+    } else {
+        out.write_all(
+            human::table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows).as_bytes(),
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `docker image inspect` view of an image.
+fn inspect_json(image: &Image) -> Result<Value> {
+    let config = &image.config;
+    Ok(json!({
+        "Id": image.id().to_string(),
+        "RepoTags": image.entry.names.iter().filter(|n| n.tag().is_some()).map(|n| n.familiar()).collect::<Vec<_>>(),
+        "RepoDigests": image.entry.names.iter()
+            .map(|n| format!("{}@{}", n.familiar_repository(), image.entry.manifest.digest()))
+            .collect::<std::collections::BTreeSet<_>>(),
+        "Created": created(image),
+        "Author": config.author(),
+        "Config": config.config(),
+        "Architecture": config.architecture().to_string(),
+        "Variant": config.variant(),
+        "Os": config.os().to_string(),
+        "Size": image.size(),
+        "RootFS": {
+            "Type": "layers",
+            "Layers": config.rootfs().diff_ids(),
+        },
+        "History": config.history(),
+        "Descriptor": image.entry.manifest,
+    }))
+}
+
+/// `rbuild inspect`.
+pub fn inspect(store: &Store, args: InspectArgs) -> Result<ExitCode> {
+    let mut out = Vec::new();
+    let mut failed = false;
+    for name in &args.images {
+        match store.resolve(name) {
+            Ok(image) => out.push(inspect_json(&image)?),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `rbuild history`.
+pub fn history(store: &Store, args: HistoryArgs) -> Result<ExitCode> {
+    let image = store.resolve(&args.image)?;
+    let history = image.config.history().clone().unwrap_or_default();
+    let layers = image.manifest.layers();
+    // Pair each history entry with its layer, counting only entries that made one.
+    let mut layer_index = 0;
+    let mut rows: Vec<(String, Option<String>, String, u64, String)> = Vec::new();
+    for h in &history {
+        let empty = h.empty_layer().unwrap_or(false);
+        let size = if empty {
+            0
+        } else {
+            let s = layers.get(layer_index).map(|l| l.size()).unwrap_or(0);
+            layer_index += 1;
+            s
+        };
+        rows.push((
+            String::new(),
+            h.created().clone(),
+            h.created_by().clone().unwrap_or_default(),
+            size,
+            h.comment().clone().unwrap_or_default(),
+        ));
+    }
+    rows.reverse();
+    let top = short_id(&image, args.no_trunc);
+    for (i, row) in rows.iter_mut().enumerate() {
+        row.0 = if i == 0 { top.clone() } else { "<missing>".to_string() };
+    }
+    let mut out = std::io::stdout().lock();
+    if args.format == ListFormat::Json {
+        let v: Vec<Value> = rows
+            .iter()
+            .map(|(id, created, by, size, comment)| {
+                json!({"ID": id, "CreatedAt": created, "CreatedBy": by, "Size": size, "Comment": comment})
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let table: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(id, created, by, size, comment)| {
+            let by = by.replace('\n', " ");
+            let by = if !args.no_trunc && by.chars().count() > 45 {
+                by.chars().take(44).collect::<String>() + "…"
+            } else {
+                by
+            };
+            vec![id, human::ago(created.as_deref()), by, human::size(size), comment]
+        })
+        .collect();
+    out.write_all(
+        human::table(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &table).as_bytes(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild tag`.
+pub fn tag(store: &Store, args: TagArgs) -> Result<ExitCode> {
+    let target = Reference::parse(&args.target)?;
+    store.tag(&args.source, &target)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild rmi`.
+pub fn rmi(store: &Store, args: RmiArgs) -> Result<ExitCode> {
+    let mut failed = false;
+    for name in &args.images {
+        match store.remove(name, args.force) {
+            Ok(report) => {
+                for n in report.untagged {
+                    println!("Untagged: {}", n.familiar());
+                }
+                for d in report.deleted {
+                    println!("Deleted: {d}");
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {name}: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `rbuild save`.
+pub fn save(store: &Store, args: SaveArgs) -> Result<ExitCode> {
+    let mut images = Vec::new();
+    for name in &args.images {
+        let image = store.resolve(name)?;
+        // Save under the name given when it is one; an ID saves every name the image has.
+        let names = match Reference::parse(name) {
+            Ok(r) if image.entry.names.contains(&r) => vec![r],
+            _ => image.entry.names.clone(),
+        };
+        images.push((image, names));
+    }
+    let format = match args.format {
+        SaveFormat::Docker => ArchiveFormat::Docker,
+        SaveFormat::Oci => ArchiveFormat::Oci,
+    };
+    match &args.output {
+        Some(path) => {
+            // Write next to the destination, then rename: no half-written archive is left
+            // under the requested name.
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                .with_context(|| format!("creating a file in {}", dir.display()))?;
+            archive::save(store, &images, format, std::io::BufWriter::new(tmp.as_file_mut()))?;
+            tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            if stdout.is_terminal() {
+                bail!("refusing to write an archive to a terminal: use -o FILE or redirect the output");
+            }
+            archive::save(store, &images, format, std::io::BufWriter::new(stdout.lock()))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild load`.
+pub fn load(store: &Store, args: LoadArgs) -> Result<ExitCode> {
+    let input: Box<dyn Read> = match &args.input {
+        Some(path) => {
+            Box::new(File::open(path).with_context(|| format!("opening {}", path.display()))?)
+        }
+        None => {
+            if std::io::stdin().is_terminal() {
+                bail!("no archive given: use -i FILE or pipe one to standard input");
+            }
+            Box::new(std::io::stdin().lock())
+        }
+    };
+    let loaded = archive::load(store, input).context("loading the archive")?;
+    if !args.quiet {
+        for image in loaded {
+            if image.names.is_empty() {
+                println!("Loaded image ID: {}", image.id);
+            }
+            for n in image.names {
+                println!("Loaded image: {}", n.familiar());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild prune`.
+pub fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
+    let mut removed = 0usize;
+    for entry in store.images()? {
+        if entry.names.is_empty() {
+            let report = store.remove(entry.manifest.digest().as_ref(), true)?;
+            for d in report.deleted {
+                println!("Deleted: {d}");
+                removed += 1;
+            }
+        }
+    }
+    let mut freed = store.collect_garbage()?;
+    if args.all {
+        freed += store.remove_snapshots()?;
+    }
+    println!("Deleted {removed} untagged images; total reclaimed space: {}", human::size(freed));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild du`.
+pub fn du(store: &Store) -> Result<ExitCode> {
+    let usage = store.disk_usage()?;
+    let rows: Vec<Vec<String>> =
+        usage.iter().map(|(k, v)| vec![k.to_string(), human::size(*v)]).collect();
+    print!("{}", human::table(&["TYPE", "SIZE"], &rows));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,8 @@
+//! The `rbuild` binary's integration tests, one module per command family.
+
+// A test's helpers fail the test by panicking; that is what unwrap is for here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod images;
+mod parse;
+mod util;

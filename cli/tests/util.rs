@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use assert_cmd::cargo::CommandCargoExt;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `rbuild` binary under test.
+pub fn rbuild() -> Command {
+    Command::cargo_bin("rbuild").unwrap_or_else(|e| panic!("the rbuild binary: {e}"))
+}
+
+/// Runs `rbuild --root ROOT ARGS...`.
+pub fn rbuild_in(root: &Path, args: &[&str]) -> Output {
+    rbuild()
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running rbuild: {e}"))
+}
+
+/// Like [`rbuild_in`], but the command must succeed; returns its standard output.
+pub fn ok(root: &Path, args: &[&str]) -> String {
+    let out = rbuild_in(root, args);
+    assert!(
+        out.status.success(),
+        "rbuild {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Fails the test with the reason when a tool the test needs is missing.
+pub fn require_tool(tool: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(found, "this test needs `{tool}` (Debian package {package}); .ci/run installs it");
+}
+
+/// The busybox base image made by `testdata/images/make-busybox.sh` with umoci and
+/// skopeo, made once per test run.
+pub fn busybox_images() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        require_tool("busybox", "busybox-static");
+        require_tool("umoci", "umoci");
+        require_tool("skopeo", "skopeo");
+        let dir = std::env::temp_dir().join(format!("rbuild-test-images-{}", std::process::id()));
+        let status = Command::new("bash")
+            .arg(repo().join("testdata/images/make-busybox.sh"))
+            .arg(&dir)
+            .status()
+            .unwrap_or_else(|e| panic!("make-busybox.sh: {e}"));
+        assert!(status.success(), "testdata/images/make-busybox.sh failed");
+        dir
+    })
+}
