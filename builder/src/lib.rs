@@ -26,6 +26,7 @@ pub mod archive;
 pub mod digest;
 mod error;
 pub mod reference;
+pub mod snapshot;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -1,0 +1,254 @@
+//! Applying a layer tar onto a directory with OCI semantics.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use filetime::FileTime;
+
+use super::path::{archive_components, entry_destination, resolve_in_root};
+use crate::error::{Error, Result};
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+/// How a layer is applied.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Set owners from the archive (needs root); otherwise files belong to the caller.
+    pub preserve_owners: bool,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        // Owners can only be set by root.
+        let is_root = fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false);
+        ApplyOptions { preserve_owners: is_root }
+    }
+}
+
+/// What applying a layer did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Entries written (files, directories, links).
+    pub entries: u64,
+    /// Bytes of file content written.
+    pub bytes: u64,
+    /// Paths removed by whiteouts.
+    pub whiteouts: u64,
+    /// Device nodes and FIFOs that were not created (see [`apply_layer`]).
+    pub skipped_devices: u64,
+}
+
+/// Opens a layer stream, recognising gzip and zstd by their first bytes.
+pub fn decompress<'a>(input: impl Read + 'a) -> Result<Box<dyn Read + 'a>> {
+    let mut input = BufReader::new(input);
+    let head = input.fill_buf().map_err(Error::io("reading", "the layer"))?.to_vec();
+    Ok(if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(input))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::Decoder::with_buffer(input).map_err(Error::io("reading", "the zstd layer"))?)
+    } else {
+        Box::new(input)
+    })
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::UnsafeEntry { path: path.display().to_string(), reason: reason.into() }
+}
+
+/// Removes whatever is at `path` (a file, a link, or a whole directory), if anything.
+fn remove_any(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(Error::io("removing", path)),
+        Ok(_) => fs::remove_file(path).map_err(Error::io("removing", path)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Io { action: "inspecting", path: path.to_path_buf(), source: e }),
+    }
+}
+
+/// Applies a layer (plain, gzip or zstd tar) onto `root`.
+///
+/// OCI semantics: `.wh.NAME` removes NAME of lower layers and `.wh..wh..opq` empties a
+/// directory of what lower layers put there (both applied after the layer's own entries,
+/// and never to what this layer itself wrote); an entry replaces whatever is at its path.
+/// Modes, owners (with `preserve_owners`), modification times and the
+/// `security.capability` extended attribute are kept.
+///
+/// Nothing is written outside `root`: paths that climb out with `..` are refused, links
+/// met on the way are resolved as if `root` were `/`, and hard links may only point at
+/// files inside the root. Device nodes and FIFOs are counted in the report and skipped:
+/// creating them needs `mknod`, which rbuild keeps to its sandbox.
+pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Result<ApplyReport> {
+    let reader = decompress(input)?;
+    let mut archive = tar::Archive::new(reader);
+    let mut report = ApplyReport::default();
+    let mut written: HashSet<PathBuf> = HashSet::new();
+    let mut whiteouts: Vec<PathBuf> = Vec::new();
+    let mut opaque_dirs: Vec<PathBuf> = Vec::new();
+    let mut dir_times: Vec<(PathBuf, FileTime)> = Vec::new();
+    let entries =
+        archive.entries().map_err(|e| Error::BadArchive(format!("reading the layer: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| Error::BadArchive(format!("reading the layer: {e}")))?;
+        let raw = entry
+            .path()
+            .map_err(|e| Error::BadArchive(format!("bad entry name: {e}")))?
+            .into_owned();
+        let name = raw.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name == OPAQUE {
+            let parts = archive_components(raw.parent().unwrap_or(Path::new("")))?;
+            opaque_dirs.push(resolve_in_root(root, &parts)?);
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.is_empty() || hidden == "." || hidden == ".." {
+                return Err(bad(&raw, "a whiteout must name a file"));
+            }
+            let (_, dest) = entry_destination(root, &raw.with_file_name(hidden))?;
+            whiteouts.push(dest);
+            continue;
+        }
+        let (parent, dest) = entry_destination(root, &raw)?;
+        if dest == root {
+            // The root itself: only its metadata could change; keep the target as it is.
+            continue;
+        }
+        let header = entry.header().clone();
+        let kind = header.entry_type();
+
+        // A missing or garbled mode is read as the usual default rather than refused.
+        let default_mode = if kind == tar::EntryType::Directory { 0o755 } else { 0o644 };
+        let mode = header.mode().unwrap_or(default_mode) & 0o7777;
+        let mtime = FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0);
+        fs::create_dir_all(&parent).map_err(Error::io("creating", parent.clone()))?;
+        match kind {
+            tar::EntryType::Directory => {
+                match fs::symlink_metadata(&dest) {
+                    Ok(m) if m.is_dir() => {}
+                    Ok(_) => {
+                        remove_any(&dest)?;
+                        fs::create_dir(&dest).map_err(Error::io("creating", dest.clone()))?;
+                    }
+                    Err(_) => fs::create_dir(&dest).map_err(Error::io("creating", dest.clone()))?,
+                }
+                fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
+                    .map_err(Error::io("setting the mode of", dest.clone()))?;
+                dir_times.push((dest.clone(), mtime));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                remove_any(&dest)?;
+                let mut file =
+                    fs::File::create(&dest).map_err(Error::io("creating", dest.clone()))?;
+                let copied = io::copy(&mut entry, &mut file)
+                    .map_err(|e| Error::BadArchive(format!("{}: {e}", raw.display())))?;
+                let declared = header.size().unwrap_or(0);
+                if copied != declared {
+                    return Err(Error::BadArchive(format!(
+                        "{}: the layer ends inside this file ({copied} of the {declared} bytes it declares)",
+                        raw.display()
+                    )));
+                }
+                report.bytes += copied;
+                file.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(Error::io("setting the mode of", dest.clone()))?;
+                drop(file);
+                filetime::set_file_mtime(&dest, mtime)
+                    .map_err(Error::io("setting the time of", dest.clone()))?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| bad(&raw, "a symbolic link without a target"))?;
+                remove_any(&dest)?;
+                symlink(&*target, &dest).map_err(Error::io("creating the link", dest.clone()))?;
+                filetime::set_symlink_file_times(&dest, mtime, mtime)
+                    .map_err(Error::io("setting the time of", dest.clone()))?;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| bad(&raw, "a hard link without a target"))?;
+                let (_, source) = entry_destination(root, &target)?;
+                let meta = fs::symlink_metadata(&source).map_err(|_| {
+                    bad(
+                        &raw,
+                        format!("hard link to {}, which the layer does not have", target.display()),
+                    )
+                })?;
+                if meta.is_dir() {
+                    return Err(bad(&raw, "a hard link to a directory"));
+                }
+                if source != dest {
+                    remove_any(&dest)?;
+                    fs::hard_link(&source, &dest).map_err(Error::io("linking", dest.clone()))?;
+                }
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                report.skipped_devices += 1;
+                continue;
+            }
+            tar::EntryType::XGlobalHeader
+            | tar::EntryType::XHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => continue,
+            other => return Err(bad(&raw, format!("unsupported entry type {other:?}"))),
+        }
+        if options.preserve_owners {
+            let uid = header.uid().unwrap_or(0) as u32;
+            let gid = header.gid().unwrap_or(0) as u32;
+            std::os::unix::fs::lchown(&dest, Some(uid), Some(gid))
+                .map_err(Error::io("setting the owner of", dest.clone()))?;
+            // chown clears set-id bits; put the mode back for files and directories.
+            if !matches!(kind, tar::EntryType::Symlink) && mode & 0o6000 != 0 {
+                fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
+                    .map_err(Error::io("setting the mode of", dest.clone()))?;
+            }
+        }
+        if let Ok(Some(pax)) = entry.pax_extensions() {
+            for ext in pax.flatten() {
+                if ext.key() == Ok("SCHILY.xattr.security.capability") && options.preserve_owners {
+                    xattr::set(&dest, "security.capability", ext.value_bytes())
+                        .map_err(Error::io("setting capabilities on", dest.clone()))?;
+                }
+            }
+        }
+        written.insert(dest);
+        report.entries += 1;
+    }
+    // Read the stream to its end, so that a compressed layer cut short fails its checksum
+    // here instead of passing for a complete one.
+    io::copy(&mut archive.into_inner(), &mut io::sink())
+        .map_err(|e| Error::BadArchive(format!("reading the layer: {e}")))?;
+    for dir in opaque_dirs {
+        let Ok(children) = fs::read_dir(&dir) else { continue };
+        for child in children.flatten() {
+            let path = child.path();
+            if !written.iter().any(|w| w.starts_with(&path)) {
+                remove_any(&path)?;
+                report.whiteouts += 1;
+            }
+        }
+    }
+    for path in whiteouts {
+        if !written.contains(&path) && fs::symlink_metadata(&path).is_ok() {
+            remove_any(&path)?;
+            report.whiteouts += 1;
+        }
+    }
+    // Directory times last, deepest first: writing into a directory changes its time.
+    dir_times.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+    for (dir, time) in dir_times {
+        filetime::set_file_mtime(&dir, time)
+            .map_err(Error::io("setting the time of", dir.clone()))?;
+    }
+    Ok(report)
+}
