@@ -160,3 +160,228 @@ fn whiteouts_and_opaque_directories() {
         "directory times are restored last"
     );
 }
+
+mod round_trip {
+    use std::fs;
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+    use std::path::Path;
+    use std::process::Command;
+
+    use rbuild_builder::snapshot::{
+        apply_layer, diff_trees, overlay_changes, write_layer, ApplyOptions, Change, Compression,
+        LayerOptions,
+    };
+
+    fn is_root() -> bool {
+        fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    }
+
+    fn write(path: &Path, content: &str, mode: u32) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// The base tree: directories, modes, links of both kinds, a deep path.
+    fn base_tree(root: &Path) {
+        write(&root.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n", 0o644);
+        write(&root.join("etc/shadow"), "root:*:1::::::\n", 0o600);
+        write(&root.join("bin/busybox"), "#!/fake\n", 0o755);
+        fs::hard_link(root.join("bin/busybox"), root.join("bin/sh")).unwrap();
+        symlink("busybox", root.join("bin/ls")).unwrap();
+        write(&root.join("var/cache/a"), "a", 0o644);
+        write(&root.join("var/cache/b"), "b", 0o644);
+        write(&root.join("opt/app/config"), "v1", 0o640);
+        let deep = "x/".repeat(60) + "leaf";
+        write(&root.join("deep").join(deep), "deep", 0o644);
+        fs::create_dir_all(root.join("tmp")).unwrap();
+        fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    }
+
+    /// The changes a RUN might make.
+    fn modify(root: &Path) {
+        fs::remove_file(root.join("etc/shadow")).unwrap();
+        write(
+            &root.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/app:/bin/sh\n",
+            0o644,
+        );
+        fs::remove_dir_all(root.join("var/cache")).unwrap();
+        write(&root.join("var/cache/fresh"), "new", 0o644);
+        fs::remove_dir_all(root.join("opt/app")).unwrap();
+        write(&root.join("opt/app"), "now a file", 0o600);
+        symlink("/etc/passwd", root.join("etc/passwd.link")).unwrap();
+        write(&root.join("usr/local/bin/tool"), "tool", 0o4755);
+        fs::set_permissions(root.join("bin/busybox"), fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    /// A comparable listing: path, type, mode, owner, content or link target, and which
+    /// paths share an inode.
+    fn listing(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut inodes = std::collections::HashMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let mut names: Vec<_> =
+                fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+            names.sort();
+            for p in names {
+                let m = fs::symlink_metadata(&p).unwrap();
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                let what = if m.file_type().is_symlink() {
+                    format!("link -> {}", fs::read_link(&p).unwrap().display())
+                } else if m.is_dir() {
+                    stack.push(p.clone());
+                    "dir".to_string()
+                } else {
+                    let first = inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone();
+                    let content = fs::read_to_string(&p).unwrap();
+                    if first == rel {
+                        format!("file {content:?}")
+                    } else {
+                        format!("file {content:?} same inode as {first}")
+                    }
+                };
+                let mode = if m.file_type().is_symlink() { 0 } else { m.mode() & 0o7777 };
+                out.push(format!("{rel} {what} mode={mode:o} owner={}:{}", m.uid(), m.gid()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn apply(blob: &[u8], target: &Path) {
+        apply_layer(blob, target, ApplyOptions::default()).unwrap();
+    }
+
+    #[test]
+    fn tree_compare_round_trip_with_each_compression() {
+        for compression in [Compression::None, Compression::Gzip(6), Compression::Zstd(3)] {
+            let dirs = tempfile::tempdir().unwrap();
+            let (empty, a, b, x) = (
+                dirs.path().join("empty"),
+                dirs.path().join("a"),
+                dirs.path().join("b"),
+                dirs.path().join("x"),
+            );
+            for d in [&empty, &a, &b, &x] {
+                fs::create_dir(d).unwrap();
+            }
+            base_tree(&a);
+            assert!(Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", a.display()))
+                .arg(&b)
+                .status()
+                .unwrap()
+                .success());
+            modify(&b);
+            let options = LayerOptions { compression, source_date_epoch: None };
+
+            let mut base = Vec::new();
+            let base_blob =
+                write_layer(&a, &diff_trees(&empty, &a).unwrap(), options, &mut base).unwrap();
+            apply(&base, &x);
+            assert_eq!(
+                listing(&x),
+                listing(&a),
+                "{compression:?}: the base layer reproduces the tree"
+            );
+            assert_eq!(base_blob.size, base.len() as u64);
+            assert_eq!(base_blob.digest, rbuild_builder::digest::sha256(&base));
+
+            let changes = diff_trees(&a, &b).unwrap();
+            assert!(changes.contains(&Change::Delete("etc/shadow".into())), "{changes:?}");
+            let mut top = Vec::new();
+            write_layer(&b, &changes, options, &mut top).unwrap();
+            apply(&top, &x);
+            assert_eq!(
+                listing(&x),
+                listing(&b),
+                "{compression:?}: the diff layer reproduces the change"
+            );
+        }
+    }
+
+    #[test]
+    fn equal_trees_give_equal_digests() {
+        let dirs = tempfile::tempdir().unwrap();
+        let (empty, one, two) =
+            (dirs.path().join("empty"), dirs.path().join("one"), dirs.path().join("two"));
+        for d in [&empty, &one, &two] {
+            fs::create_dir(d).unwrap();
+        }
+        base_tree(&one);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        base_tree(&two);
+        let options = LayerOptions {
+            compression: Compression::Gzip(6),
+            source_date_epoch: Some(1_000_000_000),
+        };
+        let blob = |root: &Path| {
+            write_layer(root, &diff_trees(&empty, root).unwrap(), options, std::io::sink()).unwrap()
+        };
+        let (b1, b2) = (blob(&one), blob(&two));
+        assert_eq!(
+            b1, b2,
+            "same content, different times and inodes: clamped times give equal digests"
+        );
+        let unclamped = LayerOptions { source_date_epoch: None, ..options };
+        let d1 = write_layer(&one, &diff_trees(&empty, &one).unwrap(), unclamped, std::io::sink())
+            .unwrap();
+        assert_ne!(d1.diff_id, b1.diff_id, "without SOURCE_DATE_EPOCH the files' own times count");
+    }
+
+    /// The overlay path needs overlayfs, which needs root (CI runs as root).
+    #[test]
+    fn overlay_upper_round_trip() {
+        assert!(
+            is_root(),
+            "this test mounts overlayfs and needs root; run the suite as root, as CI does"
+        );
+        let dirs = tempfile::tempdir().unwrap();
+        let p = |n: &str| dirs.path().join(n);
+        for d in ["lower", "upper", "work", "merged", "x", "expected"] {
+            fs::create_dir(p(d)).unwrap();
+        }
+        base_tree(&p("lower"));
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            p("lower").display(),
+            p("upper").display(),
+            p("work").display()
+        );
+        let mounted = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(p("merged"))
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mounting overlayfs failed");
+        modify(&p("merged"));
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", p("merged").display()))
+            .arg(p("expected"))
+            .status()
+            .unwrap();
+        assert!(Command::new("umount").arg(p("merged")).status().unwrap().success());
+        assert!(copied.success());
+
+        let changes = overlay_changes(&p("upper")).unwrap();
+        assert!(changes.contains(&Change::Delete("etc/shadow".into())), "{changes:?}");
+        assert!(changes.contains(&Change::Opaque("var/cache".into())), "{changes:?}");
+        let mut base = Vec::new();
+        write_layer(
+            &p("lower"),
+            &diff_trees(&p("x"), &p("lower")).unwrap(),
+            LayerOptions::default(),
+            &mut base,
+        )
+        .unwrap();
+        apply(&base, &p("x"));
+        let mut top = Vec::new();
+        write_layer(&p("upper"), &changes, LayerOptions::default(), &mut top).unwrap();
+        apply(&top, &p("x"));
+        assert_eq!(listing(&p("x")), listing(&p("expected")));
+    }
+}

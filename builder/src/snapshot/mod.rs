@@ -1,8 +1,13 @@
-//! Layers as file system changes: applying layer tars onto directories (and, coming,
-//! creating them from changes), with OCI whiteout semantics and without ever writing
-//! outside the target directory.
+//! Layers as file system changes: applying layer tars onto directories, and creating
+//! them from changes (two trees compared, or an overlayfs upper directory), with OCI
+//! whiteout semantics and without ever writing outside the target directory.
 
 mod apply;
+mod create;
 mod path;
 
 pub use apply::{apply_layer, decompress, ApplyOptions, ApplyReport};
+pub use create::{
+    diff_trees, overlay_changes, write_layer, write_tar, Change, Compression, LayerBlob,
+    LayerOptions,
+};

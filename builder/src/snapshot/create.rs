@@ -1,0 +1,375 @@
+//! Creating layers from file system changes: by comparing two trees, or from an overlayfs
+//! upper directory. Tars are deterministic: entries sorted by path, headers normalised
+//! (no user or group names, fixed format), times clamped to `SOURCE_DATE_EPOCH` when set.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, Metadata};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Digest, MediaType};
+
+use crate::digest::HashingWriter;
+use crate::error::{Error, Result};
+
+/// One change of a layer, relative to the layer's root.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    /// The path was added or changed: its current state goes into the layer.
+    Add(PathBuf),
+    /// The path was removed: a whiteout.
+    Delete(PathBuf),
+    /// The directory's lower content is hidden: an opaque marker (the directory itself is
+    /// also added).
+    Opaque(PathBuf),
+}
+
+impl Change {
+    fn path(&self) -> &Path {
+        match self {
+            Change::Add(p) | Change::Delete(p) | Change::Opaque(p) => p,
+        }
+    }
+}
+
+/// How layer blobs are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip at a level from 0 to 9.
+    Gzip(u32),
+    /// zstd at a level from 1 to 19.
+    Zstd(i32),
+}
+
+/// Options for writing a layer.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerOptions {
+    /// Compression of the blob.
+    pub compression: Compression,
+    /// Clamp every time in the tar to at most this (`SOURCE_DATE_EPOCH`).
+    pub source_date_epoch: Option<u64>,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        let epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok());
+        LayerOptions { compression: Compression::Gzip(6), source_date_epoch: epoch }
+    }
+}
+
+/// A written layer: the blob's digest and size, and the diff ID (digest of the tar).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    /// Digest of the (compressed) blob.
+    pub digest: Digest,
+    /// Size of the blob in bytes.
+    pub size: u64,
+    /// Digest of the uncompressed tar.
+    pub diff_id: Digest,
+    /// The layer's media type.
+    pub media_type: MediaType,
+}
+
+fn meta(path: &Path) -> Result<Metadata> {
+    fs::symlink_metadata(path).map_err(Error::io("inspecting", path))
+}
+
+/// Names in a directory, sorted bytewise.
+fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .map_err(Error::io("listing", dir))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<io::Result<_>>()
+        .map_err(Error::io("listing", dir))?;
+    names.sort();
+    Ok(names)
+}
+
+fn capability(path: &Path) -> Option<Vec<u8>> {
+    xattr::get(path, "security.capability").ok().flatten()
+}
+
+/// Whether two entries differ in anything a layer records.
+fn differs(a_path: &Path, a: &Metadata, b_path: &Path, b: &Metadata) -> Result<bool> {
+    let kind = |m: &Metadata| m.mode() & 0o170000;
+    if kind(a) != kind(b) || a.mode() != b.mode() || a.uid() != b.uid() || a.gid() != b.gid() {
+        return Ok(true);
+    }
+    if a.file_type().is_symlink() {
+        let ta = fs::read_link(a_path).map_err(Error::io("reading the link", a_path))?;
+        let tb = fs::read_link(b_path).map_err(Error::io("reading the link", b_path))?;
+        return Ok(ta != tb);
+    }
+    if a.is_dir() {
+        return Ok(a.mtime() != b.mtime() || capability(a_path) != capability(b_path));
+    }
+    if a.file_type().is_char_device() || a.file_type().is_block_device() {
+        return Ok(a.rdev() != b.rdev());
+    }
+    Ok(a.size() != b.size()
+        || a.mtime() != b.mtime()
+        || a.mtime_nsec() != b.mtime_nsec()
+        || capability(a_path) != capability(b_path))
+}
+
+/// The changes that turn the tree `lower` into the tree `upper`, by comparing them
+/// (for when overlayfs is not available). Files whose type, mode, owner, size, time and
+/// capabilities are all equal count as unchanged.
+pub fn diff_trees(lower: &Path, upper: &Path) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let (ldir, udir) = (lower.join(&rel), upper.join(&rel));
+        let lower_names = if ldir.is_dir() && !meta(&ldir)?.file_type().is_symlink() {
+            sorted_names(&ldir)?
+        } else {
+            Vec::new()
+        };
+        let upper_names = sorted_names(&udir)?;
+        for name in &lower_names {
+            if !upper_names.contains(name) {
+                changes.push(Change::Delete(rel.join(name)));
+            }
+        }
+        for name in upper_names {
+            let r = rel.join(&name);
+            let (lp, up) = (lower.join(&r), upper.join(&r));
+            let um = meta(&up)?;
+            match fs::symlink_metadata(&lp) {
+                Ok(lm) => {
+                    if differs(&lp, &lm, &up, &um)? {
+                        changes.push(Change::Add(r.clone()));
+                    }
+                    if um.is_dir() {
+                        if !lm.is_dir() {
+                            // A file became a directory: everything under it is new.
+                            add_all(upper, &r, &mut changes)?;
+                        } else {
+                            stack.push(r);
+                        }
+                    }
+                }
+                Err(_) => {
+                    changes.push(Change::Add(r.clone()));
+                    if um.is_dir() {
+                        add_all(upper, &r, &mut changes)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Adds every path under `rel` (not `rel` itself).
+fn add_all(root: &Path, rel: &Path, changes: &mut Vec<Change>) -> Result<()> {
+    let mut stack = vec![rel.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for name in sorted_names(&root.join(&dir))? {
+            let r = dir.join(name);
+            if meta(&root.join(&r))?.is_dir() {
+                stack.push(r.clone());
+            }
+            changes.push(Change::Add(r));
+        }
+    }
+    Ok(())
+}
+
+/// The changes recorded in an overlayfs upper directory: whiteout devices (character
+/// device 0/0) become deletions, directories marked opaque (`trusted.overlay.opaque` or
+/// `user.overlay.opaque` set to `y`) become opaque markers, everything else is added.
+pub fn overlay_changes(upper: &Path) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for name in sorted_names(&upper.join(&rel))? {
+            let r = rel.join(&name);
+            let p = upper.join(&r);
+            let m = meta(&p)?;
+            if m.file_type().is_char_device() && m.rdev() == 0 {
+                changes.push(Change::Delete(r));
+                continue;
+            }
+            changes.push(Change::Add(r.clone()));
+            if m.is_dir() {
+                let opaque = ["trusted.overlay.opaque", "user.overlay.opaque"]
+                    .iter()
+                    .any(|k| xattr::get(&p, k).ok().flatten().is_some_and(|v| v == b"y"));
+                if opaque {
+                    changes.push(Change::Opaque(r.clone()));
+                }
+                stack.push(r);
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Writes the tar of `changes` (contents read from `root`) to `out`. Returns the diff
+/// ID (the tar's digest).
+pub fn write_tar(
+    root: &Path,
+    changes: &[Change],
+    epoch: Option<u64>,
+    out: impl Write,
+) -> Result<Digest> {
+    // Sort by path, bytewise, so that equal changes give an equal tar.
+    let mut ordered: BTreeMap<(PathBuf, u8), &Change> = BTreeMap::new();
+    for c in changes {
+        let rank = match c {
+            Change::Add(_) => 0,
+            Change::Opaque(_) => 1,
+            Change::Delete(_) => 2,
+        };
+        let key = match c {
+            Change::Delete(p) => p.with_file_name(format!(
+                ".wh.{}",
+                p.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+            )),
+            Change::Opaque(p) => p.join(".wh..wh..opq"),
+            Change::Add(p) => p.clone(),
+        };
+        ordered.insert((key, rank), c);
+    }
+    let io_err =
+        |e: io::Error| Error::Io { action: "writing", path: "the layer".into(), source: e };
+    let mut tar = tar::Builder::new(HashingWriter::new(out));
+    tar.follow_symlinks(false);
+    let clamp = |t: i64| -> u64 {
+        let t = t.max(0) as u64;
+        epoch.map_or(t, |e| t.min(e))
+    };
+    let mut inodes: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    for ((name, _), change) in ordered {
+        let mut h = tar::Header::new_gnu();
+        match change {
+            Change::Delete(_) | Change::Opaque(_) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o644);
+                h.set_size(0);
+                h.set_mtime(clamp(0));
+                tar.append_data(&mut h, &name, io::empty()).map_err(io_err)?;
+                continue;
+            }
+            Change::Add(_) => {}
+        }
+        let path = root.join(change.path());
+        let m = meta(&path)?;
+        if m.file_type().is_socket() {
+            // Sockets have no place in a layer.
+            continue;
+        }
+        h.set_mode(m.mode() & 0o7777);
+        h.set_uid(m.uid() as u64);
+        h.set_gid(m.gid() as u64);
+        h.set_mtime(clamp(m.mtime()));
+        if let Some(cap) = capability(&path) {
+            let mut record = Vec::new();
+            let key = "SCHILY.xattr.security.capability";
+            // A PAX record is "LEN key=value\n" where LEN counts the whole record.
+            let body_len = key.len() + cap.len() + 3;
+            let mut len = body_len + 1;
+            while len.to_string().len() + body_len != len {
+                len = len.to_string().len() + body_len;
+            }
+            record.extend_from_slice(format!("{len} {key}=").as_bytes());
+            record.extend_from_slice(&cap);
+            record.push(b'\n');
+            let mut ph = tar::Header::new_ustar();
+            ph.set_entry_type(tar::EntryType::XHeader);
+            ph.set_mode(0o644);
+            ph.set_size(record.len() as u64);
+            ph.set_mtime(0);
+            tar.append_data(&mut ph, "PaxHeaders/capability", &record[..]).map_err(io_err)?;
+        }
+        let ft = m.file_type();
+        if ft.is_dir() {
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            tar.append_data(&mut h, &name, io::empty()).map_err(io_err)?;
+        } else if ft.is_symlink() {
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            let target =
+                fs::read_link(&path).map_err(Error::io("reading the link", path.clone()))?;
+            tar.append_link(&mut h, &name, target).map_err(io_err)?;
+        } else if ft.is_file() {
+            if m.nlink() > 1 {
+                if let Some(first) = inodes.get(&(m.dev(), m.ino())) {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    tar.append_link(&mut h, &name, first).map_err(io_err)?;
+                    continue;
+                }
+                inodes.insert((m.dev(), m.ino()), name.clone());
+            }
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(m.len());
+            let file = fs::File::open(&path).map_err(Error::io("reading", path.clone()))?;
+            tar.append_data(&mut h, &name, file).map_err(io_err)?;
+        } else {
+            let kind = if ft.is_char_device() {
+                tar::EntryType::Char
+            } else if ft.is_block_device() {
+                tar::EntryType::Block
+            } else {
+                tar::EntryType::Fifo
+            };
+            h.set_entry_type(kind);
+            h.set_size(0);
+            let rdev = m.rdev();
+            let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0x0000_0fff);
+            let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0x0000_00ff);
+            h.set_device_major(major as u32).map_err(io_err)?;
+            h.set_device_minor(minor as u32).map_err(io_err)?;
+            tar.append_data(&mut h, &name, io::empty()).map_err(io_err)?;
+        }
+    }
+    let hashing = tar.into_inner().map_err(io_err)?;
+    let (mut out, diff_id, _) = hashing.finish();
+    out.flush().map_err(io_err)?;
+    Ok(diff_id)
+}
+
+/// Writes the layer blob for `changes` (compressed as asked) to `out`, computing the
+/// blob digest, its size and the diff ID in the same pass.
+pub fn write_layer(
+    root: &Path,
+    changes: &[Change],
+    options: LayerOptions,
+    out: impl Write,
+) -> Result<LayerBlob> {
+    let io_err =
+        |e: io::Error| Error::Io { action: "writing", path: "the layer".into(), source: e };
+    let blob = HashingWriter::new(out);
+    let (blob, diff_id, media_type) = match options.compression {
+        Compression::None => {
+            let mut blob = blob;
+            let d = write_tar(root, changes, options.source_date_epoch, &mut blob)?;
+            (blob, d, MediaType::ImageLayer)
+        }
+        Compression::Gzip(level) => {
+            let mut gz = flate2::GzBuilder::new()
+                .mtime(0)
+                .write(blob, flate2::Compression::new(level.min(9)));
+            let d = write_tar(root, changes, options.source_date_epoch, &mut gz)?;
+            (gz.finish().map_err(io_err)?, d, MediaType::ImageLayerGzip)
+        }
+        Compression::Zstd(level) => {
+            let mut z = zstd::Encoder::new(blob, level).map_err(io_err)?;
+            let workers = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+            if workers > 1 {
+                // Several cores for one layer; zstd's output is the same either way.
+                z.multithread(workers).map_err(io_err)?;
+            }
+            let d = write_tar(root, changes, options.source_date_epoch, &mut z)?;
+            (z.finish().map_err(io_err)?, d, MediaType::ImageLayerZstd)
+        }
+    };
+    let (_, digest, size) = blob.finish();
+    Ok(LayerBlob { digest, size, diff_id, media_type })
+}
