@@ -217,7 +217,7 @@ mod round_trip {
 
     /// A comparable listing: path, type, mode, owner, content or link target, and which
     /// paths share an inode.
-    fn listing(root: &Path) -> Vec<String> {
+    pub fn listing(root: &Path) -> Vec<String> {
         let mut out = Vec::new();
         let mut inodes = std::collections::HashMap::new();
         let mut stack = vec![root.to_path_buf()];
@@ -235,7 +235,7 @@ mod round_trip {
                     "dir".to_string()
                 } else {
                     let first = inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone();
-                    let content = fs::read_to_string(&p).unwrap();
+                    let content = rbuild_builder::digest::sha256(&fs::read(&p).unwrap()).to_string();
                     if first == rel {
                         format!("file {content:?}")
                     } else {
@@ -384,4 +384,51 @@ mod round_trip {
         apply(&top, &p("x"));
         assert_eq!(listing(&p("x")), listing(&p("expected")));
     }
+}
+
+/// rbuild's extraction of an image equals umoci's, for the image as umoci made it and as
+/// rbuild saved it.
+#[test]
+fn unpack_matches_umoci() {
+    use std::process::Command;
+
+    use rbuild_builder::archive::{load, save, ArchiveFormat};
+    use rbuild_builder::store::Store;
+
+    for tool in ["umoci", "skopeo", "busybox"] {
+        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).status().is_ok_and(|s| s.success());
+        assert!(found, "this test needs {tool} (Debian packages umoci, skopeo, busybox-static); .ci/run installs them");
+    }
+    let work = tempfile::tempdir().unwrap();
+    let images = work.path().join("images");
+    let made = Command::new("bash").arg(repo().join("testdata/images/make-busybox.sh")).arg(&images).output().unwrap();
+    assert!(made.status.success(), "make-busybox.sh: {}", String::from_utf8_lossy(&made.stderr));
+    let store = Store::open(work.path().join("store")).unwrap();
+    load(&store, fs::File::open(images.join("busybox-oci.tar")).unwrap()).unwrap();
+    let image = store.resolve("busybox").unwrap();
+    let ours = work.path().join("ours");
+    store.unpack(&image, &ours).unwrap();
+
+    let umoci_unpack = |layout: &Path, bundle: &Path| {
+        let out = Command::new("umoci")
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:latest", layout.display()))
+            .arg(bundle)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&out.stderr));
+        bundle.join("rootfs")
+    };
+    let theirs = umoci_unpack(&images.join("layout"), &work.path().join("bundle1"));
+    assert_eq!(round_trip::listing(&ours), round_trip::listing(&theirs));
+    assert!(round_trip::listing(&ours).len() > 100, "busybox and its applet links");
+
+    let saved = work.path().join("saved.tar");
+    save(&store, &[(image.clone(), image.entry.names.clone())], ArchiveFormat::Oci, fs::File::create(&saved).unwrap()).unwrap();
+    let layout = work.path().join("saved-layout");
+    fs::create_dir(&layout).unwrap();
+    assert!(Command::new("tar").arg("-xf").arg(&saved).arg("-C").arg(&layout).status().unwrap().success());
+    let theirs = umoci_unpack(&layout, &work.path().join("bundle2"));
+    assert_eq!(round_trip::listing(&ours), round_trip::listing(&theirs));
 }

@@ -153,6 +153,8 @@ impl Store {
     /// Records an image (its manifest and everything it refers to must be stored already)
     /// under `names`, moving each name from any image that had it.
     pub fn add_image(&self, manifest: &Descriptor, names: &[Reference]) -> Result<()> {
+        // Held from the check to the update, so no collection can remove a blob between.
+        let _writer = self.writer()?;
         self.check_complete(manifest.digest())?;
         self.update_index(|entries| {
             entries.retain(|d| match entry_name(d) {
@@ -226,6 +228,17 @@ impl Store {
             self.collect_garbage()?;
         }
         Ok(report)
+    }
+
+    /// Extracts an image's file system into `dest` (which should be empty): every layer
+    /// applied in order, with [`crate::snapshot::apply_layer`]'s safety rules.
+    pub fn unpack(&self, image: &Image, dest: &std::path::Path) -> Result<()> {
+        fs::create_dir_all(dest).map_err(Error::io("creating", dest))?;
+        for layer in image.manifest.layers() {
+            let blob = self.open_blob(layer.digest())?;
+            crate::snapshot::apply_layer(blob, dest, crate::snapshot::ApplyOptions::default())?;
+        }
+        Ok(())
     }
 
     /// Blobs reachable from the index: manifests, nested indexes, configs and layers.
