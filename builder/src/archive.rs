@@ -94,7 +94,7 @@ pub fn layer_media_type(store: &Store, digest: &Digest) -> Result<MediaType> {
 
 /// Reads an image archive from `input` into the store and names its images.
 pub fn load(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>> {
-    let _writer = store.writer()?;
+    let _writer = store.in_use()?;
     let mut input = BufReader::new(input);
     let head = input.fill_buf().map_err(Error::io("reading", "the archive"))?;
     let gzip = head.starts_with(&[0x1f, 0x8b]);

@@ -235,7 +235,8 @@ mod round_trip {
                     "dir".to_string()
                 } else {
                     let first = inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone();
-                    let content = rbuild_builder::digest::sha256(&fs::read(&p).unwrap()).to_string();
+                    let content =
+                        rbuild_builder::digest::sha256(&fs::read(&p).unwrap()).to_string();
                     if first == rel {
                         format!("file {content:?}")
                     } else {
@@ -396,12 +397,20 @@ fn unpack_matches_umoci() {
     use rbuild_builder::store::Store;
 
     for tool in ["umoci", "skopeo", "busybox"] {
-        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).status().is_ok_and(|s| s.success());
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .status()
+            .is_ok_and(|s| s.success());
         assert!(found, "this test needs {tool} (Debian packages umoci, skopeo, busybox-static); .ci/run installs them");
     }
     let work = tempfile::tempdir().unwrap();
     let images = work.path().join("images");
-    let made = Command::new("bash").arg(repo().join("testdata/images/make-busybox.sh")).arg(&images).output().unwrap();
+    let made = Command::new("bash")
+        .arg(repo().join("testdata/images/make-busybox.sh"))
+        .arg(&images)
+        .output()
+        .unwrap();
     assert!(made.status.success(), "make-busybox.sh: {}", String::from_utf8_lossy(&made.stderr));
     let store = Store::open(work.path().join("store")).unwrap();
     load(&store, fs::File::open(images.join("busybox-oci.tar")).unwrap()).unwrap();
@@ -425,10 +434,23 @@ fn unpack_matches_umoci() {
     assert!(round_trip::listing(&ours).len() > 100, "busybox and its applet links");
 
     let saved = work.path().join("saved.tar");
-    save(&store, &[(image.clone(), image.entry.names.clone())], ArchiveFormat::Oci, fs::File::create(&saved).unwrap()).unwrap();
+    save(
+        &store,
+        &[(image.clone(), image.entry.names.clone())],
+        ArchiveFormat::Oci,
+        fs::File::create(&saved).unwrap(),
+    )
+    .unwrap();
     let layout = work.path().join("saved-layout");
     fs::create_dir(&layout).unwrap();
-    assert!(Command::new("tar").arg("-xf").arg(&saved).arg("-C").arg(&layout).status().unwrap().success());
+    assert!(Command::new("tar")
+        .arg("-xf")
+        .arg(&saved)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .unwrap()
+        .success());
     let theirs = umoci_unpack(&layout, &work.path().join("bundle2"));
     assert_eq!(round_trip::listing(&ours), round_trip::listing(&theirs));
 }

@@ -5,4 +5,5 @@
 
 mod images;
 mod parse;
+mod store;
 mod util;

@@ -154,7 +154,7 @@ impl Store {
     /// under `names`, moving each name from any image that had it.
     pub fn add_image(&self, manifest: &Descriptor, names: &[Reference]) -> Result<()> {
         // Held from the check to the update, so no collection can remove a blob between.
-        let _writer = self.writer()?;
+        let _writer = self.in_use()?;
         self.check_complete(manifest.digest())?;
         self.update_index(|entries| {
             entries.retain(|d| match entry_name(d) {

@@ -8,7 +8,8 @@
 //! ROOT/blobs/sha256/HEX    manifests, configs and layers, immutable
 //! ROOT/tmp/                blobs being written; renamed into blobs/ once verified
 //! ROOT/lock                serialises index.json updates
-//! ROOT/gc.lock             shared by every writer, exclusive for garbage collection
+//! ROOT/gc.lock             shared by every command using the store, exclusive for
+//!                          garbage collection
 //! ```
 //!
 //! Crash safety: a blob is written to `tmp/`, hashed on the way, checked against the digest
@@ -134,8 +135,10 @@ impl Store {
         Ok(StoreLock { _file: file })
     }
 
-    /// Marks this process as writing to the store: garbage collection waits for it.
-    pub fn writer(&self) -> Result<StoreLock> {
+    /// Marks the store as in use by this process until the returned lock is dropped:
+    /// garbage collection waits for it. Every command that writes blobs, or reads the
+    /// index and then the blobs it names, holds it.
+    pub fn in_use(&self) -> Result<StoreLock> {
         let file = self.lock_file("gc.lock")?;
         file.lock_shared().map_err(Error::io("locking", self.root.join("gc.lock")))?;
         Ok(StoreLock { _file: file })
@@ -234,7 +237,7 @@ impl Store {
     /// Changes `index.json` under the lock: `f` edits the descriptors, which are then
     /// written back atomically.
     pub fn update_index<R>(&self, f: impl FnOnce(&mut Vec<Descriptor>) -> Result<R>) -> Result<R> {
-        let _writer = self.writer()?;
+        let _writer = self.in_use()?;
         let _lock = self.lock()?;
         let mut manifests = self.index()?;
         let out = f(&mut manifests)?;

@@ -135,6 +135,7 @@ fn created(image: &Image) -> Option<&str> {
 
 /// `rbuild images`.
 pub fn images(store: &Store, args: ImagesArgs) -> Result<ExitCode> {
+    let _in_use = store.in_use()?;
     let mut rows = Vec::new();
     let mut json_rows = Vec::new();
     for entry in store.images()? {
@@ -210,6 +211,7 @@ fn inspect_json(image: &Image) -> Result<Value> {
 
 /// `rbuild inspect`.
 pub fn inspect(store: &Store, args: InspectArgs) -> Result<ExitCode> {
+    let _in_use = store.in_use()?;
     let mut out = Vec::new();
     let mut failed = false;
     for name in &args.images {
@@ -227,6 +229,7 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<ExitCode> {
 
 /// `rbuild history`.
 pub fn history(store: &Store, args: HistoryArgs) -> Result<ExitCode> {
+    let _in_use = store.in_use()?;
     let image = store.resolve(&args.image)?;
     let history = image.config.history().clone().unwrap_or_default();
     let layers = image.manifest.layers();
@@ -286,6 +289,7 @@ pub fn history(store: &Store, args: HistoryArgs) -> Result<ExitCode> {
 
 /// `rbuild tag`.
 pub fn tag(store: &Store, args: TagArgs) -> Result<ExitCode> {
+    let _in_use = store.in_use()?;
     let target = Reference::parse(&args.target)?;
     store.tag(&args.source, &target)?;
     Ok(ExitCode::SUCCESS)
@@ -315,6 +319,7 @@ pub fn rmi(store: &Store, args: RmiArgs) -> Result<ExitCode> {
 
 /// `rbuild save`.
 pub fn save(store: &Store, args: SaveArgs) -> Result<ExitCode> {
+    let _in_use = store.in_use()?;
     let mut images = Vec::new();
     for name in &args.images {
         let image = store.resolve(name)?;
@@ -402,6 +407,7 @@ pub fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
 
 /// `rbuild du`.
 pub fn du(store: &Store) -> Result<ExitCode> {
+    let _in_use = store.in_use()?;
     let usage = store.disk_usage()?;
     let rows: Vec<Vec<String>> =
         usage.iter().map(|(k, v)| vec![k.to_string(), human::size(*v)]).collect();

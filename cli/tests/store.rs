@@ -1,0 +1,150 @@
+//! The store under concurrent use and under `kill -9`: two processes loading, tagging and
+//! removing at once, and loads killed at random moments, must leave a consistent store.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::{busybox_images, ok, rbuild, rbuild_in};
+
+/// Checks the store by hand: every image in index.json has its manifest, config and
+/// layers, each blob hashes to its name, and the index parses.
+fn check_store(root: &Path) {
+    let index: Value = serde_json::from_slice(&fs::read(root.join("index.json")).unwrap())
+        .expect("index.json parses");
+    let blob = |digest: &str| -> Vec<u8> {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        let bytes = fs::read(root.join("blobs/sha256").join(hex))
+            .unwrap_or_else(|e| panic!("blob {digest}: {e}"));
+        use sha2::Digest;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), hex, "blob {digest} is corrupt");
+        bytes
+    };
+    for entry in index["manifests"].as_array().unwrap() {
+        let manifest: Value =
+            serde_json::from_slice(&blob(entry["digest"].as_str().unwrap())).unwrap();
+        blob(manifest["config"]["digest"].as_str().unwrap());
+        for layer in manifest["layers"].as_array().unwrap() {
+            blob(layer["digest"].as_str().unwrap());
+        }
+    }
+    for e in fs::read_dir(root.join("blobs/sha256")).unwrap().flatten() {
+        assert!(
+            !e.file_name().to_string_lossy().starts_with('.'),
+            "a temporary file among the blobs"
+        );
+    }
+}
+
+#[test]
+fn two_processes_load_tag_and_remove_at_once() {
+    let images = busybox_images();
+    let root = tempfile::tempdir().unwrap();
+    let run = |archive: &'static str, prefix: &'static str| {
+        let root = root.path().to_path_buf();
+        let archive = images.join(archive);
+        std::thread::spawn(move || {
+            for i in 0..12 {
+                ok(&root, &["load", "-q", "-i", archive.to_str().unwrap()]);
+                let name = format!("localhost/{prefix}:{i}");
+                ok(&root, &["tag", "busybox", &name]);
+                ok(&root, &["images", "-q"]);
+                ok(&root, &["rmi", &name]);
+            }
+        })
+    };
+    let a = run("busybox-docker.tar", "a");
+    let b = run("busybox-oci.tar", "b");
+    a.join().expect("loop a");
+    b.join().expect("loop b");
+    check_store(root.path());
+    let list = ok(root.path(), &["images"]);
+    assert!(list.contains("busybox      latest"), "{list}");
+    assert!(!list.contains("localhost/"), "every extra name was removed: {list}");
+    ok(root.path(), &["prune"]);
+    check_store(root.path());
+    assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+}
+
+/// A `docker save` archive with one incompressible 48 MiB layer, so that a load takes
+/// long enough to be killed in the middle.
+fn big_archive(path: &Path) {
+    let mut data = vec![0u8; 48 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    layer.append_data(&mut h, "big.bin", &data[..]).unwrap();
+    let layer = layer.into_inner().unwrap();
+    use sha2::Digest;
+    let diff_id = hex::encode(sha2::Sha256::digest(&layer));
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{diff_id}")]},
+        "history": [{"created_by": "big"}],
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_name = format!("{}.json", hex::encode(sha2::Sha256::digest(&config)));
+    let manifest =
+        serde_json::to_vec(&serde_json::json!([{"Config": config_name, "RepoTags": ["big:latest"], "Layers": ["layer/layer.tar"]}]))
+            .unwrap();
+    let mut out = tar::Builder::new(fs::File::create(path).unwrap());
+    for (name, bytes) in
+        [(config_name.as_str(), &config), ("layer/layer.tar", &layer), ("manifest.json", &manifest)]
+    {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        out.append_data(&mut h, name, &bytes[..]).unwrap();
+    }
+    out.into_inner().unwrap().flush().unwrap();
+}
+
+#[test]
+fn loads_killed_at_random_moments_leave_a_consistent_store() {
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("big.tar");
+    big_archive(&archive);
+    let root = work.path().join("store");
+    let mut rng: u64 = 12345;
+    for round in 0..10 {
+        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis(5 + (rng >> 33) % 300);
+        let mut child = rbuild()
+            .arg("--root")
+            .arg(&root)
+            .args(["load", "-q", "-i"])
+            .arg(&archive)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        // Whatever happened, the store answers and is consistent.
+        let images = rbuild_in(&root, &["images", "-q"]);
+        assert!(images.status.success(), "round {round} ({delay:?}, {status}): images failed");
+        check_store(&root);
+        let _ = Command::new("true").status();
+    }
+    ok(&root, &["prune"]);
+    assert_eq!(
+        fs::read_dir(root.join("tmp")).unwrap().count(),
+        0,
+        "prune clears what killed loads left"
+    );
+    ok(&root, &["load", "-q", "-i", archive.to_str().unwrap()]);
+    check_store(&root);
+    let inspect: Value = serde_json::from_str(&ok(&root, &["inspect", "big"])).unwrap();
+    assert_eq!(inspect[0]["RepoTags"], serde_json::json!(["big:latest"]));
+}
