@@ -38,7 +38,7 @@ impl Change {
 pub enum Compression {
     /// A plain tar.
     None,
-    /// gzip at a level from 0 to 9.
+    /// gzip at a level from 0 to 9, on every core (see [`super::ParallelGzip`]).
     Gzip(u32),
     /// zstd at a level from 1 to 19.
     Zstd(i32),

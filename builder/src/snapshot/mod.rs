@@ -5,9 +5,11 @@
 mod apply;
 mod create;
 mod path;
+mod pgzip;
 
 pub use apply::{apply_layer, decompress, ApplyOptions, ApplyReport};
 pub use create::{
     diff_trees, overlay_changes, write_layer, write_tar, Change, Compression, LayerBlob,
     LayerOptions,
 };
+pub use pgzip::ParallelGzip;
