@@ -6,12 +6,15 @@
 //! - [`reference`]: image references, parsed and normalised as Docker does;
 //! - [`store`]: the content-addressed image store (an OCI image layout: verified blobs,
 //!   crash-safe writes, names in `index.json`, garbage collection);
+//! - [`archive`]: `docker save` and OCI image archives, read and written;
+//! - [`snapshot`]: layers applied onto directories with OCI whiteouts and never writing
+//!   outside them, and layers created from changes (tree compare or overlayfs upper),
+//!   deterministic, compressed on every core;
 //! - [`digest`]: sha256 digests and hashing readers and writers.
 //!
-//! Coming, one module per concept: `snapshot` (layer tars applied with OCI whiteouts,
-//! never writing outside their target), `archive` (`docker save` and OCI archives),
-//! `plan` and `solver` (the build, with content-based cache keys), `sandbox` (Linux
-//! namespaces for RUN; the only place with `unsafe`), and `export`.
+//! Coming, one module per concept: `plan` and `solver` (the build, with content-based
+//! cache keys), `sandbox` (Linux namespaces for RUN; the only place with `unsafe`), and
+//! `export`.
 //!
 //! ```
 //! use rbuild_builder::reference::Reference;
