@@ -3,7 +3,7 @@
 //! The build engine behind `rbuild build`, and the local image store every command shares.
 //!
 //! Here today:
-//! - [`reference`]: image references, parsed and normalised as Docker does;
+//! - [`reference`](mod@reference): image references, parsed and normalised as Docker does;
 //! - [`store`]: the content-addressed image store (an OCI image layout: verified blobs,
 //!   crash-safe writes, names in `index.json`, garbage collection);
 //! - [`archive`]: `docker save` and OCI image archives, read and written;
