@@ -252,9 +252,40 @@ fn pick_manifest(store: &Store, d: &Descriptor) -> Result<Descriptor> {
     pick_manifest(store, chosen)
 }
 
+/// Checks that each layer, uncompressed, hashes to the diff ID the config lists for it.
+pub fn verify_diff_ids(
+    store: &Store,
+    layers: &[Digest],
+    config: &ImageConfiguration,
+) -> Result<()> {
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != layers.len() {
+        return Err(Error::BadArchive(format!(
+            "the image config lists {} layers but the manifest has {}",
+            diff_ids.len(),
+            layers.len()
+        )));
+    }
+    for (layer, diff_id) in layers.iter().zip(diff_ids) {
+        let blob = store.open_blob(layer)?;
+        let mut hashing = crate::digest::HashingReader::new(crate::snapshot::decompress(blob)?);
+        std::io::copy(&mut hashing, &mut std::io::sink())
+            .map_err(|e| Error::BadArchive(format!("layer {layer} does not decompress: {e}")))?;
+        let (actual, _) = hashing.finish();
+        if actual.to_string() != *diff_id {
+            return Err(Error::BadArchive(format!(
+                "layer {layer} does not match its diff ID {diff_id} in the config (it is {actual})"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn register(store: &Store, manifest: &Descriptor, names: Vec<Reference>) -> Result<LoadedImage> {
     let m: ImageManifest = store.read_json(manifest.digest(), "manifest")?;
-    let _config: ImageConfiguration = store.read_json(m.config().digest(), "image config")?;
+    let config: ImageConfiguration = store.read_json(m.config().digest(), "image config")?;
+    let layers: Vec<Digest> = m.layers().iter().map(|l| l.digest().clone()).collect();
+    verify_diff_ids(store, &layers, &config)?;
     let plain =
         Descriptor::new(manifest.media_type().clone(), manifest.size(), manifest.digest().clone());
     store.add_image(&plain, &names)?;

@@ -195,10 +195,60 @@ fn bad_archives_are_refused_and_the_store_stays_consistent() {
     let truncated = work.path().join("truncated.tar");
     fs::write(&truncated, &full[..full.len() / 2]).unwrap();
 
+    // Valid blobs, but the config's diff ID does not match the layer.
+    let wrong_diff = work.path().join("wrong-diff-id.tar");
+    {
+        let layout = work.path().join("layout2");
+        fs::create_dir(&layout).unwrap();
+        assert!(Command::new("tar")
+            .arg("-xf")
+            .arg(images.join("busybox-oci.tar"))
+            .arg("-C")
+            .arg(&layout)
+            .status()
+            .unwrap()
+            .success());
+        let blob = |d: &str| layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+        let put = |bytes: &[u8]| -> String {
+            use sha2::Digest;
+            let hex = hex::encode(sha2::Sha256::digest(bytes));
+            fs::write(layout.join("blobs/sha256").join(&hex), bytes).unwrap();
+            format!("sha256:{hex}")
+        };
+        let mut index: Value =
+            serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let mut manifest: Value = serde_json::from_slice(
+            &fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        let mut config: Value = serde_json::from_slice(
+            &fs::read(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        config["rootfs"]["diff_ids"][0] = Value::from(format!("sha256:{}", "0".repeat(64)));
+        let config_bytes = serde_json::to_vec(&config).unwrap();
+        manifest["config"]["digest"] = Value::from(put(&config_bytes));
+        manifest["config"]["size"] = Value::from(config_bytes.len());
+        let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+        index["manifests"][0]["digest"] = Value::from(put(&manifest_bytes));
+        index["manifests"][0]["size"] = Value::from(manifest_bytes.len());
+        fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+        assert!(Command::new("tar")
+            .arg("-cf")
+            .arg(&wrong_diff)
+            .arg("-C")
+            .arg(&layout)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success());
+    }
+
     for (archive, message) in [
         (&junk, "loading the archive"),
         (&corrupt, "does not match its digest"),
         (&truncated, "loading the archive"),
+        (&wrong_diff, "does not match its diff ID"),
     ] {
         let out = rbuild_in(root.path(), &["load", "-i", archive.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&out.stderr);
