@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{busybox_images, ok, rbuild_in};
+use crate::util::{busybox_images, ok, rbuild_in, tar_dir, untar};
 
 /// The config digest of the umoci-made image: what every tool must report as its ID.
 fn expected_id(images: &Path) -> String {
@@ -99,15 +99,7 @@ fn save_is_read_by_skopeo_and_umoci() {
     }
     // umoci unpacks the saved OCI image.
     let layout = work.path().join("layout");
-    fs::create_dir(&layout).unwrap();
-    assert!(Command::new("tar")
-        .arg("-xf")
-        .arg(&oci)
-        .arg("-C")
-        .arg(&layout)
-        .status()
-        .unwrap()
-        .success());
+    untar(&oci, &layout);
     let bundle = work.path().join("bundle");
     let out = Command::new("umoci")
         .arg("unpack")
@@ -162,15 +154,7 @@ fn bad_archives_are_refused_and_the_store_stays_consistent() {
     fs::write(&junk, b"this is not a tar archive at all, just some words").unwrap();
     // A blob whose content does not match its name.
     let layout = work.path().join("layout");
-    fs::create_dir(&layout).unwrap();
-    assert!(Command::new("tar")
-        .arg("-xf")
-        .arg(images.join("busybox-oci.tar"))
-        .arg("-C")
-        .arg(&layout)
-        .status()
-        .unwrap()
-        .success());
+    untar(&images.join("busybox-oci.tar"), &layout);
     let biggest = fs::read_dir(layout.join("blobs/sha256"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -181,15 +165,7 @@ fn bad_archives_are_refused_and_the_store_stays_consistent() {
     bytes[last] ^= 0xff;
     fs::write(&biggest, bytes).unwrap();
     let corrupt = work.path().join("corrupt.tar");
-    assert!(Command::new("tar")
-        .arg("-cf")
-        .arg(&corrupt)
-        .arg("-C")
-        .arg(&layout)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    tar_dir(&layout, &corrupt);
     // A truncated archive.
     let full = fs::read(images.join("busybox-docker.tar")).unwrap();
     let truncated = work.path().join("truncated.tar");
@@ -199,15 +175,7 @@ fn bad_archives_are_refused_and_the_store_stays_consistent() {
     let wrong_diff = work.path().join("wrong-diff-id.tar");
     {
         let layout = work.path().join("layout2");
-        fs::create_dir(&layout).unwrap();
-        assert!(Command::new("tar")
-            .arg("-xf")
-            .arg(images.join("busybox-oci.tar"))
-            .arg("-C")
-            .arg(&layout)
-            .status()
-            .unwrap()
-            .success());
+        untar(&images.join("busybox-oci.tar"), &layout);
         let blob = |d: &str| layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
         let put = |bytes: &[u8]| -> String {
             use sha2::Digest;
@@ -233,15 +201,7 @@ fn bad_archives_are_refused_and_the_store_stays_consistent() {
         index["manifests"][0]["digest"] = Value::from(put(&manifest_bytes));
         index["manifests"][0]["size"] = Value::from(manifest_bytes.len());
         fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-        assert!(Command::new("tar")
-            .arg("-cf")
-            .arg(&wrong_diff)
-            .arg("-C")
-            .arg(&layout)
-            .arg(".")
-            .status()
-            .unwrap()
-            .success());
+        tar_dir(&layout, &wrong_diff);
     }
 
     for (archive, message) in [

@@ -66,3 +66,29 @@ pub fn busybox_images() -> &'static Path {
         dir
     })
 }
+
+/// Unpacks a tar archive into a new directory `dir` with the system's tar.
+pub fn untar(archive: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let ok = Command::new("tar")
+        .arg("-xf")
+        .arg(archive)
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "tar -xf {}", archive.display());
+}
+
+/// Packs the contents of `dir` into the tar archive `archive` with the system's tar.
+pub fn tar_dir(dir: &Path, archive: &Path) {
+    let ok = Command::new("tar")
+        .arg("-cf")
+        .arg(archive)
+        .arg("-C")
+        .arg(dir)
+        .arg(".")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "tar -cf {}", archive.display());
+}
