@@ -454,3 +454,89 @@ fn unpack_matches_umoci() {
     let theirs = umoci_unpack(&layout, &work.path().join("bundle2"));
     assert_eq!(round_trip::listing(&ours), round_trip::listing(&theirs));
 }
+
+/// The hostile layers again, this time inside image archives: `load` takes or refuses
+/// each, and unpacking what it took is refused or contained, with nothing written beside
+/// the target or the store, and the store still readable.
+#[test]
+fn hostile_layers_inside_images() {
+    use rbuild_builder::archive::load;
+    use rbuild_builder::digest::sha256;
+    use rbuild_builder::store::Store;
+    use std::io::Read;
+
+    let dir = repo().join("testdata/hostile");
+    let expectations = fs::read_to_string(dir.join("expectations.txt")).unwrap();
+    let outside = Path::new("/tmp/rbuild-hostile-outside");
+    for line in expectations.lines() {
+        let mut parts = line.splitn(3, ' ');
+        let (file, verdict, detail) =
+            (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let layer = fs::read(dir.join(file)).unwrap();
+        let mut plain = Vec::new();
+        let decompressed = rbuild_builder::snapshot::decompress(&layer[..]).and_then(|mut r| {
+            r.read_to_end(&mut plain).map_err(|e| rbuild_builder::Error::BadArchive(e.to_string()))
+        });
+        let diff_id = if decompressed.is_ok() { sha256(&plain) } else { sha256(&layer) };
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        }))
+        .unwrap();
+        let manifest =
+            serde_json::to_vec(&serde_json::json!([{"Config": "c.json", "RepoTags": ["hostile:latest"], "Layers": ["l.tar"]}]))
+                .unwrap();
+        let mut archive = tar::Builder::new(Vec::new());
+        for (name, bytes) in [("c.json", &config), ("l.tar", &layer), ("manifest.json", &manifest)]
+        {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            archive.append_data(&mut h, name, &bytes[..]).unwrap();
+        }
+        let archive = archive.into_inner().unwrap();
+
+        let sandbox = tempfile::tempdir().unwrap();
+        let store = Store::open(sandbox.path().join("store")).unwrap();
+        let root = sandbox.path().join("root");
+        match load(&store, &archive[..]) {
+            Err(e) => assert!(
+                verdict == "refuse",
+                "{file}: load refused a layer that should be contained: {e}"
+            ),
+            Ok(_) => {
+                let image = store.resolve("hostile").unwrap();
+                let result = store.unpack(&image, &root);
+                match verdict {
+                    "refuse" => {
+                        let err = result.expect_err(file).to_string();
+                        assert!(err.contains(detail), "{file}: {err:?} should mention {detail:?}");
+                    }
+                    _ => {
+                        result.unwrap_or_else(|e| panic!("{file}: {e}"));
+                        assert!(
+                            fs::symlink_metadata(root.join(detail)).is_ok(),
+                            "{file}: {detail} missing"
+                        );
+                    }
+                }
+            }
+        }
+        let mut beside: Vec<_> =
+            fs::read_dir(sandbox.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        beside.sort();
+        beside.retain(|n| n != "root");
+        assert_eq!(
+            beside,
+            vec![std::ffi::OsString::from("store")],
+            "{file}: written beside the store and target"
+        );
+        assert!(!outside.exists(), "{file}: wrote to the host");
+        store.images().unwrap();
+        assert_eq!(
+            fs::read_dir(sandbox.path().join("store/tmp")).unwrap().count(),
+            0,
+            "{file}: partial blobs"
+        );
+    }
+}
