@@ -12,9 +12,11 @@
 //!   deterministic, compressed on every core;
 //! - [`digest`]: sha256 digests and hashing readers and writers.
 //!
+//! - [`sandbox`]: the only place with raw system calls (today `mknod` for device nodes
+//!   and overlay whiteouts; Linux namespaces for RUN come with the sandbox issue).
+//!
 //! Coming, one module per concept: `plan` and `solver` (the build, with content-based
-//! cache keys), `sandbox` (Linux namespaces for RUN; the only place with `unsafe`), and
-//! `export`.
+//! cache keys) and `export`.
 //!
 //! ```
 //! use rbuild_builder::reference::Reference;
@@ -29,6 +31,7 @@ pub mod archive;
 pub mod digest;
 mod error;
 pub mod reference;
+pub mod sandbox;
 pub mod snapshot;
 pub mod store;
 

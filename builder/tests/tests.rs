@@ -540,3 +540,83 @@ fn hostile_layers_inside_images() {
         );
     }
 }
+
+/// Layer snapshots stacked by overlayfs give the same tree as a flat unpack; a snapshot
+/// is made once. Mounting overlayfs and making whiteouts need root (CI runs as root).
+#[test]
+fn snapshots_stack_like_a_flat_unpack() {
+    use std::process::Command;
+
+    use rbuild_builder::digest::sha256;
+    use rbuild_builder::store::Store;
+
+    assert!(
+        fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false),
+        "this test makes overlay whiteouts and mounts overlayfs: it needs root, as in CI"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let store = Store::open(work.path().join("store")).unwrap();
+    let l1 = layer(&[
+        ("a", 'f', "a"),
+        ("gone", 'f', "gone"),
+        ("d", 'd', ""),
+        ("d/x", 'f', "x"),
+        ("d/y", 'f', "y"),
+        ("keep", 'd', ""),
+        ("keep/k", 'f', "k"),
+    ]);
+    let l2 = layer(&[
+        ("d/.wh..wh..opq", 'f', ""),
+        ("d/z", 'f', "z"),
+        (".wh.gone", 'f', ""),
+        ("keep/new", 'f', "n"),
+    ]);
+    let mut diff_ids = Vec::new();
+    let mut descs = Vec::new();
+    for l in [&l1, &l2] {
+        let (digest, size) = store.put_blob(&l[..], None).unwrap();
+        diff_ids.push(sha256(l).to_string());
+        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": digest.to_string(), "size": size}));
+    }
+    let config = serde_json::to_vec(&serde_json::json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}})).unwrap();
+    let config_digest = store.put_bytes(&config).unwrap();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest.to_string(), "size": config.len()},
+        "layers": descs,
+    }))
+    .unwrap();
+    let manifest_digest = store.put_bytes(&manifest).unwrap();
+    let desc = oci_spec::image::Descriptor::new(
+        oci_spec::image::MediaType::ImageManifest,
+        manifest.len() as u64,
+        manifest_digest,
+    );
+    store.add_image(&desc, &["stacked".parse().unwrap()]).unwrap();
+    let image = store.resolve("stacked").unwrap();
+
+    let flat = work.path().join("flat");
+    store.unpack(&image, &flat).unwrap();
+    let snaps = store.snapshots(&image).unwrap();
+    assert_eq!(snaps.len(), 2);
+    fs::write(snaps[0].join("marker-made-once"), b"").unwrap();
+    assert_eq!(store.snapshots(&image).unwrap(), snaps, "made once, then shared");
+    assert!(snaps[0].join("marker-made-once").exists());
+    fs::remove_file(snaps[0].join("marker-made-once")).unwrap();
+
+    let merged = work.path().join("merged");
+    fs::create_dir(&merged).unwrap();
+    let lower = format!("lowerdir={}:{}", snaps[1].display(), snaps[0].display());
+    let mounted = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &lower])
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mounting overlayfs failed");
+    let stacked = round_trip::listing(&merged);
+    assert!(Command::new("umount").arg(&merged).status().unwrap().success());
+    assert_eq!(stacked, round_trip::listing(&flat));
+    assert!(!flat.join("gone").exists() && !flat.join("d/x").exists() && flat.join("d/z").exists());
+}

@@ -10,24 +10,42 @@ use filetime::FileTime;
 
 use super::path::{archive_components, entry_destination, resolve_in_root};
 use crate::error::{Error, Result};
+use crate::sandbox::{make_special, make_whiteout, SpecialFile};
 
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 
+/// What whiteouts do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhiteoutMode {
+    /// Remove what they name from the target (the target holds the lower layers).
+    Remove,
+    /// Record them as overlayfs does (a character device 0/0 for `.wh.NAME`, the
+    /// `trusted.overlay.opaque` attribute for opaque directories), for a snapshot of one
+    /// layer that overlayfs stacks on the layers below it. Needs root.
+    Overlay,
+}
+
 /// How a layer is applied.
 #[derive(Debug, Clone, Copy)]
 pub struct ApplyOptions {
-    /// Set owners from the archive (needs root); otherwise files belong to the caller.
+    /// Set owners from the archive and create device nodes (needs root); otherwise files
+    /// belong to the caller and device nodes are skipped.
     pub preserve_owners: bool,
+    /// What whiteouts do.
+    pub whiteouts: WhiteoutMode,
+}
+
+/// Whether this process runs as root.
+pub(crate) fn is_root() -> bool {
+    fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        // Owners can only be set by root.
-        let is_root = fs::metadata("/proc/self")
-            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-            .unwrap_or(false);
-        ApplyOptions { preserve_owners: is_root }
+        ApplyOptions { preserve_owners: is_root(), whiteouts: WhiteoutMode::Remove }
     }
 }
 
@@ -40,7 +58,7 @@ pub struct ApplyReport {
     pub bytes: u64,
     /// Paths removed by whiteouts.
     pub whiteouts: u64,
-    /// Device nodes and FIFOs that were not created (see [`apply_layer`]).
+    /// Device nodes that were not created because the caller is not root.
     pub skipped_devices: u64,
 }
 
@@ -77,12 +95,14 @@ fn remove_any(path: &Path) -> Result<()> {
 /// directory of what lower layers put there (both applied after the layer's own entries,
 /// and never to what this layer itself wrote); an entry replaces whatever is at its path.
 /// Modes, owners (with `preserve_owners`), modification times and the
-/// `security.capability` extended attribute are kept.
+/// `security.capability` extended attribute are kept. Device nodes are created when
+/// `preserve_owners` is set (as root), and otherwise counted in the report and skipped.
+/// With [`WhiteoutMode::Overlay`], whiteouts are recorded the way overlayfs reads them
+/// instead of applied.
 ///
 /// Nothing is written outside `root`: paths that climb out with `..` are refused, links
 /// met on the way are resolved as if `root` were `/`, and hard links may only point at
-/// files inside the root. Device nodes and FIFOs are counted in the report and skipped:
-/// creating them needs `mknod`, which rbuild keeps to its sandbox.
+/// files inside the root.
 pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Result<ApplyReport> {
     let reader = decompress(input)?;
     let mut archive = tar::Archive::new(reader);
@@ -193,8 +213,19 @@ pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Resu
                 }
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                report.skipped_devices += 1;
-                continue;
+                let special = match kind {
+                    tar::EntryType::Char => SpecialFile::Char,
+                    tar::EntryType::Block => SpecialFile::Block,
+                    _ => SpecialFile::Fifo,
+                };
+                if !options.preserve_owners && special != SpecialFile::Fifo {
+                    report.skipped_devices += 1;
+                    continue;
+                }
+                remove_any(&dest)?;
+                let major = header.device_major().ok().flatten().unwrap_or(0) as u64;
+                let minor = header.device_minor().ok().flatten().unwrap_or(0) as u64;
+                make_special(&dest, special, mode, major, minor)?;
             }
             tar::EntryType::XGlobalHeader
             | tar::EntryType::XHeader
@@ -228,6 +259,27 @@ pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Resu
     // here instead of passing for a complete one.
     io::copy(&mut archive.into_inner(), &mut io::sink())
         .map_err(|e| Error::BadArchive(format!("reading the layer: {e}")))?;
+    if options.whiteouts == WhiteoutMode::Overlay {
+        for dir in opaque_dirs {
+            fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
+            xattr::set(&dir, "trusted.overlay.opaque", b"y")
+                .map_err(Error::io("marking opaque", dir.clone()))?;
+            report.whiteouts += 1;
+        }
+        for path in whiteouts {
+            if written.contains(&path) {
+                continue;
+            }
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+            }
+            remove_any(&path)?;
+            make_whiteout(&path)?;
+            report.whiteouts += 1;
+        }
+        whiteouts = Vec::new();
+        opaque_dirs = Vec::new();
+    }
     for dir in opaque_dirs {
         let Ok(children) = fs::read_dir(&dir) else { continue };
         for child in children.flatten() {

@@ -281,8 +281,17 @@ impl Store {
                 fs::remove_file(entry.path()).map_err(Error::io("removing", entry.path()))?;
             }
         }
-        // Nothing else writes while the collector lock is held, so whatever is in tmp/ was
-        // left by a process that died.
+        // Nothing else writes while the collector lock is held, so whatever is in tmp/ (or
+        // a half-made snapshot) was left by a process that died.
+        let snapshots = self.root.join("snapshots");
+        for entry in
+            fs::read_dir(&snapshots).map_err(Error::io("listing", snapshots.clone()))?.flatten()
+        {
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                freed += dir_size(&entry.path());
+                fs::remove_dir_all(entry.path()).map_err(Error::io("removing", entry.path()))?;
+            }
+        }
         let tmp = self.root.join("tmp");
         for entry in fs::read_dir(&tmp).map_err(Error::io("listing", tmp.clone()))?.flatten() {
             freed += entry.metadata().map(|m| m.len()).unwrap_or(0);

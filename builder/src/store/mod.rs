@@ -6,6 +6,7 @@
 //! ROOT/index.json          one descriptor per image name (annotation
 //!                          io.containerd.image.name), plus untagged images
 //! ROOT/blobs/sha256/HEX    manifests, configs and layers, immutable
+//! ROOT/snapshots/HEX       one layer extracted, keyed by its diff ID (overlayfs lower dir)
 //! ROOT/tmp/                blobs being written; renamed into blobs/ once verified
 //! ROOT/lock                serialises index.json updates
 //! ROOT/gc.lock             shared by every command using the store, exclusive for
@@ -20,6 +21,7 @@
 //! which only a killed process can have left behind then.
 
 mod images;
+mod snapshots;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
