@@ -353,9 +353,7 @@ pub fn write_layer(
             (blob, d, MediaType::ImageLayer)
         }
         Compression::Gzip(level) => {
-            let mut gz = flate2::GzBuilder::new()
-                .mtime(0)
-                .write(blob, flate2::Compression::new(level.min(9)));
+            let mut gz = super::pgzip::ParallelGzip::new(blob, level);
             let d = write_tar(root, changes, options.source_date_epoch, &mut gz)?;
             (gz.finish().map_err(io_err)?, d, MediaType::ImageLayerGzip)
         }

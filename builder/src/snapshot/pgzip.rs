@@ -8,19 +8,35 @@
 //! fraction of a percent of one stream, and come out the same whatever the number of
 //! threads, so layer digests stay reproducible across machines.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 const CHUNK: usize = 1 << 20;
 
-/// A writer that gzip-compresses what it is given on several threads.
+type Job = (u64, Vec<u8>);
+type Done = (u64, io::Result<Vec<u8>>);
+
+/// A writer that gzip-compresses what it is given on several threads, while the caller
+/// goes on producing data: chunks go to a pool of worker threads, and compressed members
+/// are written, in order, from the caller's thread as they come back.
 #[derive(Debug)]
 pub struct ParallelGzip<W: Write> {
     inner: W,
-    level: flate2::Compression,
-    threads: usize,
-    pending: Vec<Vec<u8>>,
     current: Vec<u8>,
-    wrote_member: bool,
+    /// Sequence number of the next chunk to hand out, and of the next member to write.
+    next_in: u64,
+    next_out: u64,
+    /// Members that came back ahead of their turn.
+    ready: BTreeMap<u64, Vec<u8>>,
+    /// At most this many chunks are in flight, which bounds memory.
+    max_in_flight: u64,
+    /// Dropping the sender (on finish, or when the writer is dropped) ends the workers.
+    jobs: Option<Sender<Job>>,
+    done: Receiver<Done>,
+    workers: Vec<JoinHandle<()>>,
 }
 
 fn member(data: &[u8], level: flate2::Compression) -> io::Result<Vec<u8>> {
@@ -34,53 +50,88 @@ impl<W: Write> ParallelGzip<W> {
     /// Compresses into `inner` at `level` (0 to 9), on as many threads as there are cores.
     pub fn new(inner: W, level: u32) -> Self {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Self::with_threads(inner, level, threads)
+    }
+
+    /// Compresses on `threads` worker threads.
+    pub fn with_threads(inner: W, level: u32, threads: usize) -> Self {
+        let level = flate2::Compression::new(level.min(9));
+        let (job_tx, job_rx) = channel::<Job>();
+        let (done_tx, done_rx) = channel::<Done>();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let workers = (0..threads.max(1))
+            .map(|_| {
+                let jobs = Arc::clone(&job_rx);
+                let done = done_tx.clone();
+                std::thread::spawn(move || loop {
+                    // The lock is held only to take one job; a poisoned lock means another
+                    // worker panicked, and this one stops too.
+                    let job = match jobs.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((seq, data)) = job else { return };
+                    if done.send((seq, member(&data, level))).is_err() {
+                        return;
+                    }
+                })
+            })
+            .collect();
         ParallelGzip {
             inner,
-            level: flate2::Compression::new(level.min(9)),
-            threads,
-            pending: Vec::new(),
             current: Vec::with_capacity(CHUNK),
-            wrote_member: false,
+            next_in: 0,
+            next_out: 0,
+            ready: BTreeMap::new(),
+            max_in_flight: 2 * threads.max(1) as u64 + 1,
+            jobs: Some(job_tx),
+            done: done_rx,
+            workers,
         }
     }
 
-    /// Compresses the pending chunks, one thread each, and writes them in order.
-    fn flush_pending(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
+    fn submit(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        while self.next_in - self.next_out >= self.max_in_flight {
+            self.collect_one()?;
         }
-        let level = self.level;
-        let chunks = std::mem::take(&mut self.pending);
-        let members: Vec<io::Result<Vec<u8>>> = if chunks.len() == 1 {
-            vec![member(&chunks[0], level)]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> =
-                    chunks.iter().map(|c| s.spawn(move || member(c, level))).collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(io::Error::other("a compression thread panicked"))
-                        })
-                    })
-                    .collect()
-            })
-        };
-        for m in members {
-            self.inner.write_all(&m?)?;
-            self.wrote_member = true;
+        let sent = self.jobs.as_ref().map(|j| j.send((self.next_in, chunk)));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(io::Error::other("the gzip worker threads stopped"));
+        }
+        self.next_in += 1;
+        self.write_ready()
+    }
+
+    /// Waits for one member to come back.
+    fn collect_one(&mut self) -> io::Result<()> {
+        let (seq, result) =
+            self.done.recv().map_err(|_| io::Error::other("the gzip worker threads stopped"))?;
+        self.ready.insert(seq, result?);
+        self.write_ready()
+    }
+
+    /// Writes every member whose turn has come.
+    fn write_ready(&mut self) -> io::Result<()> {
+        while let Some(m) = self.ready.remove(&self.next_out) {
+            self.inner.write_all(&m)?;
+            self.next_out += 1;
         }
         Ok(())
     }
 
     /// Compresses what is left and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
-        if !self.current.is_empty() || !self.wrote_member && self.pending.is_empty() {
+        if !self.current.is_empty() || self.next_in == 0 {
             let last = std::mem::take(&mut self.current);
-            self.pending.push(last);
+            self.submit(last)?;
         }
-        self.flush_pending()?;
+        while self.next_out < self.next_in {
+            self.collect_one()?;
+        }
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
         self.inner.flush()?;
         Ok(self.inner)
     }
@@ -96,10 +147,7 @@ impl<W: Write> Write for ParallelGzip<W> {
             buf = &buf[take..];
             if self.current.len() == CHUNK {
                 let full = std::mem::replace(&mut self.current, Vec::with_capacity(CHUNK));
-                self.pending.push(full);
-                if self.pending.len() >= self.threads * 2 {
-                    self.flush_pending()?;
-                }
+                self.submit(full)?;
             }
         }
         Ok(n)
@@ -129,8 +177,7 @@ mod tests {
             let mut back = Vec::new();
             flate2::read::MultiGzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
             assert_eq!(back, data, "size {size}");
-            let mut one = ParallelGzip::new(Vec::new(), 6);
-            one.threads = 1;
+            let mut one = ParallelGzip::with_threads(Vec::new(), 6, 1);
             one.write_all(&data).unwrap();
             assert_eq!(
                 one.finish().unwrap(),
