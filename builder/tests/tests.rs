@@ -619,4 +619,13 @@ fn snapshots_stack_like_a_flat_unpack() {
     assert!(Command::new("umount").arg(&merged).status().unwrap().success());
     assert_eq!(stacked, round_trip::listing(&flat));
     assert!(!flat.join("gone").exists() && !flat.join("d/x").exists() && flat.join("d/z").exists());
+
+    assert_eq!(store.remove_snapshots(false).unwrap(), 0, "snapshots in use are kept");
+    store.remove("stacked", false).unwrap();
+    assert!(store.remove_snapshots(false).unwrap() > 0);
+    assert_eq!(
+        fs::read_dir(store.root().join("snapshots")).unwrap().count(),
+        0,
+        "unused snapshots are removed"
+    );
 }

@@ -222,3 +222,32 @@ fn bad_archives_are_refused_and_the_store_stays_consistent() {
         assert_eq!(ok(root.path(), &["images", "-q"]), before, "the store still lists what it had");
     }
 }
+
+#[test]
+fn load_reads_gzip_from_stdin_and_du_reports_it() {
+    let images = busybox_images();
+    let work = tempfile::tempdir().unwrap();
+    let gz = work.path().join("busybox.tar.gz");
+    let out =
+        Command::new("gzip").arg("-c").arg(images.join("busybox-docker.tar")).output().unwrap();
+    assert!(out.status.success());
+    fs::write(&gz, out.stdout).unwrap();
+    let root = work.path().join("store");
+    let loaded = crate::util::rbuild()
+        .arg("--root")
+        .arg(&root)
+        .arg("load")
+        .stdin(fs::File::open(&gz).unwrap())
+        .output()
+        .unwrap();
+    assert!(loaded.status.success(), "{}", String::from_utf8_lossy(&loaded.stderr));
+    assert_eq!(String::from_utf8_lossy(&loaded.stdout), "Loaded image: busybox:latest\n");
+    let du = ok(&root, &["du"]);
+    let images_row =
+        du.lines().find(|l| l.starts_with("Images (blobs)")).unwrap_or_else(|| panic!("{du}"));
+    assert!(images_row.ends_with("MB"), "{du}");
+    assert!(
+        du.contains("Unused blobs") && du.contains("Layer snapshots") && du.contains("Build cache"),
+        "{du}"
+    );
+}

@@ -303,13 +303,34 @@ impl Store {
         Ok(freed)
     }
 
-    /// Removes every extracted layer snapshot (they are made again when needed). Returns
+    /// Removes layer snapshots: every one with `all`, else those no image uses. Returns
     /// the bytes freed.
-    pub fn remove_snapshots(&self) -> Result<u64> {
+    pub fn remove_snapshots(&self, all: bool) -> Result<u64> {
+        let used: HashSet<String> = if all {
+            HashSet::new()
+        } else {
+            let mut used = HashSet::new();
+            for entry in self.images()? {
+                if let Ok(image) = self.image(&entry) {
+                    used.extend(
+                        image
+                            .config
+                            .rootfs()
+                            .diff_ids()
+                            .iter()
+                            .map(|d| d.trim_start_matches("sha256:").to_string()),
+                    );
+                }
+            }
+            used
+        };
         let _gc = self.collector()?;
         let dir = self.root.join("snapshots");
         let mut freed = 0;
         for entry in fs::read_dir(&dir).map_err(Error::io("listing", dir.clone()))?.flatten() {
+            if used.contains(entry.file_name().to_string_lossy().as_ref()) {
+                continue;
+            }
             freed += dir_size(&entry.path());
             let path = entry.path();
             let removed =

@@ -59,8 +59,7 @@ pub fn default_root() -> PathBuf {
     if let Some(root) = std::env::var_os("RBUILD_ROOT").filter(|v| !v.is_empty()) {
         return PathBuf::from(root);
     }
-    let is_root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
-        || std::env::var_os("HOME").is_some_and(|h| h == "/root");
+    let is_root = crate::snapshot::is_root();
     if is_root {
         return PathBuf::from("/var/lib/rbuild");
     }

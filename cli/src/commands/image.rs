@@ -115,7 +115,8 @@ pub struct LoadArgs {
 /// Arguments of `rbuild prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Also remove extracted layer snapshots (they are made again when needed).
+    /// Remove every extracted layer snapshot, not only those no image uses (they are made
+    /// again when needed).
     #[arg(short, long)]
     all: bool,
 }
@@ -398,9 +399,7 @@ pub fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
         }
     }
     let mut freed = store.collect_garbage()?;
-    if args.all {
-        freed += store.remove_snapshots()?;
-    }
+    freed += store.remove_snapshots(args.all)?;
     println!("Deleted {removed} untagged images; total reclaimed space: {}", human::size(freed));
     Ok(ExitCode::SUCCESS)
 }
@@ -409,8 +408,14 @@ pub fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
 pub fn du(store: &Store) -> Result<ExitCode> {
     let _in_use = store.in_use()?;
     let usage = store.disk_usage()?;
-    let rows: Vec<Vec<String>> =
-        usage.iter().map(|(k, v)| vec![k.to_string(), human::size(*v)]).collect();
+    let get = |k: &str| usage.get(k).copied().unwrap_or(0);
+    let rows = vec![
+        vec!["Images (blobs)".to_string(), human::size(get("images"))],
+        vec!["Layer snapshots".to_string(), human::size(get("snapshots"))],
+        vec!["Unused blobs".to_string(), human::size(get("unused"))],
+        // The build cache arrives with `rbuild build`.
+        vec!["Build cache".to_string(), human::size(0)],
+    ];
     print!("{}", human::table(&["TYPE", "SIZE"], &rows));
     Ok(ExitCode::SUCCESS)
 }
