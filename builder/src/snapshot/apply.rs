@@ -280,11 +280,18 @@ pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Resu
         whiteouts = Vec::new();
         opaque_dirs = Vec::new();
     }
+    // A child of an opaque directory stays when this layer wrote it or something in it.
+    let mut kept: HashSet<PathBuf> = HashSet::new();
+    if !opaque_dirs.is_empty() {
+        for w in &written {
+            kept.extend(w.ancestors().take_while(|a| a.starts_with(root)).map(Path::to_path_buf));
+        }
+    }
     for dir in opaque_dirs {
         let Ok(children) = fs::read_dir(&dir) else { continue };
         for child in children.flatten() {
             let path = child.path();
-            if !written.iter().any(|w| w.starts_with(&path)) {
+            if !kept.contains(&path) {
                 remove_any(&path)?;
                 report.whiteouts += 1;
             }
