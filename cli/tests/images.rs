@@ -209,6 +209,10 @@ fn bad_archives_are_refused_and_the_store_stays_consistent() {
         (&corrupt, "does not match its digest"),
         (&truncated, "loading the archive"),
         (&wrong_diff, "does not match its diff ID"),
+        (
+            &crate::util::repo().join("testdata/hostile/wrong-digest.oci-archive"),
+            "does not match its digest",
+        ),
     ] {
         let out = rbuild_in(root.path(), &["load", "-i", archive.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&out.stderr);

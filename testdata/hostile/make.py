@@ -118,6 +118,36 @@ cases["symlink-self-loop.tar"] = layer([
 ])
 expect["symlink-self-loop.tar"] = "refuse too many levels of symbolic links"
 
+# An image archive (OCI layout) whose layer blob does not hash to the name it is stored
+# under: `rbuild load` must refuse it (the layer tests skip it: it is not a layer).
+def oci_archive_with_wrong_digest():
+    import hashlib
+    import json
+
+    def digest(b):
+        return "sha256:" + hashlib.sha256(b).hexdigest()
+
+    good = layer([info("hello", data=b"hello")])
+    claimed = digest(good[:-1] + b"!")  # the name of other content
+    config = json.dumps({"architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [claimed]}}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": claimed, "size": len(good)}],
+    }).encode()
+    index = json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest(manifest), "size": len(manifest),
+        "annotations": {"io.containerd.image.name": "docker.io/library/wrong:latest"}}]}).encode()
+    files = [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", index),
+             ("blobs/sha256/" + digest(manifest)[7:], manifest), ("blobs/sha256/" + digest(config)[7:], config),
+             ("blobs/sha256/" + claimed[7:], good)]
+    return layer([info(n, data=d) for n, d in files])
+
+
+with open(os.path.join(HERE, "wrong-digest.oci-archive"), "wb") as f:
+    f.write(oci_archive_with_wrong_digest())
+
 for name, data in cases.items():
     with open(os.path.join(HERE, name), "wb") as f:
         f.write(data)
