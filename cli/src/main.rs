@@ -53,6 +53,14 @@ enum Command {
     Prune(commands::image::PruneArgs),
     /// Show the space the store uses.
     Du,
+    /// Download an image from a registry into the store.
+    Pull(commands::registry::PullArgs),
+    /// Upload an image from the store to a registry.
+    Push(commands::registry::PushArgs),
+    /// Save credentials for a registry in the docker config file.
+    Login(commands::registry::LoginArgs),
+    /// Remove saved credentials for a registry.
+    Logout(commands::registry::LogoutArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -87,6 +95,10 @@ fn main() -> ExitCode {
         Command::Load(args) => store().and_then(|s| image::load(&s, args)),
         Command::Prune(args) => store().and_then(|s| image::prune(&s, args)),
         Command::Du => store().and_then(|s| image::du(&s)),
+        Command::Pull(args) => store().and_then(|s| commands::registry::pull(&s, args)),
+        Command::Push(args) => store().and_then(|s| commands::registry::push(&s, args)),
+        Command::Login(args) => commands::registry::login(args),
+        Command::Logout(args) => commands::registry::logout(args),
     };
     match result {
         Ok(code) => code,

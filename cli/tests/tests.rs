@@ -5,5 +5,6 @@
 
 mod images;
 mod parse;
+mod registry;
 mod store;
 mod util;

@@ -92,3 +92,9 @@ pub fn tar_dir(dir: &Path, archive: &Path) {
         .is_ok_and(|s| s.success());
     assert!(ok, "tar -cf {}", archive.display());
 }
+
+/// Copies a directory tree (with `cp -a`).
+pub fn untar_copy(from: &Path, to: &Path) {
+    let ok = Command::new("cp").arg("-a").arg(from).arg(to).status().is_ok_and(|s| s.success());
+    assert!(ok, "cp -a {} {}", from.display(), to.display());
+}

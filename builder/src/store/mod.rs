@@ -32,7 +32,7 @@ use serde::de::DeserializeOwned;
 
 pub use images::{Image, ImageEntry, RemoveReport};
 
-use crate::digest::HashingReader;
+use crate::digest::HashingWriter;
 use crate::error::{Error, Result};
 
 /// The annotation holding an image's full name in `index.json` (as containerd and
@@ -161,37 +161,31 @@ impl Store {
         self.blob_path(digest).is_file()
     }
 
+    /// A writer for a new blob: bytes go to a temporary file, hashed on the way, and
+    /// [`BlobWriter::commit`] checks the digest and moves the file into place.
+    pub fn blob_writer(&self) -> Result<BlobWriter> {
+        let tmp_dir = self.tmp_dir();
+        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+            .map_err(Error::io("creating a file in", tmp_dir))?;
+        let file = tmp.reopen().map_err(Error::io("opening", tmp.path().to_path_buf()))?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            tmp,
+            out: HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file)),
+        })
+    }
+
     /// Streams `reader` into the store, hashing on the way. With `expected`, content that
     /// hashes otherwise is refused and nothing is kept. Returns the digest and size.
-    pub fn put_blob(&self, reader: impl Read, expected: Option<&Digest>) -> Result<(Digest, u64)> {
-        if let Some(d) = expected {
-            if *d.algorithm() != DigestAlgorithm::Sha256 {
-                return Err(Error::BadArchive(format!("unsupported digest algorithm in {d}")));
-            }
-        }
-        let tmp_dir = self.tmp_dir();
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
-            .map_err(Error::io("creating a file in", tmp_dir))?;
-        let mut hashing = HashingReader::new(reader);
-        io::copy(&mut hashing, tmp.as_file_mut())
-            .map_err(Error::io("writing", tmp.path().to_path_buf()))?;
-        let (digest, size) = hashing.finish();
-        if let Some(expected) = expected {
-            if *expected != digest {
-                return Err(Error::DigestMismatch { expected: expected.clone(), actual: digest });
-            }
-        }
-        let dest = self.blob_path(&digest);
-        if dest.is_file() {
-            return Ok((digest, size));
-        }
-        tmp.as_file().sync_all().map_err(Error::io("syncing", tmp.path().to_path_buf()))?;
-        tmp.persist(&dest).map_err(|e| Error::Io {
-            action: "renaming into",
-            path: dest.clone(),
-            source: e.error,
-        })?;
-        Ok((digest, size))
+    pub fn put_blob(
+        &self,
+        mut reader: impl Read,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64)> {
+        let mut writer = self.blob_writer()?;
+        let path = writer.tmp.path().to_path_buf();
+        io::copy(&mut reader, &mut writer).map_err(Error::io("writing", path))?;
+        writer.commit(expected)
     }
 
     /// Stores bytes as a blob.
@@ -246,6 +240,58 @@ impl Store {
         let bytes = serde_json::to_vec(&index).map_err(Error::json("index.json"))?;
         write_atomically(&self.tmp_dir(), &self.root.join("index.json"), &bytes)?;
         Ok(out)
+    }
+}
+
+/// A blob being written into the store (see [`Store::blob_writer`]). Dropped without
+/// [`commit`](BlobWriter::commit), it leaves nothing behind.
+#[derive(Debug)]
+pub struct BlobWriter {
+    store: Store,
+    tmp: tempfile::NamedTempFile,
+    out: HashingWriter<io::BufWriter<File>>,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl BlobWriter {
+    /// Checks the content against `expected` (when given), syncs it and moves it into
+    /// place. Returns the digest and size.
+    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        if let Some(d) = expected {
+            if *d.algorithm() != DigestAlgorithm::Sha256 {
+                return Err(Error::BadArchive(format!("unsupported digest algorithm in {d}")));
+            }
+        }
+        let (buffered, digest, size) = self.out.finish();
+        let file = buffered.into_inner().map_err(|e| Error::Io {
+            action: "writing",
+            path: self.tmp.path().to_path_buf(),
+            source: e.into_error(),
+        })?;
+        if let Some(expected) = expected {
+            if *expected != digest {
+                return Err(Error::DigestMismatch { expected: expected.clone(), actual: digest });
+            }
+        }
+        let dest = self.store.blob_path(&digest);
+        if dest.is_file() {
+            return Ok((digest, size));
+        }
+        file.sync_all().map_err(Error::io("syncing", self.tmp.path().to_path_buf()))?;
+        self.tmp.persist(&dest).map_err(|e| Error::Io {
+            action: "renaming into",
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok((digest, size))
     }
 }
 

@@ -1,0 +1,368 @@
+//! The registry commands: pull, push, login, logout.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use oci_spec::image::{
+    Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest, MediaType,
+};
+use rbuild_builder::archive::verify_diff_ids;
+use rbuild_builder::reference::Reference;
+use rbuild_builder::store::Store;
+use rbuild_registry_client::{
+    Client, ClientOptions, CredentialSource, Credentials, DockerConfig, Progress, Repository,
+};
+
+/// Options every registry command takes.
+#[derive(Debug, Args, Clone)]
+pub struct RegistryArgs {
+    /// Reach this registry (HOST[:PORT]) over plain HTTP; loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure: Vec<String>,
+    /// Also trust this CA certificate (PEM) for HTTPS.
+    #[arg(long = "ca-file", value_name = "FILE")]
+    ca_files: Vec<PathBuf>,
+    /// How many blobs to transfer at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
+}
+
+/// Arguments of `rbuild pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The image: `[registry/]repository[:tag|@digest]`.
+    reference: String,
+    /// For a multi-platform image, the platform to pull: `os/arch[/variant]` (default: this
+    /// machine's).
+    #[arg(long)]
+    platform: Option<String>,
+    /// Print only the image ID.
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// Arguments of `rbuild push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The image to push: a name, ID or digest of the local store.
+    image: String,
+    /// Where to push it, `registry/repository:tag` (default: the image's name).
+    destination: Option<String>,
+    /// Print only the pushed manifest's digest.
+    #[arg(short, long)]
+    quiet: bool,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// Arguments of `rbuild login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry (default: Docker Hub).
+    registry: Option<String>,
+    /// The user name.
+    #[arg(short, long)]
+    username: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    #[command(flatten)]
+    options: RegistryArgs,
+}
+
+/// Arguments of `rbuild logout`.
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry (default: Docker Hub).
+    registry: Option<String>,
+}
+
+fn client(args: &RegistryArgs, credentials: Arc<dyn CredentialSource>) -> Result<Client> {
+    let options = ClientOptions {
+        insecure_registries: args.insecure.clone(),
+        ca_files: args.ca_files.clone(),
+        concurrency: args.concurrency as usize,
+        ..ClientOptions::default()
+    };
+    Ok(Client::new(options, credentials)?)
+}
+
+fn docker_config() -> Result<Arc<DockerConfig>> {
+    let path = DockerConfig::default_path();
+    Ok(Arc::new(DockerConfig::load(&path).with_context(|| format!("reading {}", path.display()))?))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Plain progress lines, Docker style, on standard output.
+struct Lines {
+    quiet: bool,
+    verb: &'static str,
+}
+
+impl Progress for Lines {
+    fn start(&self, digest: &str, _size: u64) {
+        if !self.quiet {
+            println!("{}: {}", short(digest), self.verb);
+        }
+    }
+    fn advance(&self, _: &str, _: u64) {}
+    fn skipped(&self, digest: &str, why: &str) {
+        if !self.quiet {
+            println!("{}: {why}", short(digest));
+        }
+    }
+    fn done(&self, digest: &str) {
+        if !self.quiet {
+            println!(
+                "{}: {} complete",
+                short(digest),
+                if self.verb == "Pushing" { "Push" } else { "Pull" }
+            );
+        }
+    }
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    &hex[..12.min(hex.len())]
+}
+
+fn host_platform() -> (String, String, Option<String>) {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    };
+    let variant = (arch == "arm64").then(|| "v8".to_string());
+    ("linux".to_string(), arch.to_string(), variant)
+}
+
+fn parse_platform(p: &str) -> Result<(String, String, Option<String>)> {
+    let parts: Vec<&str> = p.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] => Ok((os.to_string(), arch.to_string(), None)),
+        [os, arch, variant] => Ok((os.to_string(), arch.to_string(), Some(variant.to_string()))),
+        _ => bail!("invalid platform {p:?}: expected os/arch[/variant]"),
+    }
+}
+
+/// `rbuild pull`.
+pub fn pull(store: &Store, args: PullArgs) -> Result<ExitCode> {
+    let reference = Reference::parse(&args.reference)?;
+    let client = client(&args.registry, docker_config()?)?;
+    let repo = Repository::new(reference.domain(), reference.path());
+    let wanted = match &args.platform {
+        Some(p) => parse_platform(p)?,
+        None => host_platform(),
+    };
+    let tag_or_digest = reference.digest().or(reference.tag()).unwrap_or("latest").to_string();
+    if !args.quiet {
+        println!(
+            "{}: Pulling from {}",
+            reference.tag().unwrap_or(&tag_or_digest),
+            reference.familiar_repository()
+        );
+    }
+    let rt = runtime()?;
+    let _in_use = store.in_use()?;
+    let (manifest, index) = rt.block_on(async {
+        let first = client.pull_manifest(&repo, &tag_or_digest).await?;
+        if !first.is_index() {
+            return Ok::<_, anyhow::Error>((first, None));
+        }
+        let index: ImageIndex =
+            serde_json::from_slice(&first.bytes).context("reading the image index")?;
+        let (os, arch, variant) = &wanted;
+        let chosen = index
+            .manifests()
+            .iter()
+            .find(|m| {
+                m.platform().as_ref().is_some_and(|p| {
+                    p.os().to_string() == *os
+                        && p.architecture().to_string() == *arch
+                        && (variant.is_none() || p.variant().as_deref() == variant.as_deref())
+                })
+            })
+            .ok_or_else(|| {
+                let v = variant.as_ref().map(|v| format!("/{v}")).unwrap_or_default();
+                rbuild_registry_client::Error::NoPlatform(format!("{os}/{arch}{v}"))
+            })?;
+        let m = client.pull_manifest(&repo, chosen.digest().as_ref()).await?;
+        Ok((m, Some(first)))
+    })?;
+    let parsed: ImageManifest =
+        serde_json::from_slice(&manifest.bytes).context("reading the image manifest")?;
+    let progress = Lines { quiet: args.quiet, verb: "Pulling fs layer" };
+    let blobs: Vec<Descriptor> =
+        std::iter::once(parsed.config().clone()).chain(parsed.layers().iter().cloned()).collect();
+    rt.block_on(async {
+        stream::iter(blobs.iter().filter(|d| !store.has_blob(d.digest())))
+            .map(|d| {
+                let (client, repo, progress) = (&client, &repo, &progress);
+                async move {
+                    let mut writer = store.blob_writer()?;
+                    client
+                        .pull_blob(repo, d.digest().as_ref(), d.size(), &mut writer, progress)
+                        .await?;
+                    writer.commit(Some(d.digest()))?;
+                    Ok::<_, anyhow::Error>(())
+                }
+            })
+            .buffer_unordered(client.options().concurrency.max(1))
+            .try_collect::<Vec<_>>()
+            .await
+    })?;
+    let config: ImageConfiguration = store.read_json(parsed.config().digest(), "image config")?;
+    let layers: Vec<Digest> = parsed.layers().iter().map(|l| l.digest().clone()).collect();
+    verify_diff_ids(store, &layers, &config)?;
+    for doc in std::iter::once(&manifest).chain(index.as_ref()) {
+        let stored = store.put_bytes(&doc.bytes)?;
+        if stored.to_string() != doc.digest {
+            bail!("the stored manifest's digest {stored} differs from {}", doc.digest);
+        }
+    }
+    let media = MediaType::from(manifest.media_type.as_str());
+    let digest: Digest = manifest.digest.parse().context("manifest digest")?;
+    let desc = Descriptor::new(media, manifest.bytes.len() as u64, digest);
+    let names: Vec<Reference> =
+        if reference.digest().is_some() { Vec::new() } else { vec![reference.clone()] };
+    store.add_image(&desc, &names)?;
+    if args.quiet {
+        println!("{}", parsed.config().digest());
+    } else {
+        println!("Digest: {}", index.as_ref().map_or(&manifest.digest, |i| &i.digest));
+        println!("Status: Downloaded image for {}", reference.familiar());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild push`.
+pub fn push(store: &Store, args: PushArgs) -> Result<ExitCode> {
+    let _in_use = store.in_use()?;
+    let image = store.resolve(&args.image)?;
+    let dest = match &args.destination {
+        Some(d) => Reference::parse(d)?,
+        None => match Reference::parse(&args.image) {
+            Ok(r) if image.entry.names.contains(&r) => r,
+            _ => image.entry.names.first().cloned().ok_or_else(|| {
+                anyhow::anyhow!("the image has no name to push to: give a destination")
+            })?,
+        },
+    };
+    let Some(tag) = dest.tag().map(str::to_string) else {
+        bail!("the destination needs a tag: {dest}")
+    };
+    let client = client(&args.registry, docker_config()?)?;
+    let repo = Repository::new(dest.domain(), dest.path());
+    if !args.quiet {
+        println!("The push refers to repository [{}]", dest.repository());
+    }
+    let progress = Lines { quiet: args.quiet, verb: "Pushing" };
+    let blobs: Vec<Descriptor> = image
+        .manifest
+        .layers()
+        .iter()
+        .cloned()
+        .chain(std::iter::once(image.manifest.config().clone()))
+        .collect();
+    let rt = runtime()?;
+    rt.block_on(async {
+        stream::iter(blobs.iter())
+            .map(|d| {
+                let (client, repo, progress) = (&client, &repo, &progress);
+                let path = store.blob_path(d.digest());
+                async move {
+                    client.push_blob(repo, d.digest().as_ref(), d.size(), &path, progress).await
+                }
+            })
+            .buffer_unordered(client.options().concurrency.max(1))
+            .try_collect::<Vec<_>>()
+            .await
+    })?;
+    let manifest = store.read_blob(image.entry.manifest.digest())?;
+    let media = image.entry.manifest.media_type().to_string();
+    let digest = rt.block_on(client.push_manifest(&repo, &tag, &manifest, &media))?;
+    if args.quiet {
+        println!("{digest}");
+    } else {
+        println!("{tag}: digest: {digest} size: {}", manifest.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Credentials given on the command line, for checking them before they are saved.
+#[derive(Debug)]
+struct Given(String, Credentials);
+
+impl CredentialSource for Given {
+    fn credentials(&self, registry: &str) -> Option<Credentials> {
+        (registry == self.0).then(|| self.1.clone())
+    }
+}
+
+fn registry_host(arg: Option<&str>) -> String {
+    let r = arg
+        .unwrap_or("docker.io")
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    if matches!(r, "docker.io" | "index.docker.io" | "registry-1.docker.io") {
+        rbuild_registry_client::DOCKER_HUB_REGISTRY.to_string()
+    } else {
+        r.to_string()
+    }
+}
+
+/// `rbuild login`.
+pub fn login(args: LoginArgs) -> Result<ExitCode> {
+    let registry = registry_host(args.registry.as_deref());
+    let Some(username) = args.username.clone() else { bail!("give a user name with -u USER") };
+    if !args.password_stdin {
+        bail!("give the password on standard input with --password-stdin (it is never taken as an argument)");
+    }
+    if std::io::stdin().is_terminal() {
+        bail!("--password-stdin: pipe the password in, for example: printf %s \"$PASS\" | rbuild login -u USER --password-stdin");
+    }
+    let mut password = String::new();
+    std::io::stdin().read_to_string(&mut password).context("reading the password")?;
+    let password = password.trim_end_matches(['\n', '\r']).to_string();
+    let creds = Credentials::Basic { username: username.clone(), password: password.clone() };
+    let client = client(&args.options, Arc::new(Given(registry.clone(), creds)))?;
+    runtime()?.block_on(client.check(&registry)).context("logging in")?;
+    let path = DockerConfig::default_path();
+    let mut config =
+        DockerConfig::load(&path).with_context(|| format!("reading {}", path.display()))?;
+    config.set(&registry, &username, &password);
+    config.save(&path).with_context(|| format!("writing {}", path.display()))?;
+    println!("Login Succeeded");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild logout`.
+pub fn logout(args: LogoutArgs) -> Result<ExitCode> {
+    let registry = registry_host(args.registry.as_deref());
+    let path = DockerConfig::default_path();
+    let mut config =
+        DockerConfig::load(&path).with_context(|| format!("reading {}", path.display()))?;
+    if config.remove(&registry) {
+        config.save(&path).with_context(|| format!("writing {}", path.display()))?;
+        println!("Removing login credentials for {registry}");
+    } else {
+        println!("Not logged in to {registry}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,219 @@
+//! pull and push against Debian's `docker-registry` (distribution 2.8) started here on a
+//! free loopback port, with skopeo as the independent client on the other side.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{busybox_images, ok, require_tool};
+
+/// A registry process that stops when dropped.
+pub struct Registry {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Registry {
+    /// Starts a plain-HTTP registry with its own storage.
+    pub fn start() -> Registry {
+        require_tool("docker-registry", "docker-registry");
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let host = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+            dir.path().join("data").display()
+        );
+        let config_path = dir.path().join("config.yml");
+        fs::write(&config_path, config).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let registry = Registry { child, host, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&registry.host).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start on {}", registry.host);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+}
+
+fn skopeo(args: &[&str]) -> String {
+    let out = Command::new("skopeo").args(args).output().unwrap();
+    assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn config_digest(images: &Path) -> String {
+    let layout = images.join("layout");
+    let index: Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let m = index["manifests"][0]["digest"].as_str().unwrap().replace("sha256:", "");
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(layout.join("blobs/sha256").join(m)).unwrap()).unwrap();
+    manifest["config"]["digest"].as_str().unwrap().to_string()
+}
+
+fn image_id(root: &Path, name: &str) -> String {
+    let inspect: Value = serde_json::from_str(&ok(root, &["inspect", name])).unwrap();
+    inspect[0]["Id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn push_is_read_by_skopeo_and_pull_reads_it_back() {
+    let images = busybox_images();
+    let registry = Registry::start();
+    let root = tempfile::tempdir().unwrap();
+    ok(root.path(), &["load", "-q", "-i", images.join("busybox-oci.tar").to_str().unwrap()]);
+    let dest = format!("{}/tools/busybox:v1", registry.host);
+    let out = ok(root.path(), &["push", "busybox", &dest]);
+    let pushed = out.lines().last().unwrap().split_whitespace().nth(2).unwrap().to_string();
+    assert!(out.contains("Push complete"), "{out}");
+
+    let inspected: Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{dest}"),
+    ]))
+    .unwrap();
+    assert_eq!(inspected["Digest"], pushed.as_str(), "skopeo sees the digest rbuild pushed");
+    let copy = tempfile::tempdir().unwrap();
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{dest}"),
+        &format!("oci:{}:v1", copy.path().display()),
+    ]);
+
+    // A second push sends no blob.
+    let again = ok(root.path(), &["push", "busybox", &dest]);
+    assert!(!again.contains("Pushing"), "{again}");
+    assert_eq!(again.matches("already exists").count(), 2, "{again}");
+
+    // Pull into an empty store.
+    let fresh = tempfile::tempdir().unwrap();
+    let pulled = ok(fresh.path(), &["pull", &dest]);
+    assert!(pulled.contains(&format!("Digest: {pushed}")), "{pulled}");
+    assert_eq!(image_id(fresh.path(), &dest), config_digest(images));
+}
+
+#[test]
+fn pulls_what_skopeo_pushes() {
+    let images = busybox_images();
+    let registry = Registry::start();
+    let dest = format!("{}/library/busybox:latest", registry.host);
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:latest", images.join("layout").display()),
+        &format!("docker://{dest}"),
+    ]);
+    let root = tempfile::tempdir().unwrap();
+    let quiet = ok(root.path(), &["pull", "-q", &dest]);
+    assert_eq!(quiet.trim(), config_digest(images));
+    let list = ok(root.path(), &["images"]);
+    assert!(list.contains(&format!("{}/library/busybox", registry.host)), "{list}");
+    let missing = crate::util::rbuild_in(
+        root.path(),
+        &["pull", &format!("{}/nothing/here:1", registry.host)],
+    );
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}
+
+/// Makes a two-platform OCI layout (linux/amd64 and linux/arm64, same layer, configs that
+/// differ in architecture) from the busybox layout.
+fn two_platform_layout(images: &Path, out: &Path) -> (String, String) {
+    use sha2::Digest;
+    let src = images.join("layout");
+    crate::util::untar_copy(&src, out);
+    let blob = |d: &str| out.join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let hex = hex::encode(sha2::Sha256::digest(bytes));
+        fs::write(out.join("blobs/sha256").join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let index: Value = serde_json::from_slice(&fs::read(out.join("index.json")).unwrap()).unwrap();
+    let manifest: Value = serde_json::from_slice(
+        &fs::read(blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let config: Value = serde_json::from_slice(
+        &fs::read(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let mut entries = Vec::new();
+    let mut ids = Vec::new();
+    for (arch, variant) in [("amd64", None), ("arm64", Some("v8"))] {
+        let mut c = config.clone();
+        c["architecture"] = Value::from(arch);
+        let (cd, cs) = put(&serde_json::to_vec(&c).unwrap());
+        ids.push(cd.clone());
+        let mut m = manifest.clone();
+        m["config"]["digest"] = Value::from(cd);
+        m["config"]["size"] = Value::from(cs);
+        let (md, ms) = put(&serde_json::to_vec(&m).unwrap());
+        let mut platform = serde_json::json!({"os": "linux", "architecture": arch});
+        if let Some(v) = variant {
+            platform["variant"] = Value::from(v);
+        }
+        entries.push(serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms, "platform": platform}));
+    }
+    let idx = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries});
+    let (id, is) = put(&serde_json::to_vec(&idx).unwrap());
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": id, "size": is, "annotations": {"org.opencontainers.image.ref.name": "multi"}}]});
+    fs::write(out.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    (ids[0].clone(), ids[1].clone())
+}
+
+#[test]
+fn pulls_the_right_platform_of_an_index() {
+    let images = busybox_images();
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let layout: PathBuf = work.path().join("multi");
+    let (amd64, arm64) = two_platform_layout(images, &layout);
+    let dest = format!("{}/multi/busybox:multi", registry.host);
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", layout.display()),
+        &format!("docker://{dest}"),
+    ]);
+    let root = tempfile::tempdir().unwrap();
+    assert_eq!(
+        ok(root.path(), &["pull", "-q", &dest]).trim(),
+        amd64,
+        "the host's platform (linux/amd64)"
+    );
+    assert_eq!(ok(root.path(), &["pull", "-q", "--platform", "linux/arm64", &dest]).trim(), arm64);
+    let none = crate::util::rbuild_in(root.path(), &["pull", "--platform", "linux/s390x", &dest]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no manifest for platform linux/s390x"));
+}

@@ -1,0 +1,409 @@
+//! The HTTP side: requests with authentication, retries and backoff.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, Response, StatusCode};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::auth::{parse_challenge, Anonymous, CredentialSource, Credentials};
+use crate::error::{Error, Result};
+
+/// Docker Hub's API host.
+pub const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
+
+/// Settings of a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Registries to reach over plain HTTP (loopback registries always are).
+    pub insecure_registries: Vec<String>,
+    /// Extra CA certificates (PEM) to trust; `/etc/docker/certs.d/HOST/ca.crt` files are
+    /// added for their hosts automatically.
+    pub ca_files: Vec<PathBuf>,
+    /// How many times a failed request is tried again.
+    pub retries: u32,
+    /// The first backoff; each retry doubles it.
+    pub backoff: Duration,
+    /// How many blobs move at once.
+    pub concurrency: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure_registries: Vec::new(),
+            ca_files: Vec::new(),
+            retries: 5,
+            backoff: Duration::from_millis(200),
+            concurrency: 4,
+        }
+    }
+}
+
+/// A repository on a registry: `registry` is the host (with port), `name` the path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Repository {
+    /// The registry's API host (`registry-1.docker.io`, `localhost:5000` ...).
+    pub registry: String,
+    /// The repository path (`library/busybox`).
+    pub name: String,
+}
+
+impl Repository {
+    /// A repository from a reference's domain and path (`docker.io` becomes Docker Hub's
+    /// API host).
+    pub fn new(domain: &str, path: &str) -> Self {
+        let registry = if domain == "docker.io" || domain == "index.docker.io" {
+            DOCKER_HUB_REGISTRY.to_string()
+        } else {
+            domain.to_string()
+        };
+        Repository { registry, name: path.to_string() }
+    }
+}
+
+/// Whether a registry host is on the loopback interface.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = registry
+        .rsplit_once(':')
+        .filter(|(h, p)| !h.ends_with(':') && p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(registry, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.starts_with("127.") || host == "::1"
+}
+
+/// The OCI distribution client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    options: ClientOptions,
+    credentials: Arc<dyn CredentialSource>,
+    /// Bearer tokens by registry and scope, and the registries that asked for Basic.
+    tokens: Arc<Mutex<HashMap<String, String>>>,
+}
+
+#[derive(Deserialize)]
+struct TokenReply {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorReply {
+    #[serde(default)]
+    errors: Vec<ErrorDetail>,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn token_query<'a>(service: &'a str, scope: &'a str) -> Vec<(&'static str, &'a str)> {
+    let mut q = vec![("service", service)];
+    if !scope.is_empty() {
+        q.push(("scope", scope));
+    }
+    q
+}
+
+/// A request body the client can make again for a retry.
+pub(crate) type BodyFactory<'a> = &'a (dyn Fn() -> Result<reqwest::Body> + Send + Sync);
+
+impl Client {
+    /// A client with these options and credentials.
+    pub fn new(options: ClientOptions, credentials: Arc<dyn CredentialSource>) -> Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(Duration::from_secs(60));
+        let mut ca_files = options.ca_files.clone();
+        if let Ok(dirs) = std::fs::read_dir("/etc/docker/certs.d") {
+            ca_files
+                .extend(dirs.flatten().map(|d| d.path().join("ca.crt")).filter(|p| p.is_file()));
+        }
+        for ca in &ca_files {
+            let pem = std::fs::read(ca)
+                .map_err(|e| Error::Io { what: ca.display().to_string(), source: e })?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                Error::Protocol(format!("{}: not a PEM certificate: {e}", ca.display()))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| Error::Transport { url: "client set-up".into(), source: e })?;
+        Ok(Client { http, options, credentials, tokens: Arc::new(Mutex::new(HashMap::new())) })
+    }
+
+    /// An anonymous client with default options.
+    pub fn anonymous() -> Result<Self> {
+        Self::new(ClientOptions::default(), Arc::new(Anonymous))
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// `http` or `https` for a registry.
+    pub fn scheme(&self, registry: &str) -> &'static str {
+        if is_loopback(registry) || self.options.insecure_registries.iter().any(|r| r == registry) {
+            "http"
+        } else {
+            "https"
+        }
+    }
+
+    /// The base URL of a repository's API.
+    pub(crate) fn repo_url(&self, repo: &Repository) -> String {
+        format!("{}://{}/v2/{}", self.scheme(&repo.registry), repo.registry, repo.name)
+    }
+
+    async fn fetch_token(
+        &self,
+        registry: &str,
+        params: &HashMap<String, String>,
+        scope: &str,
+    ) -> Result<String> {
+        let realm = params.get("realm").ok_or_else(|| {
+            Error::Protocol(format!("{registry}: a bearer challenge without a realm"))
+        })?;
+        let service = params.get("service").cloned().unwrap_or_default();
+        let creds = self.credentials.credentials(registry);
+        let request = match &creds {
+            Some(Credentials::IdentityToken(token)) => self.http.post(realm).form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", token.as_str()),
+                ("service", service.as_str()),
+                ("scope", scope),
+                ("client_id", "rbuild"),
+            ]),
+            Some(Credentials::Basic { username, password }) => self
+                .http
+                .get(realm)
+                .query(&token_query(&service, scope))
+                .basic_auth(username, Some(password)),
+            None => self.http.get(realm).query(&token_query(&service, scope)),
+        };
+        let reply = request
+            .send()
+            .await
+            .map_err(|e| Error::Transport { url: realm.clone(), source: e.without_url() })?;
+        let status = reply.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let message = if creds.is_some() {
+                "the token service refused the credentials (check the user name and password, or run rbuild login)"
+            } else {
+                "the token service refused anonymous access (run rbuild login first)"
+            };
+            return Err(Error::Unauthorized {
+                registry: registry.to_string(),
+                message: message.into(),
+            });
+        }
+        if !status.is_success() {
+            return Err(Error::Status {
+                url: realm.clone(),
+                status: status.as_u16(),
+                message: String::new(),
+            });
+        }
+        let token: TokenReply = reply
+            .json()
+            .await
+            .map_err(|e| Error::Protocol(format!("{realm}: bad token reply: {e}")))?;
+        token
+            .token
+            .or(token.access_token)
+            .ok_or_else(|| Error::Protocol(format!("{realm}: the token reply has no token")))
+    }
+
+    fn basic_header(&self, registry: &str) -> Option<HeaderValue> {
+        match self.credentials.credentials(registry)? {
+            Credentials::Basic { username, password } => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{password}"));
+                let mut v = HeaderValue::from_str(&format!("Basic {raw}")).ok()?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            Credentials::IdentityToken(_) => None,
+        }
+    }
+
+    /// Sends a request to a repository's API, authenticating on demand and retrying
+    /// transient failures (connection errors, 5xx, 429 with its `Retry-After`).
+    pub(crate) async fn send(
+        &self,
+        repo: &Repository,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Option<BodyFactory<'_>>,
+        actions: &str,
+    ) -> Result<Response> {
+        // The /v2/ ping names no repository, and its token no scope.
+        let scope = if repo.name.is_empty() {
+            String::new()
+        } else {
+            format!("repository:{}:{}", repo.name, actions)
+        };
+        let key = format!("{}|{}", repo.registry, scope);
+        let mut authenticated_once = false;
+        let mut attempt = 0;
+        loop {
+            let mut request = self.http.request(method.clone(), url).headers(headers.clone());
+            if let Some(auth) = self.tokens.lock().await.get(&key).cloned() {
+                if let Ok(mut v) = HeaderValue::from_str(&auth) {
+                    v.set_sensitive(true);
+                    request = request.header(AUTHORIZATION, v);
+                }
+            }
+            if let Some(make) = body {
+                request = request.body(make()?);
+            }
+            let result = request.send().await;
+            let wait = match result {
+                Err(e) => {
+                    if attempt >= self.options.retries {
+                        return Err(Error::Transport {
+                            url: url.to_string(),
+                            source: e.without_url(),
+                        });
+                    }
+                    tracing::debug!("{url}: {e}; retrying");
+                    None
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    if status == StatusCode::UNAUTHORIZED && !authenticated_once {
+                        authenticated_once = true;
+                        let challenge = response
+                            .headers()
+                            .get(WWW_AUTHENTICATE)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(parse_challenge);
+                        let auth = match challenge {
+                            Some(c) if c.scheme == "bearer" => {
+                                let token =
+                                    self.fetch_token(&repo.registry, &c.params, &scope).await?;
+                                format!("Bearer {token}")
+                            }
+                            Some(c) if c.scheme == "basic" => match self
+                                .basic_header(&repo.registry)
+                            {
+                                Some(h) => h.to_str().unwrap_or_default().to_string(),
+                                None => return Err(Error::Unauthorized {
+                                    registry: repo.registry.clone(),
+                                    message:
+                                        "the registry needs credentials (run rbuild login first)"
+                                            .into(),
+                                }),
+                            },
+                            _ => {
+                                return Err(Error::Unauthorized {
+                                    registry: repo.registry.clone(),
+                                    message:
+                                        "access denied, and no authentication challenge to answer"
+                                            .into(),
+                                })
+                            }
+                        };
+                        self.tokens.lock().await.insert(key.clone(), auth);
+                        continue;
+                    }
+                    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                        self.tokens.lock().await.remove(&key);
+                        let message = if self.credentials.credentials(&repo.registry).is_some() {
+                            "the registry refused the credentials (check the user name and password)"
+                        } else {
+                            "access denied (run rbuild login first)"
+                        };
+                        return Err(Error::Unauthorized {
+                            registry: repo.registry.clone(),
+                            message: message.into(),
+                        });
+                    }
+                    let transient =
+                        status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS;
+                    if !transient || attempt >= self.options.retries {
+                        return Ok(response);
+                    }
+                    tracing::debug!("{url}: {status}; retrying");
+                    response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(|s| Duration::from_secs(s.min(60)))
+                }
+            };
+            let backoff = wait.unwrap_or(self.options.backoff * 2u32.saturating_pow(attempt));
+            tokio::time::sleep(backoff).await;
+            attempt += 1;
+        }
+    }
+
+    /// Turns an unsuccessful response into an error with the registry's message.
+    pub(crate) async fn fail(url: &str, response: Response) -> Error {
+        let status = response.status().as_u16();
+        let message =
+            response
+                .json::<ErrorReply>()
+                .await
+                .ok()
+                .and_then(|r| r.errors.into_iter().next())
+                .map(|e| {
+                    if e.message.is_empty() {
+                        e.code
+                    } else {
+                        format!("{}: {}", e.code, e.message)
+                    }
+                })
+                .unwrap_or_default();
+        Error::Status { url: url.to_string(), status, message }
+    }
+
+    /// `GET /v2/`: checks that the registry answers and, with credentials, that it
+    /// accepts them.
+    pub async fn check(&self, registry: &str) -> Result<()> {
+        let url = format!("{}://{registry}/v2/", self.scheme(registry));
+        let repo = Repository { registry: registry.to_string(), name: String::new() };
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        // The catalog-less ping: a bearer challenge for /v2/ carries no scope.
+        let response = self.send(&repo, Method::GET, &url, headers, None, "pull").await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(Self::fail(&url, response).await)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_and_hub() {
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("127.0.0.1:38211"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(!is_loopback("registry.example:5000"));
+        assert_eq!(Repository::new("docker.io", "library/busybox").registry, DOCKER_HUB_REGISTRY);
+    }
+}

@@ -1,0 +1,309 @@
+//! The distribution API verbs: manifests and blobs, pulled and pushed.
+
+use std::io::Write;
+use std::path::Path;
+
+use futures_util::StreamExt;
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RANGE,
+};
+use reqwest::{Method, StatusCode};
+use sha2::{Digest as _, Sha256};
+
+use crate::client::{Client, Repository};
+use crate::error::{Error, Result};
+
+/// Manifests larger than this are refused (the distribution spec suggests 4 MiB).
+pub const MAX_MANIFEST: u64 = 4 << 20;
+
+/// The manifest media types rbuild accepts, most preferred first.
+pub const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// A manifest or index as the registry served it.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The bytes, exactly as served (their digest is the manifest's digest).
+    pub bytes: Vec<u8>,
+    /// The media type (from the document, else the Content-Type header).
+    pub media_type: String,
+    /// `sha256:...` of the bytes.
+    pub digest: String,
+}
+
+impl Manifest {
+    /// Whether this is an index (OCI image index or Docker manifest list).
+    pub fn is_index(&self) -> bool {
+        self.media_type.contains("index") || self.media_type.contains("manifest.list")
+    }
+}
+
+/// Reports the progress of blob transfers; the CLI draws it.
+pub trait Progress: Send + Sync {
+    /// A transfer starts.
+    fn start(&self, digest: &str, size: u64);
+    /// `bytes` more went through.
+    fn advance(&self, digest: &str, bytes: u64);
+    /// The blob was already there (skipped, or mounted from another repository).
+    fn skipped(&self, digest: &str, why: &str);
+    /// The transfer finished.
+    fn done(&self, digest: &str);
+}
+
+/// A [`Progress`] that reports nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: u64) {}
+    fn advance(&self, _: &str, _: u64) {}
+    fn skipped(&self, _: &str, _: &str) {}
+    fn done(&self, _: &str) {}
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+impl Client {
+    /// Pulls a manifest or index by tag or digest, checking its digest when pulled by one.
+    pub async fn pull_manifest(&self, repo: &Repository, reference: &str) -> Result<Manifest> {
+        let url = format!("{}/manifests/{reference}", self.repo_url(repo));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_str(&MANIFEST_TYPES.join(", "))
+                .map_err(|e| Error::Protocol(e.to_string()))?,
+        );
+        let response = self.send(repo, Method::GET, &url, headers, None, "pull").await?;
+        if !response.status().is_success() {
+            return Err(Self::fail(&url, response).await);
+        }
+        if response.content_length().is_some_and(|n| n > MAX_MANIFEST) {
+            return Err(Error::TooLarge(url, MAX_MANIFEST));
+        }
+        let header_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let mut bytes = Vec::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk
+                .map_err(|e| Error::Transport { url: url.clone(), source: e.without_url() })?;
+            if bytes.len() as u64 + chunk.len() as u64 > MAX_MANIFEST {
+                return Err(Error::TooLarge(url, MAX_MANIFEST));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let digest = sha256_hex(&bytes);
+        if reference.contains(':') && reference != digest {
+            return Err(Error::DigestMismatch {
+                what: format!("manifest {reference}"),
+                expected: reference.to_string(),
+                actual: digest,
+            });
+        }
+        let doc_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("mediaType").and_then(|m| m.as_str()).map(String::from));
+        let media_type = doc_type.unwrap_or(header_type);
+        Ok(Manifest { bytes, media_type, digest })
+    }
+
+    /// Pushes a manifest or index under `reference` (a tag or its digest); returns its
+    /// digest.
+    pub async fn push_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+    ) -> Result<String> {
+        let url = format!("{}/manifests/{reference}", self.repo_url(repo));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_str(media_type).map_err(|e| Error::Protocol(e.to_string()))?,
+        );
+        let body = bytes.to_vec();
+        let make = move || Ok(reqwest::Body::from(body.clone()));
+        let response =
+            self.send(repo, Method::PUT, &url, headers, Some(&make), "pull,push").await?;
+        if !response.status().is_success() {
+            return Err(Self::fail(&url, response).await);
+        }
+        Ok(sha256_hex(bytes))
+    }
+
+    /// The size of a blob when the repository has it.
+    pub async fn blob_size(&self, repo: &Repository, digest: &str) -> Result<Option<u64>> {
+        let url = format!("{}/blobs/{digest}", self.repo_url(repo));
+        let response = self.send(repo, Method::HEAD, &url, HeaderMap::new(), None, "pull").await?;
+        match response.status() {
+            s if s.is_success() => Ok(Some(response.content_length().unwrap_or(0))),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(Self::fail(&url, response).await),
+        }
+    }
+
+    /// Downloads a blob into `sink`, checking its size and digest. A connection that
+    /// breaks is resumed with a `Range` request from the bytes already received.
+    pub async fn pull_blob(
+        &self,
+        repo: &Repository,
+        digest: &str,
+        size: u64,
+        sink: &mut (dyn Write + Send),
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        let url = format!("{}/blobs/{digest}", self.repo_url(repo));
+        let mut hasher = Sha256::new();
+        let mut received: u64 = 0;
+        let mut resumes = 0;
+        progress.start(digest, size);
+        loop {
+            let mut headers = HeaderMap::new();
+            if received > 0 {
+                headers.insert(
+                    RANGE,
+                    HeaderValue::from_str(&format!("bytes={received}-"))
+                        .map_err(|e| Error::Protocol(e.to_string()))?,
+                );
+            }
+            let response = self.send(repo, Method::GET, &url, headers, None, "pull").await?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(Self::fail(&url, response).await);
+            }
+            // A server that ignores Range sends everything again: skip what we have.
+            let mut skip =
+                if received > 0 && status != StatusCode::PARTIAL_CONTENT { received } else { 0 };
+            let mut stream = response.bytes_stream();
+            let mut broke = None;
+            while let Some(chunk) = stream.next().await {
+                let chunk = match chunk {
+                    Ok(c) => c,
+                    Err(e) => {
+                        broke = Some(e);
+                        break;
+                    }
+                };
+                let mut data = &chunk[..];
+                if skip > 0 {
+                    let n = (skip as usize).min(data.len());
+                    data = &data[n..];
+                    skip -= n as u64;
+                }
+                if received + data.len() as u64 > size {
+                    return Err(Error::Protocol(format!(
+                        "{url}: the blob is longer than the {size} bytes announced"
+                    )));
+                }
+                hasher.update(data);
+                sink.write_all(data)
+                    .map_err(|e| Error::Io { what: digest.to_string(), source: e })?;
+                received += data.len() as u64;
+                progress.advance(digest, data.len() as u64);
+            }
+            match broke {
+                None if received == size => break,
+                None => {
+                    if resumes >= self.options().retries {
+                        return Err(Error::Protocol(format!(
+                            "{url}: the blob ended after {received} of {size} bytes"
+                        )));
+                    }
+                }
+                Some(e) => {
+                    if resumes >= self.options().retries {
+                        return Err(Error::Transport { url, source: e.without_url() });
+                    }
+                    tracing::debug!("{url}: broke after {received} bytes ({e}); resuming");
+                }
+            }
+            resumes += 1;
+            tokio::time::sleep(self.options().backoff).await;
+        }
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if actual != digest {
+            return Err(Error::DigestMismatch {
+                what: format!("blob {digest}"),
+                expected: digest.to_string(),
+                actual,
+            });
+        }
+        sink.flush().map_err(|e| Error::Io { what: digest.to_string(), source: e })?;
+        progress.done(digest);
+        Ok(())
+    }
+
+    /// Asks the registry to mount a blob from another repository of the same registry;
+    /// whether it did.
+    pub async fn mount_blob(&self, repo: &Repository, digest: &str, from: &str) -> Result<bool> {
+        let url = format!("{}/blobs/uploads/?mount={digest}&from={from}", self.repo_url(repo));
+        let response =
+            self.send(repo, Method::POST, &url, HeaderMap::new(), None, "pull,push").await?;
+        Ok(response.status() == StatusCode::CREATED)
+    }
+
+    /// Uploads the blob in the file at `path` unless the repository has it already (then
+    /// returns false). The upload is one monolithic PUT, retried from the start of a new
+    /// upload session when it fails.
+    pub async fn push_blob(
+        &self,
+        repo: &Repository,
+        digest: &str,
+        size: u64,
+        path: &Path,
+        progress: &dyn Progress,
+    ) -> Result<bool> {
+        if self.blob_size(repo, digest).await?.is_some() {
+            progress.skipped(digest, "already exists");
+            return Ok(false);
+        }
+        progress.start(digest, size);
+        let start_url = format!("{}/blobs/uploads/", self.repo_url(repo));
+        let response =
+            self.send(repo, Method::POST, &start_url, HeaderMap::new(), None, "pull,push").await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(Self::fail(&start_url, response).await);
+        }
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::Protocol(format!("{start_url}: no Location for the upload")))?
+            .to_string();
+        let location = if location.starts_with('/') {
+            format!("{}://{}{location}", self.scheme(&repo.registry), repo.registry)
+        } else {
+            location
+        };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let put_url = format!("{location}{sep}digest={digest}");
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
+        let path = path.to_path_buf();
+        let make = move || -> Result<reqwest::Body> {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| Error::Io { what: path.display().to_string(), source: e })?;
+            Ok(reqwest::Body::from(tokio::fs::File::from_std(file)))
+        };
+        let response =
+            self.send(repo, Method::PUT, &put_url, headers, Some(&make), "pull,push").await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(Self::fail(&put_url, response).await);
+        }
+        progress.advance(digest, size);
+        progress.done(digest);
+        Ok(true)
+    }
+}
