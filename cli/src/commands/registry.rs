@@ -135,6 +135,62 @@ impl Progress for Lines {
     }
 }
 
+/// A progress bar per blob, on a terminal.
+struct Bars {
+    multi: indicatif::MultiProgress,
+    bars: std::sync::Mutex<std::collections::HashMap<String, indicatif::ProgressBar>>,
+    verb: &'static str,
+}
+
+impl Bars {
+    fn new(verb: &'static str) -> Self {
+        Bars { multi: indicatif::MultiProgress::new(), bars: Default::default(), verb }
+    }
+
+    fn bar(&self, digest: &str) -> Option<indicatif::ProgressBar> {
+        self.bars.lock().ok()?.get(digest).cloned()
+    }
+}
+
+impl Progress for Bars {
+    fn start(&self, digest: &str, size: u64) {
+        let bar = self.multi.add(indicatif::ProgressBar::new(size));
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix}: {msg:8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(short(digest).to_string());
+        bar.set_message(self.verb);
+        if let Ok(mut bars) = self.bars.lock() {
+            bars.insert(digest.to_string(), bar);
+        }
+    }
+    fn advance(&self, digest: &str, bytes: u64) {
+        if let Some(b) = self.bar(digest) {
+            b.inc(bytes);
+        }
+    }
+    fn skipped(&self, digest: &str, why: &str) {
+        let _ = self.multi.println(format!("{}: {why}", short(digest)));
+    }
+    fn done(&self, digest: &str) {
+        if let Some(b) = self.bar(digest) {
+            b.finish_with_message("done");
+        }
+    }
+}
+
+/// Bars on a terminal, plain lines otherwise (and nothing with `quiet`).
+fn progress(quiet: bool, verb: &'static str) -> Box<dyn Progress> {
+    if !quiet && std::io::stdout().is_terminal() {
+        Box::new(Bars::new(if verb == "Pushing" { "push" } else { "pull" }))
+    } else {
+        Box::new(Lines { quiet, verb })
+    }
+}
+
 fn short(digest: &str) -> &str {
     let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
     &hex[..12.min(hex.len())]
@@ -206,13 +262,14 @@ pub fn pull(store: &Store, args: PullArgs) -> Result<ExitCode> {
     })?;
     let parsed: ImageManifest =
         serde_json::from_slice(&manifest.bytes).context("reading the image manifest")?;
-    let progress = Lines { quiet: args.quiet, verb: "Pulling fs layer" };
+    let progress = progress(args.quiet, "Pulling fs layer");
+    let progress = progress.as_ref();
     let blobs: Vec<Descriptor> =
         std::iter::once(parsed.config().clone()).chain(parsed.layers().iter().cloned()).collect();
     rt.block_on(async {
         stream::iter(blobs.iter().filter(|d| !store.has_blob(d.digest())))
             .map(|d| {
-                let (client, repo, progress) = (&client, &repo, &progress);
+                let (client, repo) = (&client, &repo);
                 async move {
                     let mut writer = store.blob_writer()?;
                     client
@@ -271,7 +328,8 @@ pub fn push(store: &Store, args: PushArgs) -> Result<ExitCode> {
     if !args.quiet {
         println!("The push refers to repository [{}]", dest.repository());
     }
-    let progress = Lines { quiet: args.quiet, verb: "Pushing" };
+    let progress = progress(args.quiet, "Pushing");
+    let progress = progress.as_ref();
     let blobs: Vec<Descriptor> = image
         .manifest
         .layers()
@@ -283,7 +341,7 @@ pub fn push(store: &Store, args: PushArgs) -> Result<ExitCode> {
     rt.block_on(async {
         stream::iter(blobs.iter())
             .map(|d| {
-                let (client, repo, progress) = (&client, &repo, &progress);
+                let (client, repo) = (&client, &repo);
                 let path = store.blob_path(d.digest());
                 async move {
                     client.push_blob(repo, d.digest().as_ref(), d.size(), &path, progress).await
