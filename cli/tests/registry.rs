@@ -26,15 +26,92 @@ impl Drop for Registry {
     }
 }
 
+/// TLS and Basic authentication for a test registry.
+pub struct Secure {
+    /// The CA certificate (PEM) clients must trust.
+    pub ca: PathBuf,
+    /// The user and password the registry accepts.
+    pub user: (&'static str, &'static str),
+}
+
+/// Runs a command that must succeed.
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 impl Registry {
     /// Starts a plain-HTTP registry with its own storage.
     pub fn start() -> Registry {
+        Self::start_with(None).0
+    }
+
+    /// Starts a registry over HTTPS (a CA made here) with htpasswd (bcrypt) Basic auth.
+    pub fn start_secure() -> (Registry, Secure) {
+        let (r, s) = Self::start_with(Some(()));
+        (r, s.unwrap())
+    }
+
+    fn start_with(secure: Option<()>) -> (Registry, Option<Secure>) {
         require_tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let host = format!("127.0.0.1:{port}");
+        let mut extra = String::new();
+        let mut secure_out = None;
+        if secure.is_some() {
+            require_tool("openssl", "openssl");
+            require_tool("htpasswd", "apache2-utils");
+            let d = dir.path();
+            run(Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=rbuild test CA",
+                ])
+                .arg("-keyout")
+                .arg(d.join("ca.key"))
+                .arg("-out")
+                .arg(d.join("ca.crt")));
+            run(Command::new("openssl")
+                .args(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"])
+                .arg("-keyout")
+                .arg(d.join("server.key"))
+                .arg("-out")
+                .arg(d.join("server.csr")));
+            fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
+            run(Command::new("openssl")
+                .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+                .arg("-in")
+                .arg(d.join("server.csr"))
+                .arg("-CA")
+                .arg(d.join("ca.crt"))
+                .arg("-CAkey")
+                .arg(d.join("ca.key"))
+                .arg("-extfile")
+                .arg(d.join("san.ext"))
+                .arg("-out")
+                .arg(d.join("server.crt")));
+            run(Command::new("htpasswd")
+                .args(["-Bbc"])
+                .arg(d.join("htpasswd"))
+                .args(["alice", "correct horse"]));
+            extra = format!(
+                "  tls:\n    certificate: {}\n    key: {}\nauth:\n  htpasswd:\n    realm: rbuild-test\n    path: {}\n",
+                d.join("server.crt").display(),
+                d.join("server.key").display(),
+                d.join("htpasswd").display()
+            );
+            secure_out = Some(Secure { ca: d.join("ca.crt"), user: ("alice", "correct horse") });
+        }
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n{extra}",
             dir.path().join("data").display()
         );
         let config_path = dir.path().join("config.yml");
@@ -52,7 +129,7 @@ impl Registry {
             assert!(Instant::now() < deadline, "the registry did not start on {}", registry.host);
             std::thread::sleep(Duration::from_millis(50));
         }
-        registry
+        (registry, secure_out)
     }
 }
 
@@ -216,4 +293,92 @@ fn pulls_the_right_platform_of_an_index() {
     let none = crate::util::rbuild_in(root.path(), &["pull", "--platform", "linux/s390x", &dest]);
     assert_eq!(none.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&none.stderr).contains("no manifest for platform linux/s390x"));
+}
+
+/// `rbuild` with its own docker config directory.
+fn rbuild_with_config(
+    root: &Path,
+    config: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = crate::util::rbuild()
+        .env("DOCKER_CONFIG", config)
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn https_with_basic_auth_login_push_pull_logout() {
+    let images = busybox_images();
+    let (registry, secure) = Registry::start_secure();
+    let work = tempfile::tempdir().unwrap();
+    let (root, config) = (work.path().join("store"), work.path().join("docker"));
+    let ca = secure.ca.to_str().unwrap();
+    let host = registry.host.as_str();
+    let (user, password) = secure.user;
+    ok(&root, &["load", "-q", "-i", images.join("busybox-docker.tar").to_str().unwrap()]);
+    let dest = format!("{host}/private/busybox:1");
+
+    let anonymous =
+        rbuild_with_config(&root, &config, &["push", "--ca-file", ca, "busybox", &dest], None);
+    assert_eq!(anonymous.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&anonymous.stderr).contains("run rbuild login first"),
+        "{}",
+        String::from_utf8_lossy(&anonymous.stderr)
+    );
+
+    let wrong = rbuild_with_config(
+        &root,
+        &config,
+        &["login", "--ca-file", ca, "-u", user, "--password-stdin", host],
+        Some("wrong\n"),
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("refused the credentials"), "{stderr}");
+    assert!(!stderr.contains("wrong"), "the password never shows: {stderr}");
+    assert!(!config.join("config.json").exists(), "nothing saved after a failed login");
+
+    let good = rbuild_with_config(
+        &root,
+        &config,
+        &["login", "--ca-file", ca, "-u", user, "--password-stdin", host],
+        Some(password),
+    );
+    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
+    assert_eq!(String::from_utf8_lossy(&good.stdout), "Login Succeeded\n");
+    let saved: Value =
+        serde_json::from_slice(&fs::read(config.join("config.json")).unwrap()).unwrap();
+    assert!(saved["auths"][host]["auth"].is_string(), "{saved}");
+
+    let pushed =
+        rbuild_with_config(&root, &config, &["push", "--ca-file", ca, "busybox", &dest], None);
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    let fresh = work.path().join("fresh");
+    let pulled = rbuild_with_config(&fresh, &config, &["pull", "-q", "--ca-file", ca, &dest], None);
+    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    assert_eq!(String::from_utf8_lossy(&pulled.stdout).trim(), config_digest(images));
+
+    // Without the CA, HTTPS is refused.
+    let untrusted = rbuild_with_config(&fresh, &config, &["pull", &dest], None);
+    assert_eq!(untrusted.status.code(), Some(1));
+
+    let out = rbuild_with_config(&root, &config, &["logout", host], None);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Removing login credentials for {host}\n")
+    );
+    let after = rbuild_with_config(&fresh, &config, &["pull", "--ca-file", ca, &dest], None);
+    assert_eq!(after.status.code(), Some(1));
 }

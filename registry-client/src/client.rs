@@ -85,8 +85,10 @@ pub struct Client {
     http: reqwest::Client,
     options: ClientOptions,
     credentials: Arc<dyn CredentialSource>,
-    /// Bearer tokens by registry and scope, and the registries that asked for Basic.
+    /// Authorization header values by registry and scope.
     tokens: Arc<Mutex<HashMap<String, String>>>,
+    /// The scheme found for each insecure registry.
+    schemes: Arc<std::sync::Mutex<HashMap<String, &'static str>>>,
 }
 
 #[derive(Deserialize)]
@@ -145,7 +147,13 @@ impl Client {
         let http = builder
             .build()
             .map_err(|e| Error::Transport { url: "client set-up".into(), source: e })?;
-        Ok(Client { http, options, credentials, tokens: Arc::new(Mutex::new(HashMap::new())) })
+        Ok(Client {
+            http,
+            options,
+            credentials,
+            tokens: Default::default(),
+            schemes: Default::default(),
+        })
     }
 
     /// An anonymous client with default options.
@@ -158,18 +166,35 @@ impl Client {
         &self.options
     }
 
-    /// `http` or `https` for a registry.
-    pub fn scheme(&self, registry: &str) -> &'static str {
-        if is_loopback(registry) || self.options.insecure_registries.iter().any(|r| r == registry) {
-            "http"
-        } else {
-            "https"
+    /// `http` or `https` for a registry. Registries on the loopback interface and those
+    /// named insecure are tried over HTTPS first (certificates still checked) and reached
+    /// over plain HTTP when HTTPS fails; every other registry is HTTPS only.
+    pub async fn scheme(&self, registry: &str) -> &'static str {
+        let insecure =
+            is_loopback(registry) || self.options.insecure_registries.iter().any(|r| r == registry);
+        if !insecure {
+            return "https";
         }
+        if let Some(s) = self.schemes.lock().ok().and_then(|m| m.get(registry).copied()) {
+            return s;
+        }
+        let probe = self
+            .http
+            .get(format!("https://{registry}/v2/"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        let scheme = if probe.is_ok() { "https" } else { "http" };
+        tracing::debug!("{registry}: using {scheme}");
+        if let Ok(mut m) = self.schemes.lock() {
+            m.insert(registry.to_string(), scheme);
+        }
+        scheme
     }
 
     /// The base URL of a repository's API.
-    pub(crate) fn repo_url(&self, repo: &Repository) -> String {
-        format!("{}://{}/v2/{}", self.scheme(&repo.registry), repo.registry, repo.name)
+    pub(crate) async fn repo_url(&self, repo: &Repository) -> String {
+        format!("{}://{}/v2/{}", self.scheme(&repo.registry).await, repo.registry, repo.name)
     }
 
     async fn fetch_token(
@@ -380,7 +405,7 @@ impl Client {
     /// `GET /v2/`: checks that the registry answers and, with credentials, that it
     /// accepts them.
     pub async fn check(&self, registry: &str) -> Result<()> {
-        let url = format!("{}://{registry}/v2/", self.scheme(registry));
+        let url = format!("{}://{registry}/v2/", self.scheme(registry).await);
         let repo = Repository { registry: registry.to_string(), name: String::new() };
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));

@@ -72,7 +72,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 impl Client {
     /// Pulls a manifest or index by tag or digest, checking its digest when pulled by one.
     pub async fn pull_manifest(&self, repo: &Repository, reference: &str) -> Result<Manifest> {
-        let url = format!("{}/manifests/{reference}", self.repo_url(repo));
+        let url = format!("{}/manifests/{reference}", self.repo_url(repo).await);
         let mut headers = HeaderMap::new();
         headers.insert(
             ACCEPT,
@@ -126,7 +126,7 @@ impl Client {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<String> {
-        let url = format!("{}/manifests/{reference}", self.repo_url(repo));
+        let url = format!("{}/manifests/{reference}", self.repo_url(repo).await);
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -144,7 +144,7 @@ impl Client {
 
     /// The size of a blob when the repository has it.
     pub async fn blob_size(&self, repo: &Repository, digest: &str) -> Result<Option<u64>> {
-        let url = format!("{}/blobs/{digest}", self.repo_url(repo));
+        let url = format!("{}/blobs/{digest}", self.repo_url(repo).await);
         let response = self.send(repo, Method::HEAD, &url, HeaderMap::new(), None, "pull").await?;
         match response.status() {
             s if s.is_success() => Ok(Some(response.content_length().unwrap_or(0))),
@@ -163,7 +163,7 @@ impl Client {
         sink: &mut (dyn Write + Send),
         progress: &dyn Progress,
     ) -> Result<()> {
-        let url = format!("{}/blobs/{digest}", self.repo_url(repo));
+        let url = format!("{}/blobs/{digest}", self.repo_url(repo).await);
         let mut hasher = Sha256::new();
         let mut received: u64 = 0;
         let mut resumes = 0;
@@ -247,7 +247,8 @@ impl Client {
     /// Asks the registry to mount a blob from another repository of the same registry;
     /// whether it did.
     pub async fn mount_blob(&self, repo: &Repository, digest: &str, from: &str) -> Result<bool> {
-        let url = format!("{}/blobs/uploads/?mount={digest}&from={from}", self.repo_url(repo));
+        let url =
+            format!("{}/blobs/uploads/?mount={digest}&from={from}", self.repo_url(repo).await);
         let response =
             self.send(repo, Method::POST, &url, HeaderMap::new(), None, "pull,push").await?;
         Ok(response.status() == StatusCode::CREATED)
@@ -269,7 +270,7 @@ impl Client {
             return Ok(false);
         }
         progress.start(digest, size);
-        let start_url = format!("{}/blobs/uploads/", self.repo_url(repo));
+        let start_url = format!("{}/blobs/uploads/", self.repo_url(repo).await);
         let response =
             self.send(repo, Method::POST, &start_url, HeaderMap::new(), None, "pull,push").await?;
         if response.status() != StatusCode::ACCEPTED {
@@ -282,7 +283,7 @@ impl Client {
             .ok_or_else(|| Error::Protocol(format!("{start_url}: no Location for the upload")))?
             .to_string();
         let location = if location.starts_with('/') {
-            format!("{}://{}{location}", self.scheme(&repo.registry), repo.registry)
+            format!("{}://{}{location}", self.scheme(&repo.registry).await, repo.registry)
         } else {
             location
         };
