@@ -382,3 +382,62 @@ fn https_with_basic_auth_login_push_pull_logout() {
     let after = rbuild_with_config(&fresh, &config, &["pull", "--ca-file", ca, &dest], None);
     assert_eq!(after.status.code(), Some(1));
 }
+
+#[test]
+fn pull_and_push_get_through_faults() {
+    use crate::proxy::{Fault, Proxy};
+    let images = busybox_images();
+    let registry = Registry::start();
+    let proxy = Proxy::start(&registry.host);
+    let root = tempfile::tempdir().unwrap();
+    ok(root.path(), &["load", "-q", "-i", images.join("busybox-oci.tar").to_str().unwrap()]);
+    let dest = format!("{}/faults/busybox:1", proxy.addr);
+    let via = |args: &[&str]| -> std::process::Output {
+        crate::util::rbuild().arg("--root").arg(root.path()).args(args).output().unwrap()
+    };
+
+    // Push: the upload start fails twice, a blob upload answers 500, the manifest 429.
+    proxy.add("POST /v2/faults/busybox/blobs/uploads/", Fault::Status(503), 2);
+    proxy.add("PUT /v2/faults/busybox/blobs/uploads/", Fault::Status(500), 1);
+    proxy.add("PUT /v2/faults/busybox/manifests/1", Fault::Status(429), 1);
+    let pushed = via(&["push", "busybox", &dest]);
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    assert!(proxy.pending().is_empty(), "every push fault fired: {:?}", proxy.pending());
+    let digest = String::from_utf8_lossy(&pushed.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    let direct = format!("{}/faults/busybox:1", registry.host);
+    let inspected: Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{direct}"),
+    ]))
+    .unwrap();
+    assert_eq!(inspected["Digest"], digest.as_str());
+
+    // Pull: 503s on the manifest, 429 (Retry-After) and a connection cut mid-blob.
+    let fresh = tempfile::tempdir().unwrap();
+    proxy.add("GET /v2/faults/busybox/manifests/1", Fault::Status(503), 2);
+    proxy.add("GET /v2/faults/busybox/blobs/sha256", Fault::Status(429), 1);
+    proxy.add("GET /v2/faults/busybox/blobs/sha256", Fault::Cut(300_000), 1);
+    proxy.add("GET /v2/faults/busybox/blobs/sha256", Fault::Delay(Duration::from_millis(300)), 1);
+    let pulled = ok(fresh.path(), &["pull", "-q", &dest]);
+    assert_eq!(pulled.trim(), config_digest(images));
+    assert!(proxy.pending().is_empty(), "every pull fault fired: {:?}", proxy.pending());
+
+    // Wrong bytes: refused, and nothing stored.
+    let bad = tempfile::tempdir().unwrap();
+    proxy.add("GET /v2/faults/busybox/blobs/sha256", Fault::Corrupt, 100);
+    let out = crate::util::rbuild_in(bad.path(), &["pull", &dest]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not match its digest"), "{stderr}");
+    assert_eq!(fs::read_dir(bad.path().join("blobs/sha256")).unwrap().count(), 0, "nothing stored");
+    assert_eq!(fs::read_dir(bad.path().join("tmp")).unwrap().count(), 0, "no partial blob left");
+    assert_eq!(ok(bad.path(), &["images", "-q"]), "");
+}

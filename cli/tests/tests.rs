@@ -5,6 +5,7 @@
 
 mod images;
 mod parse;
+mod proxy;
 mod registry;
 mod store;
 mod util;
