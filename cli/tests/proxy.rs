@@ -20,6 +20,8 @@ pub enum Fault {
     Corrupt,
     /// Wait this long before answering.
     Delay(Duration),
+    /// Pass only this many request-body bytes upstream, then cut both connections.
+    CutRequest(u64),
 }
 
 /// A rule: requests whose first line contains `needle` get `fault`, `times` times.
@@ -143,15 +145,30 @@ fn handle(mut client: TcpStream, upstream: &str, rules: &Mutex<Vec<Rule>>, sent:
     // Request body: relay whatever else the client sends.
     let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
     let counter = Arc::clone(sent);
+    let mut request_budget = match fault {
+        Some(Fault::CutRequest(n)) => Some(n.saturating_sub(early_body.len() as u64)),
+        _ => None,
+    };
     let relay = std::thread::spawn(move || {
         let mut buf = [0u8; 65536];
         loop {
             match c2.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    let n = match request_budget.as_mut() {
+                        Some(b) => {
+                            let k = (n as u64).min(*b);
+                            *b -= k;
+                            k as usize
+                        }
+                        None => n,
+                    };
                     counter.fetch_add(n as u64, Ordering::SeqCst);
-                    if s2.write_all(&buf[..n]).is_err() {
-                        break;
+                    if s2.write_all(&buf[..n]).is_err() || request_budget == Some(0) {
+                        // Cut: both sides see the connection drop.
+                        let _ = s2.shutdown(Shutdown::Both);
+                        let _ = c2.shutdown(Shutdown::Both);
+                        return;
                     }
                 }
             }

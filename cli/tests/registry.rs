@@ -441,3 +441,58 @@ fn pull_and_push_get_through_faults() {
     assert_eq!(fs::read_dir(bad.path().join("tmp")).unwrap().count(), 0, "no partial blob left");
     assert_eq!(ok(bad.path(), &["images", "-q"]), "");
 }
+
+/// A push cut in the middle of a 48 MiB layer resumes from the offset the registry
+/// reports, and a second push sends no blob (asserted on the bytes the proxy relayed).
+#[test]
+fn interrupted_push_resumes_and_a_second_push_sends_no_blob() {
+    use std::sync::atomic::Ordering;
+
+    use crate::proxy::{Fault, Proxy};
+    let registry = Registry::start();
+    let proxy = Proxy::start(&registry.host);
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("big.tar");
+    crate::store::big_archive(&archive);
+    let root = work.path().join("store");
+    ok(&root, &["load", "-q", "-i", archive.to_str().unwrap()]);
+    let layer_size = 48u64 << 20;
+    let dest = format!("{}/big/image:1", proxy.addr);
+
+    // The registry's answer to the second chunk (16 MiB) is lost: the connection drops
+    // after the registry took the chunk, in the middle of the layer.
+    proxy.add("PATCH /v2/big/image/blobs/uploads/", Fault::Delay(Duration::ZERO), 1);
+    proxy.add("PATCH /v2/big/image/blobs/uploads/", Fault::Cut(0), 1);
+    let before = proxy.sent.load(Ordering::SeqCst);
+    let out = crate::util::rbuild_in(&root, &["push", "big", &dest]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(proxy.pending().is_empty(), "the cut happened: {:?}", proxy.pending());
+    let sent = proxy.sent.load(Ordering::SeqCst) - before;
+    assert!(sent > layer_size, "sent {sent}");
+    assert!(
+        sent < layer_size + (16 << 20),
+        "resumed instead of starting over: {sent} bytes for a {layer_size}-byte layer"
+    );
+    let direct = format!("{}/big/image:1", registry.host);
+    let inspected: Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{direct}"),
+    ]))
+    .unwrap();
+    assert_eq!(inspected["Layers"].as_array().map(Vec::len), Some(1));
+
+    // A chunk cut in its middle leaves distribution unable to resume the session: the
+    // blob starts over, and the push still completes with the right digest.
+    let other = format!("{}/big/other:1", proxy.addr);
+    proxy.add("PATCH /v2/big/other/blobs/uploads/", Fault::CutRequest(5 << 20), 1);
+    let out = crate::util::rbuild_in(&root, &["push", "big", &other]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(proxy.pending().is_empty());
+
+    let before = proxy.sent.load(Ordering::SeqCst);
+    let again = ok(&root, &["push", "big", &dest]);
+    let sent = proxy.sent.load(Ordering::SeqCst) - before;
+    assert!(again.contains("already exists"), "{again}");
+    assert!(sent < 64 << 10, "a second push sends no blob, only requests: {sent} bytes");
+}

@@ -72,7 +72,7 @@ fn two_processes_load_tag_and_remove_at_once() {
 
 /// A `docker save` archive with one incompressible 48 MiB layer, so that a load takes
 /// long enough to be killed in the middle.
-fn big_archive(path: &Path) {
+pub fn big_archive(path: &Path) {
     let mut data = vec![0u8; 48 << 20];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for chunk in data.chunks_mut(8) {

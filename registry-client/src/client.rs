@@ -33,6 +33,9 @@ pub struct ClientOptions {
     pub backoff: Duration,
     /// How many blobs move at once.
     pub concurrency: usize,
+    /// Blobs larger than this are uploaded in chunks of this size, which lets an
+    /// interrupted upload resume.
+    pub chunk_size: u64,
 }
 
 impl Default for ClientOptions {
@@ -43,6 +46,7 @@ impl Default for ClientOptions {
             retries: 5,
             backoff: Duration::from_millis(200),
             concurrency: 4,
+            chunk_size: 16 << 20,
         }
     }
 }
@@ -380,6 +384,23 @@ impl Client {
             tokio::time::sleep(backoff).await;
             attempt += 1;
         }
+    }
+
+    /// Sends one request with a body, authenticating on demand but without retrying a
+    /// failure (for upload chunks, whose retry starts from where the registry stands).
+    pub(crate) async fn send_once(
+        &self,
+        repo: &Repository,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: BodyFactory<'_>,
+    ) -> Result<Response> {
+        let once = Client {
+            options: ClientOptions { retries: 0, ..self.options.clone() },
+            ..self.clone()
+        };
+        once.send(repo, method, url, headers, Some(body), "pull,push").await
     }
 
     /// Turns an unsuccessful response into an error with the registry's message.

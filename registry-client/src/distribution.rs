@@ -255,8 +255,9 @@ impl Client {
     }
 
     /// Uploads the blob in the file at `path` unless the repository has it already (then
-    /// returns false). The upload is one monolithic PUT, retried from the start of a new
-    /// upload session when it fails.
+    /// returns false). Small blobs go in one PUT; larger ones in chunks (PATCH), and when a
+    /// chunk fails the upload resumes from the offset the registry reports, so what it
+    /// has is not sent again.
     pub async fn push_blob(
         &self,
         repo: &Repository,
@@ -270,41 +271,189 @@ impl Client {
             return Ok(false);
         }
         progress.start(digest, size);
-        let start_url = format!("{}/blobs/uploads/", self.repo_url(repo).await);
-        let response =
-            self.send(repo, Method::POST, &start_url, HeaderMap::new(), None, "pull,push").await?;
-        if response.status() != StatusCode::ACCEPTED {
-            return Err(Self::fail(&start_url, response).await);
+        let mut location = self.start_upload(repo).await?;
+        if size <= self.options().chunk_size {
+            self.put_range(repo, &location, path, 0, size, digest, progress).await?;
+        } else {
+            let mut offset = 0;
+            let mut failures = 0;
+            while offset < size {
+                let end = (offset + self.options().chunk_size).min(size);
+                match self.patch_range(repo, &location, path, offset, end).await {
+                    Ok(next) => {
+                        progress.advance(digest, end - offset);
+                        location = next;
+                        offset = end;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        if failures > self.options().retries {
+                            return Err(e);
+                        }
+                        tracing::debug!(
+                            "chunk {offset}-{end} of {digest} failed ({e}); asking where to resume"
+                        );
+                        tokio::time::sleep(self.options().backoff).await;
+                        match self.upload_status(repo, &location).await {
+                            Ok((next, resume_at)) => {
+                                location = next;
+                                offset = resume_at;
+                            }
+                            Err(status_error) => {
+                                // The registry kept part of the failed chunk and cannot go
+                                // on from there (distribution cannot): start this blob over.
+                                tracing::debug!("{digest}: the upload cannot resume ({status_error}); starting over");
+                                location = self.start_upload(repo).await?;
+                                offset = 0;
+                            }
+                        }
+                    }
+                }
+            }
+            self.put_range(repo, &location, path, size, size, digest, progress).await?;
         }
+        progress.done(digest);
+        Ok(true)
+    }
+
+    async fn absolute(&self, repo: &Repository, location: &str) -> String {
+        if location.starts_with('/') {
+            format!("{}://{}{location}", self.scheme(&repo.registry).await, repo.registry)
+        } else {
+            location.to_string()
+        }
+    }
+
+    async fn location_of(
+        &self,
+        repo: &Repository,
+        url: &str,
+        response: &reqwest::Response,
+    ) -> Result<String> {
         let location = response
             .headers()
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Error::Protocol(format!("{start_url}: no Location for the upload")))?
-            .to_string();
-        let location = if location.starts_with('/') {
-            format!("{}://{}{location}", self.scheme(&repo.registry).await, repo.registry)
-        } else {
-            location
-        };
+            .ok_or_else(|| Error::Protocol(format!("{url}: no Location for the upload")))?;
+        Ok(self.absolute(repo, location).await)
+    }
+
+    /// Starts an upload session; returns its URL.
+    async fn start_upload(&self, repo: &Repository) -> Result<String> {
+        let url = format!("{}/blobs/uploads/", self.repo_url(repo).await);
+        let response =
+            self.send(repo, Method::POST, &url, HeaderMap::new(), None, "pull,push").await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(Self::fail(&url, response).await);
+        }
+        self.location_of(repo, &url, &response).await
+    }
+
+    /// Where an interrupted upload stands: its URL and the next byte the registry wants.
+    async fn upload_status(&self, repo: &Repository, location: &str) -> Result<(String, u64)> {
+        // The session's own URL, without the state the last chunk left in its query: that
+        // state names the offset before the failed chunk, which a registry that kept part
+        // of the chunk no longer accepts.
+        let location = location.split('?').next().unwrap_or(location);
+        let response =
+            self.send(repo, Method::GET, location, HeaderMap::new(), None, "pull,push").await?;
+        if response.status() != StatusCode::NO_CONTENT {
+            return Err(Self::fail(location, response).await);
+        }
+        let next = response
+            .headers()
+            .get(RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|r| r.rsplit_once('-'))
+            .and_then(|(_, end)| end.parse::<u64>().ok())
+            .map_or(0, |end| end + 1);
+        Ok((self.location_of(repo, location, &response).await?, next))
+    }
+
+    fn file_range(path: &Path, start: u64, end: u64) -> Result<reqwest::Body> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| Error::Io { what: path.display().to_string(), source: e })?;
+        file.seek(SeekFrom::Start(start))
+            .map_err(|e| Error::Io { what: path.display().to_string(), source: e })?;
+        let file = tokio::fs::File::from_std(file);
+        Ok(reqwest::Body::wrap_stream(tokio_util_like::take(file, end - start)))
+    }
+
+    /// Sends bytes `start..end` of the file as one PATCH; returns the next upload URL.
+    async fn patch_range(
+        &self,
+        repo: &Repository,
+        location: &str,
+        path: &Path,
+        start: u64,
+        end: u64,
+    ) -> Result<String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
+        headers.insert(
+            "Content-Range",
+            HeaderValue::from_str(&format!("{start}-{}", end - 1))
+                .map_err(|e| Error::Protocol(e.to_string()))?,
+        );
+        let path = path.to_path_buf();
+        let make = move || Self::file_range(&path, start, end);
+        // One attempt: on failure the caller asks the registry where to resume.
+        let response = self.send_once(repo, Method::PATCH, location, headers, &make).await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(Self::fail(location, response).await);
+        }
+        self.location_of(repo, location, &response).await
+    }
+
+    /// Closes an upload with a PUT carrying bytes `start..end` of the file (none when
+    /// `start == end`) and the digest.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_range(
+        &self,
+        repo: &Repository,
+        location: &str,
+        path: &Path,
+        start: u64,
+        end: u64,
+        digest: &str,
+        progress: &dyn Progress,
+    ) -> Result<()> {
         let sep = if location.contains('?') { '&' } else { '?' };
         let put_url = format!("{location}{sep}digest={digest}");
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
         let path = path.to_path_buf();
-        let make = move || -> Result<reqwest::Body> {
-            let file = std::fs::File::open(&path)
-                .map_err(|e| Error::Io { what: path.display().to_string(), source: e })?;
-            Ok(reqwest::Body::from(tokio::fs::File::from_std(file)))
-        };
+        let make = move || Self::file_range(&path, start, end);
         let response =
             self.send(repo, Method::PUT, &put_url, headers, Some(&make), "pull,push").await?;
         if response.status() != StatusCode::CREATED {
             return Err(Self::fail(&put_url, response).await);
         }
-        progress.advance(digest, size);
-        progress.done(digest);
-        Ok(true)
+        progress.advance(digest, end - start);
+        Ok(())
+    }
+}
+
+/// A byte stream over the first `n` bytes of an async reader (what `tokio-util`'s
+/// `ReaderStream` over `take` would give; written here to keep to tokio itself).
+mod tokio_util_like {
+    use bytes::Bytes;
+    use futures_util::stream::{self, Stream};
+    use tokio::io::{AsyncRead, AsyncReadExt};
+
+    pub(super) fn take<R: AsyncRead + Unpin + Send + 'static>(
+        reader: R,
+        n: u64,
+    ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+        stream::unfold((reader.take(n), vec![0u8; 256 << 10]), |(mut r, mut buf)| async move {
+            match r.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(k) => Some((Ok(Bytes::copy_from_slice(&buf[..k])), (r, buf))),
+                Err(e) => Some((Err(e), (r, buf))),
+            }
+        })
     }
 }
