@@ -43,16 +43,28 @@ fn run(cmd: &mut Command) {
 impl Registry {
     /// Starts a plain-HTTP registry with its own storage.
     pub fn start() -> Registry {
-        Self::start_with(None).0
+        Self::start_with(None, None).0
     }
 
     /// Starts a registry over HTTPS (a CA made here) with htpasswd (bcrypt) Basic auth.
     pub fn start_secure() -> (Registry, Secure) {
-        let (r, s) = Self::start_with(Some(()));
+        let (r, s) = Self::start_with(Some(()), None);
         (r, s.unwrap())
     }
 
-    fn start_with(secure: Option<()>) -> (Registry, Option<Secure>) {
+    /// Starts a plain-HTTP registry that takes bearer tokens from `token`.
+    pub fn start_token(token: &crate::token::TokenServer) -> Registry {
+        let auth = format!(
+            "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+            token.realm,
+            crate::token::SERVICE,
+            crate::token::ISSUER,
+            token.cert.display()
+        );
+        Self::start_with(None, Some(auth)).0
+    }
+
+    fn start_with(secure: Option<()>, token_auth: Option<String>) -> (Registry, Option<Secure>) {
         require_tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -109,6 +121,9 @@ impl Registry {
                 d.join("htpasswd").display()
             );
             secure_out = Some(Secure { ca: d.join("ca.crt"), user: ("alice", "correct horse") });
+        }
+        if let Some(auth) = token_auth {
+            extra.push_str(&auth);
         }
         let config = format!(
             "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n{extra}",
@@ -495,4 +510,57 @@ fn interrupted_push_resumes_and_a_second_push_sends_no_blob() {
     let sent = proxy.sent.load(Ordering::SeqCst) - before;
     assert!(again.contains("already exists"), "{again}");
     assert!(sent < 64 << 10, "a second push sends no blob, only requests: {sent} bytes");
+}
+
+#[test]
+fn token_auth_with_a_real_token_issuer() {
+    use std::sync::atomic::Ordering;
+
+    use crate::token::{TokenServer, PASSWORD, USER};
+    require_tool("openssl", "openssl");
+    let images = busybox_images();
+    let work = tempfile::tempdir().unwrap();
+    let token = TokenServer::start(work.path());
+    let registry = Registry::start_token(&token);
+    let (root, config) = (work.path().join("store"), work.path().join("docker"));
+    ok(&root, &["load", "-q", "-i", images.join("busybox-oci.tar").to_str().unwrap()]);
+    let dest = format!("{}/team/busybox:1", registry.host);
+
+    let anonymous = rbuild_with_config(&root, &config, &["push", "busybox", &dest], None);
+    assert_eq!(anonymous.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&anonymous.stderr).contains("run rbuild login first"),
+        "{}",
+        String::from_utf8_lossy(&anonymous.stderr)
+    );
+
+    let wrong = rbuild_with_config(
+        &root,
+        &config,
+        &["login", "-u", USER, "--password-stdin", &registry.host],
+        Some("nope"),
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("refused the credentials"),
+        "{}",
+        String::from_utf8_lossy(&wrong.stderr)
+    );
+
+    let login = rbuild_with_config(
+        &root,
+        &config,
+        &["login", "-u", USER, "--password-stdin", &registry.host],
+        Some(PASSWORD),
+    );
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    let pushed = rbuild_with_config(&root, &config, &["push", "busybox", &dest], None);
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    let fresh = work.path().join("fresh");
+    let pulled = rbuild_with_config(&fresh, &config, &["pull", "-q", &dest], None);
+    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    assert_eq!(String::from_utf8_lossy(&pulled.stdout).trim(), config_digest(images));
+    let issued = token.issued.load(Ordering::SeqCst);
+    assert!(issued >= 3, "tokens came from the issuer: {issued}");
+    assert!(issued < 20, "tokens are cached per scope, not fetched per request: {issued}");
 }

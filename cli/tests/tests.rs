@@ -8,4 +8,5 @@ mod parse;
 mod proxy;
 mod registry;
 mod store;
+mod token;
 mod util;
