@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Push and pull of a 5-layer, ~200 MB image to and from a local docker-registry, rbuild
+# side by side with `skopeo copy` in the same run. Prints medians of RUNS runs (3) and
+# the ratios (rbuild / skopeo: below 1 means rbuild is faster). Pull includes writing
+# into rbuild's store (skopeo writes an OCI layout). Every push goes to a new repository,
+# so nothing is skipped. Usage: testdata/bench/registry.sh [WORKDIR]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+work="${1:-$(mktemp -d)}"
+runs="${RUNS:-3}"
+export PATH="$HOME/.cargo/bin:$PATH"
+(cd "$root" && cargo build --quiet --release -p rbuild)
+rbuild="$root/target/release/rbuild"
+mkdir -p "$work"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+host="127.0.0.1:$port"
+cat > "$work/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $work/registry-data
+http:
+  addr: $host
+YML
+docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
+registry_pid=$!
+trap 'kill $registry_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -sf "http://$host/v2/" >/dev/null && break; sleep 0.1; done
+
+layout="$work/layout"
+if [ ! -f "$layout/index.json" ]; then
+  echo "making a 5-layer image in $layout"
+  python3 - "$layout" <<'PY'
+import gzip, hashlib, io, json, os, random, sys, tarfile
+out = sys.argv[1]
+os.makedirs(f"{out}/blobs/sha256", exist_ok=True)
+rng = random.Random(11)
+def put(data):
+    d = hashlib.sha256(data).hexdigest()
+    open(f"{out}/blobs/sha256/{d}", "wb").write(data)
+    return "sha256:" + d, len(data)
+layers, diff_ids = [], []
+for i in range(5):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for j in range(8):
+            data = rng.randbytes(3 << 20) + bytes(2 << 20)  # ~40 MB a layer, partly compressible
+            t = tarfile.TarInfo(f"layer{i}/file{j}"); t.size = len(data); t.mtime = 0
+            tar.addfile(t, io.BytesIO(data))
+    raw = buf.getvalue()
+    diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
+    d, n = put(gzip.compress(raw, compresslevel=1, mtime=0))
+    layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n})
+config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+cd, cn = put(config)
+manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn}, "layers": layers}).encode()
+md, mn = put(manifest)
+json.dump({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn,
+    "annotations": {"org.opencontainers.image.ref.name": "bench"}}]}, open(f"{out}/index.json", "w"))
+open(f"{out}/oci-layout", "w").write('{"imageLayoutVersion":"1.0.0"}')
+PY
+fi
+echo "image: $(du -sh "$layout/blobs" | cut -f1) in 5 layers"
+store="$work/store"
+rm -rf "$store"
+(cd "$layout" && tar -cf "$work/image.tar" .)
+"$rbuild" --root "$store" load -q -i "$work/image.tar"
+# The archive names the image only by a bare tag, so it loads untagged: name it.
+"$rbuild" --root "$store" tag "$("$rbuild" --root "$store" images -q | head -1)" bench:1
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+timeit() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
+
+push_rb=(); push_sk=(); pull_rb=(); pull_sk=()
+for i in $(seq "$runs"); do
+  push_rb+=("$(timeit "$rbuild" --root "$store" push -q bench:1 "$host/rb$i/bench:1")")
+  push_sk+=("$(timeit skopeo copy --quiet --dest-tls-verify=false "oci:$layout:bench" "docker://$host/sk$i/bench:1")")
+  rm -rf "$work/pull-store" "$work/pull-oci"
+  pull_rb+=("$(timeit "$rbuild" --root "$work/pull-store" pull -q "$host/rb$i/bench:1")")
+  pull_sk+=("$(timeit skopeo copy --quiet --src-tls-verify=false "docker://$host/sk$i/bench:1" "oci:$work/pull-oci:bench")")
+done
+m() { printf '%s\n' "$@" | median; }
+prb=$(m "${push_rb[@]}"); psk=$(m "${push_sk[@]}"); lrb=$(m "${pull_rb[@]}"); lsk=$(m "${pull_sk[@]}")
+printf '%-28s %6.2f s\n%-28s %6.2f s\n%-28s %6.2f s\n%-28s %6.2f s\n' \
+  "rbuild push" "$prb" "skopeo copy (push)" "$psk" "rbuild pull (into store)" "$lrb" "skopeo copy (pull)" "$lsk"
+echo
+echo "ratios (rbuild / skopeo; goal at most 0.7)"
+printf 'push  %.2f\npull  %.2f\n' "$(echo "$prb / $psk" | bc -l)" "$(echo "$lrb / $lsk" | bc -l)"
