@@ -57,7 +57,8 @@ fn read_head(stream: &mut TcpStream) -> Option<(Vec<u8>, Vec<u8>)> {
             return Some((buf, rest));
         }
         let n = stream.read(&mut byte).ok()?;
-        if n == 0 || buf.len() > 64 << 10 {
+        // A TLS handshake (a client probing for HTTPS) is not HTTP: drop it at once.
+        if n == 0 || buf.len() > 64 << 10 || (buf.is_empty() && byte[0] == 0x16) {
             return None;
         }
         buf.extend_from_slice(&byte[..n]);

@@ -499,9 +499,12 @@ fn interrupted_push_resumes_and_a_second_push_sends_no_blob() {
 
     // A chunk cut in its middle leaves distribution unable to resume the session: the
     // blob starts over, and the push still completes with the right digest.
+    // (From a second store, which knows of no repository to mount the blob from.)
     let other = format!("{}/big/other:1", proxy.addr);
+    let root2 = work.path().join("store2");
+    ok(&root2, &["load", "-q", "-i", archive.to_str().unwrap()]);
     proxy.add("PATCH /v2/big/other/blobs/uploads/", Fault::CutRequest(5 << 20), 1);
-    let out = crate::util::rbuild_in(&root, &["push", "big", &other]);
+    let out = crate::util::rbuild_in(&root2, &["push", "big", &other]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(proxy.pending().is_empty());
 
@@ -563,4 +566,31 @@ fn token_auth_with_a_real_token_issuer() {
     let issued = token.issued.load(Ordering::SeqCst);
     assert!(issued >= 3, "tokens came from the issuer: {issued}");
     assert!(issued < 20, "tokens are cached per scope, not fetched per request: {issued}");
+}
+
+/// A blob pushed to one repository is mounted into another of the same registry instead
+/// of uploaded again.
+#[test]
+fn push_to_a_second_repository_mounts_blobs() {
+    use std::sync::atomic::Ordering;
+
+    use crate::proxy::Proxy;
+    let images = busybox_images();
+    let registry = Registry::start();
+    let proxy = Proxy::start(&registry.host);
+    let root = tempfile::tempdir().unwrap();
+    ok(root.path(), &["load", "-q", "-i", images.join("busybox-oci.tar").to_str().unwrap()]);
+    ok(root.path(), &["push", "busybox", &format!("{}/first/busybox:1", proxy.addr)]);
+    let before = proxy.sent.load(Ordering::SeqCst);
+    let out = ok(root.path(), &["push", "busybox", &format!("{}/second/busybox:1", proxy.addr)]);
+    let sent = proxy.sent.load(Ordering::SeqCst) - before;
+    assert_eq!(out.matches("mounted from first/busybox").count(), 2, "{out}");
+    assert!(sent < 32 << 10, "mounts send no blob: {sent} bytes");
+    let inspected: Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{}/second/busybox:1", registry.host),
+    ]))
+    .unwrap();
+    assert_eq!(inspected["Layers"].as_array().map(Vec::len), Some(1));
 }

@@ -266,9 +266,29 @@ impl Client {
         path: &Path,
         progress: &dyn Progress,
     ) -> Result<bool> {
+        self.push_blob_from(repo, digest, size, path, &[], progress).await
+    }
+
+    /// Like [`Client::push_blob`], but first asks the registry to mount the blob from one
+    /// of `mount_from` (other repositories of the same registry known to hold it).
+    pub async fn push_blob_from(
+        &self,
+        repo: &Repository,
+        digest: &str,
+        size: u64,
+        path: &Path,
+        mount_from: &[String],
+        progress: &dyn Progress,
+    ) -> Result<bool> {
         if self.blob_size(repo, digest).await?.is_some() {
             progress.skipped(digest, "already exists");
             return Ok(false);
+        }
+        for from in mount_from.iter().filter(|f| **f != repo.name) {
+            if self.mount_blob(repo, digest, from).await.unwrap_or(false) {
+                progress.skipped(digest, &format!("mounted from {from}"));
+                return Ok(false);
+            }
         }
         progress.start(digest, size);
         let mut location = self.start_upload(repo).await?;

@@ -234,9 +234,28 @@ impl Store {
     /// applied in order, with [`crate::snapshot::apply_layer`]'s safety rules.
     pub fn unpack(&self, image: &Image, dest: &std::path::Path) -> Result<()> {
         fs::create_dir_all(dest).map_err(Error::io("creating", dest))?;
-        for layer in image.manifest.layers() {
-            let blob = self.open_blob(layer.digest())?;
-            crate::snapshot::apply_layer(blob, dest, crate::snapshot::ApplyOptions::default())?;
+        let diff_ids = image.config.rootfs().diff_ids();
+        if diff_ids.len() != image.manifest.layers().len() {
+            return Err(Error::BadArchive(
+                "the image config and manifest list different numbers of layers".into(),
+            ));
+        }
+        for (layer, diff_id) in image.manifest.layers().iter().zip(diff_ids) {
+            // Each layer is checked against its diff ID while it is applied.
+            let blob = crate::snapshot::decompress(self.open_blob(layer.digest())?)?;
+            let mut plain = crate::digest::HashingReader::new(blob);
+            crate::snapshot::apply_layer(
+                &mut plain,
+                dest,
+                crate::snapshot::ApplyOptions::default(),
+            )?;
+            let (actual, _) = plain.finish();
+            if actual.to_string() != *diff_id {
+                return Err(Error::BadArchive(format!(
+                    "layer {} does not match its diff ID {diff_id} (it is {actual})",
+                    layer.digest()
+                )));
+            }
         }
         Ok(())
     }

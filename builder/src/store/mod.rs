@@ -8,6 +8,7 @@
 //! ROOT/blobs/sha256/HEX    manifests, configs and layers, immutable
 //! ROOT/snapshots/HEX       one layer extracted, keyed by its diff ID (overlayfs lower dir)
 //! ROOT/tmp/                blobs being written; renamed into blobs/ once verified
+//! ROOT/blob-sources.json   registry repositories known to hold each blob (for mounts)
 //! ROOT/lock                serialises index.json updates
 //! ROOT/gc.lock             shared by every command using the store, exclusive for
 //!                          garbage collection
@@ -22,6 +23,7 @@
 
 mod images;
 mod snapshots;
+mod sources;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -70,7 +72,7 @@ pub fn default_root() -> PathBuf {
     home.join(".local/share/rbuild")
 }
 
-fn write_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp =
         tempfile::NamedTempFile::new_in(dir).map_err(Error::io("creating a file in", dir))?;
     tmp.write_all(bytes).map_err(Error::io("writing", tmp.path().to_path_buf()))?;
