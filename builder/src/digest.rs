@@ -62,6 +62,11 @@ impl<W: Write> HashingWriter<W> {
         HashingWriter { inner, hasher: Sha256::new(), count: 0 }
     }
 
+    /// The inner writer, to write past the hash.
+    pub fn inner_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     /// The inner writer, and the digest and length of everything written.
     pub fn finish(self) -> (W, Digest, u64) {
         (self.inner, from_hasher(self.hasher), self.count)

@@ -13,9 +13,15 @@ export PATH="$HOME/.cargo/bin:$PATH"
 rbuild="$root/target/release/rbuild"
 mkdir -p "$work"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-host="127.0.0.1:$port"
-cat > "$work/registry.yml" <<YML
+# Each run gets a new registry (new port, empty storage), so that neither tool can skip
+# or mount a blob it pushed in an earlier run.
+registry_pid=""
+start_registry() {
+  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  host="127.0.0.1:$port"
+  rm -rf "$work/registry-data"
+  cat > "$work/registry.yml" <<YML
 version: 0.1
 log:
   level: error
@@ -27,10 +33,11 @@ storage:
 http:
   addr: $host
 YML
-docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
-registry_pid=$!
-trap 'kill $registry_pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -sf "http://$host/v2/" >/dev/null && break; sleep 0.1; done
+  docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
+  registry_pid=$!
+  for _ in $(seq 100); do curl -sf "http://$host/v2/" >/dev/null && break; sleep 0.1; done
+}
+trap '[ -n "$registry_pid" ] && kill $registry_pid 2>/dev/null || true' EXIT
 
 layout="$work/layout"
 if [ ! -f "$layout/index.json" ]; then
@@ -49,7 +56,7 @@ for i in range(5):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for j in range(8):
-            data = rng.randbytes(3 << 20) + bytes(2 << 20)  # ~40 MB a layer, partly compressible
+            data = rng.randbytes(4608 << 10) + bytes(512 << 10)  # ~40 MB a layer, barely compressible
             t = tarfile.TarInfo(f"layer{i}/file{j}"); t.size = len(data); t.mtime = 0
             tar.addfile(t, io.BytesIO(data))
     raw = buf.getvalue()
@@ -79,6 +86,7 @@ timeit() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); 
 
 push_rb=(); push_sk=(); pull_rb=(); pull_sk=()
 for i in $(seq "$runs"); do
+  start_registry
   push_rb+=("$(timeit "$rbuild" --root "$store" push -q bench:1 "$host/rb$i/bench:1")")
   push_sk+=("$(timeit skopeo copy --quiet --dest-tls-verify=false "oci:$layout:bench" "docker://$host/sk$i/bench:1")")
   rm -rf "$work/pull-store" "$work/pull-oci"

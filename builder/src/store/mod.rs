@@ -174,7 +174,18 @@ impl Store {
             store: self.clone(),
             tmp,
             out: HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file)),
+            hash: true,
         })
+    }
+
+    /// Like [`Store::blob_writer`], for a caller that hashes the same bytes itself as it
+    /// writes them (the registry client verifies every blob it downloads): the store does
+    /// not hash them a second time, and [`BlobWriter::commit_verified`] takes the
+    /// caller's word for the digest.
+    pub fn verified_blob_writer(&self) -> Result<BlobWriter> {
+        let mut w = self.blob_writer()?;
+        w.hash = false;
+        Ok(w)
     }
 
     /// Streams `reader` into the store, hashing on the way. With `expected`, content that
@@ -252,11 +263,17 @@ pub struct BlobWriter {
     store: Store,
     tmp: tempfile::NamedTempFile,
     out: HashingWriter<io::BufWriter<File>>,
+    /// Whether this writer hashes (see [`Store::verified_blob_writer`]).
+    hash: bool,
 }
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.write(buf)
+        if self.hash {
+            self.out.write(buf)
+        } else {
+            self.out.inner_mut().write(buf)
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
@@ -264,9 +281,37 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
+    /// Moves a blob written through a [`Store::verified_blob_writer`] into place under
+    /// the digest its writer verified. Returns its size.
+    pub fn commit_verified(self, digest: &Digest) -> Result<u64> {
+        let (buffered, _, _) = self.out.finish();
+        let file = buffered.into_inner().map_err(|e| Error::Io {
+            action: "writing",
+            path: self.tmp.path().to_path_buf(),
+            source: e.into_error(),
+        })?;
+        let size =
+            file.metadata().map_err(Error::io("reading", self.tmp.path().to_path_buf()))?.len();
+        let dest = self.store.blob_path(digest);
+        if !dest.is_file() {
+            file.sync_all().map_err(Error::io("syncing", self.tmp.path().to_path_buf()))?;
+            self.tmp.persist(&dest).map_err(|e| Error::Io {
+                action: "renaming into",
+                path: dest.clone(),
+                source: e.error,
+            })?;
+        }
+        Ok(size)
+    }
+
     /// Checks the content against `expected` (when given), syncs it and moves it into
     /// place. Returns the digest and size.
     pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        if !self.hash {
+            return Err(Error::Conflict(
+                "a verified blob writer is committed with commit_verified".into(),
+            ));
+        }
         if let Some(d) = expected {
             if *d.algorithm() != DigestAlgorithm::Sha256 {
                 return Err(Error::BadArchive(format!("unsupported digest algorithm in {d}")));

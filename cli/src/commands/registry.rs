@@ -261,24 +261,35 @@ pub fn pull(store: &Store, args: PullArgs) -> Result<ExitCode> {
     })?;
     let parsed: ImageManifest =
         serde_json::from_slice(&manifest.bytes).context("reading the image manifest")?;
-    let progress = progress(args.quiet, "Pulling fs layer");
-    let progress = progress.as_ref();
+    let progress: Arc<dyn Progress> = Arc::from(progress(args.quiet, "Pulling fs layer"));
     let blobs: Vec<Descriptor> =
         std::iter::once(parsed.config().clone()).chain(parsed.layers().iter().cloned()).collect();
+    // Each blob downloads in its own task, so hashing and writing run on every core.
+    let missing: Vec<Descriptor> =
+        blobs.iter().filter(|d| !store.has_blob(d.digest())).cloned().collect();
     rt.block_on(async {
-        stream::iter(blobs.iter().filter(|d| !store.has_blob(d.digest())))
+        stream::iter(missing)
             .map(|d| {
-                let (client, repo) = (&client, &repo);
-                async move {
-                    let mut writer = store.blob_writer()?;
+                let (client, repo, store, progress) =
+                    (client.clone(), repo.clone(), store.clone(), Arc::clone(&progress));
+                tokio::spawn(async move {
+                    // The client hashes every byte it hands over; the store need not again.
+                    let mut writer = store.verified_blob_writer()?;
                     client
-                        .pull_blob(repo, d.digest().as_ref(), d.size(), &mut writer, progress)
+                        .pull_blob(
+                            &repo,
+                            d.digest().as_ref(),
+                            d.size(),
+                            &mut writer,
+                            progress.as_ref(),
+                        )
                         .await?;
-                    writer.commit(Some(d.digest()))?;
+                    writer.commit_verified(d.digest())?;
                     Ok::<_, anyhow::Error>(())
-                }
+                })
             })
             .buffer_unordered(client.options().concurrency.max(1))
+            .map(|joined| joined.map_err(anyhow::Error::from).and_then(|r| r))
             .try_collect::<Vec<_>>()
             .await
     })?;
@@ -336,8 +347,7 @@ pub fn push(store: &Store, args: PushArgs) -> Result<ExitCode> {
     if !args.quiet {
         println!("The push refers to repository [{}]", dest.repository());
     }
-    let progress = progress(args.quiet, "Pushing");
-    let progress = progress.as_ref();
+    let progress: Arc<dyn Progress> = Arc::from(progress(args.quiet, "Pushing"));
     let blobs: Vec<Descriptor> = image
         .manifest
         .layers()
@@ -347,25 +357,29 @@ pub fn push(store: &Store, args: PushArgs) -> Result<ExitCode> {
         .collect();
     let rt = runtime()?;
     rt.block_on(async {
-        stream::iter(blobs.iter())
+        stream::iter(blobs.clone())
             .map(|d| {
-                let (client, repo) = (&client, &repo);
+                let (client, repo, progress) =
+                    (client.clone(), repo.clone(), Arc::clone(&progress));
                 let path = store.blob_path(d.digest());
                 let sources = store.blob_sources(&repo.registry, d.digest().as_ref());
-                async move {
+                tokio::spawn(async move {
                     client
                         .push_blob_from(
-                            repo,
+                            &repo,
                             d.digest().as_ref(),
                             d.size(),
                             &path,
                             &sources,
-                            progress,
+                            progress.as_ref(),
                         )
                         .await
-                }
+                })
             })
             .buffer_unordered(client.options().concurrency.max(1))
+            .map(|joined| {
+                joined.map_err(anyhow::Error::from).and_then(|r| r.map_err(anyhow::Error::from))
+            })
             .try_collect::<Vec<_>>()
             .await
     })?;
