@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "rbuild", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     /// More log output (repeat for more); RUST_LOG overrides it.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
     /// The image store's directory [default: $RBUILD_ROOT, else /var/lib/rbuild for root,
@@ -61,6 +61,8 @@ enum Command {
     Login(commands::registry::LoginArgs),
     /// Remove saved credentials for a registry.
     Logout(commands::registry::LogoutArgs),
+    /// Run a command in an image, in a sandbox (needs root for now).
+    Run(commands::run::RunArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
         Command::Push(args) => store().and_then(|s| commands::registry::push(&s, args)),
         Command::Login(args) => commands::registry::login(args),
         Command::Logout(args) => commands::registry::logout(args),
+        Command::Run(args) => store().and_then(|s| commands::run::run(&s, args)),
     };
     match result {
         Ok(code) => code,

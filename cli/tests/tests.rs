@@ -7,6 +7,7 @@ mod images;
 mod parse;
 mod proxy;
 mod registry;
+mod run;
 mod store;
 mod token;
 mod util;

@@ -1,49 +1,22 @@
 //! The sandbox: where rbuild makes raw system calls (through `nix`), and nowhere else.
 //!
-//! Today it holds the two file system calls the layer engine needs that the standard
-//! library lacks: creating device nodes and overlayfs whiteouts (`mknod`). Running RUN
-//! steps in Linux namespaces over an overlay snapshot comes with the sandbox issue.
+//! [`run`] executes a command in new mount, PID, UTS and IPC namespaces (and a network
+//! namespace with `Network::None`), on an overlayfs root made of layer snapshots with a
+//! fresh upper directory, after `pivot_root`. The mounts are computed first as data
+//! ([`plan::mount_plan`], tested without root), then carried out. PID 1 inside is rbuild's
+//! own init, which reaps orphans and hands back the command's exit status; when it exits
+//! the kernel ends every process of the namespace, and the mount namespace (with every
+//! mount in it) goes with them, so nothing is left behind on any path. A parent-death
+//! signal ties the sandbox to the rbuild process: killing rbuild, even with SIGKILL, ends
+//! it. It needs root (rootless user namespaces come later).
+//!
+//! Device nodes and overlayfs whiteouts (`mknod`) for the layer engine live here too.
 
-use std::path::Path;
+mod linux;
+mod nodes;
+pub mod plan;
+mod spec;
 
-use nix::sys::stat::{makedev, mknod, Mode, SFlag};
-
-use crate::error::{Error, Result};
-
-/// The kinds of special file a layer can hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SpecialFile {
-    /// A character device.
-    Char,
-    /// A block device.
-    Block,
-    /// A named pipe.
-    Fifo,
-}
-
-/// Creates a device node or FIFO at `path` (devices need root).
-pub fn make_special(
-    path: &Path,
-    kind: SpecialFile,
-    mode: u32,
-    major: u64,
-    minor: u64,
-) -> Result<()> {
-    let flag = match kind {
-        SpecialFile::Char => SFlag::S_IFCHR,
-        SpecialFile::Block => SFlag::S_IFBLK,
-        SpecialFile::Fifo => SFlag::S_IFIFO,
-    };
-    mknod(path, flag, Mode::from_bits_truncate(mode & 0o7777), makedev(major, minor)).map_err(|e| {
-        Error::Io {
-            action: "creating the special file",
-            path: path.to_path_buf(),
-            source: e.into(),
-        }
-    })
-}
-
-/// Creates an overlayfs whiteout (a character device 0/0) at `path`.
-pub fn make_whiteout(path: &Path) -> Result<()> {
-    make_special(path, SpecialFile::Char, 0, 0, 0)
-}
+pub use linux::{run, DOCKER_DEFAULT_CAPS};
+pub use nodes::{make_special, make_whiteout, SpecialFile};
+pub use spec::{Network, SandboxSpec, Volume};

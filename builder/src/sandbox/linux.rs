@@ -1,0 +1,417 @@
+//! Carrying out the sandbox on Linux: namespaces, mounts, the init and the command.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use caps::{CapSet, Capability};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
+
+use super::plan::{mount_plan, MountStep};
+use super::spec::{Network, SandboxSpec};
+use crate::error::{Error, Result};
+
+/// Docker's default capability set, which the command keeps (when it runs as root).
+pub const DOCKER_DEFAULT_CAPS: &[Capability] = &[
+    Capability::CAP_CHOWN,
+    Capability::CAP_DAC_OVERRIDE,
+    Capability::CAP_FSETID,
+    Capability::CAP_FOWNER,
+    Capability::CAP_MKNOD,
+    Capability::CAP_NET_RAW,
+    Capability::CAP_SETGID,
+    Capability::CAP_SETUID,
+    Capability::CAP_SETFCAP,
+    Capability::CAP_SETPCAP,
+    Capability::CAP_NET_BIND_SERVICE,
+    Capability::CAP_SYS_CHROOT,
+    Capability::CAP_KILL,
+    Capability::CAP_AUDIT_WRITE,
+];
+
+fn io_err(action: &'static str, path: &Path) -> impl FnOnce(nix::Error) -> Error {
+    let path = path.to_path_buf();
+    move |e| Error::Io { action, path, source: e.into() }
+}
+
+/// Writes the generated `/etc` files of the sandbox.
+fn write_etc(spec: &SandboxSpec, dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+        spec.hostname
+    );
+    let resolv = match spec.network {
+        Network::Host => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        Network::None => String::new(),
+    };
+    for (name, content) in
+        [("hosts", hosts), ("resolv.conf", resolv), ("hostname", format!("{}\n", spec.hostname))]
+    {
+        fs::write(dir.join(name), content).map_err(Error::io("writing", dir.join(name)))?;
+    }
+    Ok(())
+}
+
+/// Runs the command of `spec` in a sandbox and returns its exit code (128 + the signal
+/// number when a signal ended it). Needs root.
+pub fn run(spec: &SandboxSpec) -> Result<i32> {
+    for dir in [spec.upper(), spec.work(), spec.merged()] {
+        fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
+    }
+    let etc = spec.run_dir.join("etc");
+    write_etc(spec, &etc)?;
+    let plan = mount_plan(spec, &etc);
+    // SAFETY: rbuild is single-threaded when it runs a sandbox (the `run` path starts no
+    // threads), so the child may allocate and run ordinary Rust code after fork.
+    match unsafe { fork() }.map_err(io_err("forking for", &spec.run_dir))? {
+        ForkResult::Child => {
+            let code = match monitor(spec, &plan) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("rbuild: sandbox: {e}");
+                    125
+                }
+            };
+            std::process::exit(code);
+        }
+        ForkResult::Parent { child } => Ok(wait_code(child)),
+    }
+}
+
+/// The exit code a waited-for process stands for.
+fn wait_code(pid: Pid) -> i32 {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => return 128 + sig as i32,
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return 125,
+        }
+    }
+}
+
+/// In the forked child: new namespaces, then the init (PID 1) as its child.
+fn monitor(spec: &SandboxSpec, plan: &[MountStep]) -> Result<i32> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(io_err("setting the parent-death signal in", &spec.run_dir))?;
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if spec.network == Network::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    unshare(flags).map_err(io_err("creating namespaces for", &spec.run_dir))?;
+    // SAFETY: as in `run`, a single-threaded process forks.
+    match unsafe { fork() }.map_err(io_err("forking the init in", &spec.run_dir))? {
+        ForkResult::Child => {
+            let code = match init(spec, plan) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("rbuild: sandbox: {e}");
+                    125
+                }
+            };
+            std::process::exit(code);
+        }
+        ForkResult::Parent { child } => Ok(wait_code(child)),
+    }
+}
+
+fn mkdirs(path: &Path) -> Result<()> {
+    fs::create_dir_all(path).map_err(Error::io("creating", path))
+}
+
+fn touch(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        mkdirs(parent)?;
+    }
+    if fs::symlink_metadata(path).is_err() {
+        fs::write(path, b"").map_err(Error::io("creating", path))?;
+    }
+    Ok(())
+}
+
+/// Carries out one mount step.
+fn apply(step: &MountStep) -> Result<()> {
+    const NONE: Option<&str> = None;
+    match step {
+        MountStep::PrivateRoot => {
+            mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
+                .map_err(io_err("making private", Path::new("/")))
+        }
+        MountStep::Overlay { lowers, upper, work, target } => {
+            let lower: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+            let options = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.join(":"),
+                upper.display(),
+                work.display()
+            );
+            mount(
+                Some("overlay"),
+                target,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(options.as_str()),
+            )
+            .map_err(io_err("mounting the overlay on", target))
+        }
+        MountStep::Bind { source, target, readonly, file } => {
+            if *file {
+                touch(target)?;
+            } else {
+                mkdirs(target)?;
+            }
+            mount(Some(source), target, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
+                .map_err(io_err("bind-mounting", target))?;
+            if *readonly {
+                mount(
+                    NONE,
+                    target,
+                    NONE,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                    NONE,
+                )
+                .map_err(io_err("making read-only", target))?;
+            }
+            Ok(())
+        }
+        MountStep::Proc(target) => {
+            mkdirs(target)?;
+            mount(
+                Some("proc"),
+                target,
+                Some("proc"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                NONE,
+            )
+            .map_err(io_err("mounting proc on", target))
+        }
+        MountStep::Tmpfs(target, options) => {
+            mkdirs(target)?;
+            mount(
+                Some("tmpfs"),
+                target,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(options.as_str()),
+            )
+            .map_err(io_err("mounting tmpfs on", target))
+        }
+        MountStep::Devpts(target) => {
+            mkdirs(target)?;
+            mount(
+                Some("devpts"),
+                target,
+                Some("devpts"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                Some("newinstance,ptmxmode=0666,mode=0620"),
+            )
+            .map_err(io_err("mounting devpts on", target))
+        }
+        MountStep::Sysfs(target) => {
+            mkdirs(target)?;
+            let flags =
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            // Where the kernel refuses a new sysfs (no network namespace of our own), the
+            // sandbox goes on without /sys.
+            let _ = mount(Some("sysfs"), target, Some("sysfs"), flags, NONE);
+            Ok(())
+        }
+        MountStep::Symlink { target, path } => {
+            let _ = fs::remove_file(path);
+            std::os::unix::fs::symlink(target, path).map_err(Error::io("linking", path))
+        }
+        MountStep::PivotRoot(root) => {
+            let old = root.join(".rbuild-old-root");
+            mkdirs(&old)?;
+            nix::unistd::pivot_root(root, &old).map_err(io_err("pivot_root into", root))?;
+            nix::unistd::chdir("/").map_err(io_err("entering", Path::new("/")))?;
+            umount2("/.rbuild-old-root", MntFlags::MNT_DETACH)
+                .map_err(io_err("detaching", Path::new("/.rbuild-old-root")))?;
+            let _ = fs::remove_dir("/.rbuild-old-root");
+            Ok(())
+        }
+    }
+}
+
+/// A user as resolved from the image.
+struct Identity {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+    home: String,
+}
+
+/// Resolves `user[:group]` (names or numbers) from the root file system's `/etc/passwd`
+/// and `/etc/group`.
+fn resolve_user(spec: &str) -> Result<Identity> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let user = if user.is_empty() { "0" } else { user };
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 7 && (f[0] == user || f[2] == user));
+    let (uid, mut gid, name, home) = match (&entry, user.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse().unwrap_or(0),
+            f[3].parse().unwrap_or(0),
+            f[0].to_string(),
+            f[5].to_string(),
+        ),
+        (None, Ok(uid)) => (uid, uid, String::new(), "/".to_string()),
+        (None, Err(_)) => {
+            return Err(Error::Conflict(format!(
+                "unable to find user {user}: no matching entries in passwd file"
+            )))
+        }
+    };
+    let groups_file = fs::read_to_string("/etc/group").unwrap_or_default();
+    let group_entries: Vec<Vec<&str>> = groups_file
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 3)
+        .collect();
+    if let Some(g) = group {
+        gid = match group_entries.iter().find(|f| f[0] == g || f[2] == g) {
+            Some(f) => f[2].parse().unwrap_or(0),
+            None => g.parse().map_err(|_| {
+                Error::Conflict(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
+            })?,
+        };
+    }
+    let mut groups = vec![gid];
+    if !name.is_empty() {
+        for f in &group_entries {
+            if f.get(3).is_some_and(|m| m.split(',').any(|m| m == name)) {
+                if let Ok(g) = f[2].parse::<u32>() {
+                    if !groups.contains(&g) {
+                        groups.push(g);
+                    }
+                }
+            }
+        }
+    }
+    Ok(Identity { uid, gid, groups, home })
+}
+
+/// PID 1 of the sandbox: assemble the root, start the command, reap until it exits.
+fn init(spec: &SandboxSpec, plan: &[MountStep]) -> Result<i32> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(io_err("setting the parent-death signal in", &spec.run_dir))?;
+    for step in plan {
+        apply(step)?;
+    }
+    nix::unistd::sethostname(&spec.hostname)
+        .map_err(io_err("setting the host name in", &spec.run_dir))?;
+    let identity = resolve_user(&spec.user)?;
+    // SAFETY: PID 1 is single-threaded; the child only sets up its identity and execs.
+    match unsafe { fork() }.map_err(io_err("forking the command in", &spec.run_dir))? {
+        ForkResult::Child => {
+            let e = exec_command(spec, &identity);
+            eprintln!("rbuild: {e}");
+            std::process::exit(match &e {
+                Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
+                _ => 126,
+            });
+        }
+        ForkResult::Parent { child } => {
+            // Reap every process that ends here (orphans are re-parented to PID 1) until the
+            // command itself has ended.
+            loop {
+                match waitpid(Pid::from_raw(-1), None) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == child => return Ok(code),
+                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                        return Ok(128 + sig as i32)
+                    }
+                    Ok(_) | Err(nix::Error::EINTR) => continue,
+                    Err(_) => return Ok(125),
+                }
+            }
+        }
+    }
+}
+
+/// Finds a command on the sandbox's PATH.
+fn find_program(name: &str, env: &[String]) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Some(PathBuf::from(name));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// In the command's process: identity, working directory, capabilities, then exec.
+/// Returns only on failure.
+fn exec_command(spec: &SandboxSpec, who: &Identity) -> Error {
+    let attempt = || -> Result<std::convert::Infallible> {
+        let keep: HashSet<Capability> = DOCKER_DEFAULT_CAPS.iter().copied().collect();
+        for cap in caps::all() {
+            if !keep.contains(&cap) {
+                caps::drop(None, CapSet::Bounding, cap)
+                    .map_err(|e| Error::Conflict(format!("dropping {cap}: {e}")))?;
+            }
+        }
+        caps::set(None, CapSet::Inheritable, &keep)
+            .map_err(|e| Error::Conflict(format!("setting capabilities: {e}")))?;
+        let groups: Vec<Gid> = who.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        nix::unistd::setgroups(&groups).map_err(io_err("setting groups in", Path::new("/")))?;
+        nix::unistd::setgid(Gid::from_raw(who.gid))
+            .map_err(io_err("setting the group in", Path::new("/")))?;
+        nix::unistd::setuid(Uid::from_raw(who.uid))
+            .map_err(io_err("setting the user in", Path::new("/")))?;
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+        let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };
+        let _ = fs::create_dir_all(cwd);
+        nix::unistd::chdir(cwd)
+            .map_err(io_err("entering the working directory", Path::new(cwd)))?;
+        nix::sys::prctl::set_no_new_privs()
+            .map_err(io_err("setting no_new_privs in", Path::new("/")))?;
+        let mut env = spec.env.clone();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        }
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={}", if who.home.is_empty() { "/" } else { &who.home }));
+        }
+        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+            env.push(format!("HOSTNAME={}", spec.hostname));
+        }
+        let name = spec.args.first().ok_or_else(|| Error::Conflict("no command to run".into()))?;
+        let program = find_program(name, &env).ok_or_else(|| Error::Io {
+            action: "running (no such executable on $PATH)",
+            path: PathBuf::from(name),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })?;
+        let cstr =
+            |s: &str| CString::new(s).map_err(|_| Error::Conflict(format!("a NUL byte in {s:?}")));
+        let argv: Vec<CString> = spec.args.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
+        let envp: Vec<CString> = env.iter().map(|e| cstr(e)).collect::<Result<_>>()?;
+        let path = cstr(&program.display().to_string())?;
+        nix::unistd::execve(&path, &argv, &envp).map_err(io_err("running", &program))
+    };
+    match attempt() {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}

@@ -1,0 +1,161 @@
+//! The mount plan: every mount the sandbox makes, computed as data from the spec so that
+//! it can be tested without root, then carried out by [`super::linux`].
+
+use std::path::PathBuf;
+
+use super::spec::SandboxSpec;
+
+/// One step of assembling the sandbox's file system, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountStep {
+    /// Make every mount private, so nothing propagates back to the host.
+    PrivateRoot,
+    /// overlayfs: lower directories (topmost first), upper, work, target.
+    Overlay {
+        /// Lower directories, topmost first (overlayfs order).
+        lowers: Vec<PathBuf>,
+        /// The upper directory.
+        upper: PathBuf,
+        /// The work directory.
+        work: PathBuf,
+        /// Where to mount it.
+        target: PathBuf,
+    },
+    /// A bind mount (of a directory or a file), read-only when asked.
+    Bind {
+        /// What to mount.
+        source: PathBuf,
+        /// Where.
+        target: PathBuf,
+        /// Remount read-only.
+        readonly: bool,
+        /// The source is a file (the target is made as an empty file).
+        file: bool,
+    },
+    /// `proc` for the new PID namespace.
+    Proc(PathBuf),
+    /// A tmpfs with these options.
+    Tmpfs(PathBuf, String),
+    /// A new `devpts` instance.
+    Devpts(PathBuf),
+    /// `sysfs`, read-only (skipped where the kernel refuses).
+    Sysfs(PathBuf),
+    /// A symbolic link to make.
+    Symlink {
+        /// The link's target text.
+        target: String,
+        /// The link's path.
+        path: PathBuf,
+    },
+    /// `pivot_root` into the new root and drop the old one.
+    PivotRoot(PathBuf),
+}
+
+/// The device nodes bind-mounted from the host into `/dev`.
+pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Computes the mount plan for a spec. `etc_dir` holds the generated `hosts`,
+/// `resolv.conf` and `hostname` files.
+pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path) -> Vec<MountStep> {
+    let root = spec.merged();
+    let mut steps = vec![
+        MountStep::PrivateRoot,
+        MountStep::Overlay {
+            lowers: spec.lowers.iter().rev().cloned().collect(),
+            upper: spec.upper(),
+            work: spec.work(),
+            target: root.clone(),
+        },
+        MountStep::Proc(root.join("proc")),
+        MountStep::Tmpfs(root.join("dev"), "mode=755,size=65536k".into()),
+    ];
+    for dev in DEVICES {
+        steps.push(MountStep::Bind {
+            source: PathBuf::from("/dev").join(dev),
+            target: root.join("dev").join(dev),
+            readonly: false,
+            file: true,
+        });
+    }
+    steps.push(MountStep::Devpts(root.join("dev/pts")));
+    steps.push(MountStep::Tmpfs(root.join("dev/shm"), "mode=1777,size=65536k".into()));
+    for (target, path) in [
+        ("pts/ptmx", "dev/ptmx"),
+        ("/proc/self/fd", "dev/fd"),
+        ("/proc/self/fd/0", "dev/stdin"),
+        ("/proc/self/fd/1", "dev/stdout"),
+        ("/proc/self/fd/2", "dev/stderr"),
+    ] {
+        steps.push(MountStep::Symlink { target: target.into(), path: root.join(path) });
+    }
+    steps.push(MountStep::Sysfs(root.join("sys")));
+    for name in ["hosts", "resolv.conf", "hostname"] {
+        steps.push(MountStep::Bind {
+            source: etc_dir.join(name),
+            target: root.join("etc").join(name),
+            readonly: false,
+            file: true,
+        });
+    }
+    for v in &spec.volumes {
+        let file = v.host.is_file();
+        steps.push(MountStep::Bind {
+            source: v.host.clone(),
+            target: root.join(v.target.trim_start_matches('/')),
+            readonly: v.readonly,
+            file,
+        });
+    }
+    steps.push(MountStep::PivotRoot(root));
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::spec::{Network, Volume};
+
+    #[test]
+    fn plan_order_and_content() {
+        let spec = SandboxSpec {
+            lowers: vec!["/s/l1".into(), "/s/l2".into()],
+            run_dir: "/r".into(),
+            args: vec!["true".into()],
+            env: vec![],
+            cwd: "/".into(),
+            user: String::new(),
+            hostname: "h".into(),
+            network: Network::None,
+            volumes: vec![Volume {
+                host: "/data".into(),
+                target: "/mnt/data".into(),
+                readonly: true,
+            }],
+        };
+        let plan = mount_plan(&spec, std::path::Path::new("/r/etc"));
+        assert_eq!(plan[0], MountStep::PrivateRoot);
+        assert_eq!(
+            plan[1],
+            MountStep::Overlay {
+                lowers: vec!["/s/l2".into(), "/s/l1".into()],
+                upper: "/r/upper".into(),
+                work: "/r/work".into(),
+                target: "/r/merged".into()
+            },
+            "overlayfs lists the top layer first"
+        );
+        assert!(plan.contains(&MountStep::Proc("/r/merged/proc".into())));
+        assert!(plan.contains(&MountStep::Devpts("/r/merged/dev/pts".into())));
+        assert!(plan.iter().any(|s| matches!(s, MountStep::Bind { target, readonly: true, .. } if target == std::path::Path::new("/r/merged/mnt/data"))));
+        assert_eq!(
+            plan.last(),
+            Some(&MountStep::PivotRoot("/r/merged".into())),
+            "pivot_root comes last"
+        );
+        let devices = plan
+            .iter()
+            .filter(|s| matches!(s, MountStep::Bind { source, .. } if source.starts_with("/dev")))
+            .count();
+        assert_eq!(devices, DEVICES.len());
+    }
+}

@@ -1,0 +1,64 @@
+//! What to run and how: the sandbox's input, plain data.
+
+use std::path::PathBuf;
+
+/// The network a sandbox gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// The host's network.
+    Host,
+    /// A new network namespace with only the loopback interface.
+    None,
+}
+
+/// A host directory or file made visible inside the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    /// The host path.
+    pub host: PathBuf,
+    /// Where it appears inside (absolute).
+    pub target: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// Everything the sandbox needs to run one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSpec {
+    /// Layer snapshots, lowest first (overlayfs lower directories).
+    pub lowers: Vec<PathBuf>,
+    /// A directory for this run: `upper/`, `work/` and `merged/` are made in it.
+    pub run_dir: PathBuf,
+    /// The command and its arguments.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` environment.
+    pub env: Vec<String>,
+    /// Working directory inside (created if missing).
+    pub cwd: String,
+    /// `user[:group]`, by name or number (resolved in the image's `/etc/passwd` and
+    /// `/etc/group`); empty for root.
+    pub user: String,
+    /// The sandbox's host name.
+    pub hostname: String,
+    /// Host or no network.
+    pub network: Network,
+    /// Bind mounts.
+    pub volumes: Vec<Volume>,
+}
+
+impl SandboxSpec {
+    /// The overlay's upper directory: what the command changed.
+    pub fn upper(&self) -> PathBuf {
+        self.run_dir.join("upper")
+    }
+
+    /// The overlay's work directory.
+    pub fn work(&self) -> PathBuf {
+        self.run_dir.join("work")
+    }
+
+    /// Where the root file system is assembled.
+    pub fn merged(&self) -> PathBuf {
+        self.run_dir.join("merged")
+    }
+}

@@ -1,0 +1,213 @@
+//! `rbuild run` and the sandbox, as root (CI runs as root; elsewhere these tests fail
+//! with the reason): isolation, identity, capabilities, volumes, exit codes, reaping, and
+//! what killing rbuild leaves behind.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::util::{busybox_images, ok};
+
+fn require_root() {
+    let uid =
+        fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(1);
+    assert_eq!(uid, 0, "the sandbox tests need root (namespaces, overlayfs); CI runs them as root");
+}
+
+/// A store with the busybox image loaded.
+fn store_with_busybox() -> tempfile::TempDir {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    ok(
+        root.path(),
+        &["load", "-q", "-i", busybox_images().join("busybox-oci.tar").to_str().unwrap()],
+    );
+    root
+}
+
+fn run(root: &Path, args: &[&str]) -> Output {
+    crate::util::rbuild().arg("--root").arg(root).arg("run").args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn isolation() {
+    let root = store_with_busybox();
+    let r = root.path();
+    let secret = format!("/tmp/rbuild-host-secret-{}", std::process::id());
+    fs::write(&secret, b"host only").unwrap();
+    let o = run(r, &["busybox", "cat", &secret]);
+    assert_ne!(o.status.code(), Some(0), "a host file outside the rootfs is not visible");
+
+    let o = run(r, &["busybox", "ps", "-o", "pid,comm"]);
+    let ps = stdout(&o);
+    let rows: Vec<&str> = ps.lines().skip(1).collect();
+    assert!(rows.len() <= 2, "only the sandbox's processes: {ps}");
+    assert!(rows[0].trim_start().starts_with("1 rbuild"), "PID 1 is rbuild's init: {ps}");
+
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let o = run(r, &["--hostname", "sandboxed", "busybox", "hostname"]);
+    assert_eq!(stdout(&o).trim(), "sandboxed");
+    assert_ne!(host.trim(), "sandboxed");
+
+    let o = run(r, &["--network", "none", "busybox", "ls", "/sys/class/net"]);
+    assert_eq!(
+        stdout(&o).split_whitespace().collect::<Vec<_>>(),
+        ["lo"],
+        "only the loopback interface"
+    );
+
+    assert_eq!(
+        stdout(&run(r, &["-u", "nobody", "busybox", "id"])).trim(),
+        "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)"
+    );
+    assert_eq!(stdout(&run(r, &["-u", "1000:1000", "busybox", "id", "-u"])).trim(), "1000");
+
+    let marker = format!("/tmp/rbuild-written-inside-{}", std::process::id());
+    let o = run(r, &["busybox", "sh", "-c", &format!("echo x > {marker} && cat {marker}")]);
+    assert_eq!(stdout(&o).trim(), "x");
+    assert!(!Path::new(&marker).exists(), "writes outside volumes never reach the host");
+
+    let vol = tempfile::tempdir().unwrap();
+    fs::write(vol.path().join("in"), b"from the host").unwrap();
+    let spec = format!("{}:/data:ro", vol.path().display());
+    let o = run(r, &["-v", &spec, "busybox", "sh", "-c", "cat /data/in; echo no > /data/out"]);
+    assert_eq!(stdout(&o).trim(), "from the host");
+    assert_ne!(o.status.code(), Some(0), "a read-only volume cannot be written");
+    assert!(!vol.path().join("out").exists());
+    let spec = format!("{}:/data", vol.path().display());
+    assert!(run(r, &["-v", &spec, "busybox", "sh", "-c", "echo yes > /data/out"]).status.success());
+    assert_eq!(
+        fs::read_to_string(vol.path().join("out")).unwrap(),
+        "yes\n",
+        "a writable volume is written"
+    );
+
+    let o = run(r, &["busybox", "grep", "CapEff", "/proc/self/status"]);
+    assert_eq!(
+        stdout(&o).split_whitespace().nth(1),
+        Some("00000000a80425fb"),
+        "Docker's default capability set"
+    );
+    let o = run(r, &["-u", "nobody", "busybox", "grep", "CapEff", "/proc/self/status"]);
+    assert_eq!(
+        stdout(&o).split_whitespace().nth(1),
+        Some("0000000000000000"),
+        "none for another user"
+    );
+
+    // Loading modules: the bounding set has no CAP_SYS_MODULE (bit 16), so the kernel
+    // refuses (a kernel built without modules says "not supported" before it checks).
+    let o = run(r, &["busybox", "grep", "CapBnd", "/proc/self/status"]);
+    let bounding =
+        u64::from_str_radix(stdout(&o).split_whitespace().nth(1).unwrap_or("ffff"), 16).unwrap();
+    assert_eq!(bounding, 0xa80425fb, "the bounding set is Docker's default");
+    assert_eq!(bounding & (1 << 16), 0);
+    let o = run(r, &["busybox", "sh", "-c", "insmod /bin/busybox"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("not permitted") || err.contains("does not support"),
+        "loading a module must fail: {err}"
+    );
+    for (what, script) in
+        [("mount", "mount -t tmpfs none /tmp"), ("setting the clock", "date -s 2000-01-01")]
+    {
+        let o = run(r, &["busybox", "sh", "-c", script]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("not permitted")
+                || err.contains("Permission denied")
+                || err.contains("permission denied"),
+            "{what} must be denied: {err}"
+        );
+    }
+
+    let o = run(r, &["busybox", "sh", "-c", "(sleep 0.2 &); sleep 0.8; ps -o stat | grep -c Z"]);
+    assert_eq!(stdout(&o).trim(), "0", "orphaned children are reaped");
+
+    assert_eq!(run(r, &["busybox", "sh", "-c", "exit 7"]).status.code(), Some(7));
+    assert_eq!(run(r, &["busybox", "no-such-command"]).status.code(), Some(127));
+    let o = run(
+        r,
+        &["-e", "GREETING=hi", "-w", "/work/dir", "busybox", "sh", "-c", "echo $GREETING $(pwd)"],
+    );
+    assert_eq!(stdout(&o).trim(), "hi /work/dir");
+    let _ = fs::remove_file(&secret);
+}
+
+/// Processes whose command line holds `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) && !cmd.contains("rbuild") {
+                found.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+fn mountinfo() -> String {
+    fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+#[test]
+fn killing_rbuild_leaves_nothing_behind() {
+    let root = store_with_busybox();
+    let before = mountinfo();
+    for (i, signal) in ["KILL", "TERM", "INT"].iter().enumerate() {
+        let needle = format!("31.4{i}");
+        let mut child = crate::util::rbuild()
+            .arg("--root")
+            .arg(root.path())
+            .args(["run", "busybox", "sleep", &needle])
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while processes_with(&needle).is_empty() {
+            assert!(Instant::now() < deadline, "the sandbox did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap()
+            .success());
+        let _ = child.wait();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !processes_with(&needle).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "SIG{signal}: sandbox processes survive: {:?}",
+                processes_with(&needle)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // The next run cleans the run directories the killed ones left.
+    assert!(run(root.path(), &["busybox", "true"]).status.success());
+    assert_eq!(
+        fs::read_dir(root.path().join("containers")).unwrap().count(),
+        0,
+        "no run directory left"
+    );
+    assert_eq!(mountinfo(), before, "no mount behind");
+}
+
+#[test]
+fn two_hundred_runs_leave_mountinfo_as_it_was() {
+    let root = store_with_busybox();
+    let before = mountinfo();
+    for i in 0..200 {
+        let o = run(root.path(), &["busybox", "true"]);
+        assert!(o.status.success(), "run {i}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(mountinfo(), before);
+}
