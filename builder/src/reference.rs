@@ -55,7 +55,8 @@ fn grammar() -> &'static Regex {
         let host = format!(r"(?:{domain_component}(?:\.{domain_component})*|\[[a-fA-F0-9:]+\])");
         let domain = format!(r"{host}(?::[0-9]+)?");
         let name = format!(r"(?:(?P<domain>{domain})/)?(?P<path>{component}(?:/{component})*)");
-        let tag = r"[\w][\w.-]{0,127}";
+        // Go's \w is ASCII; spelled out, the pattern stays small and quick to compile.
+        let tag = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
         let digest = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
         let full = format!(r"^{name}(?::(?P<tag>{tag}))?(?:@(?P<digest>{digest}))?$");
         // The pattern is a constant; a failure here is a bug caught by every test.

@@ -68,20 +68,65 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     let etc = spec.run_dir.join("etc");
     write_etc(spec, &etc)?;
     let plan = mount_plan(spec, &etc);
+    // The next child of this process starts a new PID namespace, as its PID 1; rbuild
+    // itself stays where it is (it forks nothing else afterwards).
+    unshare(CloneFlags::CLONE_NEWPID)
+        .map_err(io_err("creating a PID namespace for", &spec.run_dir))?;
+    reap_finished();
+    // The init reports the command's exit code through this pipe as soon as it has it,
+    // before its own exit, whose namespace teardown the caller need not wait for.
+    let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(io_err("making a pipe for", &spec.run_dir))?;
     // SAFETY: rbuild is single-threaded when it runs a sandbox (the `run` path starts no
     // threads), so the child may allocate and run ordinary Rust code after fork.
     match unsafe { fork() }.map_err(io_err("forking for", &spec.run_dir))? {
         ForkResult::Child => {
-            let code = match monitor(spec, &plan) {
+            drop(report_read);
+            let code = match enter_namespaces(spec).and_then(|()| init(spec, &plan)) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("rbuild: sandbox: {e}");
                     125
                 }
             };
+            let _ = nix::unistd::write(&report_write, &code.to_le_bytes());
             std::process::exit(code);
         }
-        ForkResult::Parent { child } => Ok(wait_code(child)),
+        ForkResult::Parent { child } => {
+            drop(report_write);
+            let mut buf = [0u8; 4];
+            let mut got = 0;
+            while got < 4 {
+                match nix::unistd::read(&report_read, &mut buf[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(nix::Error::EINTR) => continue,
+                    Err(_) => break,
+                }
+            }
+            if got == 4 {
+                // The init is exiting; it is reaped later (by the next run, or never if
+                // rbuild exits first), not waited for now.
+                if let Ok(mut pending) = PENDING.lock() {
+                    pending.push(child);
+                }
+                Ok(i32::from_le_bytes(buf))
+            } else {
+                // The init died without a report (killed, or failed before the command).
+                Ok(wait_code(child))
+            }
+        }
+    }
+}
+
+/// Inits that reported and were not reaped yet.
+static PENDING: std::sync::Mutex<Vec<Pid>> = std::sync::Mutex::new(Vec::new());
+
+/// Reaps the inits of earlier runs (they have exited, or are about to).
+pub fn reap_finished() {
+    let pending = PENDING.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+    for pid in pending {
+        wait_code(pid);
     }
 }
 
@@ -98,32 +143,15 @@ fn wait_code(pid: Pid) -> i32 {
     }
 }
 
-/// In the forked child: new namespaces, then the init (PID 1) as its child.
-fn monitor(spec: &SandboxSpec, plan: &[MountStep]) -> Result<i32> {
+/// In PID 1: tie its life to rbuild's, and leave the host's other namespaces.
+fn enter_namespaces(spec: &SandboxSpec) -> Result<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(io_err("setting the parent-death signal in", &spec.run_dir))?;
-    let mut flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC;
+    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
     if spec.network == Network::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }
-    unshare(flags).map_err(io_err("creating namespaces for", &spec.run_dir))?;
-    // SAFETY: as in `run`, a single-threaded process forks.
-    match unsafe { fork() }.map_err(io_err("forking the init in", &spec.run_dir))? {
-        ForkResult::Child => {
-            let code = match init(spec, plan) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("rbuild: sandbox: {e}");
-                    125
-                }
-            };
-            std::process::exit(code);
-        }
-        ForkResult::Parent { child } => Ok(wait_code(child)),
-    }
+    unshare(flags).map_err(io_err("creating namespaces for", &spec.run_dir))
 }
 
 fn mkdirs(path: &Path) -> Result<()> {
