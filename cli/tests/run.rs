@@ -211,3 +211,35 @@ fn two_hundred_runs_leave_mountinfo_as_it_was() {
     }
     assert_eq!(mountinfo(), before);
 }
+
+#[test]
+fn signals_reach_the_command() {
+    let root = store_with_busybox();
+    let child = crate::util::rbuild()
+        .arg("--root")
+        .arg(root.path())
+        .args([
+            "run",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 3' TERM; echo ready; sleep 30 & wait",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with("sleep 30").is_empty() {
+        assert!(Instant::now() < deadline, "the sandbox did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "the command's own exit code after its trap");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot TERM\n");
+}

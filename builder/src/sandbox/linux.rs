@@ -94,16 +94,18 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
         }
         ForkResult::Parent { child } => {
             drop(report_write);
+            catch_signals(true);
             let mut buf = [0u8; 4];
             let mut got = 0;
             while got < 4 {
                 match nix::unistd::read(&report_read, &mut buf[got..]) {
                     Ok(0) => break,
                     Ok(n) => got += n,
-                    Err(nix::Error::EINTR) => continue,
+                    Err(nix::Error::EINTR) => forward_caught(child),
                     Err(_) => break,
                 }
             }
+            catch_signals(false);
             if got == 4 {
                 // The init is exiting; it is reaped later (by the next run, or never if
                 // rbuild exits first), not waited for now.
@@ -116,6 +118,43 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
                 Ok(wait_code(child))
             }
         }
+    }
+}
+
+/// The signals rbuild passes on to the sandbox, and its init to the command.
+const FORWARDED: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// The last signal caught and not yet passed on (0: none).
+static CAUGHT: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn remember_signal(signal: nix::libc::c_int) {
+    CAUGHT.store(signal, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Catches the forwarded signals (without restarting interrupted calls, so that the
+/// waiting loops see them), or puts the default handlers back.
+fn catch_signals(on: bool) {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let handler = if on { SigHandler::Handler(remember_signal) } else { SigHandler::SigDfl };
+    let action = SigAction::new(handler, SaFlags::empty(), SigSet::empty());
+    for signal in FORWARDED {
+        // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
+        let _ = unsafe { sigaction(signal, &action) };
+    }
+}
+
+/// Passes a caught signal on to `pid`.
+fn forward_caught(pid: Pid) {
+    let signal = CAUGHT.swap(0, std::sync::atomic::Ordering::SeqCst);
+    if let Ok(signal) = Signal::try_from(signal) {
+        let _ = nix::sys::signal::kill(pid, signal);
     }
 }
 
@@ -340,8 +379,6 @@ fn resolve_user(spec: &str) -> Result<Identity> {
 
 /// PID 1 of the sandbox: assemble the root, start the command, reap until it exits.
 fn init(spec: &SandboxSpec, plan: &[MountStep]) -> Result<i32> {
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-        .map_err(io_err("setting the parent-death signal in", &spec.run_dir))?;
     for step in plan {
         apply(step)?;
     }
@@ -359,15 +396,17 @@ fn init(spec: &SandboxSpec, plan: &[MountStep]) -> Result<i32> {
             });
         }
         ForkResult::Parent { child } => {
+            catch_signals(true);
             // Reap every process that ends here (orphans are re-parented to PID 1) until the
-            // command itself has ended.
+            // command itself has ended; pass the signals rbuild forwards on to the command.
             loop {
                 match waitpid(Pid::from_raw(-1), None) {
                     Ok(WaitStatus::Exited(pid, code)) if pid == child => return Ok(code),
                     Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
                         return Ok(128 + sig as i32)
                     }
-                    Ok(_) | Err(nix::Error::EINTR) => continue,
+                    Err(nix::Error::EINTR) => forward_caught(child),
+                    Ok(_) => continue,
                     Err(_) => return Ok(125),
                 }
             }
