@@ -12,8 +12,9 @@
 //!   deterministic, compressed on every core;
 //! - [`digest`]: sha256 digests and hashing readers and writers.
 //!
-//! - [`sandbox`]: the only place with raw system calls (today `mknod` for device nodes
-//!   and overlay whiteouts; Linux namespaces for RUN come with the sandbox issue).
+//! - [`sandbox`]: the only place with raw system calls: running a command in Linux
+//!   namespaces over an overlay of layer snapshots (`rbuild run`, and RUN steps to come),
+//!   and `mknod` for device nodes and overlay whiteouts.
 //!
 //! Coming, one module per concept: `plan` and `solver` (the build, with content-based
 //! cache keys) and `export`.
