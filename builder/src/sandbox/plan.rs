@@ -1,5 +1,5 @@
 //! The mount plan: every mount the sandbox makes, computed as data from the spec so that
-//! it can be tested without root, then carried out by [`super::linux`].
+//! it can be tested without root, then carried out by [`super::run`].
 
 use std::path::PathBuf;
 
