@@ -20,7 +20,8 @@ use rbuild_registry_client::{
 /// Options every registry command takes.
 #[derive(Debug, Args, Clone)]
 pub struct RegistryArgs {
-    /// Reach this registry (HOST[:PORT]) over plain HTTP; loopback registries always are.
+    /// Reach this registry (`HOST[:PORT]`) over plain HTTP when HTTPS fails; loopback
+    /// registries always may.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     insecure: Vec<String>,
     /// Also trust this CA certificate (PEM) for HTTPS.
