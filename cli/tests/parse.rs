@@ -260,6 +260,19 @@ fn parse_formats() {
 
 #[test]
 fn every_command_and_flag_has_help() {
+    let commands = [
+        "parse", "images", "inspect", "history", "tag", "rmi", "save", "load", "prune", "du",
+        "pull", "push", "login", "logout", "run",
+    ];
+    let top = rbuild().arg("--help").output().unwrap_or_else(|e| panic!("{e}"));
+    let top = String::from_utf8_lossy(&top.stdout).into_owned();
+    for command in commands {
+        assert!(top.contains(&format!("  {command} ")), "`rbuild --help` lists {command}");
+        let out = rbuild().args([command, "--help"]).output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{command} --help");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage:"), "{command}: {text}");
+    }
     for args in [&["--help"][..], &["parse", "--help"]] {
         let out = rbuild().args(args).output().unwrap_or_else(|e| panic!("{e}"));
         assert!(out.status.success());
