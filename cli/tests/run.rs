@@ -243,3 +243,59 @@ fn signals_reach_the_command() {
     assert_eq!(out.status.code(), Some(3), "the command's own exit code after its trap");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ready\ngot TERM\n");
 }
+
+#[test]
+fn resource_limits_through_cgroups() {
+    let root = store_with_busybox();
+    let r = root.path();
+    let o = run(
+        r,
+        &[
+            "--pids-limit",
+            "5",
+            "busybox",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("can't fork"),
+        "the pids limit holds: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run(
+        r,
+        &[
+            "--memory",
+            "16m",
+            "busybox",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/null bs=64M count=1; echo rc=$?",
+        ],
+    );
+    assert_eq!(stdout(&o).trim(), "rc=137", "a 64 MiB buffer is killed under a 16 MiB limit");
+    let o = run(
+        r,
+        &[
+            "--memory",
+            "64m",
+            "busybox",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/null bs=8M count=1 2>/dev/null; echo rc=$?",
+        ],
+    );
+    assert_eq!(stdout(&o).trim(), "rc=0", "and an 8 MiB one fits under 64 MiB");
+    assert!(run(r, &["--cpus", "0.5", "busybox", "true"]).status.success());
+    let bad = run(r, &["--memory", "lots", "busybox", "true"]);
+    assert_eq!(bad.status.code(), Some(2), "a usage error");
+    // Every cgroup made for a run is gone afterwards.
+    let leftovers = Command::new("sh")
+        .arg("-c")
+        .arg("find /sys/fs/cgroup -maxdepth 6 -type d -name 'rbuild-*' 2>/dev/null")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&leftovers.stdout), "", "no cgroup left behind");
+}

@@ -68,6 +68,8 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     let etc = spec.run_dir.join("etc");
     write_etc(spec, &etc)?;
     let plan = mount_plan(spec, &etc);
+    let id = spec.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let cgroup = super::cgroups::Cgroup::create(&id, &spec.limits)?;
     // The next child of this process starts a new PID namespace, as its PID 1; rbuild
     // itself stays where it is (it forks nothing else afterwards).
     unshare(CloneFlags::CLONE_NEWPID)
@@ -82,7 +84,11 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     match unsafe { fork() }.map_err(io_err("forking for", &spec.run_dir))? {
         ForkResult::Child => {
             drop(report_read);
-            let code = match enter_namespaces(spec).and_then(|()| init(spec, &plan)) {
+            let entered = cgroup.as_ref().map_or(Ok(()), |c| c.enter());
+            let code = match entered
+                .and_then(|()| enter_namespaces(spec))
+                .and_then(|()| init(spec, &plan))
+            {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("rbuild: sandbox: {e}");
@@ -106,6 +112,13 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
                 }
             }
             catch_signals(false);
+            if let Some(cgroup) = cgroup {
+                // A cgroup can only go once every process in it has ended: wait for the
+                // init this time.
+                let status = wait_code(child);
+                cgroup.remove();
+                return Ok(if got == 4 { i32::from_le_bytes(buf) } else { status });
+            }
             if got == 4 {
                 // The init is exiting; it is reaped later (by the next run, or never if
                 // rbuild exits first), not waited for now.

@@ -13,11 +13,13 @@
 //!
 //! Device nodes and overlayfs whiteouts (`mknod`) for the layer engine live here too.
 
+mod cgroups;
 mod linux;
 mod nodes;
 pub mod plan;
 mod spec;
 
+pub use cgroups::{remove_stale_cgroups, Cgroup, Limits};
 pub use linux::{reap_finished, run, DOCKER_DEFAULT_CAPS};
 pub use nodes::{make_special, make_whiteout, SpecialFile};
 pub use spec::{Network, SandboxSpec, Volume};

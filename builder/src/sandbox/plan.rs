@@ -131,6 +131,7 @@ mod tests {
                 target: "/mnt/data".into(),
                 readonly: true,
             }],
+            limits: Default::default(),
         };
         let plan = mount_plan(&spec, std::path::Path::new("/r/etc"));
         assert_eq!(plan[0], MountStep::PrivateRoot);

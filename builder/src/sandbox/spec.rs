@@ -23,7 +23,7 @@ pub struct Volume {
 }
 
 /// Everything the sandbox needs to run one command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SandboxSpec {
     /// Layer snapshots, lowest first (overlayfs lower directories).
     pub lowers: Vec<PathBuf>,
@@ -44,6 +44,8 @@ pub struct SandboxSpec {
     pub network: Network,
     /// Bind mounts.
     pub volumes: Vec<Volume>,
+    /// Resource limits.
+    pub limits: super::cgroups::Limits,
 }
 
 impl SandboxSpec {

@@ -48,6 +48,15 @@ pub struct RunArgs {
     /// Override the image's entrypoint (`""` clears it).
     #[arg(long)]
     entrypoint: Option<String>,
+    /// Memory limit (bytes, or with a k, m or g suffix: powers of 1024).
+    #[arg(short, long, value_name = "BYTES", value_parser = parse_memory)]
+    memory: Option<u64>,
+    /// Most processes the container may have at once.
+    #[arg(long = "pids-limit", value_name = "N")]
+    pids_limit: Option<u64>,
+    /// CPU time the container may use, in CPUs (1.5 is one and a half cores).
+    #[arg(long, value_name = "CPUS")]
+    cpus: Option<f64>,
     /// Keep standard input open (it always is: the command shares rbuild's).
     #[arg(short, long)]
     interactive: bool,
@@ -56,6 +65,25 @@ pub struct RunArgs {
     /// The command and its arguments (default: the image's CMD).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, mult) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        _ => (lower, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n >= 4 << 20)
+        .ok_or_else(|| {
+            format!("invalid memory limit {text:?}: a size of at least 4m, like 512m or 2g")
+        })
 }
 
 fn random_id() -> String {
@@ -83,6 +111,7 @@ fn clean_leftovers(dir: &std::path::Path) {
         let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
         if !alive {
             let _ = std::fs::remove_dir_all(e.path());
+            sandbox::remove_stale_cgroups(&e.file_name().to_string_lossy());
         }
     }
 }
@@ -93,6 +122,9 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
         bail!("rbuild run needs root for now (rootless user namespaces come later)");
     }
     let _ = args.rm;
+    if args.cpus.is_some_and(|c| !(c > 0.0 && c <= 1024.0)) {
+        bail!("--cpus must be a positive number of CPUs");
+    }
     let _ = args.interactive;
     let image = store.resolve(&args.image)?;
     let config = image.config.config().clone().unwrap_or_default();
@@ -175,6 +207,7 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
             NetworkArg::None => Network::None,
         },
         volumes,
+        limits: sandbox::Limits { memory: args.memory, pids: args.pids_limit, cpus: args.cpus },
     };
     let result = sandbox::run(&spec);
     let _ = std::fs::remove_dir_all(&run_dir);
