@@ -148,6 +148,13 @@ impl Registry {
     }
 }
 
+/// The command failed (exit code 1) and said `text` on standard error.
+fn fails_with(out: &std::process::Output, text: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(text), "expected {text:?} in: {stderr}");
+}
+
 fn skopeo(args: &[&str]) -> String {
     let out = Command::new("skopeo").args(args).output().unwrap();
     assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -229,12 +236,7 @@ fn pulls_what_skopeo_pushes() {
         root.path(),
         &["pull", &format!("{}/nothing/here:1", registry.host)],
     );
-    assert_eq!(missing.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&missing.stderr).contains("404"),
-        "{}",
-        String::from_utf8_lossy(&missing.stderr)
-    );
+    fails_with(&missing, "404");
 }
 
 /// Makes a two-platform OCI layout (linux/amd64 and linux/arm64, same layer, configs that
@@ -346,12 +348,7 @@ fn https_with_basic_auth_login_push_pull_logout() {
 
     let anonymous =
         rbuild_with_config(&root, &config, &["push", "--ca-file", ca, "busybox", &dest], None);
-    assert_eq!(anonymous.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&anonymous.stderr).contains("run rbuild login first"),
-        "{}",
-        String::from_utf8_lossy(&anonymous.stderr)
-    );
+    fails_with(&anonymous, "run rbuild login first");
 
     let wrong = rbuild_with_config(
         &root,
@@ -530,12 +527,7 @@ fn token_auth_with_a_real_token_issuer() {
     let dest = format!("{}/team/busybox:1", registry.host);
 
     let anonymous = rbuild_with_config(&root, &config, &["push", "busybox", &dest], None);
-    assert_eq!(anonymous.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&anonymous.stderr).contains("run rbuild login first"),
-        "{}",
-        String::from_utf8_lossy(&anonymous.stderr)
-    );
+    fails_with(&anonymous, "run rbuild login first");
 
     let wrong = rbuild_with_config(
         &root,
@@ -543,12 +535,7 @@ fn token_auth_with_a_real_token_issuer() {
         &["login", "-u", USER, "--password-stdin", &registry.host],
         Some("nope"),
     );
-    assert_eq!(wrong.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&wrong.stderr).contains("refused the credentials"),
-        "{}",
-        String::from_utf8_lossy(&wrong.stderr)
-    );
+    fails_with(&wrong, "refused the credentials");
 
     let login = rbuild_with_config(
         &root,

@@ -281,26 +281,49 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
+    /// Flushes the buffered writer; returns the file, and the digest and size the writer
+    /// counted (meaningful when it hashed).
+    fn finish_file(
+        out: HashingWriter<io::BufWriter<File>>,
+        path: &Path,
+    ) -> Result<(File, Digest, u64)> {
+        let (buffered, digest, size) = out.finish();
+        let file = buffered.into_inner().map_err(|e| Error::Io {
+            action: "writing",
+            path: path.to_path_buf(),
+            source: e.into_error(),
+        })?;
+        Ok((file, digest, size))
+    }
+
+    /// Syncs the file and renames it into place as the blob `digest`, unless the store
+    /// has that blob already.
+    fn place(
+        store: &Store,
+        tmp: tempfile::NamedTempFile,
+        file: File,
+        digest: &Digest,
+    ) -> Result<()> {
+        let dest = store.blob_path(digest);
+        if dest.is_file() {
+            return Ok(());
+        }
+        file.sync_all().map_err(Error::io("syncing", tmp.path().to_path_buf()))?;
+        tmp.persist(&dest).map_err(|e| Error::Io {
+            action: "renaming into",
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
     /// Moves a blob written through a [`Store::verified_blob_writer`] into place under
     /// the digest its writer verified. Returns its size.
     pub fn commit_verified(self, digest: &Digest) -> Result<u64> {
-        let (buffered, _, _) = self.out.finish();
-        let file = buffered.into_inner().map_err(|e| Error::Io {
-            action: "writing",
-            path: self.tmp.path().to_path_buf(),
-            source: e.into_error(),
-        })?;
+        let (file, _, _) = Self::finish_file(self.out, self.tmp.path())?;
         let size =
             file.metadata().map_err(Error::io("reading", self.tmp.path().to_path_buf()))?.len();
-        let dest = self.store.blob_path(digest);
-        if !dest.is_file() {
-            file.sync_all().map_err(Error::io("syncing", self.tmp.path().to_path_buf()))?;
-            self.tmp.persist(&dest).map_err(|e| Error::Io {
-                action: "renaming into",
-                path: dest.clone(),
-                source: e.error,
-            })?;
-        }
+        Self::place(&self.store, self.tmp, file, digest)?;
         Ok(size)
     }
 
@@ -317,27 +340,13 @@ impl BlobWriter {
                 return Err(Error::BadArchive(format!("unsupported digest algorithm in {d}")));
             }
         }
-        let (buffered, digest, size) = self.out.finish();
-        let file = buffered.into_inner().map_err(|e| Error::Io {
-            action: "writing",
-            path: self.tmp.path().to_path_buf(),
-            source: e.into_error(),
-        })?;
+        let (file, digest, size) = Self::finish_file(self.out, self.tmp.path())?;
         if let Some(expected) = expected {
             if *expected != digest {
                 return Err(Error::DigestMismatch { expected: expected.clone(), actual: digest });
             }
         }
-        let dest = self.store.blob_path(&digest);
-        if dest.is_file() {
-            return Ok((digest, size));
-        }
-        file.sync_all().map_err(Error::io("syncing", self.tmp.path().to_path_buf()))?;
-        self.tmp.persist(&dest).map_err(|e| Error::Io {
-            action: "renaming into",
-            path: dest.clone(),
-            source: e.error,
-        })?;
+        Self::place(&self.store, self.tmp, file, &digest)?;
         Ok((digest, size))
     }
 }
