@@ -126,6 +126,22 @@ fn isolation() {
         );
     }
 
+    // A device node made (or shipped in a layer) on the root file system opens nothing
+    // (here a copy of /dev/null's numbers), while /dev's own devices work.
+    let o = run(r, &["busybox", "sh", "-c", "mknod /tmp/null c 1 3 && echo x > /tmp/null"]);
+    assert_ne!(o.status.code(), Some(0), "a device node on the rootfs must not open");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("ermission denied"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(run(
+        r,
+        &["busybox", "sh", "-c", "echo ok > /dev/null && head -c 1 /dev/zero >/dev/null"]
+    )
+    .status
+    .success());
+
     let o = run(r, &["busybox", "sh", "-c", "(sleep 0.2 &); sleep 0.8; ps -o stat | grep -c Z"]);
     assert_eq!(stdout(&o).trim(), "0", "orphaned children are reaped");
 

@@ -236,11 +236,13 @@ fn apply(step: &MountStep) -> Result<()> {
                 upper.display(),
                 work.display()
             );
+            // nodev: device nodes in image layers (a hostile image can carry the host's
+            // disks) open nothing; /dev is its own mount, holding only the safe devices.
             mount(
                 Some("overlay"),
                 target,
                 Some("overlay"),
-                MsFlags::empty(),
+                MsFlags::MS_NODEV,
                 Some(options.as_str()),
             )
             .map_err(io_err("mounting the overlay on", target))
