@@ -315,3 +315,144 @@ fn resource_limits_through_cgroups() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&leftovers.stdout), "", "no cgroup left behind");
 }
+
+/// The same checks as a normal user, through a user namespace (the harness, as root,
+/// creates the user), for what a user namespace allows: only root is mapped inside, and
+/// cgroup limits are not available.
+#[test]
+fn rootless_through_a_user_namespace() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    require_root();
+    let user = "rbuild-rootless";
+    if Command::new("id").arg(user).output().map(|o| !o.status.success()).unwrap_or(true) {
+        let made = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/false", user])
+            .status()
+            .unwrap();
+        assert!(made.success(), "useradd {user}");
+    }
+    let ids = |flag: &str| -> u32 {
+        String::from_utf8_lossy(&Command::new("id").args([flag, user]).output().unwrap().stdout)
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (uid, gid) = (ids("-u"), ids("-g"));
+    // Everything the user touches lives in a world-readable place it owns.
+    let work = tempfile::tempdir().unwrap();
+    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = work.path().join("rbuild");
+    fs::copy(assert_cmd::cargo::cargo_bin("rbuild"), &binary).unwrap();
+    let archive = work.path().join("busybox.tar");
+    fs::copy(busybox_images().join("busybox-oci.tar"), &archive).unwrap();
+    let (store, vol) = (work.path().join("store"), work.path().join("vol"));
+    for dir in [&store, &vol] {
+        fs::create_dir(dir).unwrap();
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
+    }
+    let as_user = |args: &[&str]| -> Output {
+        Command::new(&binary)
+            .arg("--root")
+            .arg(&store)
+            .args(args)
+            .uid(uid)
+            .gid(gid)
+            .env("HOME", work.path())
+            .output()
+            .unwrap()
+    };
+    let loaded = as_user(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    assert!(loaded.status.success(), "{}", String::from_utf8_lossy(&loaded.stderr));
+
+    let secret = work.path().join("host-secret");
+    fs::write(&secret, b"x").unwrap();
+    assert_ne!(
+        as_user(&["run", "busybox", "cat", secret.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let ps = stdout(&as_user(&["run", "busybox", "ps", "-o", "pid,comm"]));
+    assert!(ps.lines().nth(1).unwrap_or("").trim_start().starts_with("1 rbuild"), "{ps}");
+    assert_eq!(
+        stdout(&as_user(&["run", "--hostname", "rootless", "busybox", "hostname"])).trim(),
+        "rootless"
+    );
+    assert_eq!(
+        stdout(&as_user(&["run", "--network", "none", "busybox", "ls", "/sys/class/net"])).trim(),
+        "lo"
+    );
+    assert_eq!(
+        stdout(&as_user(&["run", "busybox", "id", "-u"])).trim(),
+        "0",
+        "the caller is root inside"
+    );
+    let o = as_user(&["run", "busybox", "grep", "CapEff", "/proc/self/status"]);
+    assert_eq!(stdout(&o).split_whitespace().nth(1), Some("00000000a80425fb"));
+    let marker = format!("/tmp/rbuild-rootless-{}", std::process::id());
+    assert!(as_user(&["run", "busybox", "sh", "-c", &format!("echo x > {marker}")])
+        .status
+        .success());
+    assert!(!Path::new(&marker).exists(), "writes stay inside");
+    let spec = format!("{}:/data:ro", vol.display());
+    assert_ne!(
+        as_user(&["run", "-v", &spec, "busybox", "sh", "-c", "echo x > /data/f"]).status.code(),
+        Some(0)
+    );
+    assert!(!vol.join("f").exists(), "a read-only volume cannot be written");
+    let o = as_user(&["run", "busybox", "sh", "-c", "mount -t tmpfs none /tmp"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("permission denied"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = as_user(&[
+        "run",
+        "busybox",
+        "sh",
+        "-c",
+        "(sleep 0.2 &); sleep 0.8; ps -o stat | grep -c Z",
+    ]);
+    assert_eq!(stdout(&o).trim(), "0", "orphans are reaped");
+    assert_eq!(as_user(&["run", "busybox", "sh", "-c", "exit 9"]).status.code(), Some(9));
+    // What a user namespace does not allow, said clearly.
+    let o = as_user(&["run", "-u", "nobody", "busybox", "id"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("only root is mapped"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = as_user(&["run", "--memory", "64m", "busybox", "true"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("resource limits need root"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Killing the user's rbuild leaves nothing behind.
+    let before = mountinfo();
+    let mut child = Command::new(&binary)
+        .arg("--root")
+        .arg(&store)
+        .args(["run", "busybox", "sleep", "33.3"])
+        .uid(uid)
+        .gid(gid)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with("33.3").is_empty() {
+        assert!(Instant::now() < deadline, "the rootless sandbox did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes_with("33.3").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "sandbox processes survive: {:?}",
+            processes_with("33.3")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(mountinfo(), before);
+}

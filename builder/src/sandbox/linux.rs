@@ -67,9 +67,18 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     }
     let etc = spec.run_dir.join("etc");
     write_etc(spec, &etc)?;
-    let plan = mount_plan(spec, &etc);
+    let rootless = !crate::snapshot::is_root();
+    if rootless && spec.limits.any() {
+        return Err(Error::Conflict(
+            "resource limits need root (cgroups are not delegated to users here)".into(),
+        ));
+    }
+    let plan = mount_plan(spec, &etc, rootless);
     let id = spec.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let cgroup = super::cgroups::Cgroup::create(&id, &spec.limits)?;
+    if rootless {
+        enter_user_namespace()?;
+    }
     // The next child of this process starts a new PID namespace, as its PID 1; rbuild
     // itself stays where it is (it forks nothing else afterwards).
     unshare(CloneFlags::CLONE_NEWPID)
@@ -195,6 +204,23 @@ fn wait_code(pid: Pid) -> i32 {
     }
 }
 
+/// For a normal user: a new user namespace in which the caller is root (uid and gid
+/// mapped to 0, one id each: no subordinate ids are needed).
+fn enter_user_namespace() -> Result<()> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    unshare(CloneFlags::CLONE_NEWUSER)
+        .map_err(io_err("creating a user namespace in", Path::new("/proc/self")))?;
+    for (file, content) in [
+        ("setgroups", "deny".to_string()),
+        ("uid_map", format!("0 {uid} 1")),
+        ("gid_map", format!("0 {gid} 1")),
+    ] {
+        let path = Path::new("/proc/self").join(file);
+        fs::write(&path, content).map_err(Error::io("writing", path))?;
+    }
+    Ok(())
+}
+
 /// In PID 1: tie its life to rbuild's, and leave the host's other namespaces.
 fn enter_namespaces(spec: &SandboxSpec) -> Result<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
@@ -228,7 +254,7 @@ fn apply(step: &MountStep) -> Result<()> {
             mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
                 .map_err(io_err("making private", Path::new("/")))
         }
-        MountStep::Overlay { lowers, upper, work, target } => {
+        MountStep::Overlay { lowers, upper, work, target, userxattr } => {
             let lower: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
             let options = format!(
                 "lowerdir={},upperdir={},workdir={}",
@@ -236,6 +262,7 @@ fn apply(step: &MountStep) -> Result<()> {
                 upper.display(),
                 work.display()
             );
+            let options = if *userxattr { format!("{options},userxattr") } else { options };
             // nodev: device nodes in image layers (a hostile image can carry the host's
             // disks) open nothing; /dev is its own mount, holding only the safe devices.
             mount(
@@ -457,7 +484,18 @@ fn exec_command(spec: &SandboxSpec, who: &Identity) -> Error {
         caps::set(None, CapSet::Inheritable, &keep)
             .map_err(|e| Error::Conflict(format!("setting capabilities: {e}")))?;
         let groups: Vec<Gid> = who.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-        nix::unistd::setgroups(&groups).map_err(io_err("setting groups in", Path::new("/")))?;
+        // In a user namespace setgroups is denied, and only root is mapped.
+        let in_user_namespace =
+            fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+        if in_user_namespace && (who.uid != 0 || who.gid != 0) {
+            return Err(Error::Conflict(format!(
+                "user {}:{} is not available in a rootless sandbox: only root is mapped (no subordinate ids)",
+                who.uid, who.gid
+            )));
+        }
+        if !in_user_namespace {
+            nix::unistd::setgroups(&groups).map_err(io_err("setting groups in", Path::new("/")))?;
+        }
         nix::unistd::setgid(Gid::from_raw(who.gid))
             .map_err(io_err("setting the group in", Path::new("/")))?;
         nix::unistd::setuid(Uid::from_raw(who.uid))

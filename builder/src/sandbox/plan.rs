@@ -20,6 +20,8 @@ pub enum MountStep {
         work: PathBuf,
         /// Where to mount it.
         target: PathBuf,
+        /// Read `user.overlay.*` attributes (a user namespace cannot use `trusted.`).
+        userxattr: bool,
     },
     /// A bind mount (of a directory or a file), read-only when asked.
     Bind {
@@ -55,8 +57,9 @@ pub enum MountStep {
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Computes the mount plan for a spec. `etc_dir` holds the generated `hosts`,
-/// `resolv.conf` and `hostname` files.
-pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path) -> Vec<MountStep> {
+/// `resolv.conf` and `hostname` files; `rootless` when the sandbox runs in a user
+/// namespace.
+pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool) -> Vec<MountStep> {
     let root = spec.merged();
     let mut steps = vec![
         MountStep::PrivateRoot,
@@ -65,6 +68,7 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path) -> Vec<MountSte
             upper: spec.upper(),
             work: spec.work(),
             target: root.clone(),
+            userxattr: rootless,
         },
         MountStep::Proc(root.join("proc")),
         MountStep::Tmpfs(root.join("dev"), "mode=755,size=65536k".into()),
@@ -133,7 +137,7 @@ mod tests {
             }],
             limits: Default::default(),
         };
-        let plan = mount_plan(&spec, std::path::Path::new("/r/etc"));
+        let plan = mount_plan(&spec, std::path::Path::new("/r/etc"), false);
         assert_eq!(plan[0], MountStep::PrivateRoot);
         assert_eq!(
             plan[1],
@@ -141,7 +145,8 @@ mod tests {
                 lowers: vec!["/s/l2".into(), "/s/l1".into()],
                 upper: "/r/upper".into(),
                 work: "/r/work".into(),
-                target: "/r/merged".into()
+                target: "/r/merged".into(),
+                userxattr: false
             },
             "overlayfs lists the top layer first"
         );

@@ -36,6 +36,16 @@ pub struct ApplyOptions {
     pub whiteouts: WhiteoutMode,
 }
 
+/// The attribute that marks an overlayfs directory opaque: `trusted.` as root; `user.`
+/// otherwise (overlayfs mounted with `userxattr` in a user namespace reads that one).
+pub fn opaque_xattr() -> &'static str {
+    if is_root() {
+        "trusted.overlay.opaque"
+    } else {
+        "user.overlay.opaque"
+    }
+}
+
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
     fs::metadata("/proc/self")
@@ -262,7 +272,7 @@ pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Resu
     if options.whiteouts == WhiteoutMode::Overlay {
         for dir in opaque_dirs {
             fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
-            xattr::set(&dir, "trusted.overlay.opaque", b"y")
+            xattr::set(&dir, opaque_xattr(), b"y")
                 .map_err(Error::io("marking opaque", dir.clone()))?;
             report.whiteouts += 1;
         }

@@ -118,9 +118,6 @@ fn clean_leftovers(dir: &std::path::Path) {
 
 /// `rbuild run`.
 pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
-    if !rbuild_builder::snapshot::is_root() {
-        bail!("rbuild run needs root for now (rootless user namespaces come later)");
-    }
     let _ = args.rm;
     if args.cpus.is_some_and(|c| !(c > 0.0 && c <= 1024.0)) {
         bail!("--cpus must be a positive number of CPUs");
