@@ -456,3 +456,32 @@ fn rootless_through_a_user_namespace() {
     }
     assert_eq!(mountinfo(), before);
 }
+
+/// `-t` gives the command a terminal (here fed from a pipe, relayed by rbuild).
+#[test]
+fn tty_gives_the_command_a_terminal() {
+    use std::io::Write;
+    let root = store_with_busybox();
+    let with_tty = |tty: bool| -> Output {
+        let mut args =
+            vec!["--root".to_string(), root.path().display().to_string(), "run".to_string()];
+        if tty {
+            args.push("-t".into());
+        }
+        args.extend(["busybox".into(), "sh".into()]);
+        let mut child = crate::util::rbuild()
+            .args(&args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"test -t 0 && echo is-a-tty; exit 3\n").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = with_tty(true);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stdout(&o).contains("is-a-tty"), "{}", stdout(&o));
+    let o = with_tty(false);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(!stdout(&o).contains("is-a-tty"), "no terminal without -t");
+}

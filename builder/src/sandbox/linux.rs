@@ -88,15 +88,27 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     // before its own exit, whose namespace teardown the caller need not wait for.
     let (report_read, report_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(io_err("making a pipe for", &spec.run_dir))?;
+    // With a terminal, the command gets the slave of a new pseudo-terminal and rbuild
+    // relays between its own standard streams and the master.
+    let pty = if spec.tty {
+        let size = terminal_size();
+        Some(
+            nix::pty::openpty(size.as_ref(), None)
+                .map_err(io_err("opening a pseudo-terminal for", &spec.run_dir))?,
+        )
+    } else {
+        None
+    };
     // SAFETY: rbuild is single-threaded when it runs a sandbox (the `run` path starts no
     // threads), so the child may allocate and run ordinary Rust code after fork.
     match unsafe { fork() }.map_err(io_err("forking for", &spec.run_dir))? {
         ForkResult::Child => {
             drop(report_read);
+            let slave = pty.map(|p| p.slave);
             let entered = cgroup.as_ref().map_or(Ok(()), |c| c.enter());
             let code = match entered
                 .and_then(|()| enter_namespaces(spec))
-                .and_then(|()| init(spec, &plan))
+                .and_then(|()| init(spec, &plan, slave))
             {
                 Ok(code) => code,
                 Err(e) => {
@@ -112,6 +124,10 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
             catch_signals(true);
             let mut buf = [0u8; 4];
             let mut got = 0;
+            if let Some(pty) = pty {
+                drop(pty.slave);
+                got = relay_terminal(&pty.master, &report_read, &mut buf, child);
+            }
             while got < 4 {
                 match nix::unistd::read(&report_read, &mut buf[got..]) {
                     Ok(0) => break,
@@ -178,6 +194,92 @@ fn forward_caught(pid: Pid) {
     if let Ok(signal) = Signal::try_from(signal) {
         let _ = nix::sys::signal::kill(pid, signal);
     }
+}
+
+/// The size of the caller's terminal, if standard input is one.
+fn terminal_size() -> Option<nix::pty::Winsize> {
+    let mut size = nix::pty::Winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we own; fd 0 may be anything,
+    // and an error just means no size.
+    let ok = unsafe { nix::libc::ioctl(0, nix::libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_row > 0).then_some(size)
+}
+
+/// Relays rbuild's standard input to the terminal's master and the master's output to
+/// rbuild's standard output (in raw mode when standard input is a terminal), until the
+/// init reports. Returns how many bytes of the report it read into `buf`.
+fn relay_terminal(
+    master: &std::os::fd::OwnedFd,
+    report: &std::os::fd::OwnedFd,
+    buf: &mut [u8; 4],
+    child: Pid,
+) -> usize {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(stdin.as_fd()).ok();
+    if let Some(t) = &saved {
+        let mut raw = t.clone();
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw);
+    }
+    let mut stdin_open = true;
+    let mut master_open = true;
+    let mut got = 0;
+    let mut chunk = [0u8; 8192];
+    let stdout = std::io::stdout();
+    while got < 4 {
+        let mut fds = vec![PollFd::new(report.as_fd(), PollFlags::POLLIN)];
+        if master_open {
+            fds.push(PollFd::new(master.as_fd(), PollFlags::POLLIN));
+        }
+        if stdin_open {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::Error::EINTR) => {
+                forward_caught(child);
+                continue;
+            }
+            Err(_) => break,
+            Ok(_) => {}
+        }
+        let ready: Vec<bool> =
+            fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        // Positions in `fds`, fixed before either stream is marked closed below.
+        let (master_at, stdin_at) =
+            (master_open.then_some(1), stdin_open.then_some(if master_open { 2 } else { 1 }));
+        if master_at.is_some_and(|i| ready[i]) {
+            match nix::unistd::read(master, &mut chunk) {
+                Ok(n) if n > 0 => {
+                    use std::io::Write;
+                    let mut out = stdout.lock();
+                    let _ = out.write_all(&chunk[..n]).and_then(|()| out.flush());
+                }
+                // EIO: the command closed the terminal.
+                _ => master_open = false,
+            }
+        }
+        if stdin_at.is_some_and(|i| ready[i]) {
+            match nix::unistd::read(stdin.as_fd(), &mut chunk) {
+                Ok(n) if n > 0 => {
+                    let _ = nix::unistd::write(master, &chunk[..n]);
+                }
+                _ => stdin_open = false,
+            }
+        }
+        if ready[0] {
+            match nix::unistd::read(report, &mut buf[got..]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+    }
+    if let Some(t) = &saved {
+        let _ = tcsetattr(stdin.as_fd(), SetArg::TCSANOW, t);
+    }
+    got
 }
 
 /// Inits that reported and were not reaped yet.
@@ -420,7 +522,7 @@ fn resolve_user(spec: &str) -> Result<Identity> {
 }
 
 /// PID 1 of the sandbox: assemble the root, start the command, reap until it exits.
-fn init(spec: &SandboxSpec, plan: &[MountStep]) -> Result<i32> {
+fn init(spec: &SandboxSpec, plan: &[MountStep], tty: Option<std::os::fd::OwnedFd>) -> Result<i32> {
     for step in plan {
         apply(step)?;
     }
@@ -430,7 +532,7 @@ fn init(spec: &SandboxSpec, plan: &[MountStep]) -> Result<i32> {
     // SAFETY: PID 1 is single-threaded; the child only sets up its identity and execs.
     match unsafe { fork() }.map_err(io_err("forking the command in", &spec.run_dir))? {
         ForkResult::Child => {
-            let e = exec_command(spec, &identity);
+            let e = exec_command(spec, &identity, tty.as_ref());
             eprintln!("rbuild: {e}");
             std::process::exit(match &e {
                 Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
@@ -472,8 +574,24 @@ fn find_program(name: &str, env: &[String]) -> Option<PathBuf> {
 
 /// In the command's process: identity, working directory, capabilities, then exec.
 /// Returns only on failure.
-fn exec_command(spec: &SandboxSpec, who: &Identity) -> Error {
+fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::OwnedFd>) -> Error {
     let attempt = || -> Result<std::convert::Infallible> {
+        if let Some(tty) = tty {
+            use std::os::fd::AsRawFd;
+            nix::unistd::setsid().map_err(io_err("starting a session in", Path::new("/")))?;
+            // SAFETY: TIOCSCTTY takes an int argument; the fd is the open terminal slave.
+            if unsafe { nix::libc::ioctl(tty.as_raw_fd(), nix::libc::TIOCSCTTY, 0) } != 0 {
+                return Err(Error::Conflict(
+                    "could not make the terminal the controlling one".into(),
+                ));
+            }
+            for target in 0..3 {
+                // SAFETY: dup2 onto the standard descriptors of this process, which owns them.
+                if unsafe { nix::libc::dup2(tty.as_raw_fd(), target) } < 0 {
+                    return Err(Error::Conflict("could not attach the terminal".into()));
+                }
+            }
+        }
         let keep: HashSet<Capability> = DOCKER_DEFAULT_CAPS.iter().copied().collect();
         for cap in caps::all() {
             if !keep.contains(&cap) {

@@ -9,7 +9,8 @@
 //! When it exits the kernel ends every process of the namespace, and the mount namespace
 //! (with every mount in it) goes with them, so nothing is left behind on any path. A
 //! parent-death signal ties the init to the rbuild process: killing rbuild, even with
-//! SIGKILL, ends the sandbox. It needs root (rootless user namespaces come later).
+//! SIGKILL, ends the sandbox. As a normal user, rbuild first enters a user namespace in
+//! which it is root (its own uid and gid mapped to 0).
 //!
 //! Device nodes and overlayfs whiteouts (`mknod`) for the layer engine live here too.
 

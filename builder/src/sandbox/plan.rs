@@ -136,6 +136,7 @@ mod tests {
                 readonly: true,
             }],
             limits: Default::default(),
+            tty: false,
         };
         let plan = mount_plan(&spec, std::path::Path::new("/r/etc"), false);
         assert_eq!(plan[0], MountStep::PrivateRoot);

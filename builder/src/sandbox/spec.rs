@@ -46,6 +46,8 @@ pub struct SandboxSpec {
     pub volumes: Vec<Volume>,
     /// Resource limits.
     pub limits: super::cgroups::Limits,
+    /// Give the command a pseudo-terminal.
+    pub tty: bool,
 }
 
 impl SandboxSpec {

@@ -60,6 +60,9 @@ pub struct RunArgs {
     /// Keep standard input open (it always is: the command shares rbuild's).
     #[arg(short, long)]
     interactive: bool,
+    /// Give the command a pseudo-terminal (rbuild relays it, in raw mode on a terminal).
+    #[arg(short, long)]
+    tty: bool,
     /// The image: name, ID or digest.
     image: String,
     /// The command and its arguments (default: the image's CMD).
@@ -205,6 +208,7 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
         },
         volumes,
         limits: sandbox::Limits { memory: args.memory, pids: args.pids_limit, cpus: args.cpus },
+        tty: args.tty,
     };
     let result = sandbox::run(&spec);
     let _ = std::fs::remove_dir_all(&run_dir);
