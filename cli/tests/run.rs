@@ -169,33 +169,23 @@ fn processes_with(needle: &str) -> Vec<String> {
     found
 }
 
-fn mountinfo() -> String {
-    fs::read_to_string("/proc/self/mountinfo").unwrap()
-}
-
-#[test]
-fn killing_rbuild_leaves_nothing_behind() {
-    let root = store_with_busybox();
-    let before = mountinfo();
+/// Starts a sandbox running `sleep NEEDLE` with `spawn` (once per signal), kills rbuild
+/// with SIGKILL, SIGTERM and SIGINT in turn, and checks that no sandbox process survives.
+fn kill_each_signal(prefix: &str, spawn: impl Fn(&str) -> std::process::Child) {
     for (i, signal) in ["KILL", "TERM", "INT"].iter().enumerate() {
-        let needle = format!("31.4{i}");
-        let mut child = crate::util::rbuild()
-            .arg("--root")
-            .arg(root.path())
-            .args(["run", "busybox", "sleep", &needle])
-            .spawn()
-            .unwrap();
+        let needle = format!("{prefix}{i}");
+        let mut child = spawn(&needle);
         let deadline = Instant::now() + Duration::from_secs(10);
         while processes_with(&needle).is_empty() {
             assert!(Instant::now() < deadline, "the sandbox did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(Command::new("kill")
+        let killed = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(child.id().to_string())
             .status()
-            .unwrap()
-            .success());
+            .unwrap();
+        assert!(killed.success());
         let _ = child.wait();
         let deadline = Instant::now() + Duration::from_secs(5);
         while !processes_with(&needle).is_empty() {
@@ -207,6 +197,24 @@ fn killing_rbuild_leaves_nothing_behind() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+fn mountinfo() -> String {
+    fs::read_to_string("/proc/self/mountinfo").unwrap()
+}
+
+#[test]
+fn killing_rbuild_leaves_nothing_behind() {
+    let root = store_with_busybox();
+    let before = mountinfo();
+    kill_each_signal("31.4", |needle| {
+        crate::util::rbuild()
+            .arg("--root")
+            .arg(root.path())
+            .args(["run", "busybox", "sleep", needle])
+            .spawn()
+            .unwrap()
+    });
     // The next run cleans the run directories the killed ones left.
     assert!(run(root.path(), &["busybox", "true"]).status.success());
     assert_eq!(
@@ -431,38 +439,16 @@ fn rootless_through_a_user_namespace() {
     // Killing the user's rbuild (any signal) leaves nothing behind, and 200 runs leave
     // mountinfo as it was.
     let before = mountinfo();
-    for (i, signal) in ["KILL", "TERM", "INT"].iter().enumerate() {
-        let needle = format!("33.3{i}");
-        let mut child = Command::new(&binary)
+    kill_each_signal("33.3", |needle| {
+        Command::new(&binary)
             .arg("--root")
             .arg(&store)
-            .args(["run", "busybox", "sleep", &needle])
+            .args(["run", "busybox", "sleep", needle])
             .uid(uid)
             .gid(gid)
             .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while processes_with(&needle).is_empty() {
-            assert!(Instant::now() < deadline, "the rootless sandbox did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert!(Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(child.id().to_string())
-            .status()
             .unwrap()
-            .success());
-        let _ = child.wait();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !processes_with(&needle).is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "SIG{signal}: sandbox processes survive: {:?}",
-                processes_with(&needle)
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    });
     for i in 0..200 {
         let o = as_user(&["run", "busybox", "true"]);
         assert!(o.status.success(), "rootless run {i}: {}", String::from_utf8_lossy(&o.stderr));

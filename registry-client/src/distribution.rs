@@ -409,9 +409,7 @@ impl Client {
         start: u64,
         end: u64,
     ) -> Result<String> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
+        let mut headers = octet_headers(end - start);
         headers.insert(
             "Content-Range",
             HeaderValue::from_str(&format!("{start}-{}", end - 1))
@@ -442,9 +440,7 @@ impl Client {
     ) -> Result<()> {
         let sep = if location.contains('?') { '&' } else { '?' };
         let put_url = format!("{location}{sep}digest={digest}");
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
+        let headers = octet_headers(end - start);
         let path = path.to_path_buf();
         let make = move || Self::file_range(&path, start, end);
         let response =
@@ -455,6 +451,14 @@ impl Client {
         progress.advance(digest, end - start);
         Ok(())
     }
+}
+
+/// Headers for a body of `len` raw bytes.
+fn octet_headers(len: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    headers
 }
 
 /// A byte stream over the first `n` bytes of an async reader (what `tokio-util`'s
