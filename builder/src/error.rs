@@ -61,6 +61,9 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+    /// A build failed; the message says where in the Dockerfile and why.
+    #[error("{0}")]
+    Build(String),
     /// The store refuses an operation (an image in use, a name that is taken...).
     #[error("{0}")]
     Conflict(String),

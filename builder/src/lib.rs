@@ -16,8 +16,9 @@
 //!   namespaces over an overlay of layer snapshots (`rbuild run`, and RUN steps to come),
 //!   and `mknod` for device nodes and overlay whiteouts.
 //!
-//! Coming, one module per concept: `plan` and `solver` (the build, with content-based
-//! cache keys) and `export`.
+//! - [`build`]: the build itself: the stage graph run step by step (stages in parallel),
+//!   RUN in the sandbox, COPY and ADD from the context or other stages, content-based
+//!   cache keys kept in the store, Docker's image config and history.
 //!
 //! ```
 //! use rbuild_builder::reference::Reference;
@@ -29,6 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod build;
 pub mod digest;
 mod error;
 pub mod reference;

@@ -6,6 +6,7 @@
 
 mod commands;
 mod human;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile (the default command: `rbuild -t name .`).
+    Build(commands::build::BuildArgs),
     /// Parse a Dockerfile and print its instructions, AST dump or stage graph.
     Parse(commands::parse::ParseArgs),
     /// List images.
@@ -63,6 +66,47 @@ enum Command {
     Logout(commands::registry::LogoutArgs),
     /// Run a command in an image, in a sandbox (needs root for now).
     Run(commands::run::RunArgs),
+    /// Internal: run one sandbox spec for a build step.
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox {
+        /// The spec file.
+        spec: PathBuf,
+    },
+}
+
+/// The arguments with `build` put in where no subcommand is named, so that
+/// `rbuild -t name .` means `rbuild build -t name .`.
+fn with_default_command(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let known: Vec<String> = command
+        .get_subcommands()
+        .flat_map(|s| {
+            std::iter::once(s.get_name().to_string()).chain(s.get_all_aliases().map(String::from))
+        })
+        .chain(["help".to_string()])
+        .collect();
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if a == "--root" {
+            i += 2;
+            continue;
+        }
+        if a.starts_with("--root=") || a == "--verbose" {
+            i += 1;
+            continue;
+        }
+        if known.iter().any(|k| *k == a)
+            || ["-h", "--help", "-V", "--version"].contains(&a.as_ref())
+        {
+            return args;
+        }
+        let mut out = args.clone();
+        out.insert(i, "build".into());
+        return out;
+    }
+    args
 }
 
 fn init_logging(verbose: u8) {
@@ -78,7 +122,7 @@ fn init_logging(verbose: u8) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
     init_logging(cli.verbose);
     let store = || {
         let root = cli.root.clone().unwrap_or_else(rbuild_builder::store::default_root);
@@ -102,6 +146,8 @@ fn main() -> ExitCode {
         Command::Login(args) => commands::registry::login(args),
         Command::Logout(args) => commands::registry::logout(args),
         Command::Run(args) => store().and_then(|s| commands::run::run(&s, args)),
+        Command::Build(args) => store().and_then(|s| commands::build::run(&s, args)),
+        Command::Sandbox { spec } => commands::build::sandbox_helper(&spec),
     };
     match result {
         Ok(code) => code,

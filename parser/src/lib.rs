@@ -13,7 +13,8 @@
 //! 3. [`StageGraph`]: stages, their bases and the edges between them, global `ARG`s, the
 //!    stages a target needs, in build order ([`StageGraph::build`]).
 //!
-//! The [`shell`] module is the shell-word lexer used for `$VAR` expansion and word
+//! The [`dockerignore`] module matches context paths against `.dockerignore` patterns with
+//! Docker's semantics. The [`shell`] module is the shell-word lexer used for `$VAR` expansion and word
 //! splitting. Nothing here does I/O: the crate takes text and returns values or a
 //! [`ParseError`] that says where (line and column) and what.
 //!
@@ -26,6 +27,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod dockerignore;
 mod dump;
 mod error;
 mod grammar;

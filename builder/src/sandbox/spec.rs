@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// The network a sandbox gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Network {
     /// The host's network.
     Host,
@@ -12,7 +12,7 @@ pub enum Network {
 }
 
 /// A host directory or file made visible inside the sandbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Volume {
     /// The host path.
     pub host: PathBuf,
@@ -23,7 +23,7 @@ pub struct Volume {
 }
 
 /// Everything the sandbox needs to run one command.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SandboxSpec {
     /// Layer snapshots, lowest first (overlayfs lower directories).
     pub lowers: Vec<PathBuf>,

@@ -262,7 +262,8 @@ impl Store {
 
     /// Blobs reachable from the index: manifests, nested indexes, configs and layers.
     fn reachable(&self) -> Result<HashSet<Digest>> {
-        let mut seen = HashSet::new();
+        // The build cache's layers are roots too, until `prune --build-cache`.
+        let mut seen: HashSet<Digest> = self.cache_blobs().into_iter().collect();
         let mut queue: Vec<Descriptor> = self.index()?;
         while let Some(d) = queue.pop() {
             if !seen.insert(d.digest().clone()) {

@@ -62,4 +62,50 @@ impl Store {
             })
             .collect()
     }
+
+    /// A new, empty directory beside the snapshots, to become one with
+    /// [`Store::adopt_snapshot`] (removed when dropped, or by garbage collection after a
+    /// crash).
+    pub fn snapshot_tempdir(&self) -> Result<tempfile::TempDir> {
+        let dir = self.root.join("snapshots");
+        tempfile::Builder::new()
+            .prefix(".tmp-")
+            .tempdir_in(&dir)
+            .map_err(Error::io("creating a directory in", dir))
+    }
+
+    /// Makes `dir` (on the store's file system) the snapshot of the layer `diff_id`, by
+    /// renaming it; when that snapshot exists already, `dir` is left as it is.
+    pub fn adopt_snapshot(&self, dir: &std::path::Path, diff_id: &Digest) -> Result<PathBuf> {
+        let dest = self.root.join("snapshots").join(diff_id.digest());
+        if dest.is_dir() {
+            return Ok(dest);
+        }
+        if let Err(e) = fs::rename(dir, &dest) {
+            if !dest.is_dir() {
+                return Err(Error::Io { action: "renaming into", path: dest, source: e });
+            }
+        }
+        Ok(dest)
+    }
+
+    /// Where sandboxes keep their directories while they run.
+    pub fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    /// Removes the directories of sandboxes whose rbuild process is gone (killed).
+    pub fn clean_containers(&self) {
+        let Ok(entries) = fs::read_dir(self.containers_dir()) else { return };
+        for e in entries.flatten() {
+            let pid = fs::read_to_string(e.path().join("pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok());
+            let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+            if !alive {
+                let _ = fs::remove_dir_all(e.path());
+                crate::sandbox::remove_stale_cgroups(&e.file_name().to_string_lossy());
+            }
+        }
+    }
 }

@@ -56,6 +56,10 @@ pub struct HistoryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ListFormat::Table)]
     format: ListFormat,
+    /// Print the full log kept for build step STEP (its number in the build output) of
+    /// an image built here, instead of the history.
+    #[arg(long, value_name = "STEP")]
+    logs: Option<usize>,
 }
 
 /// Arguments of `rbuild tag`.
@@ -119,6 +123,9 @@ pub struct PruneArgs {
     /// again when needed).
     #[arg(short, long)]
     all: bool,
+    /// Also forget the build cache (cache records, kept step logs, context hashes).
+    #[arg(long)]
+    build_cache: bool,
 }
 
 fn short_id(image: &Image, no_trunc: bool) -> String {
@@ -228,15 +235,46 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<ExitCode> {
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// One row of `rbuild history`.
+struct HistoryRow {
+    created: Option<String>,
+    created_by: String,
+    size: u64,
+    comment: String,
+    /// For steps of a build made here: the cache key, whether the last build took it
+    /// from the cache, and how long it ran.
+    step: Option<rbuild_builder::build::record::StepRecord>,
+}
+
 /// `rbuild history`.
 pub fn history(store: &Store, args: HistoryArgs) -> Result<ExitCode> {
     let _in_use = store.in_use()?;
     let image = store.resolve(&args.image)?;
+    let record = store.build_record(image.id());
+    if let Some(number) = args.logs {
+        let Some(record) = record else {
+            bail!("image {} was not built here, so no step logs are kept for it", args.image);
+        };
+        let step = record
+            .all_steps
+            .iter()
+            .find(|s| s.number == number)
+            .with_context(|| format!("the build of {} has no step {number}", args.image))?;
+        let key = step.cache_key.as_ref().filter(|_| step.has_log).with_context(|| {
+            format!("step {number} ({}) ran no command, so it has no log", step.created_by)
+        })?;
+        let path = store.step_log_path(key);
+        let mut file = std::fs::File::open(&path).with_context(|| {
+            format!("the log of step {number} is gone (was the build cache pruned?)")
+        })?;
+        std::io::copy(&mut file, &mut std::io::stdout().lock())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let history = image.config.history().clone().unwrap_or_default();
     let layers = image.manifest.layers();
     // Pair each history entry with its layer, counting only entries that made one.
     let mut layer_index = 0;
-    let mut rows: Vec<(String, Option<String>, String, u64, String)> = Vec::new();
+    let mut rows: Vec<HistoryRow> = Vec::new();
     for h in &history {
         let empty = h.empty_layer().unwrap_or(false);
         let size = if empty {
@@ -246,45 +284,88 @@ pub fn history(store: &Store, args: HistoryArgs) -> Result<ExitCode> {
             layer_index += 1;
             s
         };
-        rows.push((
-            String::new(),
-            h.created().clone(),
-            h.created_by().clone().unwrap_or_default(),
+        rows.push(HistoryRow {
+            created: h.created().clone(),
+            created_by: h.created_by().clone().unwrap_or_default(),
             size,
-            h.comment().clone().unwrap_or_default(),
-        ));
+            comment: h.comment().clone().unwrap_or_default(),
+            step: None,
+        });
+    }
+    // The steps of the build that made the image are its last history entries.
+    if let Some(record) = &record {
+        for (row, step) in rows.iter_mut().rev().zip(record.steps.iter().rev()) {
+            if step.size > 0 {
+                row.size = step.size;
+            }
+            row.step = Some(step.clone());
+        }
     }
     rows.reverse();
     let top = short_id(&image, args.no_trunc);
-    for (i, row) in rows.iter_mut().enumerate() {
-        row.0 = if i == 0 { top.clone() } else { "<missing>".to_string() };
-    }
+    let ids: Vec<String> = (0..rows.len())
+        .map(|i| if i == 0 { top.clone() } else { "<missing>".to_string() })
+        .collect();
     let mut out = std::io::stdout().lock();
     if args.format == ListFormat::Json {
         let v: Vec<Value> = rows
             .iter()
-            .map(|(id, created, by, size, comment)| {
-                json!({"ID": id, "CreatedAt": created, "CreatedBy": by, "Size": size, "Comment": comment})
+            .zip(&ids)
+            .map(|(r, id)| {
+                let mut v = json!({"ID": id, "CreatedAt": r.created, "CreatedBy": r.created_by,
+                    "Size": r.size, "Comment": r.comment});
+                if let Some(s) = &r.step {
+                    v["Step"] = json!(s.number);
+                    v["CacheKey"] = json!(s.cache_key.as_ref().map(|k| k.0.clone()));
+                    v["Cached"] = json!(s.cached);
+                    v["DurationSeconds"] = json!(s.duration_ms as f64 / 1000.0);
+                }
+                v
             })
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::SUCCESS);
     }
+    let built_here = record.is_some();
     let table: Vec<Vec<String>> = rows
         .into_iter()
-        .map(|(id, created, by, size, comment)| {
-            let by = by.replace('\n', " ");
+        .zip(ids)
+        .map(|(r, id)| {
+            let by = r.created_by.replace('\n', " ");
             let by = if !args.no_trunc && by.chars().count() > 45 {
                 by.chars().take(44).collect::<String>() + "…"
             } else {
                 by
             };
-            vec![id, human::ago(created.as_deref()), by, human::size(size), comment]
+            let mut row = vec![id, human::ago(r.created.as_deref()), by, human::size(r.size)];
+            if built_here {
+                let (step, cache, time) = match &r.step {
+                    Some(s) if s.cache_key.is_some() => (
+                        s.number.to_string(),
+                        if s.cached { "cached" } else { "ran" }.to_string(),
+                        format!("{:.2}s", s.duration_ms as f64 / 1000.0),
+                    ),
+                    Some(s) => (s.number.to_string(), String::new(), String::new()),
+                    None => Default::default(),
+                };
+                let key = r
+                    .step
+                    .as_ref()
+                    .and_then(|s| s.cache_key.as_ref())
+                    .map(|k| if args.no_trunc { k.0.clone() } else { k.short().to_string() })
+                    .unwrap_or_default();
+                row.extend([step, cache, time, key]);
+            }
+            row.push(r.comment);
+            row
         })
         .collect();
-    out.write_all(
-        human::table(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &table).as_bytes(),
-    )?;
+    let header: &[&str] = if built_here {
+        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "STEP", "CACHE", "TIME", "CACHE KEY", "COMMENT"]
+    } else {
+        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
+    };
+    out.write_all(human::table(header, &table).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -398,7 +479,8 @@ pub fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
             }
         }
     }
-    let mut freed = store.collect_garbage()?;
+    let mut freed = if args.build_cache { store.clear_cache()? } else { 0 };
+    freed += store.collect_garbage()?;
     freed += store.remove_snapshots(args.all)?;
     println!("Deleted {removed} untagged images; total reclaimed space: {}", human::size(freed));
     Ok(ExitCode::SUCCESS)

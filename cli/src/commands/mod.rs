@@ -1,5 +1,6 @@
 //! One module per subcommand (or family of them).
 
+pub mod build;
 pub mod image;
 pub mod parse;
 pub mod registry;

@@ -219,14 +219,34 @@ fn parse_platform(p: &str) -> Result<(String, String, Option<String>)> {
 /// `rbuild pull`.
 pub fn pull(store: &Store, args: PullArgs) -> Result<ExitCode> {
     let reference = Reference::parse(&args.reference)?;
-    let client = client(&args.registry, docker_config()?)?;
-    let repo = Repository::new(reference.domain(), reference.path());
     let wanted = match &args.platform {
         Some(p) => parse_platform(p)?,
         None => host_platform(),
     };
+    let client = client(&args.registry, docker_config()?)?;
+    let (config, digest) = pull_image(store, &client, &reference, &wanted, args.quiet)?;
+    if args.quiet {
+        println!("{config}");
+    } else {
+        println!("Digest: {digest}");
+        println!("Status: Downloaded image for {}", reference.familiar());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pulls `reference` for the platform `wanted` into the store, printing progress unless
+/// `quiet`. Returns the config digest (image ID) and the digest the registry named (the
+/// index's for a multi-platform image).
+pub fn pull_image(
+    store: &Store,
+    client: &Client,
+    reference: &Reference,
+    wanted: &(String, String, Option<String>),
+    quiet: bool,
+) -> Result<(Digest, String)> {
+    let repo = Repository::new(reference.domain(), reference.path());
     let tag_or_digest = reference.digest().or(reference.tag()).unwrap_or("latest").to_string();
-    if !args.quiet {
+    if !quiet {
         println!(
             "{}: Pulling from {}",
             reference.tag().unwrap_or(&tag_or_digest),
@@ -242,7 +262,7 @@ pub fn pull(store: &Store, args: PullArgs) -> Result<ExitCode> {
         }
         let index: ImageIndex =
             serde_json::from_slice(&first.bytes).context("reading the image index")?;
-        let (os, arch, variant) = &wanted;
+        let (os, arch, variant) = wanted;
         let chosen = index
             .manifests()
             .iter()
@@ -262,7 +282,7 @@ pub fn pull(store: &Store, args: PullArgs) -> Result<ExitCode> {
     })?;
     let parsed: ImageManifest =
         serde_json::from_slice(&manifest.bytes).context("reading the image manifest")?;
-    let progress: Arc<dyn Progress> = Arc::from(progress(args.quiet, "Pulling fs layer"));
+    let progress: Arc<dyn Progress> = Arc::from(progress(quiet, "Pulling fs layer"));
     let blobs: Vec<Descriptor> =
         std::iter::once(parsed.config().clone()).chain(parsed.layers().iter().cloned()).collect();
     // Each blob downloads in its own task, so hashing and writing run on every core.
@@ -318,13 +338,72 @@ pub fn pull(store: &Store, args: PullArgs) -> Result<ExitCode> {
     let names: Vec<Reference> =
         if reference.digest().is_some() { Vec::new() } else { vec![reference.clone()] };
     store.add_image(&desc, &names)?;
-    if args.quiet {
-        println!("{}", parsed.config().digest());
-    } else {
-        println!("Digest: {}", index.as_ref().map_or(&manifest.digest, |i| &i.digest));
-        println!("Status: Downloaded image for {}", reference.familiar());
+    let named = index.as_ref().map_or(&manifest.digest, |i| &i.digest).clone();
+    Ok((parsed.config().digest().clone(), named))
+}
+
+/// The builder's way to the network: base images through the registry client, ADD's
+/// URLs through a plain HTTP client.
+#[derive(Debug)]
+pub struct NetworkSource {
+    registry: RegistryArgs,
+    quiet: bool,
+}
+
+impl NetworkSource {
+    /// A source with these registry options; `quiet` silences pull progress.
+    pub fn new(registry: RegistryArgs, quiet: bool) -> Self {
+        NetworkSource { registry, quiet }
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+fn builder_error(e: anyhow::Error) -> rbuild_builder::Error {
+    rbuild_builder::Error::Build(format!("{e:#}"))
+}
+
+impl rbuild_builder::build::ImageSource for NetworkSource {
+    fn pull(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        platform: &rbuild_builder::build::Platform,
+    ) -> rbuild_builder::Result<rbuild_builder::store::Image> {
+        let wanted = (platform.os.clone(), platform.architecture.clone(), platform.variant.clone());
+        let client = client(&self.registry, docker_config().map_err(builder_error)?)
+            .map_err(builder_error)?;
+        let (config, _) = pull_image(store, &client, reference, &wanted, self.quiet)
+            .map_err(|e| builder_error(e.context(format!("pulling {}", reference.familiar()))))?;
+        store.resolve(config.as_ref())
+    }
+
+    fn download(&self, url: &str, dest: &std::path::Path) -> rbuild_builder::Result<Option<i64>> {
+        let rt = runtime().map_err(builder_error)?;
+        rt.block_on(async {
+            let response = reqwest::Client::new()
+                .get(url)
+                .timeout(std::time::Duration::from_secs(600))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .map_err(|e| rbuild_builder::Error::Build(format!("{e}")))?;
+            let modified = response
+                .headers()
+                .get(reqwest::header::LAST_MODIFIED)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| httpdate::parse_http_date(v).ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64);
+            let mut file =
+                std::fs::File::create(dest).map_err(rbuild_builder::Error::io("creating", dest))?;
+            let mut body = response.bytes_stream();
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| rbuild_builder::Error::Build(format!("{e}")))?;
+                std::io::Write::write_all(&mut file, &chunk)
+                    .map_err(rbuild_builder::Error::io("writing", dest))?;
+            }
+            Ok(modified)
+        })
+    }
 }
 
 /// `rbuild push`.

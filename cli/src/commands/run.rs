@@ -104,21 +104,6 @@ fn random_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Removes the run directories of sandboxes whose rbuild process is gone (killed).
-fn clean_leftovers(dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let pid = std::fs::read_to_string(e.path().join("pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<u32>().ok());
-        let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
-        if !alive {
-            let _ = std::fs::remove_dir_all(e.path());
-            sandbox::remove_stale_cgroups(&e.file_name().to_string_lossy());
-        }
-    }
-}
-
 /// `rbuild run`.
 pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
     let _ = args.rm;
@@ -183,8 +168,8 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
     }
     let _in_use = store.in_use()?;
     let lowers = store.snapshots(&image)?;
-    let containers = store.root().join("containers");
-    clean_leftovers(&containers);
+    let containers = store.containers_dir();
+    store.clean_containers();
     let id = random_id();
     let run_dir = containers.join(&id);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;

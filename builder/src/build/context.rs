@@ -1,0 +1,324 @@
+//! The build context: a directory read in place (never copied whole), filtered by
+//! `.dockerignore`, and hashed by content for cache keys.
+//!
+//! A file's cache identity is its path, type, mode, owner, link target and content
+//! digest, never its times. Content digests are kept in a stat cache (one JSON file per
+//! context directory in the store), keyed by path and checked against inode, size,
+//! modification and change times, so an unchanged file is never read twice.
+
+use std::collections::HashMap;
+use std::fs::{self, Metadata};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rbuild_parser::dockerignore::{clean_path, IgnoreMatcher};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, Result};
+
+/// One entry of the context.
+#[derive(Debug, Clone)]
+pub struct ContextEntry {
+    /// Path relative to the context root, `/`-separated.
+    pub path: String,
+    /// Its metadata (links not followed).
+    pub meta: Metadata,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StatRecord {
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_ns: i64,
+    ctime: i64,
+    ctime_ns: i64,
+    sha256: String,
+}
+
+/// An opened build context.
+#[derive(Debug)]
+pub struct BuildContext {
+    root: PathBuf,
+    ignore: IgnoreMatcher,
+    /// Every included entry, sorted by path (made on first use).
+    entries: std::sync::OnceLock<Vec<ContextEntry>>,
+    stat_cache_path: Option<PathBuf>,
+    stat_cache: Mutex<HashMap<String, StatRecord>>,
+    stat_cache_dirty: std::sync::atomic::AtomicBool,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a COPY source has wildcards.
+pub fn has_wildcards(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
+}
+
+impl BuildContext {
+    /// Opens the context at `root`. The ignore file is `<dockerfile>.dockerignore` when
+    /// that exists, else `<root>/.dockerignore`. `stat_cache_dir` holds stat caches.
+    pub fn open(
+        root: &Path,
+        dockerfile: Option<&Path>,
+        stat_cache_dir: Option<&Path>,
+    ) -> Result<Self> {
+        let root = fs::canonicalize(root).map_err(Error::io("opening the build context", root))?;
+        if !root.is_dir() {
+            return Err(Error::Build(format!(
+                "the build context {} is not a directory",
+                root.display()
+            )));
+        }
+        let mut candidates = Vec::new();
+        if let Some(df) = dockerfile {
+            let mut name = df.as_os_str().to_os_string();
+            name.push(".dockerignore");
+            candidates.push(PathBuf::from(name));
+        }
+        candidates.push(root.join(".dockerignore"));
+        let mut ignore = IgnoreMatcher::default();
+        for c in candidates {
+            match fs::read(&c) {
+                Ok(bytes) => {
+                    ignore = IgnoreMatcher::parse(&String::from_utf8_lossy(&bytes))
+                        .map_err(|e| Error::Build(format!("{}: {e}", c.display())))?;
+                    break;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::Io { action: "reading", path: c, source: e }),
+            }
+        }
+        let stat_cache_path = stat_cache_dir.map(|d| {
+            d.join(format!("{}.json", hex(&Sha256::digest(root.as_os_str().as_encoded_bytes()))))
+        });
+        let stat_cache = stat_cache_path
+            .as_ref()
+            .and_then(|p| fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Ok(BuildContext {
+            root,
+            ignore,
+            entries: Default::default(),
+            stat_cache_path,
+            stat_cache: Mutex::new(stat_cache),
+            stat_cache_dirty: Default::default(),
+        })
+    }
+
+    /// The context's root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The `.dockerignore` patterns in force.
+    pub fn ignore(&self) -> &IgnoreMatcher {
+        &self.ignore
+    }
+
+    /// Whether `.dockerignore` excludes the context path `path`.
+    pub fn excluded(&self, path: &str) -> bool {
+        !self.ignore.is_empty() && self.ignore.excludes(path)
+    }
+
+    /// Every included entry, sorted by path.
+    pub fn entries(&self) -> Result<&[ContextEntry]> {
+        if let Some(e) = self.entries.get() {
+            return Ok(e);
+        }
+        let walked = self.walk()?;
+        Ok(self.entries.get_or_init(|| walked))
+    }
+
+    fn walk(&self) -> Result<Vec<ContextEntry>> {
+        let mut out = Vec::new();
+        let walk_excluded = self.ignore.has_exceptions();
+        let mut stack: Vec<String> = vec![String::new()];
+        while let Some(dir) = stack.pop() {
+            let host = if dir.is_empty() { self.root.clone() } else { self.root.join(&dir) };
+            let mut names: Vec<_> = fs::read_dir(&host)
+                .map_err(Error::io("listing", host.clone()))?
+                .map(|e| e.map(|e| e.file_name()))
+                .collect::<std::io::Result<_>>()
+                .map_err(Error::io("listing", host.clone()))?;
+            names.sort();
+            let mut subdirs = Vec::new();
+            for name in names {
+                let name = name.to_string_lossy().into_owned();
+                let rel = if dir.is_empty() { name.clone() } else { format!("{dir}/{name}") };
+                let path = host.join(&name);
+                let meta = fs::symlink_metadata(&path).map_err(Error::io("inspecting", path))?;
+                let excluded = self.excluded(&rel);
+                if meta.is_dir() && (!excluded || walk_excluded) {
+                    subdirs.push(rel.clone());
+                }
+                if !excluded {
+                    out.push(ContextEntry { path: rel, meta });
+                }
+            }
+            stack.extend(subdirs.into_iter().rev());
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// The entries a COPY source selects: the entry the (cleaned) path names, or those a
+    /// wildcard pattern matches. Directories stand for themselves only; their content is
+    /// found with [`BuildContext::under`]. Empty when nothing matches.
+    pub fn select(&self, source: &str) -> Result<Vec<ContextEntry>> {
+        let cleaned = clean_path(source.trim_start_matches('/'));
+        if cleaned == "." || cleaned.is_empty() {
+            let meta = fs::symlink_metadata(&self.root)
+                .map_err(Error::io("inspecting", self.root.clone()))?;
+            return Ok(vec![ContextEntry { path: String::new(), meta }]);
+        }
+        if cleaned.starts_with("../") || cleaned == ".." {
+            return Ok(Vec::new());
+        }
+        if !has_wildcards(&cleaned) {
+            if self.excluded(&cleaned) {
+                return Ok(Vec::new());
+            }
+            let host = self.root.join(&cleaned);
+            return match fs::symlink_metadata(&host) {
+                Ok(meta) => Ok(vec![ContextEntry { path: cleaned, meta }]),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(Error::Io { action: "inspecting", path: host, source: e }),
+            };
+        }
+        let glob = rbuild_parser::dockerignore::Glob::new(&cleaned)
+            .map_err(|e| Error::Build(format!("invalid source pattern {source:?}: {e}")))?;
+        let mut out: Vec<ContextEntry> = Vec::new();
+        for e in self.entries()? {
+            if !glob.matches(&e.path) {
+                continue;
+            }
+            // A match inside a matched directory comes with that directory already.
+            if out
+                .last()
+                .is_some_and(|l| l.meta.is_dir() && e.path.starts_with(&format!("{}/", l.path)))
+            {
+                continue;
+            }
+            out.push(e.clone());
+        }
+        Ok(out)
+    }
+
+    /// The included entries below the directory `dir` (a context path; "" for the root).
+    pub fn under(&self, dir: &str) -> Result<Vec<ContextEntry>> {
+        let entries = self.entries()?;
+        if dir.is_empty() {
+            return Ok(entries.to_vec());
+        }
+        let prefix = format!("{dir}/");
+        let start = entries.partition_point(|e| e.path.as_str() < prefix.as_str());
+        Ok(entries[start..].iter().take_while(|e| e.path.starts_with(&prefix)).cloned().collect())
+    }
+
+    /// The host path of a context path.
+    pub fn host_path(&self, path: &str) -> PathBuf {
+        if path.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(path)
+        }
+    }
+
+    /// The sha256 of a regular file's content, from the stat cache when it still holds.
+    pub fn content_digest(&self, entry: &ContextEntry) -> Result<String> {
+        let m = &entry.meta;
+        let probe = StatRecord {
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_ns: m.mtime_nsec(),
+            ctime: m.ctime(),
+            ctime_ns: m.ctime_nsec(),
+            sha256: String::new(),
+        };
+        if let Ok(cache) = self.stat_cache.lock() {
+            if let Some(r) = cache.get(&entry.path) {
+                if (StatRecord { sha256: String::new(), ..r.clone() }) == probe {
+                    return Ok(r.sha256.clone());
+                }
+            }
+        }
+        let host = self.host_path(&entry.path);
+        let mut file = fs::File::open(&host).map_err(Error::io("reading", host.clone()))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = file.read(&mut buf).map_err(Error::io("reading", host.clone()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        let digest = hex(&hasher.finalize());
+        if let Ok(mut cache) = self.stat_cache.lock() {
+            cache.insert(entry.path.clone(), StatRecord { sha256: digest.clone(), ..probe });
+            self.stat_cache_dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(digest)
+    }
+
+    /// The content digests of regular files, by context path, hashed on every core.
+    pub fn content_digests(&self, files: &[&ContextEntry]) -> Result<HashMap<String, String>> {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+        let mut digests = HashMap::new();
+        if files.len() < 64 || threads < 2 {
+            for e in files {
+                digests.insert(e.path.clone(), self.content_digest(e)?);
+            }
+            return Ok(digests);
+        }
+        let chunk = files.len().div_ceil(threads);
+        let results: Vec<Result<Vec<(String, String)>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = files
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|e| Ok((e.path.clone(), self.content_digest(e)?)))
+                            .collect::<Result<Vec<_>>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Build("a hashing thread panicked".into())))
+                })
+                .collect()
+        });
+        for r in results {
+            digests.extend(r?);
+        }
+        Ok(digests)
+    }
+
+    /// Writes the stat cache back when it changed.
+    pub fn save_stat_cache(&self) {
+        if !self.stat_cache_dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let (Some(path), Ok(cache)) = (&self.stat_cache_path, self.stat_cache.lock()) else {
+            return;
+        };
+        if let Some(dir) = path.parent() {
+            let _ = fs::create_dir_all(dir);
+            if let Ok(bytes) = serde_json::to_vec(&*cache) {
+                // A lost update only costs a re-read next time.
+                let _ = crate::store::write_atomically(dir, path, &bytes);
+            }
+        }
+    }
+}

@@ -1,0 +1,740 @@
+//! COPY and ADD (and the directory WORKDIR makes): files placed into a new directory that
+//! becomes the layer's snapshot, with Docker's rules for sources and destinations.
+//!
+//! - A source directory stands for its content; a file is copied into the destination
+//!   when that ends with `/` or is a directory already, else becomes the destination.
+//! - Several sources (or a wildcard) need a directory destination.
+//! - The destination's parents keep the owner and mode they have in the image; new ones
+//!   are `root` and 0755. The destination is resolved through the image's symbolic links.
+//! - Files from the context belong to root unless `--chown`; files from a stage or image
+//!   keep their owners. Modes and modification times are kept; `--chmod` replaces modes.
+//! - ADD extracts local tar archives (plain, gzip, bzip2, xz, zstd, recognised by their
+//!   first bytes) and downloads http(s) URLs.
+
+use std::fs::{self, Metadata};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use filetime::FileTime;
+use rbuild_parser::{CopySource, Instruction};
+use serde_json::json;
+
+use super::cache::{CacheKey, CacheRecord};
+use super::context::{has_wildcards, ContextEntry};
+use super::record::StepRecord;
+use super::rootfs::RootfsView;
+use super::run::reuse;
+use super::stage::State;
+use super::Event;
+use crate::error::{Error, Result};
+use crate::snapshot::{overlay_changes, ApplyOptions, WhiteoutMode};
+
+/// One thing to place in the layer.
+#[derive(Debug)]
+struct Item {
+    /// Path below the destination ("" for the destination itself).
+    dest_rel: PathBuf,
+    /// Where its content is on the host.
+    host: PathBuf,
+    meta: Metadata,
+    /// Its context entry, when it comes from the context (for content digests).
+    context: Option<ContextEntry>,
+    /// ADD: extract this archive into the destination.
+    extract: bool,
+    /// Inline content (a heredoc, a downloaded file's mode override).
+    mode_override: Option<u32>,
+    /// Modification time override (downloads).
+    mtime_override: Option<i64>,
+}
+
+/// Where sources are read from.
+enum Origin {
+    Context,
+    /// Another stage's or an image's file system, with the key that stands for it.
+    View(RootfsView, String),
+}
+
+/// The compression of an archive, from its first bytes; `None` when it is not one.
+fn archive_kind(path: &Path) -> Option<&'static str> {
+    let mut head = [0u8; 262];
+    let n = fs::File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
+    let head = &head[..n];
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Some("gzip")
+    } else if head.starts_with(b"BZh") {
+        Some("bzip2")
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Some("xz")
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some("zstd")
+    } else if n >= 262 && &head[257..262] == b"ustar" {
+        Some("tar")
+    } else {
+        None
+    }
+}
+
+/// Opens an archive for extraction, decompressing by content.
+fn open_archive(path: &Path) -> Result<Box<dyn Read>> {
+    let file = fs::File::open(path).map_err(Error::io("reading", path))?;
+    let reader = std::io::BufReader::new(file);
+    Ok(match archive_kind(path) {
+        Some("bzip2") => Box::new(bzip2::read::MultiBzDecoder::new(reader)),
+        Some("xz") => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
+        _ => crate::snapshot::decompress(reader)?,
+    })
+}
+
+/// `--chown=user[:group]` as numbers, names looked up in the image's `/etc/passwd` and
+/// `/etc/group`. A user without a group gets the group with the user's number.
+fn resolve_owner(view: &RootfsView, spec: &str) -> std::result::Result<(u32, u32), String> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let lookup = |file: &str, name: &str, what: &str| -> std::result::Result<u32, String> {
+        if let Ok(n) = name.parse::<u32>() {
+            return Ok(n);
+        }
+        let text = view.read(file).map_err(|e| e.to_string())?.unwrap_or_default();
+        String::from_utf8_lossy(&text)
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[0] == name).then(|| f[2].parse::<u32>().ok()).flatten()
+            })
+            .ok_or_else(|| format!("unable to find {what} {name}: no matching entries in {file}"))
+    };
+    let uid = lookup("/etc/passwd", user, "user")?;
+    let gid = match group {
+        Some(g) => lookup("/etc/group", g, "group")?,
+        None => uid,
+    };
+    Ok((uid, gid))
+}
+
+/// Applies `--chmod` (octal like `755`, or symbolic like `u+x,g-w,o=r`) to `mode`.
+pub(crate) fn apply_chmod(spec: &str, mode: u32, is_dir: bool) -> std::result::Result<u32, String> {
+    if !spec.is_empty() && spec.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return u32::from_str_radix(spec, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| format!("invalid chmod {spec:?}"));
+    }
+    let bad = || {
+        format!("invalid chmod {spec:?}: expected octal digits or who+perm clauses like u+x,go-w")
+    };
+    let mut mode = mode & 0o7777;
+    for clause in spec.split(',') {
+        let op_at = clause.find(['+', '-', '=']).ok_or_else(bad)?;
+        let (who, rest) = clause.split_at(op_at);
+        let mut mask = 0u32;
+        for c in who.chars() {
+            mask |= match c {
+                'u' => 0o4700,
+                'g' => 0o2070,
+                'o' => 0o0007,
+                'a' => 0o6777,
+                _ => return Err(bad()),
+            };
+        }
+        if who.is_empty() {
+            mask = 0o6777;
+        }
+        let op = rest.chars().next().ok_or_else(bad)?;
+        let mut bits = 0u32;
+        for c in rest[1..].chars() {
+            bits |= match c {
+                'r' => 0o444,
+                'w' => 0o222,
+                'x' => 0o111,
+                'X' if is_dir || mode & 0o111 != 0 => 0o111,
+                'X' => 0,
+                's' => 0o6000,
+                't' => 0o1000,
+                _ => return Err(bad()),
+            };
+        }
+        let bits = bits & (mask | if rest.contains('t') { 0o1000 } else { 0 });
+        mode = match op {
+            '+' => mode | bits,
+            '-' => mode & !bits,
+            _ => (mode & !(mask & 0o7777)) | bits,
+        };
+    }
+    Ok(mode)
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+fn file_name_of_url(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let path = path.splitn(4, '/').nth(3).unwrap_or("");
+    path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("index.html").to_string()
+}
+
+/// Runs COPY (or ADD with `add`). Returns whether it came from the cache.
+pub(super) fn copy(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    c: &CopySource,
+    add: bool,
+    number: usize,
+) -> Result<bool> {
+    let shared = state.shared;
+    let verb = if add { "ADD" } else { "COPY" };
+    if c.parents || !c.exclude.is_empty() || c.checksum.is_some() || c.keep_git_dir {
+        return Err(state.error(
+            inst,
+            &format!(
+                "{verb} --parents, --exclude, --checksum and --keep-git-dir are not supported yet"
+            ),
+        ));
+    }
+    let sources: Vec<String> =
+        c.sources.iter().map(|s| state.expand(inst, s)).collect::<Result<_>>()?;
+    let dest_word = state.expand(inst, &c.dest)?;
+    let chown = c.chown.as_deref().map(|s| state.expand(inst, s)).transpose()?;
+    let chmod = c.chmod.clone();
+    if let Some(m) = &chmod {
+        apply_chmod(m, 0o644, false).map_err(|e| state.error(inst, &e))?;
+    }
+    let dest = state.absolute(&dest_word);
+    let dest_wants_dir = dest_word.ends_with('/') || dest_word == "." || dest_word.ends_with("/.");
+    let view = state.view()?;
+    let dest_parts = view.resolve(&dest, true)?;
+    let dest_is_dir = dest_wants_dir || view.entry(&dest_parts).is_some_and(|(_, m)| m.is_dir());
+    let many = sources.len() + c.heredocs.len() > 1
+        || sources.iter().any(|s| has_wildcards(s) && !is_url(s));
+
+    let origin = match &c.from {
+        None => Origin::Context,
+        Some(from) => {
+            let from = state.expand(inst, from)?;
+            match super::stage_by_ref(&shared.graph, &from) {
+                Some(i) => {
+                    let done = shared
+                        .done
+                        .lock()
+                        .map_err(|_| Error::Build("a stage thread panicked".into()))?;
+                    let o = done
+                        .get(&i)
+                        .cloned()
+                        .ok_or_else(|| Error::Build(format!("stage {from} has not been built")))?;
+                    Origin::View(
+                        RootfsView::new(o.snapshots.clone()),
+                        format!("stage:{}", o.chain.0),
+                    )
+                }
+                None => {
+                    let image = copy_from_image(state, &from)?;
+                    let snaps = shared.store.snapshots(&image)?;
+                    Origin::View(RootfsView::new(snaps), format!("image:{}", image.id()))
+                }
+            }
+        }
+    };
+    let tmp_downloads = tempfile::Builder::new()
+        .prefix("download-")
+        .tempdir_in(shared.store.root().join("tmp"))
+        .map_err(Error::io("creating a directory in", shared.store.root().join("tmp")))?;
+
+    // What goes where.
+    let mut items: Vec<Item> = Vec::new();
+    let mut url_digests = Vec::new();
+    for source in &sources {
+        if add && is_url(source) {
+            if source.contains(".git#") || source.ends_with(".git") {
+                return Err(state.error(inst, "ADD of a git repository is not supported yet"));
+            }
+            let name = file_name_of_url(source);
+            let host = tmp_downloads.path().join(format!("{}-{name}", items.len()));
+            let mtime = shared.source.download(source, &host).map_err(|e| {
+                state.error(inst, &format!("{verb} failed: downloading {source}: {e}"))
+            })?;
+            let meta =
+                fs::symlink_metadata(&host).map_err(Error::io("inspecting", host.clone()))?;
+            let digest = crate::digest::sha256(
+                &fs::read(&host).map_err(Error::io("reading", host.clone()))?,
+            );
+            url_digests.push((source.clone(), digest.to_string()));
+            let dest_rel = if dest_is_dir || many { PathBuf::from(&name) } else { PathBuf::new() };
+            items.push(Item {
+                dest_rel,
+                host,
+                meta,
+                context: None,
+                extract: false,
+                mode_override: Some(0o600),
+                mtime_override: mtime,
+            });
+            continue;
+        }
+        if add && source.contains("://") {
+            return Err(state.error(
+                inst,
+                &format!("ADD of {source:?}: only http and https URLs are supported"),
+            ));
+        }
+        match &origin {
+            Origin::Context => {
+                let selected = shared.context.select(source)?;
+                if selected.is_empty() {
+                    let cleaned =
+                        rbuild_parser::dockerignore::clean_path(source.trim_start_matches('/'));
+                    let why = if shared.context.excluded(&cleaned)
+                        && shared.context.host_path(&cleaned).exists()
+                    {
+                        " (it is excluded by .dockerignore)"
+                    } else {
+                        ""
+                    };
+                    return Err(state.error(inst, &format!(
+                        "{verb} failed: file not found in build context or excluded by .dockerignore: {source}{why}"
+                    )));
+                }
+                for e in selected {
+                    if e.meta.is_dir() {
+                        for inner in shared.context.under(&e.path)? {
+                            let rel = inner
+                                .path
+                                .strip_prefix(&e.path)
+                                .unwrap_or(&inner.path)
+                                .trim_start_matches('/');
+                            items.push(Item {
+                                dest_rel: PathBuf::from(rel),
+                                host: shared.context.host_path(&inner.path),
+                                meta: inner.meta.clone(),
+                                context: Some(inner),
+                                extract: false,
+                                mode_override: None,
+                                mtime_override: None,
+                            });
+                        }
+                        continue;
+                    }
+                    let host = shared.context.host_path(&e.path);
+                    let extract = add
+                        && c.unpack != Some(false)
+                        && e.meta.is_file()
+                        && archive_kind(&host).is_some();
+                    let name =
+                        Path::new(&e.path).file_name().map(PathBuf::from).unwrap_or_default();
+                    let dest_rel =
+                        if extract || !(dest_is_dir || many) { PathBuf::new() } else { name };
+                    items.push(Item {
+                        dest_rel,
+                        host,
+                        meta: e.meta.clone(),
+                        context: Some(e),
+                        extract,
+                        mode_override: None,
+                        mtime_override: None,
+                    });
+                }
+            }
+            Origin::View(v, _) => {
+                let parts = v.resolve(source, true)?;
+                let Some((host, meta)) = v.entry(&parts) else {
+                    return Err(state.error(
+                        inst,
+                        &format!(
+                            "{verb} failed: {source} not found in {}",
+                            c.from.as_deref().unwrap_or("")
+                        ),
+                    ));
+                };
+                if meta.is_dir() {
+                    for (rel, h, m) in v.walk(&parts)? {
+                        items.push(Item {
+                            dest_rel: rel,
+                            host: h,
+                            meta: m,
+                            context: None,
+                            extract: false,
+                            mode_override: None,
+                            mtime_override: None,
+                        });
+                    }
+                } else {
+                    let name = parts.last().map(PathBuf::from).unwrap_or_default();
+                    let dest_rel = if dest_is_dir || many { name } else { PathBuf::new() };
+                    items.push(Item {
+                        dest_rel,
+                        host,
+                        meta,
+                        context: None,
+                        extract: false,
+                        mode_override: None,
+                        mtime_override: None,
+                    });
+                }
+            }
+        }
+    }
+    // Heredocs are inline files named by their terminator... the destination holds them.
+    for h in &c.heredocs {
+        let host = tmp_downloads.path().join(format!("heredoc-{}", items.len()));
+        let body = if h.expand {
+            state.expand(inst, &h.content).unwrap_or_else(|_| h.content.clone())
+        } else {
+            h.content.clone()
+        };
+        fs::write(&host, body).map_err(Error::io("writing", host.clone()))?;
+        let meta = fs::symlink_metadata(&host).map_err(Error::io("inspecting", host.clone()))?;
+        let dest_rel = if dest_is_dir || many { PathBuf::from(&h.name) } else { PathBuf::new() };
+        items.push(Item {
+            dest_rel,
+            host,
+            meta,
+            context: None,
+            extract: false,
+            mode_override: Some(0o644),
+            mtime_override: None,
+        });
+    }
+    if many && !dest_is_dir {
+        return Err(state.error(inst, &format!(
+            "When using {verb} with more than one source file, the destination must be a directory and end with a /"
+        )));
+    }
+
+    // The key: exactly what the layer will hold.
+    let context_files: Vec<&ContextEntry> =
+        items.iter().filter_map(|i| i.context.as_ref()).filter(|e| e.meta.is_file()).collect();
+    let digests = shared.context.content_digests(&context_files)?;
+    let mut listing = sha2::Sha256::default();
+    for i in &items {
+        use sha2::Digest as _;
+        let m = &i.meta;
+        let what = if m.file_type().is_symlink() {
+            format!(
+                "link:{}",
+                fs::read_link(&i.host).map(|t| t.display().to_string()).unwrap_or_default()
+            )
+        } else if let Some(d) = i.context.as_ref().and_then(|e| digests.get(&e.path)) {
+            format!("file:{d}")
+        } else if m.is_file() && i.context.is_none() && matches!(origin, Origin::Context) {
+            format!(
+                "file:{}",
+                crate::digest::sha256(
+                    &fs::read(&i.host).map_err(Error::io("reading", i.host.clone()))?
+                )
+            )
+        } else {
+            format!("{}", m.is_dir())
+        };
+        let owner = if matches!(origin, Origin::Context) { (0, 0) } else { (m.uid(), m.gid()) };
+        listing.update(
+            format!(
+                "{}\0{:o}\0{:?}\0{:?}\0{}\0{what}\n",
+                i.dest_rel.display(),
+                m.mode(),
+                owner,
+                i.mode_override,
+                i.extract
+            )
+            .as_bytes(),
+        );
+    }
+    let listing: String = {
+        use sha2::Digest as _;
+        listing.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let origin_key = match &origin {
+        Origin::Context => "context".to_string(),
+        Origin::View(_, k) => k.clone(),
+    };
+    let dest_key = RootfsView::display(&dest_parts);
+    let key = CacheKey::new(
+        &state.chain,
+        json!({"op": verb, "dest": dest_key, "dest_is_dir": dest_is_dir, "chown": chown, "chmod": chmod,
+               "origin": origin_key, "files": listing, "urls": url_digests}),
+    );
+    let created_by = format!(
+        "{verb} {}",
+        inst.original.trim().split_once(char::is_whitespace).map_or("", |p| p.1).trim()
+    );
+    if !shared.options.no_cache {
+        if let Some(record) = shared.store.cache_lookup(&key) {
+            shared.reporter.event(Event::Cached { number });
+            reuse(state, number, key, record, created_by)?;
+            return Ok(true);
+        }
+    }
+    state.all_cached = false;
+    let started = Instant::now();
+    let owner = chown
+        .as_deref()
+        .map(|s| resolve_owner(&view, s))
+        .transpose()
+        .map_err(|e| state.error(inst, &e))?;
+    let layer_dir = shared.store.snapshot_tempdir()?;
+    let root = layer_dir.path();
+    let dest_host = make_parents(&view, root, &dest_parts, dest_is_dir, owner)?;
+    let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
+    for i in &items {
+        let target = if i.dest_rel.as_os_str().is_empty() {
+            dest_host.clone()
+        } else {
+            dest_host.join(&i.dest_rel)
+        };
+        if i.extract {
+            fs::create_dir_all(&target).map_err(Error::io("creating", target.clone()))?;
+            let reader = open_archive(&i.host)?;
+            let options =
+                ApplyOptions { whiteouts: WhiteoutMode::Remove, ..ApplyOptions::default() };
+            crate::snapshot::apply_layer(reader, &target, options).map_err(|e| {
+                state.error(inst, &format!("ADD failed: extracting {}: {e}", i.host.display()))
+            })?;
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            if !parent.exists() {
+                fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+            }
+        }
+        let m = &i.meta;
+        let ft = m.file_type();
+        if let Ok(old) = fs::symlink_metadata(&target) {
+            if old.is_dir() && !ft.is_dir() {
+                fs::remove_dir_all(&target).map_err(Error::io("replacing", target.clone()))?;
+            } else if !old.is_dir() {
+                fs::remove_file(&target).map_err(Error::io("replacing", target.clone()))?;
+            }
+        }
+        if ft.is_dir() {
+            if !target.is_dir() {
+                fs::create_dir(&target).map_err(Error::io("creating", target.clone()))?;
+            }
+        } else if ft.is_symlink() {
+            let t =
+                fs::read_link(&i.host).map_err(Error::io("reading the link", i.host.clone()))?;
+            std::os::unix::fs::symlink(&t, &target)
+                .map_err(Error::io("creating", target.clone()))?;
+        } else if ft.is_file() {
+            fs::copy(&i.host, &target).map_err(Error::io("copying to", target.clone()))?;
+        } else {
+            shared.reporter.event(Event::Warning(format!(
+                "{verb}: skipping the special file {}",
+                i.host.display()
+            )));
+            continue;
+        }
+        let (uid, gid) = match owner {
+            Some(o) => o,
+            None if matches!(origin, Origin::Context) => (0, 0),
+            None => (m.uid(), m.gid()),
+        };
+        if crate::snapshot::is_root() {
+            std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
+                .map_err(Error::io("changing the owner of", target.clone()))?;
+        }
+        if !ft.is_symlink() {
+            let mut mode = i.mode_override.unwrap_or(m.mode() & 0o7777);
+            if let Some(spec) = &chmod {
+                mode = apply_chmod(spec, mode, ft.is_dir()).map_err(|e| state.error(inst, &e))?;
+            }
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+                .map_err(Error::io("setting the mode of", target.clone()))?;
+        }
+        let mtime = i.mtime_override.unwrap_or(m.mtime());
+        if ft.is_dir() {
+            dir_times.push((target, mtime));
+        } else {
+            let t = FileTime::from_unix_time(
+                mtime,
+                if i.mtime_override.is_some() { 0 } else { m.mtime_nsec() as u32 },
+            );
+            filetime::set_symlink_file_times(&target, t, t)
+                .map_err(Error::io("setting the times of", target.clone()))?;
+        }
+    }
+    // Directory times last (adding their content changed them), deepest first.
+    for (dir, mtime) in dir_times.iter().rev() {
+        let t = FileTime::from_unix_time(*mtime, 0);
+        let _ = filetime::set_symlink_file_times(dir, t, t);
+    }
+    commit(state, root, key, created_by, number, started)?;
+    Ok(false)
+}
+
+/// Makes the destination's parent directories in the layer (with their metadata from the
+/// image when they exist there) and returns the host path of the destination directory
+/// (of its parent when the destination is a file).
+fn make_parents(
+    view: &RootfsView,
+    root: &Path,
+    dest_parts: &[std::ffi::OsString],
+    dest_is_dir: bool,
+    owner: Option<(u32, u32)>,
+) -> Result<PathBuf> {
+    let dirs = if dest_is_dir { dest_parts.len() } else { dest_parts.len().saturating_sub(1) };
+    let mut host = root.to_path_buf();
+    for n in 1..=dirs {
+        host.push(&dest_parts[n - 1]);
+        let existing = view.entry(&dest_parts[..n]).filter(|(_, m)| m.is_dir());
+        fs::create_dir(&host).map_err(Error::io("creating", host.clone()))?;
+        let (mode, uid, gid, mtime) = match &existing {
+            Some((_, m)) => (m.mode() & 0o7777, m.uid(), m.gid(), Some(m.mtime())),
+            None if n == dirs && dest_is_dir => {
+                let (u, g) = owner.unwrap_or((0, 0));
+                (0o755, u, g, None)
+            }
+            None => (0o755, 0, 0, None),
+        };
+        fs::set_permissions(&host, fs::Permissions::from_mode(mode))
+            .map_err(Error::io("setting the mode of", host.clone()))?;
+        if crate::snapshot::is_root() {
+            std::os::unix::fs::lchown(&host, Some(uid), Some(gid))
+                .map_err(Error::io("changing the owner of", host.clone()))?;
+        }
+        if let Some(t) = mtime {
+            let _ = filetime::set_symlink_file_times(
+                &host,
+                FileTime::from_unix_time(t, 0),
+                FileTime::from_unix_time(t, 0),
+            );
+        }
+    }
+    if dest_is_dir {
+        Ok(host)
+    } else {
+        Ok(host.join(dest_parts.last().cloned().unwrap_or_default()))
+    }
+}
+
+/// Commits the layer directory `root` as the step's layer.
+fn commit(
+    state: &mut State<'_, '_>,
+    root: &Path,
+    key: CacheKey,
+    created_by: String,
+    number: usize,
+    started: Instant,
+) -> Result<()> {
+    let shared = state.shared;
+    // Parent directory times are set after their content was placed.
+    let changes = overlay_changes(root)?;
+    let created = super::now_rfc3339(shared.options.source_date_epoch);
+    let layer =
+        super::run::commit_layer(shared.store, root, &changes, shared.options.source_date_epoch)?;
+    let snapshot = shared.store.adopt_snapshot(root, &layer.diff_id)?;
+    let duration = started.elapsed();
+    let record = CacheRecord {
+        layer: Some(layer.clone()),
+        created: created.clone(),
+        duration_ms: duration.as_millis() as u64,
+    };
+    shared.store.cache_store(&key, &record)?;
+    let size = layer.tar_size;
+    state.push_layer(layer, Some(snapshot))?;
+    state.last_created = created.clone();
+    state.add_history(created_by.clone(), false, Some(created));
+    state.chain = key.clone();
+    state.record_step(StepRecord {
+        number,
+        created_by,
+        cache_key: Some(key),
+        cached: false,
+        duration_ms: (duration).as_millis() as u64,
+        size,
+        has_log: false,
+    });
+    Ok(())
+}
+
+/// An image named by `COPY --from`, pulled once per build when missing.
+fn copy_from_image(
+    state: &State<'_, '_>,
+    name: &str,
+) -> Result<std::sync::Arc<crate::store::Image>> {
+    let shared = state.shared;
+    if let Some(i) = shared.images.lock().ok().and_then(|m| m.get(name).cloned()) {
+        return Ok(i);
+    }
+    let image = std::sync::Arc::new(super::stage::base_image(shared, state.stage, name)?);
+    if let Ok(mut m) = shared.images.lock() {
+        m.insert(name.to_string(), image.clone());
+    }
+    Ok(image)
+}
+
+/// WORKDIR: makes the directory (in a layer of its own) when the image lacks it.
+pub(super) fn make_workdir(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    path: &str,
+    number: usize,
+) -> Result<bool> {
+    let created_by = format!("WORKDIR {path}");
+    let view = state.view()?;
+    let parts = view.resolve(path, true)?;
+    if view.entry(&parts).is_some_and(|(_, m)| m.is_dir()) {
+        state.add_history(created_by.clone(), true, None);
+        state.record_step(StepRecord {
+            number,
+            created_by,
+            cache_key: None,
+            cached: state.all_cached,
+            duration_ms: (std::time::Duration::ZERO).as_millis() as u64,
+            size: 0,
+            has_log: false,
+        });
+        return Ok(state.all_cached);
+    }
+    if view.entry(&parts).is_some() {
+        return Err(
+            state.error(inst, &format!("WORKDIR {path}: a file of that name is in the way"))
+        );
+    }
+    let key =
+        CacheKey::new(&state.chain, json!({"op": "mkdir", "path": RootfsView::display(&parts)}));
+    let shared = state.shared;
+    if !shared.options.no_cache {
+        if let Some(record) = shared.store.cache_lookup(&key) {
+            shared.reporter.event(Event::Cached { number });
+            reuse(state, number, key, record, created_by)?;
+            return Ok(true);
+        }
+    }
+    state.all_cached = false;
+    let started = Instant::now();
+    let layer_dir = shared.store.snapshot_tempdir()?;
+    make_parents(&view, layer_dir.path(), &parts, true, None)?;
+    commit(state, layer_dir.path(), key, created_by, number, started)?;
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::rootfs::components;
+    use super::*;
+
+    #[test]
+    fn chmod_forms() {
+        assert_eq!(apply_chmod("755", 0o644, false), Ok(0o755));
+        assert_eq!(apply_chmod("u+x", 0o644, false), Ok(0o744));
+        assert_eq!(apply_chmod("go-r", 0o644, false), Ok(0o600));
+        assert_eq!(apply_chmod("a=rX", 0o700, true), Ok(0o555));
+        assert_eq!(apply_chmod("a=rX", 0o600, false), Ok(0o444));
+        assert_eq!(apply_chmod("+x", 0o600, false), Ok(0o711));
+        assert!(apply_chmod("999", 0, false).is_err());
+        assert!(apply_chmod("q+x", 0, false).is_err());
+    }
+
+    #[test]
+    fn url_names() {
+        assert_eq!(file_name_of_url("http://h:1/a/b.tar.gz?x=1"), "b.tar.gz");
+        assert_eq!(file_name_of_url("https://h/"), "index.html");
+    }
+
+    #[test]
+    fn components_clean() {
+        assert_eq!(components("/a/../b/./c"), vec![std::ffi::OsString::from("b"), "c".into()]);
+    }
+}

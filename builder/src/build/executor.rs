@@ -1,0 +1,74 @@
+//! Running a RUN step's command: the seam between the build and the sandbox.
+//!
+//! The sandbox forks and enters namespaces, which a multi-threaded process (the build
+//! runs stages on threads) must not do: `unshare(CLONE_NEWUSER)` is refused there, a PID
+//! namespace can be entered only once per thread, and a forked child may inherit locks
+//! held by other threads. So [`ProcessExecutor`] runs each sandbox in a fresh,
+//! single-threaded helper process (rbuild itself, with a hidden subcommand), which reads
+//! the spec from a file and exits with the command's status.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::error::{Error, Result};
+use crate::sandbox::SandboxSpec;
+
+/// Runs a sandbox spec to its end.
+pub trait Executor: Send + Sync {
+    /// Runs `spec`; the command's standard output and error (merged) go to `output` as
+    /// they come. Returns the exit code (128 + signal when killed).
+    fn run(&self, spec: &SandboxSpec, output: &mut dyn Write) -> Result<i32>;
+}
+
+/// An [`Executor`] that starts `program args... SPEC-FILE` for each run.
+#[derive(Debug, Clone)]
+pub struct ProcessExecutor {
+    /// The helper program (rbuild's own executable).
+    pub program: PathBuf,
+    /// Arguments before the spec file (the hidden subcommand).
+    pub args: Vec<String>,
+}
+
+impl Executor for ProcessExecutor {
+    fn run(&self, spec: &SandboxSpec, output: &mut dyn Write) -> Result<i32> {
+        let spec_path = spec.run_dir.join("spec.json");
+        let bytes = serde_json::to_vec(spec).map_err(Error::json("sandbox spec"))?;
+        std::fs::write(&spec_path, bytes).map_err(Error::io("writing", spec_path.clone()))?;
+        let (mut reader, writer) =
+            std::io::pipe().map_err(Error::io("making a pipe for", spec.run_dir.clone()))?;
+        let writer2 =
+            writer.try_clone().map_err(Error::io("making a pipe for", spec.run_dir.clone()))?;
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .arg(&spec_path)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(writer2);
+        let mut child = command.spawn().map_err(Error::io("starting", self.program.clone()))?;
+        // The pipe's write ends live only in the child now; reading ends when it exits
+        // (and every process it left behind, which the sandbox's PID namespace ends).
+        drop(command);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => output
+                    .write_all(&buf[..n])
+                    .map_err(Error::io("relaying output of", spec.run_dir.clone()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Error::Io {
+                        action: "reading output of",
+                        path: spec.run_dir.clone(),
+                        source: e,
+                    })
+                }
+            }
+        }
+        let status = child.wait().map_err(Error::io("waiting for", self.program.clone()))?;
+        use std::os::unix::process::ExitStatusExt;
+        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    }
+}

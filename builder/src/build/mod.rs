@@ -1,0 +1,489 @@
+//! The build: a Dockerfile's stage graph run step by step into an image in the store.
+//!
+//! [`build`] takes the parsed Dockerfile, works out which stages the target needs, and
+//! runs independent stages in parallel (at most one per core). Each stage starts from its
+//! base (an image, pulled through an [`ImageSource`] when missing; `scratch`; or an earlier
+//! stage), runs its base's ONBUILD triggers, then its instructions. RUN goes through an
+//! [`Executor`] (the sandbox, in a helper process); RUN, COPY and ADD each commit their
+//! file system change as a layer, looked up first in the [cache](cache). Metadata
+//! instructions change the [image config](config). Progress goes to a [`Reporter`].
+
+pub mod cache;
+pub mod config;
+pub mod context;
+mod copy;
+mod executor;
+pub mod record;
+pub mod rootfs;
+mod run;
+mod stage;
+mod vars;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use oci_spec::image::{Descriptor, Digest, MediaType};
+
+pub use executor::{Executor, ProcessExecutor};
+pub use stage::StageOutcome;
+
+use crate::error::{Error, Result};
+use crate::reference::Reference;
+use crate::store::{Image, Store};
+use context::BuildContext;
+use rbuild_parser::{Dockerfile, StageGraph};
+use record::{BuildRecord, StepRecord};
+
+/// An OS, architecture and variant (`linux/amd64`, `linux/arm64/v8`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// `linux`.
+    pub os: String,
+    /// `amd64`, `arm64` ...
+    pub architecture: String,
+    /// `v8`, `v7` ...
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The platform rbuild runs on.
+    pub fn host() -> Platform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        }
+        .to_string();
+        let variant = (architecture == "arm64").then(|| "v8".to_string());
+        Platform { os: "linux".into(), architecture, variant }
+    }
+
+    /// Parses `os/arch[/variant]`.
+    pub fn parse(text: &str) -> Result<Platform> {
+        let parts: Vec<&str> = text.split('/').collect();
+        match parts.as_slice() {
+            [os, arch] => {
+                Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: None })
+            }
+            [os, arch, v] => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(v.to_string()),
+            }),
+            _ => {
+                Err(Error::Build(format!("invalid platform {text:?}: expected os/arch[/variant]")))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where images and remote files come from: the registry client, supplied by the caller
+/// (the builder itself knows no network).
+pub trait ImageSource: Send + Sync {
+    /// Pulls `reference` for `platform` into the store and returns it.
+    fn pull(&self, store: &Store, reference: &Reference, platform: &Platform) -> Result<Image>;
+    /// Downloads `url` into the file `dest`; returns the `Last-Modified` time (Unix
+    /// seconds) when the server sent one.
+    fn download(&self, url: &str, dest: &std::path::Path) -> Result<Option<i64>>;
+}
+
+/// What a build reports as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A step starts: `Step number/total : text`.
+    Step {
+        /// Stage index.
+        stage: usize,
+        /// Step number, from 1, across the stages built.
+        number: usize,
+        /// Steps in the build.
+        total: usize,
+        /// The instruction, as written.
+        text: String,
+    },
+    /// The step's result came from the cache.
+    Cached {
+        /// Step number.
+        number: usize,
+    },
+    /// A RUN starts in a sandbox with this ID.
+    Running {
+        /// Step number.
+        number: usize,
+        /// The sandbox's ID.
+        id: String,
+    },
+    /// Output of a RUN (standard output and error, as they come).
+    Output {
+        /// Step number.
+        number: usize,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// A base image is being pulled.
+    Pulling {
+        /// Stage index.
+        stage: usize,
+        /// The reference.
+        reference: String,
+    },
+    /// ONBUILD triggers of the base run.
+    Triggers {
+        /// Step number (the FROM).
+        number: usize,
+        /// How many.
+        count: usize,
+    },
+    /// A step ended; `id` is the image ID after it.
+    StepDone {
+        /// Step number.
+        number: usize,
+        /// Image ID (config digest) after the step.
+        id: Digest,
+        /// How long the step took (0 for a cache hit).
+        duration: Duration,
+        /// Whether it came from the cache.
+        cached: bool,
+    },
+    /// Something the user should know that does not stop the build.
+    Warning(String),
+}
+
+/// Receives a build's events (the CLI prints them).
+pub trait Reporter: Send + Sync {
+    /// One event.
+    fn event(&self, event: Event);
+}
+
+/// A reporter that drops everything.
+#[derive(Debug, Default)]
+pub struct NoReport;
+
+impl Reporter for NoReport {
+    fn event(&self, _: Event) {}
+}
+
+/// Network of RUN steps.
+pub use crate::sandbox::Network;
+
+/// Everything a build needs besides the store.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The context directory.
+    pub context: PathBuf,
+    /// The Dockerfile's text.
+    pub dockerfile_text: String,
+    /// Its name for messages (`Dockerfile`, `path/to/Containerfile`, `-`).
+    pub dockerfile_name: String,
+    /// The Dockerfile's host path (for `<Dockerfile>.dockerignore`), if it has one.
+    pub dockerfile_path: Option<PathBuf>,
+    /// Names to tag the result with.
+    pub tags: Vec<Reference>,
+    /// `--build-arg`s (a `None` value takes the caller's environment variable).
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`.
+    pub target: Option<String>,
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--pull`: pull every base image even when it is in the store.
+    pub pull: bool,
+    /// `--label`s for the final image.
+    pub labels: BTreeMap<String, String>,
+    /// RUN's network.
+    pub network: Network,
+    /// The platform to build for.
+    pub platform: Platform,
+    /// Stages run at once, at most.
+    pub jobs: usize,
+    /// `SOURCE_DATE_EPOCH`: clamp times in layers and use it as every created time.
+    pub source_date_epoch: Option<u64>,
+}
+
+/// What a build made.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    /// The image ID (config digest).
+    pub image_id: Digest,
+    /// The manifest's descriptor.
+    pub manifest: Descriptor,
+    /// Every step, in build order.
+    pub steps: Vec<StepRecord>,
+    /// Steps taken from the cache.
+    pub cached: usize,
+}
+
+/// The state shared by the stages of one build.
+pub(crate) struct Shared<'a> {
+    pub store: &'a Store,
+    pub options: &'a BuildOptions,
+    pub context: BuildContext,
+    pub source: &'a dyn ImageSource,
+    pub executor: &'a dyn Executor,
+    pub reporter: &'a dyn Reporter,
+    pub graph: StageGraph,
+    pub escape: char,
+    /// Step numbers: the first step number of each stage built.
+    pub first_step: BTreeMap<usize, usize>,
+    pub total_steps: usize,
+    /// Build args that some ARG consumed.
+    pub used_args: Mutex<std::collections::BTreeSet<String>>,
+    /// Finished stages.
+    pub done: Mutex<BTreeMap<usize, Arc<StageOutcome>>>,
+    /// Images named by COPY --from, pulled once.
+    pub images: Mutex<BTreeMap<String, Arc<Image>>>,
+}
+
+/// Now, or `SOURCE_DATE_EPOCH`, as RFC 3339.
+pub(crate) fn now_rfc3339(epoch: Option<u64>) -> String {
+    let now = epoch.map(|e| e as i64).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    });
+    let nanos = if epoch.is_some() {
+        0
+    } else {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+    };
+    rfc3339(now, nanos)
+}
+
+/// Formats Unix seconds and nanoseconds as RFC 3339 in UTC.
+pub(crate) fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    let frac = if nanos == 0 {
+        String::new()
+    } else {
+        format!(".{nanos:09}").trim_end_matches('0').to_string()
+    };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{frac}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Runs a build. `df` is the parsed Dockerfile.
+pub fn build(
+    store: &Store,
+    df: &Dockerfile,
+    options: &BuildOptions,
+    source: &dyn ImageSource,
+    executor: &dyn Executor,
+    reporter: &dyn Reporter,
+) -> Result<BuildResult> {
+    let _in_use = store.in_use()?;
+    let graph = StageGraph::build(df, &options.build_args).map_err(|e| parse_error(options, &e))?;
+    let order = graph.order_for(options.target.as_deref()).map_err(|e| parse_error(options, &e))?;
+    let target = *order.last().ok_or_else(|| Error::Build("nothing to build".into()))?;
+    let context = BuildContext::open(
+        &options.context,
+        options.dockerfile_path.as_deref(),
+        Some(&store.root().join("context-cache")),
+    )?;
+    // Steps are numbered in file order over the stages built, FROM included.
+    let mut needed: Vec<usize> = order.clone();
+    needed.sort_unstable();
+    let mut first_step = BTreeMap::new();
+    let mut total = 0;
+    for &i in &needed {
+        first_step.insert(i, total + 1);
+        total += 1 + graph.stages[i].instructions.len();
+    }
+    let shared = Shared {
+        store,
+        options,
+        context,
+        source,
+        executor,
+        reporter,
+        escape: df.tree.escape,
+        graph,
+        first_step,
+        total_steps: total,
+        used_args: Default::default(),
+        done: Default::default(),
+        images: Default::default(),
+    };
+    store.clean_containers();
+    run_stages(&shared, &order)?;
+    shared.context.save_stat_cache();
+    let unused: Vec<String> = options
+        .build_args
+        .keys()
+        .filter(|k| !vars::is_predefined(k))
+        .filter(|k| shared.used_args.lock().map(|u| !u.contains(*k)).unwrap_or(false))
+        .cloned()
+        .collect();
+    if !unused.is_empty() {
+        reporter.event(Event::Warning(format!(
+            "One or more build-args [{}] were not consumed",
+            unused.join(" ")
+        )));
+    }
+    let done = shared.done.lock().map_err(|_| Error::Build("a stage thread panicked".into()))?;
+    let outcome = done
+        .get(&target)
+        .cloned()
+        .ok_or_else(|| Error::Build("the target stage did not finish".into()))?;
+    let mut steps: Vec<StepRecord> = done.values().flat_map(|o| o.steps.clone()).collect();
+    steps.sort_by_key(|s| s.number);
+    drop(done);
+    let (image_id, manifest) = commit_image(store, &outcome, options)?;
+    store.add_image(&manifest, &options.tags)?;
+    let record = BuildRecord { steps: outcome.steps.clone(), all_steps: steps.clone() };
+    store.save_build_record(&image_id, &record)?;
+    let cached = steps.iter().filter(|s| s.cached).count();
+    Ok(BuildResult { image_id, manifest, steps, cached })
+}
+
+fn parse_error(options: &BuildOptions, e: &rbuild_parser::ParseError) -> Error {
+    Error::Build(rbuild_parser::render_error(&options.dockerfile_name, &options.dockerfile_text, e))
+}
+
+/// Runs the stages of `order`, each once its dependencies are done, at most
+/// `options.jobs` at a time.
+fn run_stages(shared: &Shared<'_>, order: &[usize]) -> Result<()> {
+    let jobs = shared.options.jobs.max(1);
+    let deps =
+        |i: usize| -> Vec<usize> { shared.graph.stages[i].edges.iter().map(|(t, _)| *t).collect() };
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<StageOutcome>)>();
+    std::thread::scope(|scope| {
+        let mut pending: Vec<usize> = order.to_vec();
+        let mut running = 0usize;
+        let mut first_error: Option<Error> = None;
+        loop {
+            if first_error.is_none() {
+                let finished: Vec<usize> =
+                    shared.done.lock().map(|d| d.keys().copied().collect()).unwrap_or_default();
+                let mut i = 0;
+                while i < pending.len() && running < jobs {
+                    let s = pending[i];
+                    if deps(s).iter().all(|d| finished.contains(d)) {
+                        pending.remove(i);
+                        running += 1;
+                        let tx = tx.clone();
+                        scope.spawn(move || {
+                            let result = stage::run_stage(shared, s);
+                            let _ = tx.send((s, result));
+                        });
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            // Every running stage sends exactly once, so this cannot wait forever.
+            let Ok((s, result)) = rx.recv() else { break };
+            running -= 1;
+            match result {
+                Ok(outcome) => {
+                    if let Ok(mut d) = shared.done.lock() {
+                        d.insert(s, Arc::new(outcome));
+                    }
+                }
+                Err(e) => {
+                    if first_error.is_none() {
+                        first_error = Some(e);
+                    }
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None if !pending.is_empty() => {
+                Err(Error::Build("some stages could not be scheduled".into()))
+            }
+            None => Ok(()),
+        }
+    })
+}
+
+/// Writes the final config and manifest of a stage to the store.
+/// The config an image gets: `--label`s added, created when its last step was.
+pub(crate) fn final_config(
+    config: &config::ImageConfig,
+    labels: &BTreeMap<String, String>,
+) -> config::ImageConfig {
+    let mut config = config.clone();
+    if !labels.is_empty() {
+        config.config.labels.get_or_insert_with(BTreeMap::new).extend(labels.clone());
+    }
+    config.created = config.history.iter().rev().find_map(|h| h.created.clone()).or(config.created);
+    config
+}
+
+fn commit_image(
+    store: &Store,
+    outcome: &StageOutcome,
+    options: &BuildOptions,
+) -> Result<(Digest, Descriptor)> {
+    let config = final_config(&outcome.config, &options.labels);
+    let config_bytes = config.to_bytes();
+    let config_digest = store.put_bytes(&config_bytes)?;
+    let layers: Vec<Descriptor> = outcome
+        .layers
+        .iter()
+        .map(|l| Descriptor::new(l.media_type.clone(), l.size, l.digest.clone()))
+        .collect();
+    let config_desc =
+        Descriptor::new(MediaType::ImageConfig, config_bytes.len() as u64, config_digest.clone());
+    let manifest = oci_spec::image::ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(config_desc)
+        .layers(layers)
+        .build()
+        .map_err(|e| Error::Build(format!("making the manifest: {e}")))?;
+    let bytes = serde_json::to_vec(&manifest).map_err(Error::json("manifest"))?;
+    let digest = store.put_bytes(&bytes)?;
+    Ok((config_digest, Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest)))
+}
+
+/// Finds the stage a name or index refers to, for `COPY --from`.
+pub(crate) fn stage_by_ref(graph: &StageGraph, reference: &str) -> Option<usize> {
+    let lower = reference.to_lowercase();
+    graph
+        .stages
+        .iter()
+        .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        .or_else(|| reference.parse::<usize>().ok().filter(|i| *i < graph.stages.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_700_000_000, 0), "2023-11-14T22:13:20Z");
+        assert_eq!(super::rfc3339(951_782_400, 500_000_000), "2000-02-29T00:00:00.5Z");
+    }
+}

@@ -1,0 +1,325 @@
+//! RUN: the command in a sandbox over the stage's layers; what it changed becomes a layer.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::Write;
+use std::time::Instant;
+
+use rbuild_parser::{Command, Heredoc, Instruction, InstructionKind, NetworkMode};
+use serde_json::json;
+
+use super::cache::{CacheKey, CacheRecord, LayerRecord};
+use super::record::StepRecord;
+use super::stage::State;
+use super::{vars, Event, Reporter};
+use crate::error::{Error, Result};
+use crate::sandbox::{Network, SandboxSpec, Volume};
+use crate::snapshot::{overlay_changes, write_layer, Compression, LayerOptions};
+
+/// Bytes of a failed step's output shown in the error.
+const TAIL_BYTES: usize = 4096;
+
+/// Where a RUN's output goes: the reporter, the step's log file, and a tail for errors.
+struct StepOutput<'r> {
+    reporter: &'r dyn Reporter,
+    number: usize,
+    log: fs::File,
+    tail: VecDeque<u8>,
+}
+
+impl Write for StepOutput<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.log.write_all(buf)?;
+        self.reporter.event(Event::Output { number: self.number, bytes: buf.to_vec() });
+        self.tail.extend(buf);
+        let excess = self.tail.len().saturating_sub(TAIL_BYTES);
+        self.tail.drain(..excess);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.log.flush()
+    }
+}
+
+/// A heredoc body as the shell should see it (`<<-` strips leading tabs).
+fn heredoc_body(h: &Heredoc) -> String {
+    if h.chomp {
+        h.content.lines().map(|l| l.trim_start_matches('\t')).map(|l| format!("{l}\n")).collect()
+    } else {
+        h.content.clone()
+    }
+}
+
+/// Whether a shell command is nothing but heredoc markers (`<<EOF`, `<<-"EOF"`).
+fn only_heredoc_marker(command: &str) -> bool {
+    let t = command.trim();
+    let rest = t.strip_prefix("<<").map(|r| r.trim_start_matches('-'));
+    rest.is_some_and(|r| {
+        let r = r.trim_matches(|c| c == '"' || c == '\'');
+        !r.is_empty() && r.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
+    })
+}
+
+fn random_id(seed: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let d = crate::digest::sha256(format!("{seed}{now}{}", std::process::id()).as_bytes());
+    d.digest().to_string()
+}
+
+/// Runs a RUN instruction. Returns whether it came from the cache.
+pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) -> Result<bool> {
+    let InstructionKind::Run { command, heredocs, mounts, network, security } = &inst.kind else {
+        return Err(state.error(inst, "not a RUN instruction"));
+    };
+    let shared = state.shared;
+    if !mounts.is_empty() {
+        shared.reporter.event(Event::Warning(format!(
+            "{}:{}: RUN --mount is not supported yet; the mounts are left out",
+            shared.options.dockerfile_name, inst.span.start.line
+        )));
+    }
+    if security.is_some() {
+        return Err(state.error(inst, "RUN --security is not supported"));
+    }
+    // Scripts given as heredocs: a lone heredoc is the script (run by its #! line if it
+    // has one, else by the shell); otherwise the heredocs follow the command as the shell
+    // reads them.
+    let mut script: Option<(String, String)> = None;
+    let argv = match (command, heredocs.as_slice()) {
+        (Command::Shell(s), [h]) if only_heredoc_marker(s) => {
+            let body = heredoc_body(h);
+            if body.starts_with("#!") {
+                let target = format!("/dev/pipes/{}", h.name);
+                script = Some((target.clone(), body));
+                vec![target]
+            } else {
+                let mut v = state.shell();
+                v.push(body);
+                v
+            }
+        }
+        (Command::Shell(s), hs) if !hs.is_empty() => {
+            let mut text = s.clone();
+            for h in hs {
+                text.push('\n');
+                text.push_str(&heredoc_body(h));
+                text.push_str(&h.name);
+            }
+            let mut v = state.shell();
+            v.push(text);
+            v
+        }
+        (c, _) => state.argv(c),
+    };
+    let proxies: Vec<(String, String)> = vars::PROXY_ARGS
+        .iter()
+        .filter_map(|k| shared.options.build_args.get(*k).map(|v| (k.to_string(), v.clone())))
+        .filter(|(k, _)| !state.args.iter().any(|(n, _)| n == k))
+        .collect();
+    let env_for_key = vars::run_env(&state.args, &state.env_list(), &[]);
+    let env = vars::run_env(&state.args, &state.env_list(), &proxies);
+    let net = match network.unwrap_or(NetworkMode::Default) {
+        NetworkMode::None => Network::None,
+        NetworkMode::Host => Network::Host,
+        NetworkMode::Default => shared.options.network,
+    };
+    let user = state.config.config.user.clone().unwrap_or_default();
+    let workdir = state.workdir();
+    let key = CacheKey::new(
+        &state.chain,
+        json!({"op": "run", "argv": argv, "env": env_for_key, "user": user, "workdir": workdir,
+               "network": format!("{net:?}"), "script": script}),
+    );
+    // The history shows the ARGs the command saw, as Docker does: `|2 A=1 B=2 cmd`.
+    let arg_words: Vec<String> =
+        state.args.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))).collect();
+    let created_by = if arg_words.is_empty() {
+        format!("RUN {}", argv.join(" "))
+    } else {
+        format!("RUN |{} {} {}", arg_words.len(), arg_words.join(" "), argv.join(" "))
+    };
+    if !shared.options.no_cache {
+        if let Some(record) = shared.store.cache_lookup(&key) {
+            shared.reporter.event(Event::Cached { number });
+            return reuse(state, number, key, record, created_by).map(|()| true);
+        }
+    }
+    state.all_cached = false;
+    let started = Instant::now();
+    let store = shared.store;
+    let id = random_id(&key.0);
+    let run_dir = store.containers_dir().join(&id);
+    fs::create_dir_all(&run_dir).map_err(Error::io("creating", run_dir.clone()))?;
+    let guard = RemoveOnDrop(run_dir.clone());
+    fs::write(run_dir.join("pid"), std::process::id().to_string())
+        .map_err(Error::io("writing", run_dir.join("pid")))?;
+    let mut volumes = Vec::new();
+    if let Some((target, body)) = &script {
+        let host = run_dir.join("script");
+        fs::write(&host, body).map_err(Error::io("writing", host.clone()))?;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&host, fs::Permissions::from_mode(0o755))
+            .map_err(Error::io("making executable", host.clone()))?;
+        volumes.push(Volume { host, target: target.clone(), readonly: true });
+    }
+    let lowers = state.snapshots()?;
+    let view = state.view()?;
+    let spec = SandboxSpec {
+        lowers,
+        run_dir: run_dir.clone(),
+        args: argv.clone(),
+        env,
+        cwd: workdir,
+        user,
+        hostname: id[..12].to_string(),
+        network: net,
+        volumes,
+        limits: Default::default(),
+        tty: false,
+    };
+    shared.reporter.event(Event::Running { number, id: id[..12].to_string() });
+    let log_path = run_dir.join("log");
+    let log = fs::File::create(&log_path).map_err(Error::io("creating", log_path.clone()))?;
+    let mut out = StepOutput { reporter: shared.reporter, number, log, tail: VecDeque::new() };
+    let code = shared.executor.run(&spec, &mut out)?;
+    let _ = out.flush();
+    if code != 0 {
+        let tail: Vec<u8> = out.tail.iter().copied().collect();
+        let tail = String::from_utf8_lossy(&tail);
+        let lines: Vec<&str> = tail.lines().collect();
+        let last: Vec<&str> = lines[lines.len().saturating_sub(20)..].to_vec();
+        let mut msg = format!("the command '{}' returned a non-zero code: {code}", argv.join(" "));
+        if !last.is_empty() {
+            msg.push_str("\n--- the end of its output:\n");
+            msg.push_str(&last.join("\n"));
+        }
+        return Err(state.error(inst, &msg));
+    }
+    let upper = spec.upper();
+    remove_mount_stubs(&upper, &view);
+    let changes = overlay_changes(&upper)?;
+    let created = super::now_rfc3339(shared.options.source_date_epoch);
+    let layer = if changes.is_empty() {
+        None
+    } else {
+        Some(commit_layer(store, &upper, &changes, shared.options.source_date_epoch)?)
+    };
+    let snapshot = match &layer {
+        Some(l) => Some(store.adopt_snapshot(&upper, &l.diff_id)?),
+        None => None,
+    };
+    let duration = started.elapsed();
+    let record = CacheRecord {
+        layer: layer.clone(),
+        created: created.clone(),
+        duration_ms: duration.as_millis() as u64,
+    };
+    store.cache_store(&key, &record)?;
+    let logs = store.root().join("logs");
+    fs::create_dir_all(&logs).map_err(Error::io("creating", logs.clone()))?;
+    fs::rename(&log_path, store.step_log_path(&key))
+        .map_err(Error::io("keeping the log", log_path))?;
+    drop(guard);
+    let size = layer.as_ref().map_or(0, |l| l.tar_size);
+    if let Some(l) = layer {
+        state.push_layer(l, snapshot)?;
+    }
+    state.last_created = created.clone();
+    state.add_history(created_by.clone(), record.layer.is_none(), Some(created));
+    state.chain = key.clone();
+    state.record_step(StepRecord {
+        number,
+        created_by,
+        cache_key: Some(key),
+        cached: false,
+        duration_ms: (duration).as_millis() as u64,
+        size,
+        has_log: true,
+    });
+    Ok(false)
+}
+
+/// Takes a step's result from the cache.
+pub(super) fn reuse(
+    state: &mut State<'_, '_>,
+    number: usize,
+    key: CacheKey,
+    record: CacheRecord,
+    created_by: String,
+) -> Result<()> {
+    let size = record.layer.as_ref().map_or(0, |l| l.tar_size);
+    let empty = record.layer.is_none();
+    if let Some(l) = record.layer {
+        state.push_layer(l, None)?;
+    }
+    state.last_created = record.created.clone();
+    state.add_history(created_by.clone(), empty, Some(record.created));
+    state.chain = key.clone();
+    let has_log = state.shared.store.step_log_path(&key).exists();
+    state.record_step(StepRecord {
+        number,
+        created_by,
+        cache_key: Some(key),
+        cached: true,
+        duration_ms: (std::time::Duration::from_millis(record.duration_ms)).as_millis() as u64,
+        size,
+        has_log,
+    });
+    Ok(())
+}
+
+/// Writes the layer of `changes` under `root` into the store, uncompressed (as Docker
+/// keeps built layers; compression costs more than it saves on a local disk).
+pub(super) fn commit_layer(
+    store: &crate::store::Store,
+    root: &std::path::Path,
+    changes: &[crate::snapshot::Change],
+    epoch: Option<u64>,
+) -> Result<LayerRecord> {
+    let mut writer = store.blob_writer()?;
+    let blob = write_layer(
+        root,
+        changes,
+        LayerOptions { compression: Compression::None, source_date_epoch: epoch },
+        &mut writer,
+    )?;
+    let (digest, size) = writer.commit(Some(&blob.digest))?;
+    Ok(LayerRecord {
+        digest,
+        size,
+        media_type: blob.media_type,
+        diff_id: blob.diff_id,
+        tar_size: size,
+    })
+}
+
+/// Removes the empty files and directories the sandbox made as mount points (`/proc`,
+/// `/etc/hosts` ...) where the image had none, so they do not end up in the layer.
+fn remove_mount_stubs(upper: &std::path::Path, view: &super::rootfs::RootfsView) {
+    for stub in ["etc/hosts", "etc/resolv.conf", "etc/hostname", "proc", "sys", "dev", "etc"] {
+        let p = upper.join(stub);
+        let Ok(m) = fs::symlink_metadata(&p) else { continue };
+        if view.entry(&super::rootfs::components(stub)).is_some() {
+            continue;
+        }
+        if m.is_file() && m.len() == 0 {
+            let _ = fs::remove_file(&p);
+        } else if m.is_dir() {
+            // Only when empty: a command may have written there.
+            let _ = fs::remove_dir(&p);
+        }
+    }
+}
+
+/// Removes a directory tree when dropped (a failed step's sandbox directory).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}

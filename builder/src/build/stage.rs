@@ -1,0 +1,597 @@
+//! One stage: its base, its base's ONBUILD triggers, then its instructions in order.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use oci_spec::image::Digest;
+use rbuild_parser::shell::{Lexer, MapEnv};
+use rbuild_parser::{
+    Command, ErrorKind, HealthCheck, Instruction, InstructionKind, ParseError, Span, StageBase,
+};
+
+use super::cache::{CacheKey, LayerRecord};
+use super::config::{Empty, HealthConfig, HistoryEntry, ImageConfig};
+use super::record::StepRecord;
+use super::rootfs::RootfsView;
+use super::{vars, Event, Platform, Shared};
+use crate::error::{Error, Result};
+use crate::reference::Reference;
+use crate::store::Image;
+
+/// What a finished stage hands to the stages that use it.
+#[derive(Debug, Clone)]
+pub struct StageOutcome {
+    /// Its image config (history and diff IDs included).
+    pub config: ImageConfig,
+    /// Its layers, lowest first.
+    pub layers: Vec<LayerRecord>,
+    /// Their snapshots, lowest first.
+    pub snapshots: Vec<PathBuf>,
+    /// The cache key of its last file system state.
+    pub chain: CacheKey,
+    /// The steps it ran.
+    pub steps: Vec<StepRecord>,
+    /// When its last layer was made.
+    pub last_created: String,
+}
+
+/// A stage being built.
+pub(crate) struct State<'s, 'a> {
+    pub shared: &'s Shared<'a>,
+    pub stage: usize,
+    pub config: ImageConfig,
+    pub layers: Vec<LayerRecord>,
+    snapshots: Option<Vec<PathBuf>>,
+    pub chain: CacheKey,
+    /// ARGs declared in the stage, with their values (`None`: declared, no value).
+    pub args: Vec<(String, Option<String>)>,
+    pub steps: Vec<StepRecord>,
+    /// Created time of the latest layer (metadata steps take it, so a build that only
+    /// hits the cache gives the same image ID).
+    pub last_created: String,
+    /// Whether CMD was set in this stage (ENTRYPOINT then keeps it).
+    cmd_set: bool,
+    /// Whether every step so far came from the cache.
+    pub all_cached: bool,
+    /// The base image's ID, until the first step changes anything.
+    pub base_id: Option<Digest>,
+}
+
+fn history_text(inst: &Instruction) -> String {
+    inst.original.trim().to_string()
+}
+
+impl<'s, 'a> State<'s, 'a> {
+    /// The layer snapshots, extracted on first use.
+    pub fn snapshots(&mut self) -> Result<Vec<PathBuf>> {
+        if let Some(s) = &self.snapshots {
+            return Ok(s.clone());
+        }
+        let mut out = Vec::new();
+        for l in &self.layers {
+            out.push(self.shared.store.snapshot(&l.digest, &l.diff_id)?);
+        }
+        self.snapshots = Some(out.clone());
+        Ok(out)
+    }
+
+    /// The stage's file system so far.
+    pub fn view(&mut self) -> Result<RootfsView> {
+        Ok(RootfsView::new(self.snapshots()?))
+    }
+
+    /// Adds a layer (with its snapshot) on top.
+    pub fn push_layer(&mut self, layer: LayerRecord, snapshot: Option<PathBuf>) -> Result<()> {
+        self.config.rootfs.diff_ids.push(layer.diff_id.to_string());
+        let snap = match snapshot {
+            Some(s) => s,
+            None => self.shared.store.snapshot(&layer.digest, &layer.diff_id)?,
+        };
+        self.snapshots()?.len();
+        if let Some(s) = &mut self.snapshots {
+            s.push(snap);
+        }
+        self.layers.push(layer);
+        Ok(())
+    }
+
+    /// The image ID the stage would have now.
+    pub fn current_id(&self) -> Digest {
+        if let Some(id) = &self.base_id {
+            return id.clone();
+        }
+        crate::digest::sha256(&super::final_config(&self.config, &BTreeMap::new()).to_bytes())
+    }
+
+    pub fn env_list(&self) -> Vec<String> {
+        self.config.config.env.clone().unwrap_or_default()
+    }
+
+    /// Expands `$VAR`s in a word with the stage's ARGs and ENV.
+    pub fn expand(&self, inst: &Instruction, word: &str) -> Result<String> {
+        let env: MapEnv = vars::expansion_env(&self.args, &self.env_list());
+        Lexer::new(self.shared.escape)
+            .process_word(word, &env)
+            .map_err(|e| self.error(inst, &e.to_string()))
+    }
+
+    /// An error about `inst`, with its place in the Dockerfile.
+    pub fn error(&self, inst: &Instruction, message: &str) -> Error {
+        let keyword = inst.original.split_whitespace().next().map_or(1, |k| k.len());
+        let span = Span::on_line(inst.span.start.line, inst.span.start.column.max(1), keyword);
+        let e = ParseError::new(ErrorKind::Invalid(message.to_string()), span);
+        Error::Build(rbuild_parser::render_error(
+            &self.shared.options.dockerfile_name,
+            &self.shared.options.dockerfile_text,
+            &e,
+        ))
+    }
+
+    pub fn add_history(&mut self, created_by: String, empty: bool, created: Option<String>) {
+        let created = created.unwrap_or_else(|| self.last_created.clone());
+        self.config.history.push(HistoryEntry {
+            created: Some(created),
+            created_by: Some(created_by),
+            empty_layer: empty,
+            ..Default::default()
+        });
+    }
+
+    /// The working directory, `/` when unset.
+    pub fn workdir(&self) -> String {
+        self.config
+            .config
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into())
+    }
+
+    /// A path made absolute against the working directory and cleaned.
+    pub fn absolute(&self, path: &str) -> String {
+        let joined = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("{}/{path}", self.workdir())
+        };
+        let mut cleaned = rbuild_parser::dockerignore::clean_path(&joined);
+        if path.ends_with('/') && cleaned != "/" {
+            cleaned.push('/');
+        }
+        cleaned
+    }
+
+    /// The shell for shell-form commands.
+    pub fn shell(&self) -> Vec<String> {
+        self.config.config.shell.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    /// A command in argv form.
+    pub fn argv(&self, command: &Command) -> Vec<String> {
+        match command {
+            Command::Exec(v) => v.clone(),
+            Command::Shell(s) => {
+                let mut v = self.shell();
+                v.push(s.clone());
+                v
+            }
+        }
+    }
+
+    /// Records a step for the build record.
+    pub fn record_step(&mut self, step: StepRecord) {
+        self.steps.push(step);
+    }
+}
+
+/// Reads a stored image into a stage's starting state.
+fn image_state<'s, 'a>(
+    shared: &'s Shared<'a>,
+    stage: usize,
+    image: &Image,
+) -> Result<State<'s, 'a>> {
+    let raw = shared.store.read_blob(image.id())?;
+    let config: ImageConfig = serde_json::from_slice(&raw).map_err(Error::json("image config"))?;
+    if config.rootfs.diff_ids.len() != image.manifest.layers().len() {
+        return Err(Error::BadArchive(format!(
+            "image {} lists {} diff IDs for {} layers",
+            image.id(),
+            config.rootfs.diff_ids.len(),
+            image.manifest.layers().len()
+        )));
+    }
+    let mut layers = Vec::new();
+    for (l, d) in image.manifest.layers().iter().zip(&config.rootfs.diff_ids) {
+        let diff_id: Digest =
+            d.parse().map_err(|_| Error::BadArchive(format!("invalid diff ID {d}")))?;
+        layers.push(LayerRecord {
+            digest: l.digest().clone(),
+            size: l.size(),
+            media_type: l.media_type().clone(),
+            diff_id,
+            tar_size: 0,
+        });
+    }
+    let last_created = config.created.clone().unwrap_or_else(|| super::rfc3339(0, 0));
+    Ok(State {
+        shared,
+        stage,
+        chain: CacheKey::base(image.id().as_ref()),
+        config,
+        layers,
+        snapshots: None,
+        args: Vec::new(),
+        steps: Vec::new(),
+        last_created,
+        cmd_set: false,
+        all_cached: true,
+        base_id: Some(image.id().clone()),
+    })
+}
+
+fn scratch_state<'s, 'a>(shared: &'s Shared<'a>, stage: usize) -> State<'s, 'a> {
+    let p = &shared.options.platform;
+    let config = ImageConfig {
+        architecture: p.architecture.clone(),
+        os: p.os.clone(),
+        variant: p.variant.clone(),
+        config: super::config::RunConfig {
+            env: Some(vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
+            ]),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    State {
+        shared,
+        stage,
+        chain: CacheKey::base("scratch"),
+        config,
+        layers: Vec::new(),
+        snapshots: Some(Vec::new()),
+        args: Vec::new(),
+        steps: Vec::new(),
+        last_created: super::now_rfc3339(shared.options.source_date_epoch),
+        cmd_set: false,
+        all_cached: true,
+        base_id: None,
+    }
+}
+
+/// Finds or pulls a base image.
+pub(crate) fn base_image(shared: &Shared<'_>, stage: usize, name: &str) -> Result<Image> {
+    let reference = Reference::parse(name)?;
+    let store = shared.store;
+    if !shared.options.pull {
+        match store.resolve(&reference.to_string()) {
+            Ok(image) => return Ok(image),
+            Err(Error::NoSuchImage(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    shared.reporter.event(Event::Pulling { stage, reference: reference.familiar() });
+    shared.source.pull(store, &reference, &shared.options.platform)
+}
+
+/// Runs stage `index` to its end.
+pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcome> {
+    let stage = &shared.graph.stages[index];
+    let mut number = shared.first_step.get(&index).copied().unwrap_or(1);
+    let from_text = shared
+        .graph
+        .stages
+        .get(index)
+        .map(|_| stage_from_text(shared, stage.span.start.line))
+        .unwrap_or_default();
+    shared.reporter.event(Event::Step {
+        stage: index,
+        number,
+        total: shared.total_steps,
+        text: from_text,
+    });
+    let _span = tracing::info_span!("stage", index).entered();
+    let mut state = match &stage.base {
+        StageBase::Scratch => scratch_state(shared, index),
+        StageBase::Stage(i) => {
+            let done =
+                shared.done.lock().map_err(|_| Error::Build("a stage thread panicked".into()))?;
+            let base = done
+                .get(i)
+                .cloned()
+                .ok_or_else(|| Error::Build(format!("stage {i} has not been built")))?;
+            drop(done);
+            State {
+                shared,
+                stage: index,
+                config: base.config.clone(),
+                layers: base.layers.clone(),
+                snapshots: Some(base.snapshots.clone()),
+                chain: base.chain.clone(),
+                args: Vec::new(),
+                steps: Vec::new(),
+                last_created: base.last_created.clone(),
+                cmd_set: false,
+                all_cached: true,
+                base_id: None,
+            }
+        }
+        StageBase::Image(name) => {
+            let image = base_image(shared, index, name)?;
+            let state = image_state(shared, index, &image)?;
+            let want = &shared.options.platform;
+            if state.config.architecture != want.architecture || state.config.os != want.os {
+                shared.reporter.event(Event::Warning(format!(
+                    "the base image {name} is for {}/{}, not {want}",
+                    state.config.os, state.config.architecture
+                )));
+            }
+            state
+        }
+    };
+    shared.reporter.event(Event::StepDone {
+        number,
+        id: state.current_id(),
+        duration: Duration::ZERO,
+        cached: false,
+    });
+    // ONBUILD triggers of the base run before the stage's own instructions, and leave it.
+    let triggers = state.config.config.on_build.take().unwrap_or_default();
+    if !triggers.is_empty() {
+        shared.reporter.event(Event::Triggers { number, count: triggers.len() });
+        for text in &triggers {
+            let df = rbuild_parser::parse(&format!("{text}\n")).map_err(|e| {
+                Error::Build(format!("the base image's ONBUILD trigger {text:?}: {e}"))
+            })?;
+            for mut inst in df.instructions {
+                inst.span = stage.span;
+                dispatch(&mut state, &inst, number)?;
+            }
+        }
+    }
+    for inst in &stage.instructions {
+        number += 1;
+        shared.reporter.event(Event::Step {
+            stage: index,
+            number,
+            total: shared.total_steps,
+            text: inst.original.trim().to_string(),
+        });
+        let started = Instant::now();
+        let cached = dispatch(&mut state, inst, number)?;
+        shared.reporter.event(Event::StepDone {
+            number,
+            id: state.current_id(),
+            duration: started.elapsed(),
+            cached,
+        });
+    }
+    let snapshots = state.snapshots()?;
+    Ok(StageOutcome {
+        config: state.config,
+        layers: state.layers,
+        snapshots,
+        chain: state.chain,
+        steps: state.steps,
+        last_created: state.last_created,
+    })
+}
+
+fn stage_from_text(shared: &Shared<'_>, line: usize) -> String {
+    let text =
+        shared.options.dockerfile_text.split('\n').nth(line.saturating_sub(1)).unwrap_or("FROM");
+    text.trim().to_string()
+}
+
+/// Parses a Go duration in nanoseconds.
+fn nanos(d: Option<Duration>) -> Option<u64> {
+    d.map(|d| d.as_nanos() as u64)
+}
+
+/// Runs one instruction. Returns whether it came from the cache.
+fn dispatch(state: &mut State<'_, '_>, inst: &Instruction, number: usize) -> Result<bool> {
+    state.base_id = None;
+    let created_by = history_text(inst);
+    match &inst.kind {
+        InstructionKind::Run { .. } => return super::run::run(state, inst, number),
+        InstructionKind::Copy(c) => return super::copy::copy(state, inst, c, false, number),
+        InstructionKind::Add(c) => return super::copy::copy(state, inst, c, true, number),
+        InstructionKind::Workdir(path) => {
+            let path = state.expand(inst, path)?;
+            let abs = state.absolute(&path);
+            let abs = if abs.len() > 1 { abs.trim_end_matches('/').to_string() } else { abs };
+            state.config.config.working_dir = Some(abs.clone());
+            let cached = super::copy::make_workdir(state, inst, &abs, number)?;
+            return Ok(cached);
+        }
+        InstructionKind::Env(pairs) => {
+            let mut done = Vec::new();
+            for (k, v) in pairs {
+                done.push((state.expand(inst, k)?, state.expand(inst, v)?));
+            }
+            for (k, v) in &done {
+                state.config.set_env(k, v);
+            }
+            let text = done.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            state.add_history(format!("ENV {text}"), true, None);
+        }
+        InstructionKind::Label(pairs) => {
+            let mut done = Vec::new();
+            for (k, v) in pairs {
+                done.push((state.expand(inst, k)?, state.expand(inst, v)?));
+            }
+            let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
+            for (k, v) in &done {
+                labels.insert(k.clone(), v.clone());
+            }
+            let text = done.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            state.add_history(format!("LABEL {text}"), true, None);
+        }
+        InstructionKind::Maintainer(name) => {
+            state.config.author = Some(name.clone());
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::Expose(ports) => {
+            let mut expanded = Vec::new();
+            for p in ports {
+                for word in state.expand(inst, p)?.split_whitespace() {
+                    expanded.extend(expose_ports(word).map_err(|m| state.error(inst, &m))?);
+                }
+            }
+            let map = state.config.config.exposed_ports.get_or_insert_with(BTreeMap::new);
+            for p in &expanded {
+                map.insert(p.clone(), Empty {});
+            }
+            state.add_history(format!("EXPOSE {}", expanded.join(" ")), true, None);
+        }
+        InstructionKind::Volume(paths) => {
+            for p in paths {
+                let v = state.expand(inst, p)?;
+                if v.trim().is_empty() {
+                    return Err(state.error(inst, "VOLUME specified can not be an empty string"));
+                }
+                state.config.config.volumes.get_or_insert_with(BTreeMap::new).insert(v, Empty {});
+            }
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::User(user) => {
+            let user = state.expand(inst, user)?;
+            state.config.config.user = Some(user.clone());
+            state.add_history(format!("USER {user}"), true, None);
+        }
+        InstructionKind::Cmd(command) => {
+            state.config.config.cmd = Some(state.argv(command));
+            state.cmd_set = true;
+            if matches!(command, Command::Shell(_)) {
+                state.config.config.args_escaped = Some(true);
+            }
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::Entrypoint(command) => {
+            state.config.config.entrypoint = Some(state.argv(command));
+            if !state.cmd_set {
+                state.config.config.cmd = None;
+            }
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::Shell(shell) => {
+            state.config.config.shell = Some(shell.clone());
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::StopSignal(signal) => {
+            let signal = state.expand(inst, signal)?;
+            state.config.config.stop_signal = Some(signal);
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::Healthcheck(check) => {
+            let health = match check {
+                HealthCheck::None => {
+                    HealthConfig { test: vec!["NONE".into()], ..Default::default() }
+                }
+                HealthCheck::Cmd {
+                    command,
+                    interval,
+                    timeout,
+                    start_period,
+                    start_interval,
+                    retries,
+                } => {
+                    let test = match command {
+                        Command::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
+                        Command::Exec(v) => {
+                            std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect()
+                        }
+                    };
+                    HealthConfig {
+                        test,
+                        interval: nanos(*interval),
+                        timeout: nanos(*timeout),
+                        start_period: nanos(*start_period),
+                        start_interval: nanos(*start_interval),
+                        retries: *retries,
+                    }
+                }
+            };
+            state.config.config.healthcheck = Some(health);
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::Onbuild(inner) => {
+            let text = inner.original.trim().to_string();
+            state.config.config.on_build.get_or_insert_with(Vec::new).push(text);
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::Arg(decls) => {
+            for (name, default) in decls {
+                let value = arg_value(state, inst, name, default.as_deref())?;
+                state.args.retain(|(n, _)| n != name);
+                state.args.push((name.clone(), value));
+            }
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::From { .. } => {
+            return Err(state.error(inst, "FROM cannot be used here"));
+        }
+    }
+    state.record_step(StepRecord {
+        number,
+        created_by: history_text(inst),
+        cache_key: None,
+        cached: state.all_cached,
+        duration_ms: (Duration::ZERO).as_millis() as u64,
+        size: 0,
+        has_log: false,
+    });
+    Ok(state.all_cached)
+}
+
+/// The value of a stage ARG: `--build-arg`, else its default, else the global ARG's value,
+/// else the automatic platform value.
+fn arg_value(
+    state: &State<'_, '_>,
+    inst: &Instruction,
+    name: &str,
+    default: Option<&str>,
+) -> Result<Option<String>> {
+    let shared = state.shared;
+    if let Some(v) = shared.options.build_args.get(name) {
+        if let Ok(mut used) = shared.used_args.lock() {
+            used.insert(name.to_string());
+        }
+        return Ok(Some(v.clone()));
+    }
+    if let Some(d) = default {
+        return state.expand(inst, d).map(Some);
+    }
+    if let Some((_, v)) = shared.graph.global_args.iter().find(|(n, _)| n == name) {
+        if let Ok(mut used) = shared.used_args.lock() {
+            used.insert(name.to_string());
+        }
+        return Ok(v.clone());
+    }
+    let platform_args = vars::platform_args(&shared.options.platform, &Platform::host());
+    Ok(platform_args.into_iter().find(|(n, _)| n == name).map(|(_, v)| v))
+}
+
+/// `EXPOSE` words: `80`, `80/udp`, `8000-8002/tcp`.
+fn expose_ports(word: &str) -> std::result::Result<Vec<String>, String> {
+    let (ports, proto) = word.split_once('/').unwrap_or((word, "tcp"));
+    let proto = proto.to_lowercase();
+    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+        return Err(format!("invalid proto: {proto}"));
+    }
+    let bad = || format!("invalid containerPort: {ports}");
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => {
+            (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?)
+        }
+        None => {
+            let p = ports.parse::<u16>().map_err(|_| bad())?;
+            (p, p)
+        }
+    };
+    if hi < lo || hi - lo > 10_000 {
+        return Err(bad());
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}

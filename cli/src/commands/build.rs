@@ -1,0 +1,296 @@
+//! `rbuild build` (the default command): a Dockerfile and its context into an image.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use rbuild_builder::build::{self, BuildOptions, Platform, ProcessExecutor};
+use rbuild_builder::reference::Reference;
+use rbuild_builder::sandbox::Network;
+use rbuild_builder::store::Store;
+
+use super::registry::{NetworkSource, RegistryArgs};
+use crate::progress::{self, ProgressMode};
+
+/// RUN's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkArg {
+    /// The host's network (the default, as with `docker build`).
+    Host,
+    /// Only a loopback interface.
+    None,
+    /// The same as host.
+    Default,
+}
+
+/// Arguments of `rbuild build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name the image (`name[:tag]`); repeat for several names.
+    #[arg(short = 't', long = "tag", value_name = "NAME")]
+    tags: Vec<String>,
+    /// The Dockerfile (default: PATH/Dockerfile); `-` reads it from standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<String>,
+    /// Set a build argument (`KEY=VALUE`, or `KEY` to take the caller's variable).
+    #[arg(long = "build-arg", value_name = "KEY[=VALUE]")]
+    build_args: Vec<String>,
+    /// Build this stage (a name or index) and what it needs, not the last stage.
+    #[arg(long)]
+    target: Option<String>,
+    /// Run every step, ignoring the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Pull every base image, even when it is in the store.
+    #[arg(long)]
+    pull: bool,
+    /// Add a label to the image (`KEY=VALUE`).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    labels: Vec<String>,
+    /// Write the image ID to this file.
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// Print only the image ID.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Output: `auto` (tty on a terminal, else plain), `tty`, `plain` (Docker's classic
+    /// lines), `quiet`, or `json` (one event per line).
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
+    /// The network of RUN steps.
+    #[arg(long, value_enum, default_value_t = NetworkArg::Host)]
+    network: NetworkArg,
+    /// The platform to build for (only this machine's is supported).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// The build context: a directory, or `-` for a tar archive on standard input.
+    #[arg(value_name = "PATH")]
+    path: String,
+}
+
+/// Whether a `# syntax=` image is Dockerfile 1.x, which rbuild's frontend serves.
+fn builtin_syntax(value: &str) -> bool {
+    let name = value.split('@').next().unwrap_or(value);
+    let name = name.strip_prefix("docker.io/").unwrap_or(name);
+    let Some(tag) = name
+        .strip_prefix("docker/dockerfile:")
+        .or_else(|| name.strip_prefix("docker/dockerfile-upstream:"))
+    else {
+        return name == "docker/dockerfile";
+    };
+    let tag = tag.strip_suffix("-labs").unwrap_or(tag);
+    tag.split('.').next() == Some("1")
+        && tag.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn key_values(items: &[String], what: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        match item.split_once('=') {
+            Some((k, v)) if !k.is_empty() => {
+                out.insert(k.to_string(), v.to_string());
+            }
+            Some(_) => bail!("invalid {what} {item:?}: the key is empty"),
+            None if what == "build argument" => {
+                // `--build-arg KEY` takes the caller's value, and is ignored without one.
+                if let Ok(v) = std::env::var(item) {
+                    out.insert(item.clone(), v);
+                }
+            }
+            None => bail!("invalid {what} {item:?}: expected KEY=VALUE"),
+        }
+    }
+    Ok(out)
+}
+
+/// Extracts a tar context from standard input into a new directory.
+fn context_from_stdin(store: &Store) -> Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("context-")
+        .tempdir_in(store.root().join("tmp"))
+        .context("making a directory for the context")?;
+    let stdin = std::io::stdin();
+    let reader =
+        rbuild_builder::snapshot::decompress(stdin.lock()).context("reading the context")?;
+    let options = rbuild_builder::snapshot::ApplyOptions {
+        preserve_owners: false,
+        whiteouts: rbuild_builder::snapshot::WhiteoutMode::Remove,
+    };
+    rbuild_builder::snapshot::apply_layer(reader, dir.path(), options)
+        .context("extracting the context from standard input")?;
+    Ok(dir)
+}
+
+/// `rbuild build`.
+pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
+    let mode = if args.quiet { ProgressMode::Quiet } else { args.progress.resolve() };
+    let tags: Vec<Reference> = args
+        .tags
+        .iter()
+        .map(|t| Reference::parse(t).with_context(|| format!("invalid tag {t:?}")))
+        .collect::<Result<_>>()?;
+    let platform = match &args.platform {
+        Some(p) => Platform::parse(p)?,
+        None => Platform::host(),
+    };
+    let host = Platform::host();
+    if platform.os != host.os || platform.architecture != host.architecture {
+        bail!("cannot build for {platform} on this {host} machine: only the native platform is supported");
+    }
+    let stdin_context = args.path == "-";
+    let stdin_dockerfile = args.file.as_deref() == Some("-");
+    if stdin_context && stdin_dockerfile {
+        bail!("the context and the Dockerfile cannot both come from standard input");
+    }
+    let _tmp_context;
+    let context_dir = if stdin_context {
+        let dir = context_from_stdin(store)?;
+        let path = dir.path().to_path_buf();
+        _tmp_context = Some(dir);
+        path
+    } else {
+        _tmp_context = None;
+        let p = PathBuf::from(&args.path);
+        if !p.is_dir() {
+            bail!("unable to prepare context: path {:?} not found or not a directory", args.path);
+        }
+        p
+    };
+    let (dockerfile_text, dockerfile_name, dockerfile_path) = if stdin_dockerfile {
+        let mut text = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut text)
+            .context("reading the Dockerfile from standard input")?;
+        (String::from_utf8_lossy(&text).into_owned(), "-".to_string(), None)
+    } else {
+        let path = match &args.file {
+            Some(f) => PathBuf::from(f),
+            None => {
+                let d = context_dir.join("Dockerfile");
+                let c = context_dir.join("Containerfile");
+                if !d.exists() && c.exists() {
+                    c
+                } else {
+                    d
+                }
+            }
+        };
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("reading the Dockerfile {}", path.display()))?;
+        let name = match &args.file {
+            Some(f) => f.clone(),
+            None if stdin_context => "Dockerfile".to_string(),
+            None => {
+                let shown = path.display().to_string();
+                shown.strip_prefix("./").map(str::to_string).unwrap_or(shown)
+            }
+        };
+        (String::from_utf8_lossy(&bytes).into_owned(), name, Some(path))
+    };
+    let df = match rbuild_parser::parse(&dockerfile_text) {
+        Ok(df) => df,
+        Err(e) => bail!("{}", rbuild_parser::render_error(&dockerfile_name, &dockerfile_text, &e)),
+    };
+    let reporter = progress::reporter(mode);
+    if let Some(syntax) = df.tree.directive("syntax") {
+        if !builtin_syntax(syntax) {
+            reporter.event(build::Event::Warning(format!(
+                "the syntax image {syntax} is not used: rbuild builds with its own Dockerfile frontend"
+            )));
+        }
+    }
+    let mut build_args = key_values(&args.build_args, "build argument")?;
+    let epoch = build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    build_args.retain(|k, _| !k.is_empty());
+    let options = BuildOptions {
+        context: context_dir,
+        dockerfile_text,
+        dockerfile_name,
+        dockerfile_path,
+        tags: tags.clone(),
+        build_args,
+        target: args.target.clone(),
+        no_cache: args.no_cache,
+        pull: args.pull,
+        labels: key_values(&args.labels, "label")?,
+        network: match args.network {
+            NetworkArg::None => Network::None,
+            NetworkArg::Host | NetworkArg::Default => Network::Host,
+        },
+        platform,
+        jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        source_date_epoch: epoch,
+    };
+    let executor = ProcessExecutor {
+        program: std::env::current_exe().context("finding rbuild's own executable")?,
+        args: vec!["__sandbox".to_string()],
+    };
+    let source = NetworkSource::new(args.registry.clone(), mode != ProgressMode::Plain);
+    let result = build::build(store, &df, &options, &source, &executor, reporter.as_ref());
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            reporter.finish(None);
+            return Err(e.into());
+        }
+    };
+    reporter.finish(Some(&result));
+    if let Some(path) = &args.iidfile {
+        std::fs::write(path, result.image_id.to_string())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    match mode {
+        ProgressMode::Quiet => println!("{}", result.image_id),
+        ProgressMode::Json => {}
+        _ => {
+            println!("Successfully built {}", &result.image_id.digest()[..12]);
+            for t in &tags {
+                println!("Successfully tagged {}", t.familiar());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The hidden `__sandbox SPEC` helper: runs one sandbox spec (written by the build) and
+/// exits with the command's status. A process of its own, single-threaded, as the
+/// sandbox needs.
+pub fn sandbox_helper(spec: &std::path::Path) -> Result<ExitCode> {
+    let bytes = std::fs::read(spec).with_context(|| format!("reading {}", spec.display()))?;
+    let spec: rbuild_builder::sandbox::SandboxSpec =
+        serde_json::from_slice(&bytes).context("reading the sandbox spec")?;
+    let code = rbuild_builder::sandbox::run(&spec)?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+/// Whether standard output is a terminal (for `--progress auto`).
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn syntax_images() {
+        for ok in [
+            "docker/dockerfile:1",
+            "docker/dockerfile:1.7",
+            "docker.io/docker/dockerfile:1.4-labs",
+            "docker/dockerfile:1.6.0@sha256:ab",
+        ] {
+            assert!(super::builtin_syntax(ok), "{ok}");
+        }
+        for no in ["docker/dockerfile:2", "example.com/front:1", "docker/dockerfile:1.x"] {
+            assert!(!super::builtin_syntax(no), "{no}");
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! How a build shows its progress: Docker's classic lines, a live step list on a
+//! terminal, JSON events, or nothing.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use rbuild_builder::build::{BuildResult, Event, Reporter};
+use serde_json::json;
+
+/// `--progress`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// `tty` on a terminal, else `plain`.
+    Auto,
+    /// A live list of steps with timings (indicatif).
+    Tty,
+    /// Docker's classic build output.
+    Plain,
+    /// Nothing but the image ID at the end.
+    Quiet,
+    /// One JSON event per line.
+    Json,
+}
+
+impl ProgressMode {
+    /// `Auto` made concrete.
+    pub fn resolve(self) -> ProgressMode {
+        match self {
+            ProgressMode::Auto if crate::commands::build::stdout_is_terminal() => ProgressMode::Tty,
+            ProgressMode::Auto => ProgressMode::Plain,
+            m => m,
+        }
+    }
+}
+
+/// A reporter that also closes the output at the end.
+pub trait BuildOutput: Reporter {
+    /// The build ended (with its result, or failed).
+    fn finish(&self, result: Option<&BuildResult>);
+}
+
+/// The reporter for a mode.
+pub fn reporter(mode: ProgressMode) -> Box<dyn BuildOutput> {
+    match mode.resolve() {
+        ProgressMode::Tty => Box::new(Tty::new()),
+        ProgressMode::Json => Box::new(Json),
+        ProgressMode::Quiet => Box::new(Quiet),
+        _ => Box::new(Plain),
+    }
+}
+
+fn short(id: &oci_spec::image::Digest) -> &str {
+    &id.digest()[..12]
+}
+
+/// Docker's classic lines on standard output.
+struct Plain;
+
+impl Reporter for Plain {
+    fn event(&self, event: Event) {
+        let mut out = std::io::stdout().lock();
+        let _ = match event {
+            Event::Step { number, total, text, .. } => {
+                writeln!(out, "Step {number}/{total} : {text}")
+            }
+            Event::Cached { .. } => writeln!(out, " ---> Using cache"),
+            Event::Running { id, .. } => writeln!(out, " ---> Running in {id}"),
+            Event::Output { bytes, .. } => out.write_all(&bytes),
+            Event::Pulling { reference, .. } => writeln!(out, "Pulling {reference}"),
+            Event::Triggers { count, .. } => writeln!(
+                out,
+                "# Executing {count} build trigger{}",
+                if count == 1 { "" } else { "s" }
+            ),
+            Event::StepDone { id, .. } => writeln!(out, " ---> {}", short(&id)),
+            Event::Warning(w) => writeln!(std::io::stderr(), "[Warning] {w}"),
+        };
+        let _ = out.flush();
+    }
+}
+
+impl BuildOutput for Plain {
+    fn finish(&self, _: Option<&BuildResult>) {}
+}
+
+/// Nothing.
+struct Quiet;
+
+impl Reporter for Quiet {
+    fn event(&self, event: Event) {
+        if let Event::Warning(w) = event {
+            eprintln!("[Warning] {w}");
+        }
+    }
+}
+
+impl BuildOutput for Quiet {
+    fn finish(&self, _: Option<&BuildResult>) {}
+}
+
+/// One JSON object per line.
+struct Json;
+
+impl Reporter for Json {
+    fn event(&self, event: Event) {
+        let v = match event {
+            Event::Step { stage, number, total, text } => {
+                json!({"event": "step", "stage": stage, "step": number, "total": total, "instruction": text})
+            }
+            Event::Cached { number } => json!({"event": "cached", "step": number}),
+            Event::Running { number, id } => json!({"event": "running", "step": number, "id": id}),
+            Event::Output { number, bytes } => {
+                json!({"event": "output", "step": number, "text": String::from_utf8_lossy(&bytes)})
+            }
+            Event::Pulling { stage, reference } => {
+                json!({"event": "pulling", "stage": stage, "reference": reference})
+            }
+            Event::Triggers { number, count } => {
+                json!({"event": "triggers", "step": number, "count": count})
+            }
+            Event::StepDone { number, id, duration, cached } => {
+                json!({"event": "done", "step": number,
+                "id": id.to_string(), "seconds": duration.as_secs_f64(), "cached": cached})
+            }
+            Event::Warning(w) => json!({"event": "warning", "message": w}),
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{v}");
+    }
+}
+
+impl BuildOutput for Json {
+    fn finish(&self, result: Option<&BuildResult>) {
+        let v = match result {
+            Some(r) => json!({"event": "built", "id": r.image_id.to_string(),
+                "manifest": r.manifest.digest().to_string(), "steps": r.steps.len(), "cached": r.cached}),
+            None => json!({"event": "failed"}),
+        };
+        println!("{v}");
+    }
+}
+
+/// A live list of steps on a terminal: a spinner per running step with its last output
+/// line, a line per finished step with its time or CACHED.
+struct Tty {
+    multi: indicatif::MultiProgress,
+    bars: Mutex<BTreeMap<usize, (indicatif::ProgressBar, String, Instant)>>,
+    started: Instant,
+}
+
+impl Tty {
+    fn new() -> Self {
+        Tty {
+            multi: indicatif::MultiProgress::new(),
+            bars: Default::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+fn clip(text: &str, width: usize) -> String {
+    let one_line = text.replace(['\n', '\r'], " ");
+    if one_line.chars().count() > width {
+        one_line.chars().take(width.saturating_sub(1)).collect::<String>() + "…"
+    } else {
+        one_line
+    }
+}
+
+impl Reporter for Tty {
+    fn event(&self, event: Event) {
+        let Ok(mut bars) = self.bars.lock() else { return };
+        match event {
+            Event::Step { number, total, text, .. } => {
+                let bar = self.multi.add(indicatif::ProgressBar::new_spinner());
+                let style = indicatif::ProgressStyle::with_template("{spinner} {prefix} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+                bar.set_style(style);
+                let label = format!("[{number}/{total}] {}", clip(&text, 70));
+                bar.set_prefix(label.clone());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                bars.insert(number, (bar, label, Instant::now()));
+            }
+            Event::Output { number, bytes } => {
+                if let Some((bar, _, _)) = bars.get(&number) {
+                    let text = String::from_utf8_lossy(&bytes);
+                    if let Some(last) = text.lines().rev().find(|l| !l.trim().is_empty()) {
+                        bar.set_message(clip(last, 60));
+                    }
+                }
+            }
+            Event::StepDone { number, cached, .. } => {
+                if let Some((bar, label, started)) = bars.remove(&number) {
+                    let how = if cached {
+                        "CACHED".to_string()
+                    } else {
+                        format!("{:.1}s", started.elapsed().as_secs_f64())
+                    };
+                    bar.finish_and_clear();
+                    let _ = self.multi.println(format!("✔ {label}  {how}"));
+                }
+            }
+            Event::Pulling { reference, .. } => {
+                let _ = self.multi.println(format!("  pulling {reference}"));
+            }
+            Event::Warning(w) => {
+                let _ = self.multi.println(format!("[Warning] {w}"));
+            }
+            Event::Cached { .. } | Event::Running { .. } | Event::Triggers { .. } => {}
+        }
+    }
+}
+
+impl BuildOutput for Tty {
+    fn finish(&self, result: Option<&BuildResult>) {
+        if let Ok(mut bars) = self.bars.lock() {
+            for (_, (bar, label, _)) in std::mem::take(&mut *bars) {
+                bar.finish_and_clear();
+                let _ = self.multi.println(format!("✘ {label}"));
+            }
+        }
+        if let Some(r) = result {
+            let _ = self.multi.println(format!(
+                "Built in {:.1}s: {} steps, {} from cache",
+                self.started.elapsed().as_secs_f64(),
+                r.steps.len(),
+                r.cached
+            ));
+        }
+    }
+}
