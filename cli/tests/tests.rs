@@ -3,6 +3,7 @@
 // A test's helpers fail the test by panicking; that is what unwrap is for here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod build;
 mod images;
 mod parse;
 mod proxy;

@@ -299,7 +299,11 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> Result<BuildResult> {
     let _in_use = store.in_use()?;
-    let graph = StageGraph::build(df, &options.build_args).map_err(|e| parse_error(options, &e))?;
+    // Global ARGs take --build-arg values, else the automatic platform values.
+    let mut graph_args: BTreeMap<String, String> =
+        vars::platform_args(&options.platform, &Platform::host()).into_iter().collect();
+    graph_args.extend(options.build_args.clone());
+    let graph = StageGraph::build(df, &graph_args).map_err(|e| parse_error(options, &e))?;
     let order = graph.order_for(options.target.as_deref()).map_err(|e| parse_error(options, &e))?;
     let target = *order.last().ok_or_else(|| Error::Build("nothing to build".into()))?;
     let context = BuildContext::open(
@@ -316,6 +320,7 @@ pub fn build(
         first_step.insert(i, total + 1);
         total += 1 + graph.stages[i].instructions.len();
     }
+    let graph_global_names = graph.global_args.iter().map(|(n, _)| n.clone()).collect();
     let shared = Shared {
         store,
         options,
@@ -327,7 +332,8 @@ pub fn build(
         graph,
         first_step,
         total_steps: total,
-        used_args: Default::default(),
+        // A global ARG consumes its --build-arg whether or not a stage declares it again.
+        used_args: Mutex::new(graph_global_names),
         done: Default::default(),
         images: Default::default(),
     };

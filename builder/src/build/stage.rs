@@ -563,11 +563,8 @@ fn arg_value(
     if let Some(d) = default {
         return state.expand(inst, d).map(Some);
     }
-    if let Some((_, v)) = shared.graph.global_args.iter().find(|(n, _)| n == name) {
-        if let Ok(mut used) = shared.used_args.lock() {
-            used.insert(name.to_string());
-        }
-        return Ok(v.clone());
+    if let Some((_, Some(v))) = shared.graph.global_args.iter().find(|(n, _)| n == name) {
+        return Ok(Some(v.clone()));
     }
     let platform_args = vars::platform_args(&shared.options.platform, &Platform::host());
     Ok(platform_args.into_iter().find(|(n, _)| n == name).map(|(_, v)| v))

@@ -193,8 +193,12 @@ pub fn images(store: &Store, args: ImagesArgs) -> Result<ExitCode> {
 }
 
 /// The `docker image inspect` view of an image.
-fn inspect_json(image: &Image) -> Result<Value> {
+fn inspect_json(store: &Store, image: &Image) -> Result<Value> {
     let config = &image.config;
+    // The raw `config` object: Docker's fields that OCI leaves out (Healthcheck, Shell,
+    // OnBuild) are shown too.
+    let raw: Value = serde_json::from_slice(&store.read_blob(image.id())?)?;
+    let run_config = raw.get("config").cloned().unwrap_or(Value::Null);
     Ok(json!({
         "Id": image.id().to_string(),
         "RepoTags": image.entry.names.iter().filter(|n| n.tag().is_some()).map(|n| n.familiar()).collect::<Vec<_>>(),
@@ -203,7 +207,7 @@ fn inspect_json(image: &Image) -> Result<Value> {
             .collect::<std::collections::BTreeSet<_>>(),
         "Created": created(image),
         "Author": config.author(),
-        "Config": config.config(),
+        "Config": run_config,
         "Architecture": config.architecture().to_string(),
         "Variant": config.variant(),
         "Os": config.os().to_string(),
@@ -224,7 +228,7 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<ExitCode> {
     let mut failed = false;
     for name in &args.images {
         match store.resolve(name) {
-            Ok(image) => out.push(inspect_json(&image)?),
+            Ok(image) => out.push(inspect_json(store, &image)?),
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;
