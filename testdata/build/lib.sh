@@ -102,3 +102,32 @@ PY
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# start_registry: starts Debian's docker-registry (distribution 2.8) on a free loopback
+# port, stopped when the case ends; sets REGISTRY to HOST:PORT.
+start_registry() {
+  command -v docker-registry >/dev/null || fail "this case needs docker-registry (Debian package docker-registry)"
+  local port; port="$(free_port)"
+  REGISTRY="127.0.0.1:$port"
+  mkdir -p "$WORK/.registry"
+  cat >"$WORK/.registry/config.yml" <<YML
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $WORK/.registry/data
+http:
+  addr: $REGISTRY
+YML
+  docker-registry serve "$WORK/.registry/config.yml" >/dev/null 2>&1 &
+  REGISTRY_PID=$!
+  trap 'kill $REGISTRY_PID 2>/dev/null' EXIT
+  for _ in $(seq 100); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "docker-registry did not start on $REGISTRY"
+}
