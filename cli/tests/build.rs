@@ -58,6 +58,7 @@ cases!(
     cache_env,
     cache_instruction,
     cache_no_cache,
+    context_symlinks,
     copy_errors,
     copy_owner_mode,
     copy_rules,

@@ -1,18 +1,66 @@
 #!/usr/bin/env bash
-# rbuild's main job on the bundled multi-stage example: read the Dockerfile, check every
-# instruction and stage, and print its syntax tree and its stage graph (the build order
-# the builder will follow). Run from anywhere.
+# rbuild's main job on the bundled multi-stage example, on a fresh machine: installs what
+# it needs (Debian packages, as root), builds rbuild, makes a busybox base image with
+# testdata/images/make-busybox.sh and serves it from docker-registry on a free loopback
+# port, then builds testdata/examples/multistage with `rbuild -t example .` (the base
+# pulled from that registry), runs the image, builds again (every step from the cache)
+# and shows `rbuild history`. The store is .cache/example/store; explore it with
+# `rbuild --root .cache/example/store images`.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
 cd "$root"
+need=()
+command -v busybox >/dev/null || need+=(busybox-static)
+command -v umoci >/dev/null || need+=(umoci)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "run as root to install ${need[*]}, or install them first" >&2; exit 1; }
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+[ "$(id -u)" = 0 ] || { echo "rbuild build runs RUN steps in its sandbox, which needs root today" >&2; exit 1; }
 cargo build --quiet --release -p rbuild
-example=testdata/examples/multistage/Dockerfile
-echo "== BuildKit AST dump of $example"
-./target/release/rbuild parse --validate --format dump "$example"
+rbuild="$root/target/release/rbuild"
+work="$root/.cache/example"
+store="$work/store"
+rm -rf "$work"
+mkdir -p "$work"
+bash testdata/images/make-busybox.sh "$work/images" >/dev/null
+
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+registry="127.0.0.1:$port"
+cat >"$work/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $work/registry
+http:
+  addr: $registry
+YML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+trap 'kill $registry_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break
+  sleep 0.1
+done
+skopeo copy -q --dest-tls-verify=false "oci-archive:$work/images/busybox-oci.tar" "docker://$registry/library/busybox:latest"
+
+cd testdata/examples/multistage
+echo "== rbuild -t example --build-arg BASE=$registry/library/busybox ."
+"$rbuild" --root "$store" -t example --build-arg BASE="$registry/library/busybox" .
 echo
-echo "== stage graph (Graphviz DOT)"
-./target/release/rbuild parse --format dot "$example"
+echo "== rbuild run --rm example"
+"$rbuild" --root "$store" run --rm example
 echo
-echo "== stages needed for --target test"
-./target/release/rbuild parse --format dot --target test "$example"
+echo "== the same build again: every step from the cache"
+"$rbuild" --root "$store" -t example --build-arg BASE="$registry/library/busybox" .
+echo
+echo "== rbuild history example"
+"$rbuild" --root "$store" history example

@@ -185,9 +185,15 @@ impl BuildContext {
             if self.excluded(&cleaned) {
                 return Ok(Vec::new());
             }
-            let host = self.root.join(&cleaned);
+            // Symbolic links on the way (and the named source itself) are followed as if
+            // the context were `/`, so a link can never reach outside the context.
+            let Some(resolved) = self.resolve(&cleaned)? else { return Ok(Vec::new()) };
+            if resolved != cleaned && self.excluded(&resolved) {
+                return Ok(Vec::new());
+            }
+            let host = self.host_path(&resolved);
             return match fs::symlink_metadata(&host) {
-                Ok(meta) => Ok(vec![ContextEntry { path: cleaned, meta }]),
+                Ok(meta) => Ok(vec![ContextEntry { path: resolved, meta }]),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
                 Err(e) => Err(Error::Io { action: "inspecting", path: host, source: e }),
             };
@@ -209,6 +215,47 @@ impl BuildContext {
             out.push(e.clone());
         }
         Ok(out)
+    }
+
+    /// Resolves a cleaned context path, following every symbolic link on the way (the
+    /// last one too) inside the context: an absolute target starts again at the context's
+    /// root and `..` stops there. `None` when a link loops or the path does not exist.
+    fn resolve(&self, path: &str) -> Result<Option<String>> {
+        let mut done: Vec<String> = Vec::new();
+        let mut pending: Vec<String> = path.split('/').rev().map(str::to_string).collect();
+        let mut links = 0;
+        while let Some(part) = pending.pop() {
+            match part.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            done.push(part);
+            let host = self.root.join(done.join("/"));
+            let meta = match fs::symlink_metadata(&host) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Error::Io { action: "inspecting", path: host, source: e }),
+            };
+            if !meta.file_type().is_symlink() {
+                continue;
+            }
+            links += 1;
+            if links > 40 {
+                return Ok(None);
+            }
+            let target = fs::read_link(&host).map_err(Error::io("reading the link", host))?;
+            let target = target.to_string_lossy();
+            done.pop();
+            if target.starts_with('/') {
+                done.clear();
+            }
+            pending.extend(target.split('/').rev().map(str::to_string));
+        }
+        Ok(Some(done.join("/")))
     }
 
     /// The included entries below the directory `dir` (a context path; "" for the root).

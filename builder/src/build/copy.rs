@@ -322,8 +322,13 @@ pub(super) fn copy(
                         && c.unpack != Some(false)
                         && e.meta.is_file()
                         && archive_kind(&host).is_some();
-                    let name =
-                        Path::new(&e.path).file_name().map(PathBuf::from).unwrap_or_default();
+                    // A named source keeps its name even when it was a link followed.
+                    let named =
+                        if has_wildcards(source) { e.path.as_str() } else { source.as_str() };
+                    let name = Path::new(named.trim_end_matches('/'))
+                        .file_name()
+                        .map(PathBuf::from)
+                        .unwrap_or_default();
                     let dest_rel =
                         if extract || !(dest_is_dir || many) { PathBuf::new() } else { name };
                     items.push(Item {

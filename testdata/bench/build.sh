@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Whole builds, rbuild side by side with buildah (overlay storage, runc) and docker 20.10's
+# BuildKit (when dockerd can start here), in the same run on the same contexts:
+#   small: ../shared/peers/bench.Dockerfile (ENV, WORKDIR, COPY of 2,000 small files, COPY
+#          of a 50 MB file, three RUNs, EXPOSE, LABEL, CMD)
+#   large: a 500 MB context of 30,000 files and a 15-step Dockerfile of this script's own
+# Phases: cold (empty storage), no-op rebuild, one context file changed. Prints medians of
+# RUNS runs (3) in seconds and the ratios rbuild / peer (below 1: rbuild is faster).
+# The busybox base image is served by docker-registry on a free loopback port. Root only;
+# installs buildah and docker.io when missing. Usage: testdata/bench/build.sh [WORKDIR]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+work="${1:-$root/.cache/bench-build}"
+runs="${RUNS:-3}"
+export PATH="$HOME/.cargo/bin:$PATH"
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+need=()
+command -v buildah >/dev/null || need+=(buildah)
+command -v runc >/dev/null || need+=(runc)
+[ -x /usr/bin/docker ] && command -v dockerd >/dev/null || need+=(docker.io)
+for t in docker-registry skopeo umoci busybox; do command -v $t >/dev/null || need+=("$t"); done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]/busybox/busybox-static}" >/dev/null
+fi
+(cd "$root" && cargo build --quiet --release -p rbuild)
+rbuild="$root/target/release/rbuild"
+mkdir -p "$work"
+
+now() { date +%s%N; }
+# measure VAR CMD...: runs CMD (output to $work/last.log), appends its wall time to VAR.
+measure() {
+  local var=$1; shift
+  local t0 t1
+  sync
+  t0=$(now)
+  if ! "$@" >"$work/last.log" 2>&1; then
+    echo "failed: $*" >&2; tail -20 "$work/last.log" >&2; exit 1
+  fi
+  t1=$(now)
+  printf -v "$var" '%s %s' "${!var:-}" "$(( (t1 - t0) / 1000 ))"
+}
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1e6}'; }
+
+# The base image, in a registry every tool pulls from.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+registry="127.0.0.1:$port"
+cat >"$work/registry.yml" <<YML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $work/registry-data
+http:
+  addr: $registry
+YML
+rm -rf "$work/registry-data"
+docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
+registry_pid=$!
+dockerd_pid=""
+cleanup() {
+  kill "$registry_pid" 2>/dev/null || true
+  [ -n "$dockerd_pid" ] && kill "$dockerd_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+for _ in $(seq 100); do curl -sf "http://$registry/v2/" >/dev/null && break; sleep 0.1; done
+[ -f "$work/images/busybox-oci.tar" ] || bash "$root/testdata/images/make-busybox.sh" "$work/images" >/dev/null
+skopeo copy -q --dest-tls-verify=false "oci-archive:$work/images/busybox-oci.tar" "docker://$registry/busybox:latest"
+
+# The contexts.
+small="$work/ctx-small"
+if [ ! -f "$small/big.bin" ]; then
+  mkdir -p "$small"
+  python3 - "$small" <<'PY'
+import os, random, sys
+root = sys.argv[1]
+rng = random.Random(7)
+for d in range(20):
+    os.makedirs(f"{root}/files/d{d:02}", exist_ok=True)
+    for f in range(100):
+        with open(f"{root}/files/d{d:02}/f{f:03}.txt", "w") as out:
+            out.write(f"file {d}/{f}\n" + "x" * rng.randrange(100, 2000) + "\n")
+with open(f"{root}/big.bin", "wb") as out:
+    out.write(os.urandom(50 << 20))
+PY
+fi
+sed "s|127.0.0.1:5000|$registry|" "$root/../shared/peers/bench.Dockerfile" >"$small/Dockerfile"
+large="$work/ctx-large"
+if [ ! -f "$large/Dockerfile" ]; then
+  mkdir -p "$large"
+  python3 - "$large" <<'PY'
+import os, random, sys
+root = sys.argv[1]
+rng = random.Random(9)
+for part in ("src", "assets", "vendor"):
+    for d in range(100):
+        os.makedirs(f"{root}/{part}/m{d:03}", exist_ok=True)
+        for f in range(100):
+            size = rng.randrange(1000, 32000)
+            with open(f"{root}/{part}/m{d:03}/f{f:03}.dat", "wb") as out:
+                out.write(os.urandom(size))
+PY
+fi
+cat >"$large/Dockerfile" <<DF
+FROM $registry/busybox:latest
+ENV APP=/srv/app MODE=bench
+WORKDIR /srv/app
+COPY vendor/ vendor/
+RUN find vendor -type f | wc -l > /srv/vendor-count
+COPY assets/ assets/
+RUN du -s assets > /srv/assets-size
+COPY src/ src/
+RUN cat src/m000/f000.dat | md5sum > /srv/checksum
+RUN mkdir -p /srv/build && cp -r src/m00* /srv/build/
+RUN dd if=/dev/zero of=/srv/zeros bs=1M count=10 2>/dev/null
+RUN rm -rf vendor/m05*
+USER nobody
+LABEL org.example.bench=large
+CMD ["ls", "/srv"]
+DF
+changed_small="$small/files/d05/f007.txt"
+changed_large="$large/src/m050/f050.dat"
+cp -p "$changed_small" "$work/small.orig"
+cp -p "$changed_large" "$work/large.orig"
+restore() { cp -p "$work/small.orig" "$changed_small"; cp -p "$work/large.orig" "$changed_large"; }
+
+# Each tool: cold (fresh storage), no-op, one file changed, RUNS times each.
+bench_tool() { # name cold_reset build_cmd... (the context directory is the last word)
+  local name=$1 reset=$2; shift 2
+  for scen in small large; do
+    local ctx; [ $scen = small ] && ctx=$small || ctx=$large
+    local f; [ $scen = small ] && f=$changed_small || f=$large/src/m050/f050.dat
+    local cold="" noop="" change=""
+    restore
+    for _ in $(seq "$runs"); do $reset; measure cold "$@" "$ctx"; done
+    for _ in $(seq "$runs"); do measure noop "$@" "$ctx"; done
+    for r in $(seq "$runs"); do echo "change $r $(now)" >>"$f"; measure change "$@" "$ctx"; done
+    restore
+    echo "$name $scen $(echo "$cold" | median) $(echo "$noop" | median) $(echo "$change" | median)" | tee -a "$work/results.txt"
+  done
+}
+: >"$work/results.txt"
+
+rbuild_reset() { rm -rf "$work/rbuild-store"; }
+bench_tool rbuild rbuild_reset "$rbuild" --root "$work/rbuild-store" build --progress plain -t bench
+
+buildah_reset() { rm -rf "$work/buildah"; }
+bench_tool buildah buildah_reset buildah --root "$work/buildah/root" --runroot "$work/buildah/run" \
+  --storage-driver overlay bud --layers --isolation oci --runtime runc --tls-verify=false -t bench
+
+# dockerd with its own containerd, as ../shared/peers/start-dockerd.sh does.
+docker_ok=""
+if [ -x /usr/bin/docker ] && command -v dockerd >/dev/null; then
+  rm -rf "$work/docker-exec"
+  mkdir -p "$work/docker-data" "$work/docker-exec"
+  dockerd --host "unix://$work/docker.sock" --data-root "$work/docker-data" \
+    --exec-root "$work/docker-exec" --pidfile "$work/docker-exec/dockerd.pid" \
+    --iptables=false --ip6tables=false --bridge=none \
+    --insecure-registry "$registry" --storage-driver overlay2 >"$work/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  for _ in $(seq 60); do
+    DOCKER_HOST="unix://$work/docker.sock" /usr/bin/docker version >/dev/null 2>&1 && { docker_ok=1; break; }
+    sleep 0.5
+  done
+fi
+if [ -n "$docker_ok" ]; then
+  export DOCKER_HOST="unix://$work/docker.sock" DOCKER_BUILDKIT=1
+  docker_reset() {
+    /usr/bin/docker rmi -f bench "$registry/busybox:latest" >/dev/null 2>&1 || true
+    /usr/bin/docker builder prune -af >/dev/null 2>&1 || true
+    /usr/bin/docker image prune -af >/dev/null 2>&1 || true
+  }
+  bench_tool buildkit docker_reset /usr/bin/docker build --progress=plain --network=host -t bench
+else
+  echo "buildkit: skipped, dockerd did not start here (see $work/dockerd.log)" | tee -a "$work/results.txt"
+fi
+
+echo
+echo "medians of $runs runs, seconds; ratio = rbuild / peer (below 1: rbuild is faster)"
+python3 - "$work/results.txt" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    p = line.split()
+    if len(p) == 5:
+        rows[(p[0], p[1])] = [float(x) for x in p[2:]]
+print(f"{'tool':9} {'scenario':8} {'cold':>8} {'no-op':>8} {'changed':>8}   ratios cold / no-op / changed")
+for (tool, scen), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0] != "rbuild", kv[0][0])):
+    line = f"{tool:9} {scen:8} {v[0]:8.3f} {v[1]:8.3f} {v[2]:8.3f}"
+    if tool != "rbuild" and ("rbuild", scen) in rows:
+        r = rows[("rbuild", scen)]
+        line += "   " + " / ".join(f"{a / b:.2f}" for a, b in zip(r, v))
+    print(line)
+PY
