@@ -17,7 +17,14 @@ use clap::{Parser, Subcommand};
 
 /// Build OCI images from Dockerfiles, without a daemon.
 #[derive(Debug, Parser)]
-#[command(name = "rbuild", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "rbuild",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Without a command, `build` is meant: `rbuild -t NAME .` builds ./Dockerfile."
+)]
 struct Cli {
     /// More log output (repeat for more); RUST_LOG overrides it.
     #[arg(long, action = clap::ArgAction::Count, global = true)]

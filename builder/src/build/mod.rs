@@ -361,7 +361,19 @@ pub fn build(
     let mut steps: Vec<StepRecord> = done.values().flat_map(|o| o.steps.clone()).collect();
     steps.sort_by_key(|s| s.number);
     drop(done);
-    let (image_id, manifest) = commit_image(store, &outcome, options)?;
+    // A stage that changed nothing in its base image is that image, as with Docker.
+    let (image_id, manifest) = match &outcome.unchanged_base {
+        Some((id, manifest)) if options.labels.is_empty() => {
+            let mut m = Descriptor::new(
+                manifest.media_type().clone(),
+                manifest.size(),
+                manifest.digest().clone(),
+            );
+            m.set_annotations(None);
+            (id.clone(), m)
+        }
+        _ => commit_image(store, &outcome, options)?,
+    };
     store.add_image(&manifest, &options.tags)?;
     let record = BuildRecord { steps: outcome.steps.clone(), all_steps: steps.clone() };
     store.save_build_record(&image_id, &record)?;

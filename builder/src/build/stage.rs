@@ -34,6 +34,8 @@ pub struct StageOutcome {
     pub steps: Vec<StepRecord>,
     /// When its last layer was made.
     pub last_created: String,
+    /// The base image (ID and manifest) when the stage changed nothing in it.
+    pub unchanged_base: Option<(Digest, oci_spec::image::Descriptor)>,
 }
 
 /// A stage being built.
@@ -56,6 +58,8 @@ pub(crate) struct State<'s, 'a> {
     pub all_cached: bool,
     /// The base image's ID, until the first step changes anything.
     pub base_id: Option<Digest>,
+    /// The base image's manifest, while `base_id` is set.
+    base_manifest: Option<oci_spec::image::Descriptor>,
 }
 
 fn history_text(inst: &Instruction) -> String {
@@ -227,6 +231,7 @@ fn image_state<'s, 'a>(
         cmd_set: false,
         all_cached: true,
         base_id: Some(image.id().clone()),
+        base_manifest: Some(image.entry.manifest.clone()),
     })
 }
 
@@ -257,6 +262,7 @@ fn scratch_state<'s, 'a>(shared: &'s Shared<'a>, stage: usize) -> State<'s, 'a> 
         cmd_set: false,
         all_cached: true,
         base_id: None,
+        base_manifest: None,
     }
 }
 
@@ -315,6 +321,7 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
                 cmd_set: false,
                 all_cached: true,
                 base_id: None,
+                base_manifest: None,
             }
         }
         StageBase::Image(name) => {
@@ -368,7 +375,9 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
         });
     }
     let snapshots = state.snapshots()?;
+    let unchanged_base = state.base_id.clone().zip(state.base_manifest.clone());
     Ok(StageOutcome {
+        unchanged_base,
         config: state.config,
         layers: state.layers,
         snapshots,

@@ -12,7 +12,7 @@ use rbuild_builder::reference::Reference;
 use rbuild_builder::sandbox::Network;
 use rbuild_builder::store::Store;
 
-use super::registry::{NetworkSource, RegistryArgs};
+use super::registry::{NetworkSource, PullOutput, RegistryArgs};
 use crate::progress::{self, ProgressMode};
 
 /// RUN's network.
@@ -32,7 +32,8 @@ pub struct BuildArgs {
     /// Name the image (`name[:tag]`); repeat for several names.
     #[arg(short = 't', long = "tag", value_name = "NAME")]
     tags: Vec<String>,
-    /// The Dockerfile (default: PATH/Dockerfile); `-` reads it from standard input.
+    /// The Dockerfile (default: PATH/Dockerfile, or PATH/Containerfile when only that
+    /// exists); `-` reads it from standard input.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     file: Option<String>,
     /// Set a build argument (`KEY=VALUE`, or `KEY` to take the caller's variable).
@@ -234,7 +235,12 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         program: std::env::current_exe().context("finding rbuild's own executable")?,
         args: vec!["__sandbox".to_string()],
     };
-    let source = NetworkSource::new(args.registry.clone(), mode != ProgressMode::Plain);
+    let pulls = match mode {
+        ProgressMode::Plain => PullOutput::Lines,
+        ProgressMode::Tty => PullOutput::Bars,
+        _ => PullOutput::Quiet,
+    };
+    let source = NetworkSource::new(args.registry.clone(), pulls);
     let result = build::build(store, &df, &options, &source, &executor, reporter.as_ref());
     let result = match result {
         Ok(r) => r,

@@ -182,6 +182,19 @@ impl Progress for Bars {
     }
 }
 
+/// How a pull shows its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullOutput {
+    /// Nothing.
+    Quiet,
+    /// Docker's lines (`Pulling from`, one line per blob).
+    Lines,
+    /// A bar per blob and no other text (inside a build's live display).
+    Bars,
+    /// Bars on a terminal, else lines.
+    Auto,
+}
+
 /// Bars on a terminal, plain lines otherwise (and nothing with `quiet`).
 fn progress(quiet: bool, verb: &'static str) -> Box<dyn Progress> {
     if !quiet && std::io::stdout().is_terminal() {
@@ -224,7 +237,8 @@ pub fn pull(store: &Store, args: PullArgs) -> Result<ExitCode> {
         None => host_platform(),
     };
     let client = client(&args.registry, docker_config()?)?;
-    let (config, digest) = pull_image(store, &client, &reference, &wanted, args.quiet)?;
+    let output = if args.quiet { PullOutput::Quiet } else { PullOutput::Auto };
+    let (config, digest) = pull_image(store, &client, &reference, &wanted, output)?;
     if args.quiet {
         println!("{config}");
     } else {
@@ -234,19 +248,24 @@ pub fn pull(store: &Store, args: PullArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Pulls `reference` for the platform `wanted` into the store, printing progress unless
-/// `quiet`. Returns the config digest (image ID) and the digest the registry named (the
+/// Pulls `reference` for the platform `wanted` into the store, showing progress as
+/// `output` says. Returns the config digest (image ID) and the digest the registry named (the
 /// index's for a multi-platform image).
 pub fn pull_image(
     store: &Store,
     client: &Client,
     reference: &Reference,
     wanted: &(String, String, Option<String>),
-    quiet: bool,
+    output: PullOutput,
 ) -> Result<(Digest, String)> {
     let repo = Repository::new(reference.domain(), reference.path());
     let tag_or_digest = reference.digest().or(reference.tag()).unwrap_or("latest").to_string();
-    if !quiet {
+    let bars = match output {
+        PullOutput::Bars => true,
+        PullOutput::Auto => std::io::stdout().is_terminal(),
+        PullOutput::Quiet | PullOutput::Lines => false,
+    };
+    if matches!(output, PullOutput::Lines | PullOutput::Auto) {
         println!(
             "{}: Pulling from {}",
             reference.tag().unwrap_or(&tag_or_digest),
@@ -282,7 +301,11 @@ pub fn pull_image(
     })?;
     let parsed: ImageManifest =
         serde_json::from_slice(&manifest.bytes).context("reading the image manifest")?;
-    let progress: Arc<dyn Progress> = Arc::from(progress(quiet, "Pulling fs layer"));
+    let progress: Arc<dyn Progress> = if bars {
+        Arc::new(Bars::new("pull"))
+    } else {
+        Arc::new(Lines { quiet: output == PullOutput::Quiet, verb: "Pulling fs layer" })
+    };
     let blobs: Vec<Descriptor> =
         std::iter::once(parsed.config().clone()).chain(parsed.layers().iter().cloned()).collect();
     // Each blob downloads in its own task, so hashing and writing run on every core.
@@ -347,13 +370,13 @@ pub fn pull_image(
 #[derive(Debug)]
 pub struct NetworkSource {
     registry: RegistryArgs,
-    quiet: bool,
+    output: PullOutput,
 }
 
 impl NetworkSource {
-    /// A source with these registry options; `quiet` silences pull progress.
-    pub fn new(registry: RegistryArgs, quiet: bool) -> Self {
-        NetworkSource { registry, quiet }
+    /// A source with these registry options, showing pulls as `output` says.
+    pub fn new(registry: RegistryArgs, output: PullOutput) -> Self {
+        NetworkSource { registry, output }
     }
 }
 
@@ -371,7 +394,7 @@ impl rbuild_builder::build::ImageSource for NetworkSource {
         let wanted = (platform.os.clone(), platform.architecture.clone(), platform.variant.clone());
         let client = client(&self.registry, docker_config().map_err(builder_error)?)
             .map_err(builder_error)?;
-        let (config, _) = pull_image(store, &client, reference, &wanted, self.quiet)
+        let (config, _) = pull_image(store, &client, reference, &wanted, self.output)
             .map_err(|e| builder_error(e.context(format!("pulling {}", reference.familiar()))))?;
         store.resolve(config.as_ref())
     }
