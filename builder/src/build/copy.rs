@@ -167,6 +167,14 @@ pub(crate) fn apply_chmod(spec: &str, mode: u32, is_dir: bool) -> std::result::R
     Ok(mode)
 }
 
+/// A file name taken from a URL or a heredoc, refused when it is not one plain name.
+fn plain_name(name: &str, what: &str) -> std::result::Result<PathBuf, String> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(format!("{what} {name:?} does not give a usable file name"));
+    }
+    Ok(PathBuf::from(name))
+}
+
 fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
@@ -252,7 +260,12 @@ pub(super) fn copy(
                 return Err(state.error(inst, "ADD of a git repository is not supported yet"));
             }
             let name = file_name_of_url(source);
-            let host = tmp_downloads.path().join(format!("{}-{name}", items.len()));
+            let dest_rel = if dest_is_dir || many {
+                plain_name(&name, "the URL").map_err(|e| state.error(inst, &e))?
+            } else {
+                PathBuf::new()
+            };
+            let host = tmp_downloads.path().join(format!("download-{}", items.len()));
             let mtime = shared.source.download(source, &host).map_err(|e| {
                 state.error(inst, &format!("{verb} failed: downloading {source}: {e}"))
             })?;
@@ -262,7 +275,6 @@ pub(super) fn copy(
                 &fs::read(&host).map_err(Error::io("reading", host.clone()))?,
             );
             url_digests.push((source.clone(), digest.to_string()));
-            let dest_rel = if dest_is_dir || many { PathBuf::from(&name) } else { PathBuf::new() };
             items.push(Item {
                 dest_rel,
                 host,
@@ -391,7 +403,11 @@ pub(super) fn copy(
         };
         fs::write(&host, body).map_err(Error::io("writing", host.clone()))?;
         let meta = fs::symlink_metadata(&host).map_err(Error::io("inspecting", host.clone()))?;
-        let dest_rel = if dest_is_dir || many { PathBuf::from(&h.name) } else { PathBuf::new() };
+        let dest_rel = if dest_is_dir || many {
+            plain_name(&h.name, "the heredoc name").map_err(|e| state.error(inst, &e))?
+        } else {
+            PathBuf::new()
+        };
         items.push(Item {
             dest_rel,
             host,
@@ -486,7 +502,11 @@ pub(super) fn copy(
         let target = if i.dest_rel.as_os_str().is_empty() {
             dest_host.clone()
         } else {
-            dest_host.join(&i.dest_rel)
+            // Resolved inside the layer directory: a link an earlier item placed there
+            // is followed as if the layer were `/`, never out of it.
+            let rel = dest_host.join(&i.dest_rel);
+            let rel = rel.strip_prefix(root).unwrap_or(&rel).to_path_buf();
+            crate::snapshot::path::entry_destination(root, &rel)?.1
         };
         if i.extract {
             fs::create_dir_all(&target).map_err(Error::io("creating", target.clone()))?;

@@ -4,7 +4,7 @@
 
 mod apply;
 mod create;
-mod path;
+pub(crate) mod path;
 mod pgzip;
 
 pub use apply::{apply_layer, decompress, is_root, ApplyOptions, ApplyReport, WhiteoutMode};
