@@ -78,6 +78,8 @@ enum Command {
     Sandbox {
         /// The spec file.
         spec: PathBuf,
+        /// The build's process: the sandbox ends when it does.
+        parent: u32,
     },
 }
 
@@ -154,7 +156,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => commands::registry::logout(args),
         Command::Run(args) => store().and_then(|s| commands::run::run(&s, args)),
         Command::Build(args) => store().and_then(|s| commands::build::run(&s, args)),
-        Command::Sandbox { spec } => commands::build::sandbox_helper(&spec),
+        Command::Sandbox { spec, parent } => commands::build::sandbox_helper(&spec, parent),
     };
     match result {
         Ok(code) => code,

@@ -71,6 +71,7 @@ cases!(
     env_expansion,
     healthcheck,
     history_logs,
+    killed_build,
     metadata,
     multistage,
     network_none,

@@ -21,7 +21,9 @@ pub trait Executor: Send + Sync {
     fn run(&self, spec: &SandboxSpec, output: &mut dyn Write) -> Result<i32>;
 }
 
-/// An [`Executor`] that starts `program args... SPEC-FILE` for each run.
+/// An [`Executor`] that starts `program args... SPEC-FILE PARENT-PID` for each run; the
+/// helper should end itself when the process with PARENT-PID does (see
+/// [`crate::sandbox::exit_with_parent`]).
 #[derive(Debug, Clone)]
 pub struct ProcessExecutor {
     /// The helper program (rbuild's own executable).
@@ -43,6 +45,7 @@ impl Executor for ProcessExecutor {
         command
             .args(&self.args)
             .arg(&spec_path)
+            .arg(std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(writer)
             .stderr(writer2);

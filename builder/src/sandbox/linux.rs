@@ -159,6 +159,19 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     }
 }
 
+/// For a helper process that runs a sandbox for another process (`parent`): it is killed
+/// when that process dies, so a killed build leaves no sandbox running. Fails when the
+/// parent is gone already.
+pub fn exit_with_parent(parent: u32) -> Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(io_err("setting the parent-death signal of", Path::new("/proc/self")))?;
+    // The parent may have died before the signal was asked for.
+    if nix::unistd::getppid().as_raw() as u32 != parent {
+        return Err(Error::Conflict("the process that started this sandbox is gone".into()));
+    }
+    Ok(())
+}
+
 /// The signals rbuild passes on to the sandbox, and its init to the command.
 const FORWARDED: [Signal; 6] = [
     Signal::SIGINT,

@@ -270,7 +270,8 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
 /// The hidden `__sandbox SPEC` helper: runs one sandbox spec (written by the build) and
 /// exits with the command's status. A process of its own, single-threaded, as the
 /// sandbox needs.
-pub fn sandbox_helper(spec: &std::path::Path) -> Result<ExitCode> {
+pub fn sandbox_helper(spec: &std::path::Path, parent: u32) -> Result<ExitCode> {
+    rbuild_builder::sandbox::exit_with_parent(parent)?;
     let bytes = std::fs::read(spec).with_context(|| format!("reading {}", spec.display()))?;
     let spec: rbuild_builder::sandbox::SandboxSpec =
         serde_json::from_slice(&bytes).context("reading the sandbox spec")?;
