@@ -449,7 +449,9 @@ pub(super) fn copy(
         } else {
             format!("{}", m.is_dir())
         };
-        let owner = if matches!(origin, Origin::Context) { (0, 0) } else { (m.uid(), m.gid()) };
+        // The owner is part of a source's identity even where COPY gives the files to
+        // root, as the build issue asks and as Docker's classic builder did.
+        let owner = (m.uid(), m.gid());
         listing.update(
             format!(
                 "{}\0{:o}\0{:?}\0{:?}\0{}\0{what}\n",

@@ -1,6 +1,5 @@
-# A COPY's key holds exactly the files it selects: content and mode change it (and the
-# RUN after it); a file's time, its owner in the context (COPY makes files root's), and a
-# file excluded by .dockerignore do not.
+# A COPY's key holds exactly the files it selects: content, mode and owner change it (and
+# the RUN after it); a file's time and a file excluded by .dockerignore do not.
 chmod 644 src/*.txt
 build -t cc .
 step_not_cached 2; step_ran 3
@@ -14,8 +13,10 @@ build -t cc .
 step_cached 2; step_cached 3
 chown 1234:1234 src/other.txt
 build -t cc .
-step_cached 2
+step_not_cached 2; step_ran 3
 stat_is cc /src/other.txt %u:%g 0:0
+build -t cc .
+step_cached 2; step_cached 3
 chmod 600 src/other.txt
 build -t cc .
 step_not_cached 2; step_ran 3
