@@ -29,7 +29,7 @@ fn main() {
             let blob = write_layer(
                 dir,
                 &changes,
-                LayerOptions { compression, source_date_epoch: None },
+                LayerOptions { compression, source_date_epoch: None, root_ids: None },
                 file,
             )
             .unwrap();

@@ -277,7 +277,7 @@ mod round_trip {
                 .unwrap()
                 .success());
             modify(&b);
-            let options = LayerOptions { compression, source_date_epoch: None };
+            let options = LayerOptions { compression, source_date_epoch: None, root_ids: None };
 
             let mut base = Vec::new();
             let base_blob =
@@ -318,6 +318,7 @@ mod round_trip {
         let options = LayerOptions {
             compression: Compression::Gzip(6),
             source_date_epoch: Some(1_000_000_000),
+            root_ids: None,
         };
         let blob = |root: &Path| {
             write_layer(root, &diff_trees(&empty, root).unwrap(), options, std::io::sink()).unwrap()

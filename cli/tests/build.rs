@@ -110,3 +110,101 @@ fn every_case_is_listed() {
         CASES.len()
     );
 }
+
+/// A build as a normal user, through a user namespace: RUN, COPY and WORKDIR work, and
+/// the layers record the caller's files as root's (the user namespace maps the caller to
+/// root), never the caller's own ids.
+#[test]
+fn rootless_build() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    assert!(rbuild_builder::snapshot::is_root(), "the harness makes a user, which needs root");
+    let user = "rbuild-rootless-build";
+    if Command::new("id").arg(user).output().map(|o| !o.status.success()).unwrap_or(true) {
+        let made = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/false", user])
+            .status()
+            .unwrap();
+        assert!(made.success(), "useradd {user}");
+    }
+    let id = |flag: &str| -> u32 {
+        String::from_utf8_lossy(&Command::new("id").args([flag, user]).output().unwrap().stdout)
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (uid, gid) = (id("-u"), id("-g"));
+    let work = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let binary = work.path().join("rbuild");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("rbuild"), &binary).unwrap();
+    let archive = work.path().join("busybox.tar");
+    std::fs::copy(busybox_images().join("busybox-oci.tar"), &archive).unwrap();
+    let (store, ctx) = (work.path().join("store"), work.path().join("ctx"));
+    std::fs::create_dir(&store).unwrap();
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nWORKDIR /app\nCOPY file.txt .\nRUN echo ran > /app/ran.txt && id -u > /app/uid.txt\n").unwrap();
+    std::fs::write(ctx.join("file.txt"), "copied\n").unwrap();
+    for dir in [&store, &ctx] {
+        for entry in std::iter::once(dir.clone())
+            .chain(std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()))
+        {
+            std::os::unix::fs::chown(&entry, Some(uid), Some(gid)).unwrap();
+        }
+    }
+    let as_user = |args: &[&str]| {
+        let out = Command::new(&binary)
+            .arg("--root")
+            .arg(&store)
+            .args(args)
+            .uid(uid)
+            .gid(gid)
+            .env("HOME", work.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rbuild {args:?} as {user}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    as_user(&["load", "-q", "-i", archive.to_str().unwrap()]);
+    as_user(&["build", "--progress", "plain", "-t", "rootless", ctx.to_str().unwrap()]);
+    assert_eq!(
+        as_user(&[
+            "run",
+            "--rm",
+            "rootless",
+            "cat",
+            "/app/file.txt",
+            "/app/ran.txt",
+            "/app/uid.txt"
+        ]),
+        "copied\nran\n0\n"
+    );
+    // Every entry of the three layers the build made belongs to root.
+    let inspect: serde_json::Value =
+        serde_json::from_str(&as_user(&["inspect", "rootless"])).unwrap();
+    let manifest_digest = inspect[0]["Descriptor"]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let blob = |hex: &str| store.join("blobs/sha256").join(hex);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&manifest_digest)).unwrap()).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 4, "the base layer and one each for WORKDIR, COPY and RUN");
+    for layer in &layers[1..] {
+        let hex = layer["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let mut archive = tar::Archive::new(std::fs::File::open(blob(hex)).unwrap());
+        for entry in archive.entries().unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            let h = entry.header();
+            assert_eq!((h.uid().unwrap(), h.gid().unwrap()), (0, 0), "{path} in layer {hex}");
+        }
+    }
+}

@@ -496,6 +496,13 @@ pub(super) fn copy(
         .map(|s| resolve_owner(&view, s))
         .transpose()
         .map_err(|e| state.error(inst, &e))?;
+    if !crate::snapshot::is_root() && owner.is_some_and(|o| o != (0, 0)) {
+        // A rootless build maps only its caller (to root); other owners need root.
+        return Err(state.error(
+            inst,
+            &format!("{verb} --chown to a user other than root needs rbuild to run as root"),
+        ));
+    }
     let layer_dir = shared.store.snapshot_tempdir()?;
     let root = layer_dir.path();
     let dest_host = make_parents(&view, root, &dest_parts, dest_is_dir, owner)?;

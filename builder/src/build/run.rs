@@ -284,7 +284,11 @@ pub(super) fn commit_layer(
     let blob = write_layer(
         root,
         changes,
-        LayerOptions { compression: Compression::None, source_date_epoch: epoch },
+        LayerOptions {
+            compression: Compression::None,
+            source_date_epoch: epoch,
+            root_ids: rootless_ids(),
+        },
         &mut writer,
     )?;
     let (digest, size) = writer.commit(Some(&blob.digest))?;
@@ -295,6 +299,16 @@ pub(super) fn commit_layer(
         diff_id: blob.diff_id,
         tar_size: size,
     })
+}
+
+/// When rbuild is not root, the caller's user and group, which are root in the sandbox's
+/// user namespace and in the image.
+fn rootless_ids() -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    if crate::snapshot::is_root() {
+        return None;
+    }
+    fs::metadata("/proc/self").ok().map(|m| (m.uid(), m.gid()))
 }
 
 /// Removes the empty files and directories the sandbox made as mount points (`/proc`,

@@ -51,12 +51,15 @@ pub struct LayerOptions {
     pub compression: Compression,
     /// Clamp every time in the tar to at most this (`SOURCE_DATE_EPOCH`).
     pub source_date_epoch: Option<u64>,
+    /// The host user and group that stand for root in the layer: a rootless build's
+    /// files belong to its caller on the host, and to root in the image.
+    pub root_ids: Option<(u32, u32)>,
 }
 
 impl Default for LayerOptions {
     fn default() -> Self {
         let epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok());
-        LayerOptions { compression: Compression::Gzip(6), source_date_epoch: epoch }
+        LayerOptions { compression: Compression::Gzip(6), source_date_epoch: epoch, root_ids: None }
     }
 }
 
@@ -209,12 +212,14 @@ pub fn overlay_changes(upper: &Path) -> Result<Vec<Change>> {
     Ok(changes)
 }
 
-/// Writes the tar of `changes` (contents read from `root`) to `out`. Returns the diff
-/// ID (the tar's digest).
+/// Writes the tar of `changes` (contents read from `root`) to `out`, owners as they are
+/// (see [`LayerOptions::root_ids`] for a rootless build's). Returns the diff ID (the tar's
+/// digest).
 pub fn write_tar(
     root: &Path,
     changes: &[Change],
     epoch: Option<u64>,
+    root_ids: Option<(u32, u32)>,
     out: impl Write,
 ) -> Result<Digest> {
     // Sort by path, bytewise, so that equal changes give an equal tar.
@@ -264,8 +269,14 @@ pub fn write_tar(
             continue;
         }
         h.set_mode(m.mode() & 0o7777);
-        h.set_uid(m.uid() as u64);
-        h.set_gid(m.gid() as u64);
+        let (uid, gid) = match root_ids {
+            Some((u, g)) => {
+                (if m.uid() == u { 0 } else { m.uid() }, if m.gid() == g { 0 } else { m.gid() })
+            }
+            None => (m.uid(), m.gid()),
+        };
+        h.set_uid(uid as u64);
+        h.set_gid(gid as u64);
         h.set_mtime(clamp(m.mtime()));
         if let Some(cap) = capability(&path) {
             let mut record = Vec::new();
@@ -349,12 +360,13 @@ pub fn write_layer(
     let (blob, diff_id, media_type) = match options.compression {
         Compression::None => {
             let mut blob = blob;
-            let d = write_tar(root, changes, options.source_date_epoch, &mut blob)?;
+            let d =
+                write_tar(root, changes, options.source_date_epoch, options.root_ids, &mut blob)?;
             (blob, d, MediaType::ImageLayer)
         }
         Compression::Gzip(level) => {
             let mut gz = super::pgzip::ParallelGzip::new(blob, level);
-            let d = write_tar(root, changes, options.source_date_epoch, &mut gz)?;
+            let d = write_tar(root, changes, options.source_date_epoch, options.root_ids, &mut gz)?;
             (gz.finish().map_err(io_err)?, d, MediaType::ImageLayerGzip)
         }
         Compression::Zstd(level) => {
@@ -364,7 +376,7 @@ pub fn write_layer(
                 // Several cores for one layer; zstd's output is the same either way.
                 z.multithread(workers).map_err(io_err)?;
             }
-            let d = write_tar(root, changes, options.source_date_epoch, &mut z)?;
+            let d = write_tar(root, changes, options.source_date_epoch, options.root_ids, &mut z)?;
             (z.finish().map_err(io_err)?, d, MediaType::ImageLayerZstd)
         }
     };
