@@ -88,13 +88,12 @@ impl<'s, 'a> State<'s, 'a> {
     /// Adds a layer (with its snapshot) on top.
     pub fn push_layer(&mut self, layer: LayerRecord, snapshot: Option<PathBuf>) -> Result<()> {
         self.config.rootfs.diff_ids.push(layer.diff_id.to_string());
-        let snap = match snapshot {
-            Some(s) => s,
-            None => self.shared.store.snapshot(&layer.digest, &layer.diff_id)?,
-        };
-        self.snapshots()?.len();
-        if let Some(s) = &mut self.snapshots {
-            s.push(snap);
+        // A layer taken from the cache gets its snapshot only when something needs the
+        // file system (a RUN, COPY's destination): a build that hits the cache throughout
+        // extracts nothing.
+        match (snapshot, &mut self.snapshots) {
+            (Some(snap), Some(s)) => s.push(snap),
+            _ => self.snapshots = None,
         }
         self.layers.push(layer);
         Ok(())
