@@ -7,11 +7,14 @@
 # Phases: cold (empty storage), no-op rebuild, one context file changed. Prints medians of
 # RUNS runs (3) in seconds and the ratios rbuild / peer (below 1: rbuild is faster).
 # The busybox base image is served by docker-registry on a free loopback port. Root only;
-# installs buildah and docker.io when missing. Usage: testdata/bench/build.sh [WORKDIR]
+# installs buildah and docker.io when missing. TOOLS="rbuild buildkit" picks the tools
+# (default: all three). Usage: testdata/bench/build.sh [WORKDIR]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="${1:-$root/.cache/bench-build}"
 runs="${RUNS:-3}"
+tools="${TOOLS:-rbuild buildah buildkit}"
+want() { case " $tools " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 export PATH="$HOME/.cargo/bin:$PATH"
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 need=()
@@ -144,15 +147,15 @@ bench_tool() { # name cold_reset build_cmd... (the context directory is the last
 : >"$work/results.txt"
 
 rbuild_reset() { rm -rf "$work/rbuild-store"; }
-bench_tool rbuild rbuild_reset "$rbuild" --root "$work/rbuild-store" build --progress plain -t bench
+want rbuild && bench_tool rbuild rbuild_reset "$rbuild" --root "$work/rbuild-store" build --progress plain -t bench
 
 buildah_reset() { rm -rf "$work/buildah"; }
-bench_tool buildah buildah_reset buildah --root "$work/buildah/root" --runroot "$work/buildah/run" \
+want buildah && bench_tool buildah buildah_reset buildah --root "$work/buildah/root" --runroot "$work/buildah/run" \
   --storage-driver overlay bud --layers --isolation oci --runtime runc --tls-verify=false -t bench
 
 # dockerd with its own containerd, as ../shared/peers/start-dockerd.sh does.
 docker_ok=""
-if [ -x /usr/bin/docker ] && command -v dockerd >/dev/null; then
+if want buildkit && [ -x /usr/bin/docker ] && command -v dockerd >/dev/null; then
   rm -rf "$work/docker-exec"
   mkdir -p "$work/docker-data" "$work/docker-exec"
   dockerd --host "unix://$work/docker.sock" --data-root "$work/docker-data" \
@@ -173,7 +176,7 @@ if [ -n "$docker_ok" ]; then
     /usr/bin/docker image prune -af >/dev/null 2>&1 || true
   }
   bench_tool buildkit docker_reset /usr/bin/docker build --progress=plain --network=host -t bench
-else
+elif want buildkit; then
   echo "buildkit: skipped, dockerd did not start here (see $work/dockerd.log)" | tee -a "$work/results.txt"
 fi
 

@@ -16,11 +16,36 @@ fail() {
 
 rb() { "$RBUILD" --root "$STORE" "$@"; }
 
-# build ARGS...: `rbuild build --progress plain ARGS` must succeed (default context: .).
+# build ARGS...: `rbuild build --progress plain ARGS` must succeed; then every image it
+# named (-t) must have a sound config (see config_sound).
 build() {
   if ! rb build --progress plain "$@" >"$OUT" 2>&1; then
     fail "rbuild build $* failed"
   fi
+  local prev=""
+  for a in "$@"; do
+    [ "$prev" = "-t" ] && config_sound "$a"
+    prev="$a"
+  done
+}
+
+# config_sound IMAGE: the image config agrees with itself and with the build output: one
+# history entry per layer that is not marked empty, this machine's OS and architecture,
+# the ID the build printed last, and every step of the final stage in the history.
+config_sound() {
+  rb inspect "$1" >"$WORK/.inspect.json" || fail "rbuild inspect $1 failed"
+  python3 - "$WORK/.inspect.json" "$OUT" "$(uname -m)" <<'PY' || fail "the config of $1"
+import json, re, sys
+d = json.load(open(sys.argv[1]))[0]
+out = open(sys.argv[2]).read()
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(sys.argv[3], sys.argv[3])
+made = [h for h in d["History"] if not h.get("empty_layer")]
+assert len(made) == len(d["RootFS"]["Layers"]), (len(made), len(d["RootFS"]["Layers"]))
+assert d["Os"] == "linux" and d["Architecture"] == arch, (d["Os"], d["Architecture"])
+built = re.findall(r"^Successfully built ([0-9a-f]{12})$", out, re.M)
+assert built and d["Id"].startswith("sha256:" + built[-1]), (built, d["Id"])
+assert all(h.get("created") for h in d["History"]), "a history entry without a time"
+PY
 }
 
 # build_fails ARGS...: the build must fail (non-zero exit).

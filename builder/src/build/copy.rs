@@ -56,6 +56,121 @@ enum Origin {
     View(RootfsView, String),
 }
 
+/// How items are placed in the layer directory.
+struct PlaceRules<'a> {
+    /// `--chown`, resolved.
+    owner: Option<(u32, u32)>,
+    /// Keep the sources' owners (a stage's or image's files) rather than root's.
+    keep_owners: bool,
+    /// `--chmod`.
+    chmod: Option<&'a str>,
+    /// rbuild runs as root (and so can set owners).
+    as_root: bool,
+}
+
+impl PlaceRules<'_> {
+    /// Checks `--chmod` against every item first, so placing cannot fail half way on it.
+    fn check(&self, items: &[Item]) -> std::result::Result<(), String> {
+        if let Some(spec) = self.chmod {
+            for i in items {
+                apply_chmod(spec, i.meta.mode(), i.meta.is_dir())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn mode(&self, i: &Item) -> u32 {
+        let mode = i.mode_override.unwrap_or(i.meta.mode() & 0o7777);
+        match self.chmod {
+            Some(spec) => apply_chmod(spec, mode, i.meta.is_dir()).unwrap_or(mode),
+            None => mode,
+        }
+    }
+
+    fn owner(&self, i: &Item) -> (u32, u32) {
+        match self.owner {
+            Some(o) => o,
+            None if self.keep_owners => (i.meta.uid(), i.meta.gid()),
+            None => (0, 0),
+        }
+    }
+
+    /// Removes what an earlier item put at `target` when this one cannot go over it.
+    fn replace(&self, target: &Path, i: &Item) -> Result<()> {
+        if let Ok(old) = fs::symlink_metadata(target) {
+            if old.is_dir() && !i.meta.is_dir() {
+                fs::remove_dir_all(target).map_err(Error::io("replacing", target))?;
+            } else if !old.is_dir() {
+                fs::remove_file(target).map_err(Error::io("replacing", target))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates one item at `target` with its owner, mode and time (a directory's time is
+    /// set later, by `finish_dir`, once its content is in).
+    fn place(&self, i: &Item, target: &Path, reporter: &&dyn super::Reporter) -> Result<()> {
+        let ft = i.meta.file_type();
+        if ft.is_dir() {
+            if !target.is_dir() {
+                fs::create_dir_all(target).map_err(Error::io("creating", target))?;
+            }
+            return Ok(());
+        }
+        if let Some(parent) = target.parent() {
+            if !parent.is_dir() {
+                fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+            }
+        }
+        if ft.is_symlink() {
+            let t =
+                fs::read_link(&i.host).map_err(Error::io("reading the link", i.host.clone()))?;
+            std::os::unix::fs::symlink(&t, target).map_err(Error::io("creating", target))?;
+        } else if ft.is_file() {
+            fs::copy(&i.host, target).map_err(Error::io("copying to", target))?;
+        } else {
+            reporter
+                .event(Event::Warning(format!("skipping the special file {}", i.host.display())));
+            return Ok(());
+        }
+        let (uid, gid) = self.owner(i);
+        // Files rbuild creates as root are root's already.
+        if self.as_root && (uid, gid) != (0, 0) {
+            std::os::unix::fs::lchown(target, Some(uid), Some(gid))
+                .map_err(Error::io("changing the owner of", target))?;
+        }
+        if !ft.is_symlink() {
+            let mode = self.mode(i);
+            // fs::copy kept the source's mode; only a different one needs a chmod.
+            if mode != i.meta.mode() & 0o7777 || !self.as_root {
+                fs::set_permissions(target, fs::Permissions::from_mode(mode))
+                    .map_err(Error::io("setting the mode of", target))?;
+            }
+        }
+        let (secs, nanos) = match i.mtime_override {
+            Some(t) => (t, 0),
+            None => (i.meta.mtime(), i.meta.mtime_nsec() as u32),
+        };
+        let t = FileTime::from_unix_time(secs, nanos);
+        filetime::set_symlink_file_times(target, t, t)
+            .map_err(Error::io("setting the times of", target))
+    }
+
+    /// A directory's owner, mode and time, once its content is in.
+    fn finish_dir(&self, i: &Item, target: &Path) -> Result<()> {
+        let (uid, gid) = self.owner(i);
+        if self.as_root && (uid, gid) != (0, 0) {
+            std::os::unix::fs::lchown(target, Some(uid), Some(gid))
+                .map_err(Error::io("changing the owner of", target))?;
+        }
+        fs::set_permissions(target, fs::Permissions::from_mode(self.mode(i)))
+            .map_err(Error::io("setting the mode of", target))?;
+        let t = FileTime::from_unix_time(i.mtime_override.unwrap_or(i.meta.mtime()), 0);
+        filetime::set_symlink_file_times(target, t, t)
+            .map_err(Error::io("setting the times of", target))
+    }
+}
+
 /// The compression of an archive, from its first bytes; `None` when it is not one.
 fn archive_kind(path: &Path) -> Option<&'static str> {
     let mut head = [0u8; 262];
@@ -506,16 +621,28 @@ pub(super) fn copy(
     let layer_dir = shared.store.snapshot_tempdir()?;
     let root = layer_dir.path();
     let dest_host = make_parents(&view, root, &dest_parts, dest_is_dir, owner)?;
-    let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
+    let rules = PlaceRules {
+        owner,
+        keep_owners: !matches!(origin, Origin::Context),
+        chmod: chmod.as_deref(),
+        as_root: crate::snapshot::is_root(),
+    };
+    rules.check(&items).map_err(|e| state.error(inst, &e))?;
+    // Targets first, in order: a link an earlier item placed is followed inside the layer
+    // directory (as if it were `/`), never out of it. Archives are extracted here.
+    let mut targets: Vec<(PathBuf, &Item)> = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::new();
+    let mut links_placed = false;
+    let mut unique = true;
     for i in &items {
         let target = if i.dest_rel.as_os_str().is_empty() {
             dest_host.clone()
-        } else {
-            // Resolved inside the layer directory: a link an earlier item placed there
-            // is followed as if the layer were `/`, never out of it.
+        } else if links_placed || !unique {
             let rel = dest_host.join(&i.dest_rel);
             let rel = rel.strip_prefix(root).unwrap_or(&rel).to_path_buf();
             crate::snapshot::path::entry_destination(root, &rel)?.1
+        } else {
+            dest_host.join(&i.dest_rel)
         };
         if i.extract {
             fs::create_dir_all(&target).map_err(Error::io("creating", target.clone()))?;
@@ -525,74 +652,70 @@ pub(super) fn copy(
             crate::snapshot::apply_layer(reader, &target, options).map_err(|e| {
                 state.error(inst, &format!("ADD failed: extracting {}: {e}", i.host.display()))
             })?;
+            // What the archive holds is unknown here: resolve every later target.
+            links_placed = true;
             continue;
         }
-        if let Some(parent) = target.parent() {
-            if !parent.exists() {
-                fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+        if i.meta.file_type().is_symlink() {
+            links_placed = true;
+        }
+        if !seen.insert(target.clone()) {
+            unique = false;
+        }
+        targets.push((target, i));
+    }
+    let t_place = Instant::now();
+    if unique {
+        // Directories and links in order, then the files' content on every core (their
+        // directories all exist by then), then the directories' metadata, deepest first.
+        for (target, i) in &targets {
+            if !i.meta.file_type().is_file() {
+                rules.place(i, target, &shared.reporter)?;
             }
         }
-        let m = &i.meta;
-        let ft = m.file_type();
-        if let Ok(old) = fs::symlink_metadata(&target) {
-            if old.is_dir() && !ft.is_dir() {
-                fs::remove_dir_all(&target).map_err(Error::io("replacing", target.clone()))?;
-            } else if !old.is_dir() {
-                fs::remove_file(&target).map_err(Error::io("replacing", target.clone()))?;
+        let files: Vec<&(PathBuf, &Item)> =
+            targets.iter().filter(|(_, i)| i.meta.file_type().is_file()).collect();
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+        if files.len() < 64 || threads < 2 {
+            for (target, i) in files {
+                rules.place(i, target, &shared.reporter)?;
             }
-        }
-        if ft.is_dir() {
-            if !target.is_dir() {
-                fs::create_dir(&target).map_err(Error::io("creating", target.clone()))?;
-            }
-        } else if ft.is_symlink() {
-            let t =
-                fs::read_link(&i.host).map_err(Error::io("reading the link", i.host.clone()))?;
-            std::os::unix::fs::symlink(&t, &target)
-                .map_err(Error::io("creating", target.clone()))?;
-        } else if ft.is_file() {
-            fs::copy(&i.host, &target).map_err(Error::io("copying to", target.clone()))?;
         } else {
-            shared.reporter.event(Event::Warning(format!(
-                "{verb}: skipping the special file {}",
-                i.host.display()
-            )));
-            continue;
+            let chunk = files.len().div_ceil(threads);
+            let rules = &rules;
+            let reporter = &shared.reporter;
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = files
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter().try_for_each(|(t, i)| rules.place(i, t, reporter))
+                        })
+                    })
+                    .collect();
+                handles.into_iter().try_for_each(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Build("a copying thread panicked".into())))
+                })
+            })?;
         }
-        let (uid, gid) = match owner {
-            Some(o) => o,
-            None if matches!(origin, Origin::Context) => (0, 0),
-            None => (m.uid(), m.gid()),
-        };
-        if crate::snapshot::is_root() {
-            std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
-                .map_err(Error::io("changing the owner of", target.clone()))?;
-        }
-        if !ft.is_symlink() {
-            let mut mode = i.mode_override.unwrap_or(m.mode() & 0o7777);
-            if let Some(spec) = &chmod {
-                mode = apply_chmod(spec, mode, ft.is_dir()).map_err(|e| state.error(inst, &e))?;
-            }
-            fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                .map_err(Error::io("setting the mode of", target.clone()))?;
-        }
-        let mtime = i.mtime_override.unwrap_or(m.mtime());
-        if ft.is_dir() {
-            dir_times.push((target, mtime));
-        } else {
-            let t = FileTime::from_unix_time(
-                mtime,
-                if i.mtime_override.is_some() { 0 } else { m.mtime_nsec() as u32 },
-            );
-            filetime::set_symlink_file_times(&target, t, t)
-                .map_err(Error::io("setting the times of", target.clone()))?;
+    } else {
+        // The same target more than once: strictly in order, each replacing the last.
+        for (target, i) in &targets {
+            rules.replace(target, i)?;
+            rules.place(i, target, &shared.reporter)?;
         }
     }
-    // Directory times last (adding their content changed them), deepest first.
-    for (dir, mtime) in dir_times.iter().rev() {
-        let t = FileTime::from_unix_time(*mtime, 0);
-        let _ = filetime::set_symlink_file_times(dir, t, t);
+    for (target, i) in targets.iter().rev() {
+        if i.meta.is_dir() {
+            rules.finish_dir(i, target)?;
+        }
     }
+    tracing::debug!(
+        items = items.len(),
+        placed_ms = t_place.elapsed().as_millis() as u64,
+        "COPY placed its files"
+    );
     commit(state, root, key, created_by, number, started)?;
     Ok(false)
 }
@@ -652,19 +775,28 @@ fn commit(
     started: Instant,
 ) -> Result<()> {
     let shared = state.shared;
-    // Parent directory times are set after their content was placed.
+    let t0 = Instant::now();
     let changes = overlay_changes(root)?;
     let created = super::now_rfc3339(shared.options.source_date_epoch);
-    let layer =
-        super::run::commit_layer(shared.store, root, &changes, shared.options.source_date_epoch)?;
+    let (layer, writer) = super::run::write_layer_blob(
+        shared.store,
+        root,
+        &changes,
+        shared.options.source_date_epoch,
+    )?;
     let snapshot = shared.store.adopt_snapshot(root, &layer.diff_id)?;
+    tracing::debug!(
+        layer_ms = t0.elapsed().as_millis() as u64,
+        bytes = layer.size,
+        "layer committed"
+    );
     let duration = started.elapsed();
     let record = CacheRecord {
         layer: Some(layer.clone()),
         created: created.clone(),
         duration_ms: duration.as_millis() as u64,
     };
-    shared.store.cache_store(&key, &record)?;
+    shared.finish_layer(writer, &layer, key.clone(), record);
     let size = layer.tar_size;
     state.push_layer(layer, Some(snapshot))?;
     state.last_created = created.clone();

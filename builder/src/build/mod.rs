@@ -245,6 +245,46 @@ pub(crate) struct Shared<'a> {
     pub done: Mutex<BTreeMap<usize, Arc<StageOutcome>>>,
     /// Images named by COPY --from, pulled once.
     pub images: Mutex<BTreeMap<String, Arc<Image>>>,
+    /// Layer blobs being made durable (synced, renamed into place, recorded in the
+    /// cache) while the build goes on; joined before the image is written.
+    pub pending: Mutex<Vec<std::thread::JoinHandle<Result<()>>>>,
+}
+
+impl Shared<'_> {
+    /// Finishes a layer's blob and records its cache entry on another thread: the sync
+    /// to disk need not hold up the next step, which only needs the snapshot.
+    pub fn finish_layer(
+        &self,
+        writer: crate::store::BlobWriter,
+        layer: &cache::LayerRecord,
+        key: cache::CacheKey,
+        record: cache::CacheRecord,
+    ) {
+        let store = self.store.clone();
+        let digest = layer.digest.clone();
+        let handle = std::thread::spawn(move || {
+            writer.commit(Some(&digest))?;
+            store.cache_store(&key, &record)
+        });
+        if let Ok(mut p) = self.pending.lock() {
+            p.push(handle);
+        }
+    }
+
+    /// Waits for every layer being finished; the first failure, if any.
+    fn join_pending(&self) -> Result<()> {
+        let handles = self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        let mut first = Ok(());
+        for h in handles {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(Error::Build("a layer-writing thread panicked".into())));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
 }
 
 /// Now, or `SOURCE_DATE_EPOCH`, as RFC 3339.
@@ -336,9 +376,13 @@ pub fn build(
         used_args: Mutex::new(graph_global_names),
         done: Default::default(),
         images: Default::default(),
+        pending: Default::default(),
     };
     store.clean_containers();
-    run_stages(&shared, &order)?;
+    let ran = run_stages(&shared, &order);
+    let finished = shared.join_pending();
+    ran?;
+    finished?;
     shared.context.save_stat_cache();
     let unused: Vec<String> = options
         .build_args

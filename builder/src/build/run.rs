@@ -203,11 +203,12 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     remove_mount_stubs(&upper, &view);
     let changes = overlay_changes(&upper)?;
     let created = super::now_rfc3339(shared.options.source_date_epoch);
-    let layer = if changes.is_empty() {
+    let written = if changes.is_empty() {
         None
     } else {
-        Some(commit_layer(store, &upper, &changes, shared.options.source_date_epoch)?)
+        Some(write_layer_blob(store, &upper, &changes, shared.options.source_date_epoch)?)
     };
+    let layer = written.as_ref().map(|(l, _)| l.clone());
     let snapshot = match &layer {
         Some(l) => Some(store.adopt_snapshot(&upper, &l.diff_id)?),
         None => None,
@@ -218,7 +219,10 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
         created: created.clone(),
         duration_ms: duration.as_millis() as u64,
     };
-    store.cache_store(&key, &record)?;
+    match written {
+        Some((l, writer)) => shared.finish_layer(writer, &l, key.clone(), record.clone()),
+        None => store.cache_store(&key, &record)?,
+    }
     let logs = store.root().join("logs");
     fs::create_dir_all(&logs).map_err(Error::io("creating", logs.clone()))?;
     fs::rename(&log_path, store.step_log_path(&key))
@@ -274,12 +278,15 @@ pub(super) fn reuse(
 
 /// Writes the layer of `changes` under `root` into the store, uncompressed (as Docker
 /// keeps built layers; compression costs more than it saves on a local disk).
-pub(super) fn commit_layer(
+/// Writes the layer of `changes` under `root` uncompressed (as Docker keeps built
+/// layers; compression costs more than it saves on a local disk) into a blob writer that
+/// [`super::Shared::finish_layer`] then makes durable.
+pub(super) fn write_layer_blob(
     store: &crate::store::Store,
     root: &std::path::Path,
     changes: &[crate::snapshot::Change],
     epoch: Option<u64>,
-) -> Result<LayerRecord> {
+) -> Result<(LayerRecord, crate::store::BlobWriter)> {
     let mut writer = store.blob_writer()?;
     let blob = write_layer(
         root,
@@ -291,14 +298,14 @@ pub(super) fn commit_layer(
         },
         &mut writer,
     )?;
-    let (digest, size) = writer.commit(Some(&blob.digest))?;
-    Ok(LayerRecord {
-        digest,
-        size,
+    let layer = LayerRecord {
+        digest: blob.digest,
+        size: blob.size,
         media_type: blob.media_type,
         diff_id: blob.diff_id,
-        tar_size: size,
-    })
+        tar_size: blob.size,
+    };
+    Ok((layer, writer))
 }
 
 /// When rbuild is not root, the caller's user and group, which are root in the sandbox's

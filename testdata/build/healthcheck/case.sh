@@ -7,3 +7,4 @@ build -t hc-exec --target exec .
 config_is hc-exec 'd["Config"]["Healthcheck"]' '{"Test": ["CMD", "/bin/true"]}'
 build -t hc-none .
 config_is hc-none 'd["Config"]["Healthcheck"]' '{"Test": ["NONE"]}'
+run_is hc-none ok sh -c 'test -x /bin/busybox && echo ok'

@@ -19,3 +19,4 @@ label = [r for r in rows if r["CreatedBy"].startswith("LABEL")][0]
 assert label["CacheKey"] is None, label
 PY
 if rb history --logs 4 hl > /dev/null 2>&1; then fail "a LABEL step has no log"; fi
+run_is hl "FROM busybox" head -1 /Dockerfile

@@ -16,3 +16,4 @@ assert kinds.count("step") == 3, kinds
 assert "cached" in kinds and kinds[-1] == "built", kinds
 assert events[-1]["id"].startswith("sha256:"), events[-1]
 PY
+file_is one /q.txt quiet

@@ -13,3 +13,5 @@ rb images >/dev/null || fail "the store does not list after a failed build"
 printf 'FROM busybox\nRUN echo fine\n' > Dockerfile.ok
 build -t ok -f Dockerfile.ok .
 step_cached 2
+absent ok /never
+run_is ok ok sh -c 'test -d /bin && echo ok'
