@@ -82,6 +82,7 @@ cases!(
     platform_flag,
     proxy_args,
     pull_base,
+    reproducible,
     run_failure,
     run_forms,
     run_heredoc,

@@ -188,6 +188,15 @@ impl<'s, 'a> State<'s, 'a> {
     }
 }
 
+/// The key a stage's chain starts from: its base, and `SOURCE_DATE_EPOCH` (which sets
+/// every time in the layers, so layers made with another one, or none, differ).
+fn base_key(shared: &Shared<'_>, base: &str) -> CacheKey {
+    match shared.options.source_date_epoch {
+        Some(epoch) => CacheKey::base(&format!("{base} SOURCE_DATE_EPOCH={epoch}")),
+        None => CacheKey::base(base),
+    }
+}
+
 /// Reads a stored image into a stage's starting state.
 fn image_state<'s, 'a>(
     shared: &'s Shared<'a>,
@@ -220,7 +229,7 @@ fn image_state<'s, 'a>(
     Ok(State {
         shared,
         stage,
-        chain: CacheKey::base(image.id().as_ref()),
+        chain: base_key(shared, image.id().as_ref()),
         config,
         layers,
         snapshots: None,
@@ -251,7 +260,7 @@ fn scratch_state<'s, 'a>(shared: &'s Shared<'a>, stage: usize) -> State<'s, 'a> 
     State {
         shared,
         stage,
-        chain: CacheKey::base("scratch"),
+        chain: base_key(shared, "scratch"),
         config,
         layers: Vec::new(),
         snapshots: Some(Vec::new()),
