@@ -69,6 +69,7 @@ cases!(
     dockerignore,
     entrypoint_cmd,
     env_expansion,
+    export_push,
     healthcheck,
     history_logs,
     killed_build,

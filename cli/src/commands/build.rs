@@ -67,11 +67,118 @@ pub struct BuildArgs {
     /// The platform to build for (only this machine's is supported).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
+    /// Push every `-t` name to its registry after the build.
+    #[arg(long)]
+    push: bool,
+    /// Also write the result out: `type=local,dest=DIR` (the final file system),
+    /// `type=tar,dest=FILE|-` (the same as a tar), `type=docker,dest=FILE|-` or
+    /// `type=oci,dest=FILE|-` (an image archive, as `rbuild save` writes); a bare `DIR`
+    /// means `type=local,dest=DIR`.
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
+    output: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
     /// The build context: a directory, or `-` for a tar archive on standard input.
     #[arg(value_name = "PATH")]
     path: String,
+}
+
+/// Where `--output` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Output {
+    /// The final file system into a directory.
+    Local(PathBuf),
+    /// The final file system as a tar (`None`: standard output).
+    Tar(Option<PathBuf>),
+    /// An image archive (`None`: standard output).
+    Archive(rbuild_builder::archive::ArchiveFormat, Option<PathBuf>),
+}
+
+fn parse_output(text: &str) -> Result<Output> {
+    if !text.contains('=') {
+        return Ok(Output::Local(PathBuf::from(text)));
+    }
+    let mut kind = None;
+    let mut dest = None;
+    for field in text.split(',') {
+        match field.split_once('=') {
+            Some(("type", v)) => kind = Some(v.to_string()),
+            Some(("dest", v)) => dest = Some(v.to_string()),
+            _ => bail!("invalid --output {text:?}: expected type=TYPE,dest=PATH"),
+        }
+    }
+    let file = |d: Option<String>| d.filter(|d| d != "-").map(PathBuf::from);
+    use rbuild_builder::archive::ArchiveFormat;
+    match kind.as_deref() {
+        Some("local") => Ok(Output::Local(PathBuf::from(
+            dest.with_context(|| format!("--output {text:?}: type=local needs dest=DIR"))?,
+        ))),
+        Some("tar") => Ok(Output::Tar(file(dest))),
+        Some("docker") => Ok(Output::Archive(ArchiveFormat::Docker, file(dest))),
+        Some("oci") => Ok(Output::Archive(ArchiveFormat::Oci, file(dest))),
+        Some(other) => bail!("--output type {other:?} is not one of local, tar, docker, oci"),
+        None => bail!("invalid --output {text:?}: type= is missing"),
+    }
+}
+
+/// Writes the built image out as `--output` asks.
+fn export(store: &Store, image_id: &str, tags: &[Reference], output: &Output) -> Result<()> {
+    let image = store.resolve(image_id)?;
+    match output {
+        Output::Local(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            store
+                .unpack(&image, dir)
+                .with_context(|| format!("writing the file system to {}", dir.display()))?;
+        }
+        Output::Tar(dest) => {
+            let tmp = tempfile::Builder::new()
+                .prefix("export-")
+                .tempdir_in(store.root().join("tmp"))
+                .context("making a directory for the export")?;
+            let root = tmp.path().join("rootfs");
+            let empty = tmp.path().join("empty");
+            std::fs::create_dir_all(&root)?;
+            std::fs::create_dir_all(&empty)?;
+            store.unpack(&image, &root)?;
+            let changes = rbuild_builder::snapshot::diff_trees(&empty, &root)?;
+            let epoch = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse().ok());
+            match dest {
+                Some(path) => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?;
+                    rbuild_builder::snapshot::write_tar(
+                        &root,
+                        &changes,
+                        epoch,
+                        None,
+                        std::io::BufWriter::new(file),
+                    )?;
+                }
+                None => {
+                    if std::io::stdout().is_terminal() {
+                        bail!("refusing to write a tar to a terminal: give dest=FILE or redirect the output");
+                    }
+                    rbuild_builder::snapshot::write_tar(
+                        &root,
+                        &changes,
+                        epoch,
+                        None,
+                        std::io::BufWriter::new(std::io::stdout().lock()),
+                    )?;
+                }
+            }
+        }
+        Output::Archive(format, dest) => {
+            super::image::write_archive(
+                store,
+                &[(image, tags.to_vec())],
+                *format,
+                dest.as_deref(),
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether a `# syntax=` image is Dockerfile 1.x, which rbuild's frontend serves.
@@ -129,7 +236,14 @@ fn context_from_stdin(store: &Store) -> Result<tempfile::TempDir> {
 
 /// `rbuild build`.
 pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
+    let output = args.output.as_deref().map(parse_output).transpose()?;
+    let stdout_taken = matches!(output, Some(Output::Tar(None)) | Some(Output::Archive(_, None)));
     let mode = if args.quiet { ProgressMode::Quiet } else { args.progress.resolve() };
+    // An archive on standard output leaves the progress no room there.
+    let mode = if stdout_taken && mode == ProgressMode::Plain { ProgressMode::Quiet } else { mode };
+    if args.push && args.tags.is_empty() {
+        bail!("--push needs at least one -t NAME to push to");
+    }
     let tags: Vec<Reference> = args
         .tags
         .iter()
@@ -254,7 +368,23 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         std::fs::write(path, result.image_id.to_string())
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some(output) = &output {
+        export(store, result.image_id.as_ref(), &tags, output)?;
+    }
+    if args.push {
+        for tag in &tags {
+            let image = store.resolve(&tag.to_string())?;
+            super::registry::push_image(
+                store,
+                &image,
+                tag,
+                &args.registry,
+                mode != ProgressMode::Plain,
+            )?;
+        }
+    }
     match mode {
+        ProgressMode::Quiet if stdout_taken => eprintln!("{}", result.image_id),
         ProgressMode::Quiet => println!("{}", result.image_id),
         ProgressMode::Json => {}
         _ => {

@@ -420,28 +420,40 @@ pub fn save(store: &Store, args: SaveArgs) -> Result<ExitCode> {
         SaveFormat::Docker => ArchiveFormat::Docker,
         SaveFormat::Oci => ArchiveFormat::Oci,
     };
-    match &args.output {
+    write_archive(store, &images, format, args.output.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes images as an archive to `output` (atomically: no half-written file is left
+/// under its name), or to standard output when `None` (never a terminal).
+pub fn write_archive(
+    store: &Store,
+    images: &[(Image, Vec<Reference>)],
+    format: ArchiveFormat,
+    output: Option<&std::path::Path>,
+) -> Result<()> {
+    match output {
         Some(path) => {
-            // Write next to the destination, then rename: no half-written archive is left
-            // under the requested name.
             let dir = path
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
             let mut tmp = tempfile::NamedTempFile::new_in(dir)
                 .with_context(|| format!("creating a file in {}", dir.display()))?;
-            archive::save(store, &images, format, std::io::BufWriter::new(tmp.as_file_mut()))?;
+            archive::save(store, images, format, std::io::BufWriter::new(tmp.as_file_mut()))?;
             tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
         }
         None => {
             let stdout = std::io::stdout();
             if stdout.is_terminal() {
-                bail!("refusing to write an archive to a terminal: use -o FILE or redirect the output");
+                bail!(
+                    "refusing to write an archive to a terminal: use a file or redirect the output"
+                );
             }
-            archive::save(store, &images, format, std::io::BufWriter::new(stdout.lock()))?;
+            archive::save(store, images, format, std::io::BufWriter::new(stdout.lock()))?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `rbuild load`.

@@ -442,15 +442,31 @@ pub fn push(store: &Store, args: PushArgs) -> Result<ExitCode> {
             })?,
         },
     };
+    let digest = push_image(store, &image, &dest, &args.registry, args.quiet)?;
+    if args.quiet {
+        println!("{digest}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pushes `image` from the store to `dest` (which needs a tag), printing Docker's lines
+/// unless `quiet`. Returns the pushed manifest's digest.
+pub fn push_image(
+    store: &Store,
+    image: &rbuild_builder::store::Image,
+    dest: &Reference,
+    registry: &RegistryArgs,
+    quiet: bool,
+) -> Result<String> {
     let Some(tag) = dest.tag().map(str::to_string) else {
         bail!("the destination needs a tag: {dest}")
     };
-    let client = client(&args.registry, docker_config()?)?;
+    let client = client(registry, docker_config()?)?;
     let repo = Repository::new(dest.domain(), dest.path());
-    if !args.quiet {
+    if !quiet {
         println!("The push refers to repository [{}]", dest.repository());
     }
-    let progress: Arc<dyn Progress> = Arc::from(progress(args.quiet, "Pushing"));
+    let progress: Arc<dyn Progress> = Arc::from(progress(quiet, "Pushing"));
     let blobs: Vec<Descriptor> = image
         .manifest
         .layers()
@@ -491,12 +507,10 @@ pub fn push(store: &Store, args: PushArgs) -> Result<ExitCode> {
     let manifest = store.read_blob(image.entry.manifest.digest())?;
     let media = image.entry.manifest.media_type().to_string();
     let digest = rt.block_on(client.push_manifest(&repo, &tag, &manifest, &media))?;
-    if args.quiet {
-        println!("{digest}");
-    } else {
+    if !quiet {
         println!("{tag}: digest: {digest} size: {}", manifest.len());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(digest.to_string())
 }
 
 /// Credentials given on the command line, for checking them before they are saved.
