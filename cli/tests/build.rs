@@ -87,6 +87,8 @@ cases!(
     run_failure,
     run_forms,
     run_heredoc,
+    run_mounts,
+    run_secrets,
     scratch,
     stdin_inputs,
     target,

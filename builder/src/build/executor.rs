@@ -36,7 +36,18 @@ impl Executor for ProcessExecutor {
     fn run(&self, spec: &SandboxSpec, output: &mut dyn Write) -> Result<i32> {
         let spec_path = spec.run_dir.join("spec.json");
         let bytes = serde_json::to_vec(spec).map_err(Error::json("sandbox spec"))?;
-        std::fs::write(&spec_path, bytes).map_err(Error::io("writing", spec_path.clone()))?;
+        // The spec can hold secrets (RUN --mount=type=secret,env=...): only its owner reads it.
+        {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&spec_path)
+                .map_err(Error::io("writing", spec_path.clone()))?;
+            file.write_all(&bytes).map_err(Error::io("writing", spec_path.clone()))?;
+        }
         let (mut reader, writer) =
             std::io::pipe().map_err(Error::io("making a pipe for", spec.run_dir.clone()))?;
         let writer2 =

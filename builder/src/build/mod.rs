@@ -13,6 +13,7 @@ pub mod config;
 pub mod context;
 mod copy;
 mod executor;
+mod mounts;
 pub mod record;
 pub mod rootfs;
 mod run;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use oci_spec::image::{Descriptor, Digest, MediaType};
 
 pub use executor::{Executor, ProcessExecutor};
+pub use mounts::{remove_cache_mounts, Secret};
 pub use stage::StageOutcome;
 
 use crate::error::{Error, Result};
@@ -211,6 +213,10 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// `SOURCE_DATE_EPOCH`: clamp times in layers and use it as every created time.
     pub source_date_epoch: Option<u64>,
+    /// `--secret`s by id, for `RUN --mount=type=secret`.
+    pub secrets: BTreeMap<String, Secret>,
+    /// `--ssh` agent sockets by id, for `RUN --mount=type=ssh`.
+    pub ssh: BTreeMap<String, PathBuf>,
 }
 
 /// What a build made.

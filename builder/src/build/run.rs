@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 use std::fs;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rbuild_parser::{Command, Heredoc, Instruction, InstructionKind, NetworkMode};
@@ -76,12 +77,6 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
         return Err(state.error(inst, "not a RUN instruction"));
     };
     let shared = state.shared;
-    if !mounts.is_empty() {
-        shared.reporter.event(Event::Warning(format!(
-            "{}:{}: RUN --mount is not supported yet; the mounts are left out",
-            shared.options.dockerfile_name, inst.span.start.line
-        )));
-    }
     if security.is_some() {
         return Err(state.error(inst, "RUN --security is not supported"));
     }
@@ -129,10 +124,15 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     };
     let user = state.config.config.user.clone().unwrap_or_default();
     let workdir = state.workdir();
+    let mount_key = if mounts.is_empty() {
+        Vec::new()
+    } else {
+        super::mounts::prepare(state, inst, mounts, Path::new("/nonexistent"), false)?.key
+    };
     let key = CacheKey::new(
         &state.chain,
         json!({"op": "run", "argv": argv, "env": env_for_key, "user": user, "workdir": workdir,
-               "network": format!("{net:?}"), "script": script}),
+               "network": format!("{net:?}"), "script": script, "mounts": mount_key}),
     );
     // The history shows the ARGs the command saw, as Docker does: `|2 A=1 B=2 cmd`.
     let arg_words: Vec<String> =
@@ -166,8 +166,13 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
             .map_err(Error::io("making executable", host.clone()))?;
         volumes.push(Volume { host, target: target.clone(), readonly: true });
     }
+    let mounted = super::mounts::prepare(state, inst, mounts, &run_dir, true)?;
+    volumes.extend(mounted.volumes);
+    let mut env = env;
+    env.extend(mounted.env);
     let lowers = state.snapshots()?;
     let view = state.view()?;
+    // The spec holds secrets given as environment variables: only root may read it.
     let spec = SandboxSpec {
         lowers,
         run_dir: run_dir.clone(),
@@ -180,7 +185,10 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
         volumes,
         limits: Default::default(),
         tty: false,
+        layer_mounts: mounted.layer_mounts,
+        tmpfs: mounted.tmpfs,
     };
+    let _cache_locks = mounted.locks;
     shared.reporter.event(Event::Running { number, id: id[..12].to_string() });
     let log_path = run_dir.join("log");
     let log = fs::File::create(&log_path).map_err(Error::io("creating", log_path.clone()))?;
@@ -200,7 +208,7 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
         return Err(state.error(inst, &msg));
     }
     let upper = spec.upper();
-    remove_mount_stubs(&upper, &view);
+    remove_mount_stubs(&upper, &view, &mounted.targets);
     let changes = overlay_changes(&upper)?;
     let created = super::now_rfc3339(shared.options.source_date_epoch);
     let written = if changes.is_empty() {
@@ -320,11 +328,25 @@ fn rootless_ids() -> Option<(u32, u32)> {
 
 /// Removes the empty files and directories the sandbox made as mount points (`/proc`,
 /// `/etc/hosts` ...) where the image had none, so they do not end up in the layer.
-fn remove_mount_stubs(upper: &std::path::Path, view: &super::rootfs::RootfsView) {
-    for stub in ["etc/hosts", "etc/resolv.conf", "etc/hostname", "proc", "sys", "dev", "etc"] {
-        let p = upper.join(stub);
+fn remove_mount_stubs(upper: &Path, view: &super::rootfs::RootfsView, targets: &[String]) {
+    let fixed = ["etc/hosts", "etc/resolv.conf", "etc/hostname", "proc", "sys", "dev"];
+    let mut stubs: Vec<PathBuf> = fixed.iter().map(PathBuf::from).collect();
+    // A mount target, and each of its parents the sandbox had to make.
+    for t in targets {
+        let mut p: PathBuf = super::rootfs::components(t).into_iter().collect();
+        while !p.as_os_str().is_empty() {
+            stubs.push(p.clone());
+            p.pop();
+        }
+    }
+    stubs.push(PathBuf::from("etc"));
+    // Deepest first, so a parent is empty by the time it is looked at.
+    stubs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    stubs.dedup();
+    for stub in stubs {
+        let p = upper.join(&stub);
         let Ok(m) = fs::symlink_metadata(&p) else { continue };
-        if view.entry(&super::rootfs::components(stub)).is_some() {
+        if view.entry(&super::rootfs::components(&stub.to_string_lossy())).is_some() {
             continue;
         }
         if m.is_file() && m.len() == 0 {

@@ -378,6 +378,9 @@ fn apply(step: &MountStep) -> Result<()> {
                 work.display()
             );
             let options = if *userxattr { format!("{options},userxattr") } else { options };
+            for dir in [upper, work, target] {
+                mkdirs(dir)?;
+            }
             // nodev: device nodes in image layers (a hostile image can carry the host's
             // disks) open nothing; /dev is its own mount, holding only the safe devices.
             mount(

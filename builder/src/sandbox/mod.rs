@@ -23,4 +23,4 @@ mod spec;
 pub use cgroups::{remove_stale_cgroups, Cgroup, Limits};
 pub use linux::{exit_with_parent, reap_finished, run, DOCKER_DEFAULT_CAPS};
 pub use nodes::{make_special, make_whiteout, SpecialFile};
-pub use spec::{Network, SandboxSpec, Volume};
+pub use spec::{LayerMount, Network, SandboxSpec, TmpfsMount, Volume};

@@ -102,13 +102,37 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
         });
     }
     for v in &spec.volumes {
-        let file = v.host.is_file();
+        // Anything but a directory (a file, a socket) is mounted on an empty file.
+        let file = !v.host.is_dir();
         steps.push(MountStep::Bind {
             source: v.host.clone(),
             target: root.join(v.target.trim_start_matches('/')),
             readonly: v.readonly,
             file,
         });
+    }
+    for m in &spec.layer_mounts {
+        let merged = m.dir.join("merged");
+        steps.push(MountStep::Overlay {
+            lowers: m.lowers.iter().rev().cloned().collect(),
+            upper: m.dir.join("upper"),
+            work: m.dir.join("work"),
+            target: merged.clone(),
+            userxattr: rootless,
+        });
+        steps.push(MountStep::Bind {
+            source: merged.join(&m.source),
+            target: root.join(m.target.trim_start_matches('/')),
+            readonly: m.readonly,
+            file: m.file,
+        });
+    }
+    for t in &spec.tmpfs {
+        let mut options = "mode=1777".to_string();
+        if let Some(size) = t.size {
+            options.push_str(&format!(",size={size}"));
+        }
+        steps.push(MountStep::Tmpfs(root.join(t.target.trim_start_matches('/')), options));
     }
     steps.push(MountStep::PivotRoot(root));
     steps
@@ -117,7 +141,7 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::spec::{Network, Volume};
+    use crate::sandbox::spec::{LayerMount, Network, TmpfsMount, Volume};
 
     #[test]
     fn plan_order_and_content() {
@@ -137,6 +161,15 @@ mod tests {
             }],
             limits: Default::default(),
             tty: false,
+            layer_mounts: vec![LayerMount {
+                lowers: vec!["/s/a".into(), "/s/b".into()],
+                dir: "/r/layers/0".into(),
+                source: "app/bin".into(),
+                target: "/opt/bin".into(),
+                readonly: true,
+                file: false,
+            }],
+            tmpfs: vec![TmpfsMount { target: "/scratch".into(), size: Some(1 << 20) }],
         };
         let plan = mount_plan(&spec, std::path::Path::new("/r/etc"), false);
         assert_eq!(plan[0], MountStep::PrivateRoot);
@@ -159,6 +192,13 @@ mod tests {
             Some(&MountStep::PivotRoot("/r/merged".into())),
             "pivot_root comes last"
         );
+        let layer_overlay = plan.iter().position(|s| matches!(s, MountStep::Overlay { target, lowers, .. } if target == std::path::Path::new("/r/layers/0/merged") && lowers[0] == std::path::Path::new("/s/b")));
+        let layer_bind = plan.iter().position(|s| matches!(s, MountStep::Bind { source, target, readonly: true, .. } if source == std::path::Path::new("/r/layers/0/merged/app/bin") && target == std::path::Path::new("/r/merged/opt/bin")));
+        assert!(layer_overlay.is_some() && layer_bind > layer_overlay, "{plan:?}");
+        assert!(plan.contains(&MountStep::Tmpfs(
+            "/r/merged/scratch".into(),
+            "mode=1777,size=1048576".into()
+        )));
         let devices = plan
             .iter()
             .filter(|s| matches!(s, MountStep::Bind { source, .. } if source.starts_with("/dev")))

@@ -22,6 +22,35 @@ pub struct Volume {
     pub readonly: bool,
 }
 
+/// A directory of another image or stage made visible inside the sandbox (`RUN
+/// --mount=type=bind,from=...`): its layer snapshots are stacked as an overlay outside the
+/// root (with an upper directory of its own, so writes go there and are thrown away) and
+/// `source` within it is bind-mounted at `target`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LayerMount {
+    /// Snapshot directories, lowest first.
+    pub lowers: Vec<PathBuf>,
+    /// A directory for this mount's overlay: `upper/`, `work/` and `merged/` are made in it.
+    pub dir: PathBuf,
+    /// The path within the stacked layers (relative, links already resolved).
+    pub source: String,
+    /// Where it appears inside (absolute).
+    pub target: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+    /// The source is a file (the target is made as an empty file).
+    pub file: bool,
+}
+
+/// A tmpfs inside the sandbox (`RUN --mount=type=tmpfs`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TmpfsMount {
+    /// Where it appears inside (absolute).
+    pub target: String,
+    /// Its size limit in bytes (the kernel's default, half the memory, when `None`).
+    pub size: Option<u64>,
+}
+
 /// Everything the sandbox needs to run one command.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SandboxSpec {
@@ -48,6 +77,12 @@ pub struct SandboxSpec {
     pub limits: super::cgroups::Limits,
     /// Give the command a pseudo-terminal.
     pub tty: bool,
+    /// Directories of other images or stages, mounted after `volumes`.
+    #[serde(default)]
+    pub layer_mounts: Vec<LayerMount>,
+    /// tmpfs mounts, made last.
+    #[serde(default)]
+    pub tmpfs: Vec<TmpfsMount>,
 }
 
 impl SandboxSpec {

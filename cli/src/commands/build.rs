@@ -67,6 +67,13 @@ pub struct BuildArgs {
     /// The platform to build for (only this machine's is supported).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR` (just
+    /// `id=ID` takes the variable ID). Never stored in the image, its history or the cache.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE|env=VAR")]
+    secrets: Vec<String>,
+    /// An SSH agent for `RUN --mount=type=ssh`: `default` ($SSH_AUTH_SOCK) or `ID=SOCKET`.
+    #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
+    ssh: Vec<String>,
     /// Push every `-t` name to its registry after the build.
     #[arg(long)]
     push: bool,
@@ -179,6 +186,63 @@ fn export(store: &Store, image_id: &str, tags: &[Reference], output: &Output) ->
         }
     }
     Ok(())
+}
+
+/// Reads `--secret` values.
+fn read_secrets(items: &[String]) -> Result<BTreeMap<String, build::Secret>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let (mut id, mut src, mut env, mut kind) = (None, None, None, None);
+        for field in item.split(',') {
+            match field.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", v)) => kind = Some(v.to_string()),
+                _ => bail!("invalid --secret {item:?}: expected id=ID,src=FILE or id=ID,env=VAR"),
+            }
+        }
+        let Some(id) = id else { bail!("invalid --secret {item:?}: id= is missing") };
+        let value = match (src, env, kind.as_deref()) {
+            (Some(path), _, _) => std::fs::read(&path)
+                .with_context(|| format!("--secret {id}: reading {}", path.display()))?,
+            (None, Some(var), _) => std::env::var_os(&var)
+                .with_context(|| format!("--secret {id}: the variable {var} is not set"))?
+                .into_encoded_bytes(),
+            (None, None, Some("file")) => std::fs::read(&id)
+                .with_context(|| format!("--secret {id}: reading the file {id}"))?,
+            (None, None, _) => std::env::var_os(&id)
+                .with_context(|| {
+                    format!("--secret {id}: give src=FILE or env=VAR (no variable {id} is set)")
+                })?
+                .into_encoded_bytes(),
+        };
+        out.insert(id, build::Secret(value));
+    }
+    Ok(out)
+}
+
+/// Reads `--ssh` agent sockets.
+fn read_ssh(items: &[String]) -> Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let (id, socket) = match item.split_once('=') {
+            Some((id, path)) => {
+                (id.to_string(), PathBuf::from(path.split(',').next().unwrap_or(path)))
+            }
+            None => {
+                let sock = std::env::var_os("SSH_AUTH_SOCK").with_context(|| {
+                    format!("--ssh {item}: SSH_AUTH_SOCK is not set; give {item}=SOCKET")
+                })?;
+                (item.clone(), PathBuf::from(sock))
+            }
+        };
+        if !socket.exists() {
+            bail!("--ssh {id}: {} does not exist", socket.display());
+        }
+        out.insert(id, socket);
+    }
+    Ok(out)
 }
 
 /// Whether a `# syntax=` image is Dockerfile 1.x, which rbuild's frontend serves.
@@ -344,6 +408,8 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         platform,
         jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         source_date_epoch: epoch,
+        secrets: read_secrets(&args.secrets)?,
+        ssh: read_ssh(&args.ssh)?,
     };
     let executor = ProcessExecutor {
         program: std::env::current_exe().context("finding rbuild's own executable")?,

@@ -126,6 +126,9 @@ pub struct PruneArgs {
     /// Also forget the build cache (cache records, kept step logs, context hashes).
     #[arg(long)]
     build_cache: bool,
+    /// Also remove the directories of `RUN --mount=type=cache`.
+    #[arg(long)]
+    cache_mounts: bool,
 }
 
 fn short_id(image: &Image, no_trunc: bool) -> String {
@@ -496,6 +499,9 @@ pub fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
         }
     }
     let mut freed = if args.build_cache { store.clear_cache()? } else { 0 };
+    if args.cache_mounts {
+        freed += rbuild_builder::build::remove_cache_mounts(store)?;
+    }
     freed += store.collect_garbage()?;
     freed += store.remove_snapshots(args.all)?;
     println!("Deleted {removed} untagged images; total reclaimed space: {}", human::size(freed));

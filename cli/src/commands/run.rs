@@ -194,6 +194,8 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
         volumes,
         limits: sandbox::Limits { memory: args.memory, pids: args.pids_limit, cpus: args.cpus },
         tty: args.tty,
+        layer_mounts: Vec::new(),
+        tmpfs: Vec::new(),
     };
     let result = sandbox::run(&spec);
     let _ = std::fs::remove_dir_all(&run_dir);

@@ -1,0 +1,432 @@
+//! `RUN --mount`: what each kind of mount becomes in the sandbox, and what it adds to the
+//! step's cache key.
+//!
+//! - `bind`: a directory or file of the context (a filtered copy when `.dockerignore`
+//!   hides something in it), another stage or an image, read-only unless `rw` (then writes
+//!   go to a throw-away upper directory). Its content is in the key.
+//! - `cache`: a directory kept in the store (`ROOT/cache-mounts/`) between builds, shared,
+//!   locked (one RUN at a time) or private (a fresh directory when it is busy). Never in a
+//!   layer, not in the key.
+//! - `tmpfs`: an empty tmpfs.
+//! - `secret`: a file holding the value given with `--secret` (and/or an environment
+//!   variable), never in a layer, the config, the history or the key.
+//! - `ssh`: an SSH agent socket given with `--ssh`, with `SSH_AUTH_SOCK` pointing at it.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rbuild_parser::{Instruction, Mount, MountKind};
+use serde_json::{json, Value};
+
+use super::rootfs::RootfsView;
+use super::stage::State;
+use crate::error::{Error, Result};
+use crate::sandbox::{LayerMount, TmpfsMount, Volume};
+
+/// A secret's value; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// What a RUN's mounts add to its sandbox.
+#[derive(Debug, Default)]
+pub(super) struct Mounts {
+    pub volumes: Vec<Volume>,
+    pub layer_mounts: Vec<LayerMount>,
+    pub tmpfs: Vec<TmpfsMount>,
+    /// Environment variables (secrets with `env=`, `SSH_AUTH_SOCK`): never in the key.
+    pub env: Vec<String>,
+    /// What the mounts add to the cache key.
+    pub key: Vec<Value>,
+    /// Every mount target, for the stubs left in the upper directory.
+    pub targets: Vec<String>,
+    /// Locks on cache mounts, held until the RUN ends.
+    pub locks: Vec<fs::File>,
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    Error::io(action, path.to_path_buf())
+}
+
+/// Makes a directory (and its parents) with a mode and owner.
+fn make_dir(path: &Path, mode: u32, uid: u32, gid: u32) -> Result<()> {
+    fs::create_dir_all(path).map_err(io("creating", path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(io("setting the mode of", path))?;
+    if crate::snapshot::is_root() {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(io("changing the owner of", path))?;
+    }
+    Ok(())
+}
+
+/// A hex name for an arbitrary id.
+fn id_dir(id: &str) -> String {
+    crate::digest::sha256(id.as_bytes()).digest()[..32].to_string()
+}
+
+/// Works out the mounts of one RUN; `run_dir` is its sandbox directory. Without
+/// `materialize` only the key (and the environment) is worked out, with no side effect:
+/// that is all a cache hit needs.
+pub(super) fn prepare(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    mounts: &[Mount],
+    run_dir: &Path,
+    materialize: bool,
+) -> Result<Mounts> {
+    let mut out = Mounts::default();
+    let shared = state.shared;
+    let mut ssh_count = 0;
+    for (n, m) in mounts.iter().enumerate() {
+        let expand = |s: &Option<String>| s.as_deref().map(|v| state.expand(inst, v)).transpose();
+        let target = expand(&m.target)?.map(|t| state.absolute(&t));
+        let source = expand(&m.source)?;
+        let from = expand(&m.from)?;
+        let id = expand(&m.id)?;
+        let needs_target = |what: &str| {
+            target.clone().ok_or_else(|| {
+                state.error(inst, &format!("RUN --mount=type={what} needs a target"))
+            })
+        };
+        match m.kind {
+            MountKind::Tmpfs => {
+                let target = needs_target("tmpfs")?;
+                out.key.push(json!({"type": "tmpfs", "target": target, "size": m.size}));
+                out.tmpfs.push(TmpfsMount { target: target.clone(), size: m.size });
+                out.targets.push(target);
+            }
+            MountKind::Cache => {
+                let target = needs_target("cache")?;
+                if from.is_some() || source.is_some() {
+                    return Err(state.error(
+                        inst,
+                        "RUN --mount=type=cache with from= or source= is not supported yet",
+                    ));
+                }
+                let id = id.unwrap_or_else(|| target.clone());
+                let base = shared.store.root().join("cache-mounts");
+                let name = id_dir(&id);
+                let data = base.join(&name);
+                let (mode, uid, gid) =
+                    (m.mode.unwrap_or(0o755), m.uid.unwrap_or(0), m.gid.unwrap_or(0));
+                let sharing = m.sharing.as_deref().unwrap_or("shared");
+                if !["shared", "locked", "private"].contains(&sharing) {
+                    return Err(state.error(
+                        inst,
+                        &format!("invalid cache sharing {sharing:?}: shared, private or locked"),
+                    ));
+                }
+                out.key.push(json!({"type": "cache", "target": target}));
+                out.targets.push(target.clone());
+                if !materialize {
+                    continue;
+                }
+                if !data.exists() {
+                    // Made beside and renamed, so a half-made cache directory is never used.
+                    let tmp = base.join(format!(".tmp-{name}-{}", std::process::id()));
+                    make_dir(&tmp, mode, uid, gid)?;
+                    if fs::rename(&tmp, &data).is_err() {
+                        let _ = fs::remove_dir_all(&tmp);
+                    }
+                }
+                let lock_path = base.join(format!("{name}.lock"));
+                let lock = fs::File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .map_err(io("opening", &lock_path))?;
+                let host = match sharing {
+                    "shared" => data,
+                    "locked" => {
+                        lock.lock().map_err(io("locking", &lock_path))?;
+                        out.locks.push(lock);
+                        data
+                    }
+                    "private" => match lock.try_lock() {
+                        Ok(()) => {
+                            out.locks.push(lock);
+                            data
+                        }
+                        Err(_) => {
+                            let own = run_dir.join(format!("cache-{n}"));
+                            make_dir(&own, mode, uid, gid)?;
+                            own
+                        }
+                    },
+                    _ => data,
+                };
+                out.volumes.push(Volume { host, target, readonly: m.readonly });
+            }
+            MountKind::Secret => {
+                let id = id.or_else(|| {
+                    target.as_ref().and_then(|t| {
+                        Path::new(t).file_name().map(|n| n.to_string_lossy().into_owned())
+                    })
+                });
+                let Some(id) = id else {
+                    return Err(
+                        state.error(inst, "RUN --mount=type=secret needs an id or a target")
+                    );
+                };
+                let Some(value) = shared.options.secrets.get(&id) else {
+                    if m.required {
+                        return Err(state.error(inst, &format!("secret {id} is required but was not given (--secret id={id},src=FILE)")));
+                    }
+                    continue;
+                };
+                if let Some(var) = &m.env {
+                    out.env.push(format!("{var}={}", String::from_utf8_lossy(&value.0)));
+                }
+                out.key.push(json!({"type": "secret", "id": id, "target": target, "env": m.env}));
+                if m.env.is_some() && target.is_none() {
+                    continue;
+                }
+                let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
+                out.targets.push(target.clone());
+                if !materialize {
+                    continue;
+                }
+                let file = run_dir.join(format!("secret-{n}"));
+                fs::write(&file, &value.0).map_err(io("writing", &file))?;
+                fs::set_permissions(&file, fs::Permissions::from_mode(m.mode.unwrap_or(0o400)))
+                    .map_err(io("setting the mode of", &file))?;
+                if crate::snapshot::is_root() {
+                    std::os::unix::fs::chown(
+                        &file,
+                        Some(m.uid.unwrap_or(0)),
+                        Some(m.gid.unwrap_or(0)),
+                    )
+                    .map_err(io("changing the owner of", &file))?;
+                }
+                out.volumes.push(Volume { host: file, target, readonly: true });
+            }
+            MountKind::Ssh => {
+                let id = id.unwrap_or_else(|| "default".into());
+                let Some(socket) = shared.options.ssh.get(&id) else {
+                    if m.required {
+                        return Err(state.error(
+                            inst,
+                            &format!(
+                                "SSH agent {id} is required but was not given (--ssh {id}=SOCKET)"
+                            ),
+                        ));
+                    }
+                    continue;
+                };
+                let target =
+                    target.unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{ssh_count}"));
+                if ssh_count == 0 {
+                    out.env.push(format!("SSH_AUTH_SOCK={target}"));
+                }
+                ssh_count += 1;
+                out.key.push(json!({"type": "ssh", "id": id, "target": target}));
+                out.volumes.push(Volume {
+                    host: socket.clone(),
+                    target: target.clone(),
+                    readonly: false,
+                });
+                out.targets.push(target);
+            }
+            MountKind::Bind => {
+                let target = needs_target("bind")?;
+                let source = source.unwrap_or_else(|| "/".into());
+                let rw = !m.readonly;
+                out.targets.push(target.clone());
+                match &from {
+                    Some(from) => {
+                        let (view, origin) = view_of(state, from)?;
+                        let parts = view.resolve(&source, true)?;
+                        let Some((_, meta)) = view.entry(&parts) else {
+                            return Err(state.error(
+                                inst,
+                                &format!("RUN --mount: {source} not found in {from}"),
+                            ));
+                        };
+                        let dir = run_dir.join(format!("layers-{n}"));
+                        out.key.push(json!({"type": "bind", "from": origin, "source": RootfsView::display(&parts), "target": target, "rw": rw}));
+                        if !materialize {
+                            continue;
+                        }
+                        out.layer_mounts.push(LayerMount {
+                            lowers: view.layers().to_vec(),
+                            dir,
+                            source: parts
+                                .iter()
+                                .map(|p| p.to_string_lossy())
+                                .collect::<Vec<_>>()
+                                .join("/"),
+                            target: target.clone(),
+                            readonly: !rw,
+                            file: !meta.is_dir(),
+                        });
+                    }
+                    None => {
+                        let ctx = &shared.context;
+                        let selected = ctx.select(&source)?;
+                        let Some(entry) = selected.into_iter().next() else {
+                            return Err(state.error(
+                                inst,
+                                &format!("RUN --mount: {source} not found in the build context"),
+                            ));
+                        };
+                        let mut inner =
+                            if entry.meta.is_dir() { ctx.under(&entry.path)? } else { Vec::new() };
+                        inner.insert(0, entry.clone());
+                        let files: Vec<&super::context::ContextEntry> =
+                            inner.iter().filter(|e| e.meta.is_file()).collect();
+                        let digests = ctx.content_digests(&files)?;
+                        let listing: Vec<String> = inner
+                            .iter()
+                            .map(|e| {
+                                format!(
+                                    "{}:{:o}:{}:{}",
+                                    e.path,
+                                    e.meta.mode(),
+                                    e.meta.uid(),
+                                    digests.get(&e.path).map_or("", |d| d.as_str())
+                                )
+                            })
+                            .collect();
+                        out.key.push(json!({"type": "bind", "from": "context", "files": crate::digest::sha256(listing.join("\n").as_bytes()).to_string(), "target": target, "rw": rw}));
+                        if !materialize {
+                            continue;
+                        }
+                        let host = context_source(ctx, &entry, &inner, run_dir, n)?;
+                        if rw {
+                            let dir = run_dir.join(format!("layers-{n}"));
+                            let (lower, source) = if entry.meta.is_dir() {
+                                (host, String::new())
+                            } else {
+                                let parent =
+                                    host.parent().map(Path::to_path_buf).unwrap_or_default();
+                                let name = host
+                                    .file_name()
+                                    .map(|n| n.to_string_lossy().into_owned())
+                                    .unwrap_or_default();
+                                (parent, name)
+                            };
+                            out.layer_mounts.push(LayerMount {
+                                lowers: vec![lower],
+                                dir,
+                                source,
+                                target: target.clone(),
+                                readonly: false,
+                                file: !entry.meta.is_dir(),
+                            });
+                        } else {
+                            out.volumes.push(Volume {
+                                host,
+                                target: target.clone(),
+                                readonly: true,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The file system of a stage or image named by `from=`.
+fn view_of(state: &State<'_, '_>, from: &str) -> Result<(RootfsView, String)> {
+    let shared = state.shared;
+    match super::stage_by_ref(&shared.graph, from) {
+        Some(i) => {
+            let done =
+                shared.done.lock().map_err(|_| Error::Build("a stage thread panicked".into()))?;
+            let o = done
+                .get(&i)
+                .cloned()
+                .ok_or_else(|| Error::Build(format!("stage {from} has not been built")))?;
+            Ok((RootfsView::new(o.snapshots.clone()), format!("stage:{}", o.chain.0)))
+        }
+        None => {
+            let image = super::stage::base_image(shared, state.stage, from)?;
+            let snaps = shared.store.snapshots(&image)?;
+            Ok((RootfsView::new(snaps), format!("image:{}", image.id())))
+        }
+    }
+}
+
+/// The host path to bind for a context source: the file or directory itself when
+/// `.dockerignore` hides nothing in it, else a copy of what it does not hide (hard links
+/// where the file system allows, mounted read-only so the context cannot be written).
+fn context_source(
+    ctx: &super::context::BuildContext,
+    entry: &super::context::ContextEntry,
+    inner: &[super::context::ContextEntry],
+    run_dir: &Path,
+    n: usize,
+) -> Result<PathBuf> {
+    let host = ctx.host_path(&entry.path);
+    if !entry.meta.is_dir() {
+        return Ok(host);
+    }
+    // Compare what the walk kept with what is on disk: any hidden entry means a copy.
+    let on_disk = count_entries(&host);
+    if on_disk == inner.len().saturating_sub(1) {
+        return Ok(host);
+    }
+    let copy = run_dir.join(format!("context-{n}"));
+    fs::create_dir_all(&copy).map_err(io("creating", &copy))?;
+    for e in &inner[1..] {
+        let rel = e.path.strip_prefix(&entry.path).unwrap_or(&e.path).trim_start_matches('/');
+        let dest = copy.join(rel);
+        let src = ctx.host_path(&e.path);
+        let ft = e.meta.file_type();
+        if ft.is_dir() {
+            fs::create_dir_all(&dest).map_err(io("creating", &dest))?;
+            fs::set_permissions(&dest, fs::Permissions::from_mode(e.meta.mode() & 0o7777))
+                .map_err(io("setting the mode of", &dest))?;
+        } else if ft.is_symlink() {
+            let t = fs::read_link(&src).map_err(io("reading the link", &src))?;
+            std::os::unix::fs::symlink(t, &dest).map_err(io("creating", &dest))?;
+        } else if ft.is_file() && fs::hard_link(&src, &dest).is_err() {
+            fs::copy(&src, &dest).map_err(io("copying to", &dest))?;
+        }
+    }
+    Ok(copy)
+}
+
+fn count_entries(dir: &Path) -> usize {
+    let mut count = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            count += 1;
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+    count
+}
+
+/// Removes every cache mount directory. Returns the bytes freed.
+pub fn remove_cache_mounts(store: &crate::store::Store) -> Result<u64> {
+    let dir = store.root().join("cache-mounts");
+    let mut freed = 0;
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => freed += m.size(),
+                Err(_) => {}
+            }
+        }
+    }
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(io("removing", &dir))?;
+    }
+    Ok(freed)
+}
