@@ -60,6 +60,7 @@ cases!(
     cache_no_cache,
     context_symlinks,
     copy_errors,
+    copy_flags,
     copy_hostile,
     copy_owner_mode,
     copy_rules,

@@ -310,13 +310,8 @@ pub(super) fn copy(
 ) -> Result<bool> {
     let shared = state.shared;
     let verb = if add { "ADD" } else { "COPY" };
-    if c.parents || !c.exclude.is_empty() || c.checksum.is_some() || c.keep_git_dir {
-        return Err(state.error(
-            inst,
-            &format!(
-                "{verb} --parents, --exclude, --checksum and --keep-git-dir are not supported yet"
-            ),
-        ));
+    if c.keep_git_dir {
+        return Err(state.error(inst, &format!("{verb} --keep-git-dir is not supported yet")));
     }
     let sources: Vec<String> =
         c.sources.iter().map(|s| state.expand(inst, s)).collect::<Result<_>>()?;
@@ -329,8 +324,14 @@ pub(super) fn copy(
     let dest = state.absolute(&dest_word);
     let dest_wants_dir = dest_word.ends_with('/') || dest_word == "." || dest_word.ends_with("/.");
     let view = state.view()?;
-    let dest_parts = view.resolve(&dest, true)?;
-    let dest_is_dir = dest_wants_dir || view.entry(&dest_parts).is_some_and(|(_, m)| m.is_dir());
+    // --link: the layer does not depend on the layers below: the destination is not
+    // resolved through them, and new parents are root's 0755 directories.
+    let dest_view = if c.link { RootfsView::default() } else { view.clone() };
+    let dest_parts = dest_view.resolve(&dest, true)?;
+    let dest_is_dir = dest_wants_dir
+        || dest_view.entry(&dest_parts).is_some_and(|(_, m)| m.is_dir())
+        || c.parents;
+
     let many = sources.len() + c.heredocs.len() > 1
         || sources.iter().any(|s| has_wildcards(s) && !is_url(s));
 
@@ -389,6 +390,16 @@ pub(super) fn copy(
             let digest = crate::digest::sha256(
                 &fs::read(&host).map_err(Error::io("reading", host.clone()))?,
             );
+            if let Some(want) = &c.checksum {
+                let want = state.expand(inst, want)?;
+                let want = if want.contains(':') { want } else { format!("sha256:{want}") };
+                if digest.to_string() != want {
+                    return Err(state.error(
+                        inst,
+                        &format!("ADD failed: {source} has the checksum {digest}, not {want}"),
+                    ));
+                }
+            }
             url_digests.push((source.clone(), digest.to_string()));
             items.push(Item {
                 dest_rel,
@@ -400,6 +411,9 @@ pub(super) fn copy(
                 mtime_override: mtime,
             });
             continue;
+        }
+        if c.checksum.is_some() {
+            return Err(state.error(inst, &format!("ADD --checksum is for URLs, not {source:?}")));
         }
         if add && source.contains("://") {
             return Err(state.error(
@@ -424,16 +438,38 @@ pub(super) fn copy(
                         "{verb} failed: file not found in build context or excluded by .dockerignore: {source}{why}"
                     )));
                 }
+                // --parents keeps the source's path, from a `/./` pivot on when it has one.
+                let pivot = match source.rfind("/./") {
+                    Some(i) if c.parents => {
+                        let p = rbuild_parser::dockerignore::clean_path(
+                            source[..i].trim_start_matches('/'),
+                        );
+                        if p == "." {
+                            String::new()
+                        } else {
+                            format!("{p}/")
+                        }
+                    }
+                    _ => String::new(),
+                };
+                let kept =
+                    |path: &str| PathBuf::from(path.strip_prefix(pivot.as_str()).unwrap_or(path));
                 for e in selected {
                     if e.meta.is_dir() {
                         for inner in shared.context.under(&e.path)? {
-                            let rel = inner
-                                .path
-                                .strip_prefix(&e.path)
-                                .unwrap_or(&inner.path)
-                                .trim_start_matches('/');
+                            let rel = if c.parents {
+                                kept(&inner.path)
+                            } else {
+                                PathBuf::from(
+                                    inner
+                                        .path
+                                        .strip_prefix(&e.path)
+                                        .unwrap_or(&inner.path)
+                                        .trim_start_matches('/'),
+                                )
+                            };
                             items.push(Item {
-                                dest_rel: PathBuf::from(rel),
+                                dest_rel: rel,
                                 host: shared.context.host_path(&inner.path),
                                 meta: inner.meta.clone(),
                                 context: Some(inner),
@@ -456,8 +492,13 @@ pub(super) fn copy(
                         .file_name()
                         .map(PathBuf::from)
                         .unwrap_or_default();
-                    let dest_rel =
-                        if extract || !(dest_is_dir || many) { PathBuf::new() } else { name };
+                    let dest_rel = if c.parents {
+                        kept(&e.path)
+                    } else if extract || !(dest_is_dir || many) {
+                        PathBuf::new()
+                    } else {
+                        name
+                    };
                     items.push(Item {
                         dest_rel,
                         host,
@@ -533,6 +574,18 @@ pub(super) fn copy(
             mtime_override: None,
         });
     }
+    if !c.exclude.is_empty() {
+        let patterns: Vec<String> =
+            c.exclude.iter().map(|p| state.expand(inst, p)).collect::<Result<_>>()?;
+        let matcher = rbuild_parser::dockerignore::IgnoreMatcher::parse(&patterns.join("\n"))
+            .map_err(|e| state.error(inst, &format!("{verb} --exclude: {e}")))?;
+        items.retain(|i| {
+            let rel = i.dest_rel.to_string_lossy();
+            let hit = (!rel.is_empty() && matcher.excludes(&rel))
+                || i.context.as_ref().is_some_and(|e| matcher.excludes(&e.path));
+            !hit
+        });
+    }
     if many && !dest_is_dir {
         return Err(state.error(inst, &format!(
             "When using {verb} with more than one source file, the destination must be a directory and end with a /"
@@ -588,11 +641,20 @@ pub(super) fn copy(
         Origin::View(_, k) => k.clone(),
     };
     let dest_key = RootfsView::display(&dest_parts);
+    // A linked layer's key does not depend on the steps before it; the chain after it
+    // depends on both.
+    let before = state.chain.clone();
+    let parent = if c.link { CacheKey::base("link") } else { state.chain.clone() };
     let key = CacheKey::new(
-        &state.chain,
+        &parent,
         json!({"op": verb, "dest": dest_key, "dest_is_dir": dest_is_dir, "chown": chown, "chmod": chmod,
                "origin": origin_key, "files": listing, "urls": url_digests}),
     );
+    let relink = |state: &mut State<'_, '_>, key: &CacheKey| {
+        if c.link {
+            state.chain = CacheKey::new(&before, json!({"linked": key.0}));
+        }
+    };
     let created_by = format!(
         "{verb} {}",
         inst.original.trim().split_once(char::is_whitespace).map_or("", |p| p.1).trim()
@@ -600,7 +662,8 @@ pub(super) fn copy(
     if !shared.options.no_cache {
         if let Some(record) = shared.store.cache_lookup(&key) {
             shared.reporter.event(Event::Cached { number });
-            reuse(state, number, key, record, created_by)?;
+            reuse(state, number, key.clone(), record, created_by)?;
+            relink(state, &key);
             return Ok(true);
         }
     }
@@ -620,7 +683,7 @@ pub(super) fn copy(
     }
     let layer_dir = shared.store.snapshot_tempdir()?;
     let root = layer_dir.path();
-    let dest_host = make_parents(&view, root, &dest_parts, dest_is_dir, owner)?;
+    let dest_host = make_parents(&dest_view, root, &dest_parts, dest_is_dir, owner)?;
     let rules = PlaceRules {
         owner,
         keep_owners: !matches!(origin, Origin::Context),
@@ -716,7 +779,8 @@ pub(super) fn copy(
         placed_ms = t_place.elapsed().as_millis() as u64,
         "COPY placed its files"
     );
-    commit(state, root, key, created_by, number, started)?;
+    commit(state, root, key.clone(), created_by, number, started)?;
+    relink(state, &key);
     Ok(false)
 }
 

@@ -10,7 +10,8 @@ build -t ex -o "$WORK/rootfs" .
 build -t ex --output "type=local,dest=$WORK/rootfs2" .
 [ -f "$WORK/rootfs2/app/out.txt" ] || fail "type=local"
 build -t ex --output "type=tar,dest=$WORK/fs.tar" .
-tar -tf "$WORK/fs.tar" | grep -qx 'app/out.txt' || fail "type=tar lacks app/out.txt"
+tar -tf "$WORK/fs.tar" > "$WORK/fs.list" || fail "type=tar is not a tar"
+grep -qx 'app/out.txt' "$WORK/fs.list" || fail "type=tar lacks app/out.txt"
 build -t ex:1 --output "type=docker,dest=$WORK/image.tar" .
 id="$(rb inspect ex:1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["Id"])')"
 skopeo inspect --config "docker-archive:$WORK/image.tar" > "$WORK/docker-config.json" || fail "skopeo cannot read type=docker"
@@ -18,7 +19,8 @@ python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); assert c["config"][
 build -t ex:1 --output "type=oci,dest=$WORK/image-oci.tar" .
 skopeo inspect "oci-archive:$WORK/image-oci.tar:ex:1" > /dev/null 2>&1 || skopeo inspect "oci-archive:$WORK/image-oci.tar" > /dev/null || fail "skopeo cannot read type=oci"
 rb build -q -t ex:1 --output type=tar . > "$WORK/stdout.tar" 2> "$WORK/stderr.txt" || fail "type=tar to standard output"
-tar -tf "$WORK/stdout.tar" | grep -qx 'app/out.txt' || fail "type=tar on standard output"
+tar -tf "$WORK/stdout.tar" > "$WORK/stdout.list" || fail "type=tar on standard output is not a tar"
+grep -qx 'app/out.txt' "$WORK/stdout.list" || fail "type=tar on standard output"
 start_registry
 build -t "$REGISTRY/pushed/ex:1" -t "$REGISTRY/pushed/ex:2" --push .
 expect_output "The push refers to repository [$REGISTRY/pushed/ex]"
