@@ -47,6 +47,7 @@ macro_rules! cases {
 
 cases!(
     add_archives,
+    add_git,
     add_url,
     arg_env_precedence,
     arg_scoping,

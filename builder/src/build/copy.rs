@@ -290,6 +290,71 @@ fn plain_name(name: &str, what: &str) -> std::result::Result<PathBuf, String> {
     Ok(PathBuf::from(name))
 }
 
+/// Whether an ADD source is a git repository (`https://host/repo.git#ref:dir`,
+/// `git://...`, `git@host:repo`, `ssh://...`).
+fn is_git(s: &str) -> bool {
+    let base = s.split('#').next().unwrap_or(s);
+    s.starts_with("git://")
+        || s.starts_with("git@")
+        || s.starts_with("ssh://")
+        || (is_url(s) && (base.ends_with(".git") || base.ends_with(".git/")))
+}
+
+/// Fetches `source` (`URL[#REF[:SUBDIR]]`) into `dir` with the git command, one commit
+/// deep; removes `.git` unless `keep`. Returns the commit and the subdirectory.
+fn fetch_git(
+    source: &str,
+    dir: &Path,
+    keep: bool,
+) -> std::result::Result<(String, String), String> {
+    let (url, fragment) = source.split_once('#').unwrap_or((source, ""));
+    let (reference, subdir) = fragment.split_once(':').unwrap_or((fragment, ""));
+    let reference = if reference.is_empty() { "HEAD" } else { reference };
+    if reference.starts_with('-') || url.starts_with('-') {
+        return Err("a git URL or reference cannot start with -".into());
+    }
+    fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let git = |args: &[&str]| -> std::result::Result<String, String> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("running git (is it installed?): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "git {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    git(&["init", "-q"])?;
+    git(&["remote", "add", "origin", url])?;
+    git(&[
+        "-c",
+        "http.lowSpeedLimit=1",
+        "-c",
+        "http.lowSpeedTime=120",
+        "fetch",
+        "-q",
+        "--depth",
+        "1",
+        "origin",
+        reference,
+    ])?;
+    git(&["checkout", "-q", "FETCH_HEAD"])?;
+    let commit = git(&["rev-parse", "HEAD"])?;
+    if !keep {
+        let dotgit = dir.join(".git");
+        fs::remove_dir_all(&dotgit).map_err(|e| format!("removing {}: {e}", dotgit.display()))?;
+    }
+    Ok((commit, subdir.to_string()))
+}
+
 fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
@@ -310,11 +375,12 @@ pub(super) fn copy(
 ) -> Result<bool> {
     let shared = state.shared;
     let verb = if add { "ADD" } else { "COPY" };
-    if c.keep_git_dir {
-        return Err(state.error(inst, &format!("{verb} --keep-git-dir is not supported yet")));
-    }
+
     let sources: Vec<String> =
         c.sources.iter().map(|s| state.expand(inst, s)).collect::<Result<_>>()?;
+    if c.keep_git_dir && !(add && sources.iter().any(|s| is_git(s))) {
+        return Err(state.error(inst, "--keep-git-dir is for ADD of a git repository"));
+    }
     let dest_word = state.expand(inst, &c.dest)?;
     let chown = c.chown.as_deref().map(|s| state.expand(inst, s)).transpose()?;
     let chmod = c.chmod.clone();
@@ -330,7 +396,8 @@ pub(super) fn copy(
     let dest_parts = dest_view.resolve(&dest, true)?;
     let dest_is_dir = dest_wants_dir
         || dest_view.entry(&dest_parts).is_some_and(|(_, m)| m.is_dir())
-        || c.parents;
+        || c.parents
+        || (add && sources.iter().any(|s| is_git(s)));
 
     let many = sources.len() + c.heredocs.len() > 1
         || sources.iter().any(|s| has_wildcards(s) && !is_url(s));
@@ -371,10 +438,47 @@ pub(super) fn copy(
     let mut items: Vec<Item> = Vec::new();
     let mut url_digests = Vec::new();
     for source in &sources {
-        if add && is_url(source) {
-            if source.contains(".git#") || source.ends_with(".git") {
-                return Err(state.error(inst, "ADD of a git repository is not supported yet"));
+        if add && is_git(source) {
+            let dir = tmp_downloads.path().join(format!("git-{}", items.len()));
+            let (commit, subdir) = fetch_git(source, &dir, c.keep_git_dir)
+                .map_err(|e| state.error(inst, &format!("ADD failed: {source}: {e}")))?;
+            if let Some(want) = &c.checksum {
+                let want = state.expand(inst, want)?;
+                if !commit.starts_with(want.trim()) {
+                    return Err(state.error(
+                        inst,
+                        &format!("ADD failed: {source} is at commit {commit}, not {want}"),
+                    ));
+                }
             }
+            url_digests.push((source.clone(), commit));
+            let tree = RootfsView::new(vec![dir]);
+            let parts = tree.resolve(&subdir, true)?;
+            match tree.entry(&parts) {
+                Some((_, m)) if m.is_dir() => {}
+                _ => {
+                    return Err(state.error(
+                        inst,
+                        &format!(
+                            "ADD failed: {source}: {subdir} is not a directory of the repository"
+                        ),
+                    ))
+                }
+            }
+            for (rel, host, meta) in tree.walk(&parts)? {
+                items.push(Item {
+                    dest_rel: rel,
+                    host,
+                    meta,
+                    context: None,
+                    extract: false,
+                    mode_override: None,
+                    mtime_override: None,
+                });
+            }
+            continue;
+        }
+        if add && is_url(source) {
             let name = file_name_of_url(source);
             let dest_rel = if dest_is_dir || many {
                 plain_name(&name, "the URL").map_err(|e| state.error(inst, &e))?
