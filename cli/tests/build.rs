@@ -62,6 +62,7 @@ cases!(
     context_symlinks,
     copy_errors,
     copy_flags,
+    copy_from_variable,
     copy_hostile,
     copy_owner_mode,
     copy_rules,

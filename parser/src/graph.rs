@@ -152,15 +152,47 @@ impl StageGraph {
         }
         let names: Vec<Option<String>> = stages.iter().map(|s| s.name.clone()).collect();
         for stage in &mut stages {
-            let refs: Vec<(String, EdgeKind, Span)> = stage
-                .instructions
-                .iter()
-                .flat_map(|inst| stage_refs(inst).into_iter().map(move |(r, k)| (r, k, inst.span)))
-                .collect();
+            // `--from` may name its stage through the stage's own ARGs and ENVs too (which
+            // BuildKit refuses): expand with them as they stand at each instruction.
+            let mut refs: Vec<(String, EdgeKind, Span)> = Vec::new();
+            let mut stage_env = env.clone();
+            for inst in &stage.instructions {
+                let shell_err = |e: crate::shell::ShellError| {
+                    ParseError::new(ErrorKind::Shell(e.to_string()), inst.span)
+                };
+                for (r, k) in stage_refs(inst) {
+                    let expanded = lexer.process_word(&r, &stage_env).map_err(shell_err)?;
+                    refs.push((expanded, k, inst.span));
+                }
+                // A value that does not expand is the build's error to report where it is
+                // used; here it only names nothing.
+                match &inst.kind {
+                    InstructionKind::Arg(decls) => {
+                        for (name, default) in decls {
+                            let value = match (args.get(name), default) {
+                                (Some(v), _) => Some(v.clone()),
+                                (None, Some(d)) => lexer.process_word(d, &stage_env).ok(),
+                                (None, None) => None,
+                            };
+                            if let Some(v) = value {
+                                stage_env.set(name.clone(), v);
+                            }
+                        }
+                    }
+                    InstructionKind::Env(pairs) => {
+                        let before = stage_env.clone();
+                        for (k, v) in pairs {
+                            if let (Ok(k), Ok(v)) =
+                                (lexer.process_word(k, &before), lexer.process_word(v, &before))
+                            {
+                                stage_env.set(k, v);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
             for (reference, kind, span) in refs {
-                let reference = lexer
-                    .process_word(&reference, &env)
-                    .map_err(|e| ParseError::new(ErrorKind::Shell(e.to_string()), span))?;
                 let lower = reference.to_lowercase();
                 let target = if let Some(i) =
                     names.iter().position(|n| n.as_deref() == Some(lower.as_str()))
