@@ -245,6 +245,38 @@ fn read_ssh(items: &[String]) -> Result<BTreeMap<String, PathBuf>> {
     Ok(out)
 }
 
+/// Checks that the kernel runs programs of the architecture `arch` through a registered
+/// binfmt_misc handler (qemu-user), which RUN steps of a foreign platform need.
+fn binfmt_handler(arch: &str) -> std::result::Result<(), String> {
+    let machine = match arch {
+        "amd64" => "x86_64",
+        "386" => "i386",
+        "arm64" => "aarch64",
+        "arm" => "arm",
+        "ppc64le" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        "mips64le" => "mips64el",
+        other => other,
+    };
+    let dir = std::path::Path::new("/proc/sys/fs/binfmt_misc");
+    let entries = std::fs::read_dir(dir).map_err(|_| {
+        "no binfmt_misc handlers can be registered here (is binfmt_misc mounted?)".to_string()
+    })?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains(machine) {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            if text.lines().next() == Some("enabled") {
+                return Ok(());
+            }
+        }
+    }
+    Err(format!(
+        "no binfmt_misc handler runs {machine} programs (install qemu-user-static, or register one)"
+    ))
+}
+
 /// Whether a `# syntax=` image is Dockerfile 1.x, which rbuild's frontend serves.
 fn builtin_syntax(value: &str) -> bool {
     let name = value.split('@').next().unwrap_or(value);
@@ -318,8 +350,13 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         None => Platform::host(),
     };
     let host = Platform::host();
-    if platform.os != host.os || platform.architecture != host.architecture {
-        bail!("cannot build for {platform} on this {host} machine: only the native platform is supported");
+    if platform.os != host.os {
+        bail!("cannot build for {platform} on this {host} machine: only Linux images are built");
+    }
+    if platform.architecture != host.architecture {
+        if let Err(why) = binfmt_handler(&platform.architecture) {
+            bail!("cannot build for {platform} on this {host} machine: {why}");
+        }
     }
     let stdin_context = args.path == "-";
     let stdin_dockerfile = args.file.as_deref() == Some("-");

@@ -1,4 +1,5 @@
-# --platform: this machine's platform builds, another is refused with a clear message.
+# --platform: this machine's platform builds; another is refused with a clear message
+# unless a binfmt_misc handler (qemu-user) runs its programs.
 # Without -f and without a Dockerfile, the Containerfile is used. Every instruction,
 # ARG included, has a history entry.
 arch="$(uname -m | sed 's/x86_64/amd64/; s/aarch64/arm64/')"
@@ -8,3 +9,6 @@ config_is pf '[h["created_by"] for h in d["History"]][-3:]' "[\"ARG TARGETARCH\"
 other=s390x; [ "$arch" = s390x ] && other=amd64
 build_fails -t pf2 --platform "linux/$other" .
 expect_output "cannot build for linux/$other"
+if ! grep -qs enabled /proc/sys/fs/binfmt_misc/*s390x* 2>/dev/null; then
+  expect_output "binfmt_misc"
+fi
