@@ -93,6 +93,7 @@ cases!(
     run_mounts,
     run_secrets,
     scratch,
+    shared_cache,
     stdin_inputs,
     target,
     workdir,

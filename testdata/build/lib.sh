@@ -22,10 +22,10 @@ build() {
   if ! rb build --progress plain "$@" >"$OUT" 2>&1; then
     fail "rbuild build $* failed"
   fi
-  local prev=""
-  for a in "$@"; do
-    [ "$prev" = "-t" ] && config_sound "$a"
-    prev="$a"
+  local prev="" arg
+  for arg in "$@"; do
+    [ "$prev" = "-t" ] && config_sound "$arg"
+    prev="$arg"
   done
 }
 

@@ -17,6 +17,7 @@ mod mounts;
 pub mod record;
 pub mod rootfs;
 mod run;
+pub mod shared_cache;
 mod stage;
 mod vars;
 

@@ -74,6 +74,14 @@ pub struct BuildArgs {
     /// An SSH agent for `RUN --mount=type=ssh`: `default` ($SSH_AUTH_SOCK) or `ID=SOCKET`.
     #[arg(long = "ssh", value_name = "default|ID=SOCKET")]
     ssh: Vec<String>,
+    /// Export the build cache of every step (all stages): `type=registry,ref=REF` or
+    /// `type=local,dest=DIR` (`mode=max` is accepted: it is the only mode).
+    #[arg(long = "cache-to", value_name = "type=registry,ref=REF|type=local,dest=DIR")]
+    cache_to: Option<String>,
+    /// Import a build cache first: `type=registry,ref=REF` (or just `REF`) or
+    /// `type=local,src=DIR`; repeatable. A missing cache is a warning, not an error.
+    #[arg(long = "cache-from", value_name = "type=registry,ref=REF|type=local,src=DIR")]
+    cache_from: Vec<String>,
     /// Push every `-t` name to its registry after the build.
     #[arg(long)]
     push: bool,
@@ -186,6 +194,38 @@ fn export(store: &Store, image_id: &str, tags: &[Reference], output: &Output) ->
         }
     }
     Ok(())
+}
+
+/// Where a shared build cache lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CacheLocation {
+    Registry(Reference),
+    Local(PathBuf),
+}
+
+fn parse_cache_location(text: &str, dir_key: &str) -> Result<CacheLocation> {
+    if !text.contains('=') {
+        return Ok(CacheLocation::Registry(Reference::parse(text)?));
+    }
+    let (mut kind, mut reference, mut dir) = (None, None, None);
+    for field in text.split(',') {
+        match field.split_once('=') {
+            Some(("type", v)) => kind = Some(v.to_string()),
+            Some(("ref", v)) => reference = Some(v.to_string()),
+            Some((k, v)) if k == dir_key => dir = Some(PathBuf::from(v)),
+            Some(("mode", "max" | "min")) | Some(("oci-mediatypes" | "compression" | "ignore-error", _)) => {}
+            _ => bail!("invalid cache location {text:?}: expected type=registry,ref=REF or type=local,{dir_key}=DIR"),
+        }
+    }
+    match kind.as_deref() {
+        Some("registry") => Ok(CacheLocation::Registry(Reference::parse(
+            &reference.with_context(|| format!("{text:?}: type=registry needs ref=REF"))?,
+        )?)),
+        Some("local") => Ok(CacheLocation::Local(
+            dir.with_context(|| format!("{text:?}: type=local needs {dir_key}=DIR"))?,
+        )),
+        other => bail!("cache type {other:?} is not registry or local"),
+    }
 }
 
 /// Reads `--secret` values.
@@ -412,7 +452,26 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         Ok(df) => df,
         Err(e) => bail!("{}", rbuild_parser::render_error(&dockerfile_name, &dockerfile_text, &e)),
     };
+    let cache_to = args.cache_to.as_deref().map(|t| parse_cache_location(t, "dest")).transpose()?;
+    let cache_from: Vec<CacheLocation> =
+        args.cache_from.iter().map(|t| parse_cache_location(t, "src")).collect::<Result<_>>()?;
     let reporter = progress::reporter(mode);
+    for location in &cache_from {
+        let imported = match location {
+            CacheLocation::Local(dir) => {
+                rbuild_builder::build::shared_cache::read_local(store, dir)
+                    .map_err(anyhow::Error::from)
+            }
+            CacheLocation::Registry(r) => super::registry::pull_blobs(store, r, &args.registry)
+                .and_then(|m| Ok(rbuild_builder::build::shared_cache::import(store, &m)?)),
+        };
+        match imported {
+            Ok(n) => tracing::info!(records = n, "imported a build cache"),
+            Err(e) => reporter.event(build::Event::Warning(format!(
+                "no build cache imported from {location:?}: {e:#}"
+            ))),
+        }
+    }
     if let Some(syntax) = df.tree.directive("syntax") {
         if !builtin_syntax(syntax) {
             reporter.event(build::Event::Warning(format!(
@@ -473,6 +532,28 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
     }
     if let Some(output) = &output {
         export(store, result.image_id.as_ref(), &tags, output)?;
+    }
+    // The cache's config and manifest are named by nothing: no collection may run meanwhile.
+    let _in_use = store.in_use()?;
+    if let Some(location) = &cache_to {
+        let bundle = rbuild_builder::build::shared_cache::bundle(store, &result.steps)?;
+        match location {
+            CacheLocation::Local(dir) => {
+                rbuild_builder::build::shared_cache::write_local(store, &bundle, dir)
+                    .with_context(|| format!("writing the build cache to {}", dir.display()))?
+            }
+            CacheLocation::Registry(r) => {
+                super::registry::push_manifest(
+                    store,
+                    &bundle.manifest,
+                    &bundle.blobs,
+                    r,
+                    &args.registry,
+                    true,
+                )
+                .with_context(|| format!("pushing the build cache to {}", r.familiar()))?;
+            }
+        }
     }
     if args.push {
         for tag in &tags {

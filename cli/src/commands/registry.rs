@@ -365,6 +365,54 @@ pub fn pull_image(
     Ok((parsed.config().digest().clone(), named))
 }
 
+/// Downloads the manifest `reference` names and every blob it refers to into the store,
+/// without naming anything (for a shared build cache). Returns the manifest.
+pub fn pull_blobs(
+    store: &Store,
+    reference: &Reference,
+    registry: &RegistryArgs,
+) -> Result<ImageManifest> {
+    let client = client(registry, docker_config()?)?;
+    let repo = Repository::new(reference.domain(), reference.path());
+    let tag_or_digest = reference.digest().or(reference.tag()).unwrap_or("latest").to_string();
+    let rt = runtime()?;
+    let _in_use = store.in_use()?;
+    let pulled = rt.block_on(client.pull_manifest(&repo, &tag_or_digest))?;
+    let manifest: ImageManifest =
+        serde_json::from_slice(&pulled.bytes).context("reading the cache manifest")?;
+    let progress: Arc<dyn Progress> = Arc::new(Lines { quiet: true, verb: "Pulling" });
+    let missing: Vec<Descriptor> = std::iter::once(manifest.config().clone())
+        .chain(manifest.layers().iter().cloned())
+        .filter(|d| !store.has_blob(d.digest()))
+        .collect();
+    rt.block_on(async {
+        stream::iter(missing)
+            .map(|d| {
+                let (client, repo, store, progress) =
+                    (client.clone(), repo.clone(), store.clone(), Arc::clone(&progress));
+                tokio::spawn(async move {
+                    let mut writer = store.verified_blob_writer()?;
+                    client
+                        .pull_blob(
+                            &repo,
+                            d.digest().as_ref(),
+                            d.size(),
+                            &mut writer,
+                            progress.as_ref(),
+                        )
+                        .await?;
+                    writer.commit_verified(d.digest())?;
+                    Ok::<_, anyhow::Error>(())
+                })
+            })
+            .buffer_unordered(client.options().concurrency.max(1))
+            .map(|joined| joined.map_err(anyhow::Error::from).and_then(|r| r))
+            .try_collect::<Vec<_>>()
+            .await
+    })?;
+    Ok(manifest)
+}
+
 /// The builder's way to the network: base images through the registry client, ADD's
 /// URLs through a plain HTTP client.
 #[derive(Debug)]
@@ -458,6 +506,27 @@ pub fn push_image(
     registry: &RegistryArgs,
     quiet: bool,
 ) -> Result<String> {
+    let blobs: Vec<Descriptor> = image
+        .manifest
+        .layers()
+        .iter()
+        .cloned()
+        .chain(std::iter::once(image.manifest.config().clone()))
+        .collect();
+    push_manifest(store, &image.entry.manifest, &blobs, dest, registry, quiet)
+}
+
+/// Pushes the blobs of the store's manifest `manifest_desc` (`blobs`: its config and
+/// layers), then the manifest, to `dest` (which needs a tag). Returns the manifest's
+/// digest.
+pub fn push_manifest(
+    store: &Store,
+    manifest_desc: &Descriptor,
+    blobs: &[Descriptor],
+    dest: &Reference,
+    registry: &RegistryArgs,
+    quiet: bool,
+) -> Result<String> {
     let Some(tag) = dest.tag().map(str::to_string) else {
         bail!("the destination needs a tag: {dest}")
     };
@@ -467,13 +536,7 @@ pub fn push_image(
         println!("The push refers to repository [{}]", dest.repository());
     }
     let progress: Arc<dyn Progress> = Arc::from(progress(quiet, "Pushing"));
-    let blobs: Vec<Descriptor> = image
-        .manifest
-        .layers()
-        .iter()
-        .cloned()
-        .chain(std::iter::once(image.manifest.config().clone()))
-        .collect();
+    let blobs: Vec<Descriptor> = blobs.to_vec();
     let rt = runtime()?;
     rt.block_on(async {
         stream::iter(blobs.clone())
@@ -504,8 +567,8 @@ pub fn push_image(
     })?;
     let pushed: Vec<String> = blobs.iter().map(|d| d.digest().to_string()).collect();
     store.record_blob_sources(&repo.registry, &repo.name, &pushed)?;
-    let manifest = store.read_blob(image.entry.manifest.digest())?;
-    let media = image.entry.manifest.media_type().to_string();
+    let manifest = store.read_blob(manifest_desc.digest())?;
+    let media = manifest_desc.media_type().to_string();
     let digest = rt.block_on(client.push_manifest(&repo, &tag, &manifest, &media))?;
     if !quiet {
         println!("{tag}: digest: {digest} size: {}", manifest.len());
