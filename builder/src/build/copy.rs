@@ -505,12 +505,14 @@ pub(super) fn copy(
                 }
             }
             url_digests.push((source.clone(), digest.to_string()));
+            // A download is extracted only when asked (--unpack=true).
+            let extract = c.unpack == Some(true) && archive_kind(&host).is_some();
             items.push(Item {
-                dest_rel,
+                dest_rel: if extract { PathBuf::new() } else { dest_rel },
                 host,
                 meta,
                 context: None,
-                extract: false,
+                extract,
                 mode_override: Some(0o600),
                 mtime_override: mtime,
             });

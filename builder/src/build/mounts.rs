@@ -104,15 +104,32 @@ pub(super) fn prepare(
             }
             MountKind::Cache => {
                 let target = needs_target("cache")?;
-                if from.is_some() || source.is_some() {
-                    return Err(state.error(
-                        inst,
-                        "RUN --mount=type=cache with from= or source= is not supported yet",
-                    ));
-                }
+                // A new cache directory can start as a copy of a stage's or image's files.
+                let seed = match &from {
+                    Some(f) => {
+                        let (view, origin) = view_of(state, f)?;
+                        let src = source.as_deref().unwrap_or("/");
+                        let parts = view.resolve(src, true)?;
+                        if !view.entry(&parts).is_some_and(|(_, m)| m.is_dir()) {
+                            return Err(state.error(
+                                inst,
+                                &format!("RUN --mount=type=cache: {src} is not a directory of {f}"),
+                            ));
+                        }
+                        Some((view, parts, origin))
+                    }
+                    None if source.is_some() => {
+                        return Err(state.error(inst, "RUN --mount=type=cache: source= needs from="))
+                    }
+                    None => None,
+                };
+                // The seed is part of the cache's identity: another seed, another directory.
                 let id = id.unwrap_or_else(|| target.clone());
+                let seeded_from = seed
+                    .as_ref()
+                    .map(|(_, parts, origin)| format!("{origin}{}", RootfsView::display(parts)));
                 let base = shared.store.root().join("cache-mounts");
-                let name = id_dir(&id);
+                let name = id_dir(&format!("{id}\0{}", seeded_from.as_deref().unwrap_or("")));
                 let data = base.join(&name);
                 let (mode, uid, gid) =
                     (m.mode.unwrap_or(0o755), m.uid.unwrap_or(0), m.gid.unwrap_or(0));
@@ -123,7 +140,7 @@ pub(super) fn prepare(
                         &format!("invalid cache sharing {sharing:?}: shared, private or locked"),
                     ));
                 }
-                out.key.push(json!({"type": "cache", "target": target}));
+                out.key.push(json!({"type": "cache", "target": target, "from": seeded_from}));
                 out.targets.push(target.clone());
                 if !materialize {
                     continue;
@@ -132,6 +149,9 @@ pub(super) fn prepare(
                     // Made beside and renamed, so a half-made cache directory is never used.
                     let tmp = base.join(format!(".tmp-{name}-{}", std::process::id()));
                     make_dir(&tmp, mode, uid, gid)?;
+                    if let Some((view, parts, _)) = &seed {
+                        copy_tree(view, parts, &tmp)?;
+                    }
                     if fs::rename(&tmp, &data).is_err() {
                         let _ = fs::remove_dir_all(&tmp);
                     }
@@ -144,7 +164,6 @@ pub(super) fn prepare(
                     .open(&lock_path)
                     .map_err(io("opening", &lock_path))?;
                 let host = match sharing {
-                    "shared" => data,
                     "locked" => {
                         lock.lock().map_err(io("locking", &lock_path))?;
                         out.locks.push(lock);
@@ -409,6 +428,33 @@ fn count_entries(dir: &Path) -> usize {
         }
     }
     count
+}
+
+/// Copies the directory `parts` of a view into `dest` (which exists), keeping modes,
+/// owners (as root) and links.
+fn copy_tree(view: &RootfsView, parts: &[std::ffi::OsString], dest: &Path) -> Result<()> {
+    for (rel, host, meta) in view.walk(parts)? {
+        let target = dest.join(&rel);
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            fs::create_dir_all(&target).map_err(io("creating", &target))?;
+        } else if ft.is_symlink() {
+            let t = fs::read_link(&host).map_err(io("reading the link", &host))?;
+            std::os::unix::fs::symlink(t, &target).map_err(io("creating", &target))?;
+            continue;
+        } else if ft.is_file() {
+            fs::copy(&host, &target).map_err(io("copying to", &target))?;
+        } else {
+            continue;
+        }
+        fs::set_permissions(&target, fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(io("setting the mode of", &target))?;
+        if crate::snapshot::is_root() {
+            std::os::unix::fs::lchown(&target, Some(meta.uid()), Some(meta.gid()))
+                .map_err(io("changing the owner of", &target))?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes every cache mount directory. Returns the bytes freed.

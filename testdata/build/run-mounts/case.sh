@@ -1,7 +1,8 @@
 # RUN --mount: cache directories persist between builds and never enter a layer (an id
 # shares one between targets; `prune --cache-mounts` empties them); bind mounts from the
 # context (read-only, .dockerignore applied; rw writes thrown away), from a stage and from
-# an image; tmpfs. Mount points leave nothing in the image, and a bind source's content
+# an image; tmpfs; a cache seeded from a stage (from=, source=), with a mode and owner, and
+# read-only (ro). Mount points leave nothing in the image, and a bind source's content
 # is in the RUN's cache key.
 build -t m .
 file_is m /cache-log.txt "run 1"
@@ -14,6 +15,9 @@ file_is m /rw-seen.txt scribble
 file_is m /from-stage.txt "from a stage"
 file_is m /from-image.txt from-image
 file_is m /tmpfs.txt tmpfs
+file_is m /seeded.txt "from a stage"
+file_is m /owned.txt 750:65534:65534
+file_is m /cache-ro.txt read-only
 for p in /var/cache/app/log /a /b /mnt /tools /bb /scratch; do absent m "$p"; done
 build -t m --build-arg RUNID=2 .
 file_is m /cache-log.txt "run 1
