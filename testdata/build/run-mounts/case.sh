@@ -2,7 +2,7 @@
 # shares one between targets; `prune --cache-mounts` empties them); bind mounts from the
 # context (read-only, .dockerignore applied; rw writes thrown away), from a stage and from
 # an image; tmpfs; a cache seeded from a stage (from=, source=), with a mode and owner, and
-# read-only (ro). Mount points leave nothing in the image, and a bind source's content
+# read-only (ro); private sharing (a second user of a busy cache gets its own directory). Mount points leave nothing in the image, and a bind source's content
 # is in the RUN's cache key.
 build -t m .
 file_is m /cache-log.txt "run 1"
@@ -15,6 +15,8 @@ file_is m /rw-seen.txt scribble
 file_is m /from-stage.txt "from a stage"
 file_is m /from-image.txt from-image
 file_is m /tmpfs.txt tmpfs
+file_is m /tmpfs-size.txt 1024
+file_is m /private.txt private
 file_is m /seeded.txt "from a stage"
 file_is m /owned.txt 750:65534:65534
 file_is m /cache-ro.txt read-only
