@@ -16,6 +16,8 @@ absent cf /excluded/a/README.md
 absent cf /excluded/b/deep
 file_is cf /linked-docs/guide.md doc
 file_is cf /added-heredoc.txt "added inline"
+file_is cf /add-excluded/package.json a
+absent cf /add-excluded/x.txt
 stat_is cf /linked-docs/guide.md %u 65534
 sed -i 's|ln -s /real /linked|ln -s /real /linked \&\& echo changed > /real/marker|' Dockerfile
 build -t cf .
