@@ -18,6 +18,7 @@ pub mod record;
 pub mod rootfs;
 mod run;
 pub mod shared_cache;
+mod sources;
 mod stage;
 mod vars;
 

@@ -240,6 +240,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn components_clean() {
+        assert_eq!(components("/a/../b/./c"), vec![OsString::from("b"), "c".into()]);
+        assert_eq!(components("../../x"), vec![OsString::from("x")]);
+    }
+
+    #[test]
     fn union_with_links_and_hiding() -> Result<()> {
         let t = tempfile::tempdir().map_err(Error::io("temp", "/tmp"))?;
         let l1 = t.path().join("l1");
