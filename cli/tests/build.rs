@@ -76,6 +76,7 @@ cases!(
     healthcheck,
     history_logs,
     killed_build,
+    layer_reuse,
     metadata,
     multistage,
     network_none,

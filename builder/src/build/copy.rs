@@ -565,6 +565,23 @@ pub(super) fn copy(
         json!({"op": verb, "dest": dest_key, "dest_is_dir": dest_is_dir, "chown": chown, "chmod": chmod,
                "origin": origin_key, "files": listing, "urls": url_digests}),
     );
+    // What the layer holds depends only on these inputs, the destination's parents (whose
+    // metadata the layer copies) and how times and owners are written: when another chain
+    // made the same layer, it is used again without writing anything.
+    let parent_dirs =
+        if dest_is_dir { dest_parts.len() } else { dest_parts.len().saturating_sub(1) };
+    let parents: Vec<serde_json::Value> = (1..=parent_dirs)
+        .map(|n| match dest_view.entry(&dest_parts[..n]) {
+            Some((_, m)) if m.is_dir() => json!([m.mode(), m.uid(), m.gid(), m.mtime()]),
+            _ => serde_json::Value::Null,
+        })
+        .collect();
+    let content_key = CacheKey::new(
+        &CacheKey::base("layer-content"),
+        json!({"op": verb, "dest": dest_key, "dest_is_dir": dest_is_dir, "chown": chown, "chmod": chmod,
+               "origin": origin_key, "files": listing, "urls": url_digests, "parents": parents,
+               "epoch": shared.options.source_date_epoch, "root": crate::snapshot::is_root()}),
+    );
     let relink = |state: &mut State<'_, '_>, key: &CacheKey| {
         if c.link {
             state.chain = CacheKey::new(&before, json!({"linked": key.0}));
@@ -583,6 +600,14 @@ pub(super) fn copy(
         }
     }
     state.all_cached = false;
+    if !shared.options.no_cache {
+        if let Some(record) = shared.store.cache_lookup(&content_key).filter(|r| r.layer.is_some())
+        {
+            super::run::reuse_layer(state, number, key.clone(), record, created_by)?;
+            relink(state, &key);
+            return Ok(false);
+        }
+    }
     let started = Instant::now();
     let owner = chown
         .as_deref()
@@ -694,13 +719,15 @@ pub(super) fn copy(
         placed_ms = t_place.elapsed().as_millis() as u64,
         "COPY placed its files"
     );
-    commit(state, root, key.clone(), created_by, number, started)?;
+    restore_parent_times(&dest_view, root, &dest_parts, dest_is_dir);
+    commit(state, root, vec![key.clone(), content_key], created_by, number, started)?;
     relink(state, &key);
     Ok(false)
 }
 
-/// Makes the destination's parent directories in the layer (with their metadata from the
-/// image when they exist there) and returns the host path of the destination directory
+/// Makes the destination's parent directories in the layer (with their mode and owner from
+/// the image when they exist there; their times come last, `restore_parent_times`) and
+/// returns the host path of the destination directory
 /// (of its parent when the destination is a file).
 fn make_parents(
     view: &RootfsView,
@@ -715,26 +742,19 @@ fn make_parents(
         host.push(&dest_parts[n - 1]);
         let existing = view.entry(&dest_parts[..n]).filter(|(_, m)| m.is_dir());
         fs::create_dir(&host).map_err(Error::io("creating", host.clone()))?;
-        let (mode, uid, gid, mtime) = match &existing {
-            Some((_, m)) => (m.mode() & 0o7777, m.uid(), m.gid(), Some(m.mtime())),
+        let (mode, uid, gid) = match &existing {
+            Some((_, m)) => (m.mode() & 0o7777, m.uid(), m.gid()),
             None if n == dirs && dest_is_dir => {
                 let (u, g) = owner.unwrap_or((0, 0));
-                (0o755, u, g, None)
+                (0o755, u, g)
             }
-            None => (0o755, 0, 0, None),
+            None => (0o755, 0, 0),
         };
         fs::set_permissions(&host, fs::Permissions::from_mode(mode))
             .map_err(Error::io("setting the mode of", host.clone()))?;
         if crate::snapshot::is_root() {
             std::os::unix::fs::lchown(&host, Some(uid), Some(gid))
                 .map_err(Error::io("changing the owner of", host.clone()))?;
-        }
-        if let Some(t) = mtime {
-            let _ = filetime::set_symlink_file_times(
-                &host,
-                FileTime::from_unix_time(t, 0),
-                FileTime::from_unix_time(t, 0),
-            );
         }
     }
     if dest_is_dir {
@@ -744,11 +764,31 @@ fn make_parents(
     }
 }
 
+/// Gives the destination's parents that the image has their times from the image again,
+/// deepest first, once everything is placed below them (placing changed them).
+fn restore_parent_times(
+    view: &RootfsView,
+    root: &Path,
+    dest_parts: &[std::ffi::OsString],
+    dest_is_dir: bool,
+) {
+    let dirs = if dest_is_dir { dest_parts.len() } else { dest_parts.len().saturating_sub(1) };
+    for n in (1..=dirs).rev() {
+        if let Some((_, m)) = view.entry(&dest_parts[..n]).filter(|(_, m)| m.is_dir()) {
+            let host: PathBuf = std::iter::once(root.as_os_str().to_os_string())
+                .chain(dest_parts[..n].iter().cloned())
+                .collect();
+            let t = FileTime::from_unix_time(m.mtime(), m.mtime_nsec() as u32);
+            let _ = filetime::set_symlink_file_times(&host, t, t);
+        }
+    }
+}
+
 /// Commits the layer directory `root` as the step's layer.
 fn commit(
     state: &mut State<'_, '_>,
     root: &Path,
-    key: CacheKey,
+    keys: Vec<CacheKey>,
     created_by: String,
     number: usize,
     started: Instant,
@@ -775,7 +815,8 @@ fn commit(
         created: created.clone(),
         duration_ms: duration.as_millis() as u64,
     };
-    shared.finish_layer(writer, &layer, key.clone(), record);
+    let key = keys[0].clone();
+    shared.finish_layer(writer, &layer, keys, record);
     let size = layer.tar_size;
     state.push_layer(layer, Some(snapshot))?;
     state.last_created = created.clone();
@@ -851,6 +892,7 @@ pub(super) fn make_workdir(
     let started = Instant::now();
     let layer_dir = shared.store.snapshot_tempdir()?;
     make_parents(&view, layer_dir.path(), &parts, true, None)?;
-    commit(state, layer_dir.path(), key, created_by, number, started)?;
+    restore_parent_times(&view, layer_dir.path(), &parts, true);
+    commit(state, layer_dir.path(), vec![key], created_by, number, started)?;
     Ok(false)
 }

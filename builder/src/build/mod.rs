@@ -265,14 +265,14 @@ impl Shared<'_> {
         &self,
         writer: crate::store::BlobWriter,
         layer: &cache::LayerRecord,
-        key: cache::CacheKey,
+        keys: Vec<cache::CacheKey>,
         record: cache::CacheRecord,
     ) {
         let store = self.store.clone();
         let digest = layer.digest.clone();
         let handle = std::thread::spawn(move || {
             writer.commit(Some(&digest))?;
-            store.cache_store(&key, &record)
+            keys.iter().try_for_each(|key| store.cache_store(key, &record))
         });
         if let Ok(mut p) = self.pending.lock() {
             p.push(handle);

@@ -228,7 +228,7 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
         duration_ms: duration.as_millis() as u64,
     };
     match written {
-        Some((l, writer)) => shared.finish_layer(writer, &l, key.clone(), record.clone()),
+        Some((l, writer)) => shared.finish_layer(writer, &l, vec![key.clone()], record.clone()),
         None => store.cache_store(&key, &record)?,
     }
     let logs = store.root().join("logs");
@@ -280,6 +280,38 @@ pub(super) fn reuse(
         duration_ms: (std::time::Duration::from_millis(record.duration_ms)).as_millis() as u64,
         size,
         has_log,
+    });
+    Ok(())
+}
+
+/// Uses a layer made before by a step with the same content (`record`, found under its
+/// content key) for a step whose chain key missed: nothing is written, and the step is
+/// recorded under `key` as made now.
+pub(super) fn reuse_layer(
+    state: &mut State<'_, '_>,
+    number: usize,
+    key: CacheKey,
+    record: CacheRecord,
+    created_by: String,
+) -> Result<()> {
+    let created = super::now_rfc3339(state.shared.options.source_date_epoch);
+    let record = CacheRecord { created: created.clone(), duration_ms: 0, ..record };
+    state.shared.store.cache_store(&key, &record)?;
+    let size = record.layer.as_ref().map_or(0, |l| l.tar_size);
+    if let Some(l) = record.layer {
+        state.push_layer(l, None)?;
+    }
+    state.last_created = created.clone();
+    state.add_history(created_by.clone(), false, Some(created));
+    state.chain = key.clone();
+    state.record_step(StepRecord {
+        number,
+        created_by,
+        cache_key: Some(key),
+        cached: false,
+        duration_ms: 0,
+        size,
+        has_log: false,
     });
     Ok(())
 }
