@@ -41,6 +41,9 @@ measure() {
   fi
   t1=$(now)
   printf -v "$var" '%s %s' "${!var:-}" "$(( (t1 - t0) / 1000 ))"
+  # Every run's output and time is kept, to look into outliers.
+  mkdir -p "$work/logs"
+  { echo "# $(( (t1 - t0) / 1000000 )) ms: $*"; cat "$work/last.log"; } >"$work/logs/$(date +%s%N)-$var.log"
 }
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1e6}'; }
 

@@ -388,7 +388,9 @@ pub fn build(
     };
     store.clean_containers();
     let ran = run_stages(&shared, &order);
+    let waited = std::time::Instant::now();
     let finished = shared.join_pending();
+    tracing::debug!(waited_ms = waited.elapsed().as_millis() as u64, "layer blobs synced");
     ran?;
     finished?;
     shared.context.save_stat_cache();
