@@ -29,7 +29,7 @@ use super::sources::{
     apply_chmod, archive_kind, fetch_git, file_name_of_url, is_git, is_url, open_archive,
     plain_name, resolve_owner,
 };
-use super::stage::State;
+use super::stage::{FinishedStep, State};
 use super::Event;
 use crate::error::{Error, Result};
 use crate::snapshot::{overlay_changes, ApplyOptions, WhiteoutMode};
@@ -50,6 +50,24 @@ struct Item {
     mode_override: Option<u32>,
     /// Modification time override (downloads).
     mtime_override: Option<i64>,
+    /// The content's digest when it is known already (downloads).
+    content_digest: Option<String>,
+}
+
+impl Item {
+    /// A file, directory or link placed as it is.
+    fn plain(dest_rel: PathBuf, host: PathBuf, meta: Metadata) -> Item {
+        Item {
+            dest_rel,
+            host,
+            meta,
+            context: None,
+            extract: false,
+            mode_override: None,
+            mtime_override: None,
+            content_digest: None,
+        }
+    }
 }
 
 /// Where sources are read from.
@@ -275,15 +293,7 @@ pub(super) fn copy(
                 }
             }
             for (rel, host, meta) in tree.walk(&parts)? {
-                items.push(Item {
-                    dest_rel: rel,
-                    host,
-                    meta,
-                    context: None,
-                    extract: false,
-                    mode_override: None,
-                    mtime_override: None,
-                });
+                items.push(Item::plain(rel, host, meta));
             }
             continue;
         }
@@ -317,13 +327,11 @@ pub(super) fn copy(
             // A download is extracted only when asked (--unpack=true).
             let extract = c.unpack == Some(true) && archive_kind(&host).is_some();
             items.push(Item {
-                dest_rel: if extract { PathBuf::new() } else { dest_rel },
-                host,
-                meta,
-                context: None,
                 extract,
                 mode_override: Some(0o600),
                 mtime_override: mtime,
+                content_digest: Some(digest.to_string()),
+                ..Item::plain(if extract { PathBuf::new() } else { dest_rel }, host, meta)
             });
             continue;
         }
@@ -383,14 +391,11 @@ pub(super) fn copy(
                                         .trim_start_matches('/'),
                                 )
                             };
+                            let host = shared.context.host_path(&inner.path);
+                            let meta = inner.meta.clone();
                             items.push(Item {
-                                dest_rel: rel,
-                                host: shared.context.host_path(&inner.path),
-                                meta: inner.meta.clone(),
                                 context: Some(inner),
-                                extract: false,
-                                mode_override: None,
-                                mtime_override: None,
+                                ..Item::plain(rel, host, meta)
                             });
                         }
                         continue;
@@ -414,14 +419,11 @@ pub(super) fn copy(
                     } else {
                         name
                     };
+                    let meta = e.meta.clone();
                     items.push(Item {
-                        dest_rel,
-                        host,
-                        meta: e.meta.clone(),
                         context: Some(e),
                         extract,
-                        mode_override: None,
-                        mtime_override: None,
+                        ..Item::plain(dest_rel, host, meta)
                     });
                 }
             }
@@ -438,28 +440,12 @@ pub(super) fn copy(
                 };
                 if meta.is_dir() {
                     for (rel, h, m) in v.walk(&parts)? {
-                        items.push(Item {
-                            dest_rel: rel,
-                            host: h,
-                            meta: m,
-                            context: None,
-                            extract: false,
-                            mode_override: None,
-                            mtime_override: None,
-                        });
+                        items.push(Item::plain(rel, h, m));
                     }
                 } else {
                     let name = parts.last().map(PathBuf::from).unwrap_or_default();
                     let dest_rel = if dest_is_dir || many { name } else { PathBuf::new() };
-                    items.push(Item {
-                        dest_rel,
-                        host,
-                        meta,
-                        context: None,
-                        extract: false,
-                        mode_override: None,
-                        mtime_override: None,
-                    });
+                    items.push(Item::plain(dest_rel, host, meta));
                 }
             }
         }
@@ -479,15 +465,7 @@ pub(super) fn copy(
         } else {
             PathBuf::new()
         };
-        items.push(Item {
-            dest_rel,
-            host,
-            meta,
-            context: None,
-            extract: false,
-            mode_override: Some(0o644),
-            mtime_override: None,
-        });
+        items.push(Item { mode_override: Some(0o644), ..Item::plain(dest_rel, host, meta) });
     }
     if !c.exclude.is_empty() {
         let patterns: Vec<String> =
@@ -521,6 +499,8 @@ pub(super) fn copy(
                 fs::read_link(&i.host).map(|t| t.display().to_string()).unwrap_or_default()
             )
         } else if let Some(d) = i.context.as_ref().and_then(|e| digests.get(&e.path)) {
+            format!("file:{d}")
+        } else if let Some(d) = &i.content_digest {
             format!("file:{d}")
         } else if m.is_file() && i.context.is_none() && matches!(origin, Origin::Context) {
             format!(
@@ -817,21 +797,17 @@ fn commit(
     };
     let key = keys[0].clone();
     shared.finish_layer(writer, &layer, keys, record);
-    let size = layer.tar_size;
-    state.push_layer(layer, Some(snapshot))?;
-    state.last_created = created.clone();
-    state.add_history(created_by.clone(), false, Some(created));
-    state.chain = key.clone();
-    state.record_step(StepRecord {
+    state.finish_step(FinishedStep {
         number,
+        key,
         created_by,
-        cache_key: Some(key),
+        layer: Some(layer),
+        snapshot: Some(snapshot),
+        created,
         cached: false,
-        duration_ms: (duration).as_millis() as u64,
-        size,
+        duration_ms: duration.as_millis() as u64,
         has_log: false,
-    });
-    Ok(())
+    })
 }
 
 /// An image named by `COPY --from`, pulled once per build when missing.

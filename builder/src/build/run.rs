@@ -10,8 +10,7 @@ use rbuild_parser::{Command, Heredoc, Instruction, InstructionKind, NetworkMode}
 use serde_json::json;
 
 use super::cache::{CacheKey, CacheRecord, LayerRecord};
-use super::record::StepRecord;
-use super::stage::State;
+use super::stage::{FinishedStep, State};
 use super::{vars, Event, Reporter};
 use crate::error::{Error, Result};
 use crate::sandbox::{Network, SandboxSpec, Volume};
@@ -236,22 +235,17 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     fs::rename(&log_path, store.step_log_path(&key))
         .map_err(Error::io("keeping the log", log_path))?;
     drop(guard);
-    let size = layer.as_ref().map_or(0, |l| l.tar_size);
-    if let Some(l) = layer {
-        state.push_layer(l, snapshot)?;
-    }
-    state.last_created = created.clone();
-    state.add_history(created_by.clone(), record.layer.is_none(), Some(created));
-    state.chain = key.clone();
-    state.record_step(StepRecord {
+    state.finish_step(FinishedStep {
         number,
+        key,
         created_by,
-        cache_key: Some(key),
+        layer,
+        snapshot,
+        created,
         cached: false,
-        duration_ms: (duration).as_millis() as u64,
-        size,
+        duration_ms: duration.as_millis() as u64,
         has_log: true,
-    });
+    })?;
     Ok(false)
 }
 
@@ -263,25 +257,18 @@ pub(super) fn reuse(
     record: CacheRecord,
     created_by: String,
 ) -> Result<()> {
-    let size = record.layer.as_ref().map_or(0, |l| l.tar_size);
-    let empty = record.layer.is_none();
-    if let Some(l) = record.layer {
-        state.push_layer(l, None)?;
-    }
-    state.last_created = record.created.clone();
-    state.add_history(created_by.clone(), empty, Some(record.created));
-    state.chain = key.clone();
     let has_log = state.shared.store.step_log_path(&key).exists();
-    state.record_step(StepRecord {
+    state.finish_step(FinishedStep {
         number,
+        key,
         created_by,
-        cache_key: Some(key),
+        layer: record.layer,
+        snapshot: None,
+        created: record.created,
         cached: true,
-        duration_ms: (std::time::Duration::from_millis(record.duration_ms)).as_millis() as u64,
-        size,
+        duration_ms: record.duration_ms,
         has_log,
-    });
-    Ok(())
+    })
 }
 
 /// Uses a layer made before by a step with the same content (`record`, found under its
@@ -297,27 +284,19 @@ pub(super) fn reuse_layer(
     let created = super::now_rfc3339(state.shared.options.source_date_epoch);
     let record = CacheRecord { created: created.clone(), duration_ms: 0, ..record };
     state.shared.store.cache_store(&key, &record)?;
-    let size = record.layer.as_ref().map_or(0, |l| l.tar_size);
-    if let Some(l) = record.layer {
-        state.push_layer(l, None)?;
-    }
-    state.last_created = created.clone();
-    state.add_history(created_by.clone(), false, Some(created));
-    state.chain = key.clone();
-    state.record_step(StepRecord {
+    state.finish_step(FinishedStep {
         number,
+        key,
         created_by,
-        cache_key: Some(key),
+        layer: record.layer,
+        snapshot: None,
+        created,
         cached: false,
         duration_ms: 0,
-        size,
         has_log: false,
-    });
-    Ok(())
+    })
 }
 
-/// Writes the layer of `changes` under `root` into the store, uncompressed (as Docker
-/// keeps built layers; compression costs more than it saves on a local disk).
 /// Writes the layer of `changes` under `root` uncompressed (as Docker keeps built
 /// layers; compression costs more than it saves on a local disk) into a blob writer that
 /// [`super::Shared::finish_layer`] then makes durable.

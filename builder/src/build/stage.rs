@@ -38,6 +38,21 @@ pub struct StageOutcome {
     pub unchanged_base: Option<(Digest, oci_spec::image::Descriptor)>,
 }
 
+/// A RUN, COPY, ADD or WORKDIR step that is done, for [`State::finish_step`].
+pub(crate) struct FinishedStep {
+    pub number: usize,
+    pub key: CacheKey,
+    pub created_by: String,
+    /// Its layer, `None` when it changed nothing.
+    pub layer: Option<LayerRecord>,
+    /// The layer's snapshot when it is at hand (else made when needed).
+    pub snapshot: Option<PathBuf>,
+    pub created: String,
+    pub cached: bool,
+    pub duration_ms: u64,
+    pub has_log: bool,
+}
+
 /// A stage being built.
 pub(crate) struct State<'s, 'a> {
     pub shared: &'s Shared<'a>,
@@ -180,6 +195,29 @@ impl<'s, 'a> State<'s, 'a> {
                 v
             }
         }
+    }
+
+    /// Puts a finished layer step on the stage: its layer (if it made one) on top, its
+    /// history entry, the chain moved to its key, and its record for `history`.
+    pub fn finish_step(&mut self, step: FinishedStep) -> Result<()> {
+        let size = step.layer.as_ref().map_or(0, |l| l.tar_size);
+        let empty = step.layer.is_none();
+        if let Some(l) = step.layer {
+            self.push_layer(l, step.snapshot)?;
+        }
+        self.last_created = step.created.clone();
+        self.add_history(step.created_by.clone(), empty, Some(step.created));
+        self.chain = step.key.clone();
+        self.record_step(StepRecord {
+            number: step.number,
+            created_by: step.created_by,
+            cache_key: Some(step.key),
+            cached: step.cached,
+            duration_ms: step.duration_ms,
+            size,
+            has_log: step.has_log,
+        });
+        Ok(())
     }
 
     /// Records a step for the build record.

@@ -308,35 +308,9 @@ pub fn pull_image(
     };
     let blobs: Vec<Descriptor> =
         std::iter::once(parsed.config().clone()).chain(parsed.layers().iter().cloned()).collect();
-    // Each blob downloads in its own task, so hashing and writing run on every core.
     let missing: Vec<Descriptor> =
         blobs.iter().filter(|d| !store.has_blob(d.digest())).cloned().collect();
-    rt.block_on(async {
-        stream::iter(missing)
-            .map(|d| {
-                let (client, repo, store, progress) =
-                    (client.clone(), repo.clone(), store.clone(), Arc::clone(&progress));
-                tokio::spawn(async move {
-                    // The client hashes every byte it hands over; the store need not again.
-                    let mut writer = store.verified_blob_writer()?;
-                    client
-                        .pull_blob(
-                            &repo,
-                            d.digest().as_ref(),
-                            d.size(),
-                            &mut writer,
-                            progress.as_ref(),
-                        )
-                        .await?;
-                    writer.commit_verified(d.digest())?;
-                    Ok::<_, anyhow::Error>(())
-                })
-            })
-            .buffer_unordered(client.options().concurrency.max(1))
-            .map(|joined| joined.map_err(anyhow::Error::from).and_then(|r| r))
-            .try_collect::<Vec<_>>()
-            .await
-    })?;
+    download_blobs(&rt, client, &repo, store, missing, progress)?;
     // Layers are checked against their diff IDs whenever they are extracted (snapshots and
     // unpack hash the uncompressed stream); here only their number must agree.
     let config: ImageConfiguration = store.read_json(parsed.config().digest(), "image config")?;
@@ -365,6 +339,45 @@ pub fn pull_image(
     Ok((parsed.config().digest().clone(), named))
 }
 
+/// Downloads `blobs` into the store, each in its own task (so hashing and writing run on
+/// every core), at most the client's concurrency at once.
+fn download_blobs(
+    rt: &tokio::runtime::Runtime,
+    client: &Client,
+    repo: &Repository,
+    store: &Store,
+    blobs: Vec<Descriptor>,
+    progress: Arc<dyn Progress>,
+) -> Result<()> {
+    rt.block_on(async {
+        stream::iter(blobs)
+            .map(|d| {
+                let (client, repo, store, progress) =
+                    (client.clone(), repo.clone(), store.clone(), Arc::clone(&progress));
+                tokio::spawn(async move {
+                    // The client hashes every byte it hands over; the store need not again.
+                    let mut writer = store.verified_blob_writer()?;
+                    client
+                        .pull_blob(
+                            &repo,
+                            d.digest().as_ref(),
+                            d.size(),
+                            &mut writer,
+                            progress.as_ref(),
+                        )
+                        .await?;
+                    writer.commit_verified(d.digest())?;
+                    Ok::<_, anyhow::Error>(())
+                })
+            })
+            .buffer_unordered(client.options().concurrency.max(1))
+            .map(|joined| joined.map_err(anyhow::Error::from).and_then(|r| r))
+            .try_collect::<Vec<_>>()
+            .await
+    })?;
+    Ok(())
+}
+
 /// Downloads the manifest `reference` names and every blob it refers to into the store,
 /// without naming anything (for a shared build cache). Returns the manifest.
 pub fn pull_blobs(
@@ -385,31 +398,7 @@ pub fn pull_blobs(
         .chain(manifest.layers().iter().cloned())
         .filter(|d| !store.has_blob(d.digest()))
         .collect();
-    rt.block_on(async {
-        stream::iter(missing)
-            .map(|d| {
-                let (client, repo, store, progress) =
-                    (client.clone(), repo.clone(), store.clone(), Arc::clone(&progress));
-                tokio::spawn(async move {
-                    let mut writer = store.verified_blob_writer()?;
-                    client
-                        .pull_blob(
-                            &repo,
-                            d.digest().as_ref(),
-                            d.size(),
-                            &mut writer,
-                            progress.as_ref(),
-                        )
-                        .await?;
-                    writer.commit_verified(d.digest())?;
-                    Ok::<_, anyhow::Error>(())
-                })
-            })
-            .buffer_unordered(client.options().concurrency.max(1))
-            .map(|joined| joined.map_err(anyhow::Error::from).and_then(|r| r))
-            .try_collect::<Vec<_>>()
-            .await
-    })?;
+    download_blobs(&rt, &client, &repo, store, missing, progress)?;
     Ok(manifest)
 }
 
