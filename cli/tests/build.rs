@@ -129,20 +129,7 @@ fn rootless_build() {
     use std::os::unix::process::CommandExt;
     assert!(rbuild_builder::snapshot::is_root(), "the harness makes a user, which needs root");
     let user = "rbuild-rootless-build";
-    if Command::new("id").arg(user).output().map(|o| !o.status.success()).unwrap_or(true) {
-        let made = Command::new("useradd")
-            .args(["--no-create-home", "--shell", "/bin/false", user])
-            .status()
-            .unwrap();
-        assert!(made.success(), "useradd {user}");
-    }
-    let id = |flag: &str| -> u32 {
-        String::from_utf8_lossy(&Command::new("id").args([flag, user]).output().unwrap().stdout)
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    let (uid, gid) = (id("-u"), id("-g"));
+    let (uid, gid) = crate::util::test_user(user);
     let work = tempfile::tempdir().unwrap();
     std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let binary = work.path().join("rbuild");

@@ -333,20 +333,7 @@ fn rootless_through_a_user_namespace() {
     use std::os::unix::process::CommandExt;
     require_root();
     let user = "rbuild-rootless";
-    if Command::new("id").arg(user).output().map(|o| !o.status.success()).unwrap_or(true) {
-        let made = Command::new("useradd")
-            .args(["--no-create-home", "--shell", "/bin/false", user])
-            .status()
-            .unwrap();
-        assert!(made.success(), "useradd {user}");
-    }
-    let ids = |flag: &str| -> u32 {
-        String::from_utf8_lossy(&Command::new("id").args([flag, user]).output().unwrap().stdout)
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    let (uid, gid) = (ids("-u"), ids("-g"));
+    let (uid, gid) = crate::util::test_user(user);
     // Everything the user touches lives in a world-readable place it owns.
     let work = tempfile::tempdir().unwrap();
     fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();

@@ -98,3 +98,23 @@ pub fn untar_copy(from: &Path, to: &Path) {
     let ok = Command::new("cp").arg("-a").arg(from).arg(to).status().is_ok_and(|s| s.success());
     assert!(ok, "cp -a {} {}", from.display(), to.display());
 }
+
+/// A local user for rootless tests, made when missing (needs root); its uid and gid.
+pub fn test_user(name: &str) -> (u32, u32) {
+    if Command::new("id").arg(name).output().map(|o| !o.status.success()).unwrap_or(true) {
+        let made = Command::new("useradd")
+            .args(["--no-create-home", "--shell", "/bin/false", name])
+            .status()
+            .unwrap_or_else(|e| panic!("useradd: {e}"));
+        assert!(made.success(), "useradd {name}");
+    }
+    let id = |flag: &str| -> u32 {
+        let out =
+            Command::new("id").args([flag, name]).output().unwrap_or_else(|e| panic!("id: {e}"));
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("id {flag} {name}: {e}"))
+    };
+    (id("-u"), id("-g"))
+}

@@ -48,30 +48,16 @@ measure() {
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1e6}'; }
 
 # The base image, in a registry every tool pulls from.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-registry="127.0.0.1:$port"
-cat >"$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry-data
-http:
-  addr: $registry
-YML
-rm -rf "$work/registry-data"
-docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
-registry_pid=$!
+# shellcheck source=/dev/null
+. "$root/testdata/registry.sh"
+serve_registry "$work/registry" || { echo "docker-registry did not start" >&2; exit 1; }
+registry="$REGISTRY"
 dockerd_pid=""
 cleanup() {
-  kill "$registry_pid" 2>/dev/null || true
+  kill "$REGISTRY_PID" 2>/dev/null || true
   [ -n "$dockerd_pid" ] && kill "$dockerd_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 100); do curl -sf "http://$registry/v2/" >/dev/null && break; sleep 0.1; done
 [ -f "$work/images/busybox-oci.tar" ] || bash "$root/testdata/images/make-busybox.sh" "$work/images" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci-archive:$work/images/busybox-oci.tar" "docker://$registry/busybox:latest"
 

@@ -15,29 +15,15 @@ mkdir -p "$work"
 
 # Each run gets a new registry (new port, empty storage), so that neither tool can skip
 # or mount a blob it pushed in an earlier run.
-registry_pid=""
+# shellcheck source=/dev/null
+. "$root/testdata/registry.sh"
+REGISTRY_PID=""
 start_registry() {
-  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  host="127.0.0.1:$port"
-  rm -rf "$work/registry-data"
-  cat > "$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry-data
-http:
-  addr: $host
-YML
-  docker-registry serve "$work/registry.yml" >/dev/null 2>&1 &
-  registry_pid=$!
-  for _ in $(seq 100); do curl -sf "http://$host/v2/" >/dev/null && break; sleep 0.1; done
+  [ -n "$REGISTRY_PID" ] && kill "$REGISTRY_PID" 2>/dev/null && wait "$REGISTRY_PID" 2>/dev/null || true
+  serve_registry "$work/registry" || { echo "docker-registry did not start" >&2; exit 1; }
+  host="$REGISTRY"
 }
-trap '[ -n "$registry_pid" ] && kill $registry_pid 2>/dev/null || true' EXIT
+trap '[ -n "$REGISTRY_PID" ] && kill $REGISTRY_PID 2>/dev/null || true' EXIT
 
 layout="$work/layout"
 if [ ! -f "$layout/index.json" ]; then

@@ -132,27 +132,8 @@ free_port() {
 # port, stopped when the case ends; sets REGISTRY to HOST:PORT.
 start_registry() {
   command -v docker-registry >/dev/null || fail "this case needs docker-registry (Debian package docker-registry)"
-  local port; port="$(free_port)"
-  REGISTRY="127.0.0.1:$port"
-  mkdir -p "$WORK/.registry"
-  cat >"$WORK/.registry/config.yml" <<YML
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $WORK/.registry/data
-http:
-  addr: $REGISTRY
-YML
-  docker-registry serve "$WORK/.registry/config.yml" >/dev/null 2>&1 &
-  REGISTRY_PID=$!
+  # shellcheck source=/dev/null
+  . "$(dirname "${BASH_SOURCE[0]}")/../registry.sh"
+  serve_registry "$WORK/.registry" || fail "docker-registry did not start on $REGISTRY"
   trap 'kill $REGISTRY_PID 2>/dev/null' EXIT
-  for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  fail "docker-registry did not start on $REGISTRY"
 }

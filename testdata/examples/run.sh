@@ -29,27 +29,11 @@ rm -rf "$work"
 mkdir -p "$work"
 bash testdata/images/make-busybox.sh "$work/images" >/dev/null
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-registry="127.0.0.1:$port"
-cat >"$work/registry.yml" <<YML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: $registry
-YML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-trap 'kill $registry_pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null && break
-  sleep 0.1
-done
+# shellcheck source=/dev/null
+. testdata/registry.sh
+serve_registry "$work/registry" || { echo "docker-registry did not start" >&2; exit 1; }
+registry="$REGISTRY"
+trap 'kill $REGISTRY_PID 2>/dev/null || true' EXIT
 skopeo copy -q --dest-tls-verify=false "oci-archive:$work/images/busybox-oci.tar" "docker://$registry/library/busybox:latest"
 
 cd testdata/examples/multistage
