@@ -5,7 +5,13 @@
 #          of a 50 MB file, three RUNs, EXPOSE, LABEL, CMD)
 #   large: a 500 MB context of 30,000 files and a 15-step Dockerfile of this script's own
 # Phases: cold (empty storage), no-op rebuild, one context file changed. Prints medians of
-# RUNS runs (3) in seconds and the ratios rbuild / peer (below 1: rbuild is faster).
+# RUNS runs (3) in seconds and the ratios rbuild / peer (below 1: rbuild is faster), and
+# keeps every run's output and time in WORKDIR/logs/<start time>/.
+# Storage is never deleted between measured runs: a cold run gets fresh storage and the old
+# one is moved to WORKDIR/trash, emptied when the script ends. (On ext4 without a journal, as
+# here, the kernel will not reuse an inode freed in the last 5 minutes while its inode-table
+# block is dirty, and scans past every such inode for each new file: after a 60,000-file
+# `rm -rf` the next build of every tool ran up to 50% slower, mostly in `find_inode_bit`.)
 # The busybox base image is served by docker-registry on a free loopback port. Root only;
 # installs buildah and docker.io when missing. TOOLS="rbuild buildkit" picks the tools
 # (default: all three). Usage: testdata/bench/build.sh [WORKDIR]
@@ -28,8 +34,16 @@ fi
 (cd "$root" && cargo build --quiet --release -p rbuild)
 rbuild="$root/target/release/rbuild"
 mkdir -p "$work"
+logs="$work/logs/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$logs"
 
 now() { date +%s%N; }
+stop_dockerd() {
+  [ -n "$dockerd_pid" ] || return 0
+  kill "$dockerd_pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
+  dockerd_pid=""
+}
 # measure VAR CMD...: runs CMD (output to $work/last.log), appends its wall time to VAR.
 measure() {
   local var=$1; shift
@@ -42,9 +56,9 @@ measure() {
   t1=$(now)
   printf -v "$var" '%s %s' "${!var:-}" "$(( (t1 - t0) / 1000 ))"
   # Every run's output and time is kept, to look into outliers.
-  mkdir -p "$work/logs"
-  { echo "# $(( (t1 - t0) / 1000000 )) ms: $*"; cat "$work/last.log"; } >"$work/logs/$(date +%s%N)-$var.log"
+  { echo "# $(( (t1 - t0) / 1000000 )) ms: $*"; cat "$work/last.log"; } >"$logs/$(now)-$var.log"
 }
+ms() { for us in "$@"; do printf ' %d' $((us / 1000)); done; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1e6}'; }
 
 # The base image, in a registry every tool pulls from.
@@ -53,9 +67,15 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {printf "%
 serve_registry "$work/registry" || { echo "docker-registry did not start" >&2; exit 1; }
 registry="$REGISTRY"
 dockerd_pid=""
+trash="$work/trash"
+# discard DIR: moves DIR out of the way (a rename; emptied at exit, see the top).
+discard() { mkdir -p "$trash"; [ ! -e "$1" ] || mv "$1" "$trash/$(now)"; }
 cleanup() {
   kill "$REGISTRY_PID" 2>/dev/null || true
-  [ -n "$dockerd_pid" ] && kill "$dockerd_pid" 2>/dev/null || true
+  stop_dockerd
+  # A mount a peer left behind would keep its directory busy.
+  awk -v t="$trash/" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$trash"
 }
 trap cleanup EXIT
 [ -f "$work/images/busybox-oci.tar" ] || bash "$root/testdata/images/make-busybox.sh" "$work/images" >/dev/null
@@ -117,6 +137,8 @@ changed_large="$large/src/m050/f050.dat"
 cp -p "$changed_small" "$work/small.orig"
 cp -p "$changed_large" "$work/large.orig"
 restore() { cp -p "$work/small.orig" "$changed_small"; cp -p "$work/large.orig" "$changed_large"; }
+# Every tool reads the contexts from the page cache, the first one too.
+find "$small" "$large" -type f -exec cat {} + >/dev/null
 
 # Each tool: cold (fresh storage), no-op, one file changed, RUNS times each.
 bench_tool() { # name cold_reset build_cmd... (the context directory is the last word)
@@ -131,45 +153,47 @@ bench_tool() { # name cold_reset build_cmd... (the context directory is the last
     for r in $(seq "$runs"); do echo "change $r $(now)" >>"$f"; measure change "$@" "$ctx"; done
     restore
     echo "$name $scen $(echo "$cold" | median) $(echo "$noop" | median) $(echo "$change" | median)" | tee -a "$work/results.txt"
+    echo "  single runs, ms: cold$(ms $cold) | no-op$(ms $noop) | changed$(ms $change)" | tee -a "$work/runs.txt"
   done
 }
 : >"$work/results.txt"
+: >"$work/runs.txt"
 
-rbuild_reset() { rm -rf "$work/rbuild-store"; }
+rbuild_reset() { discard "$work/rbuild-store"; }
 want rbuild && bench_tool rbuild rbuild_reset "$rbuild" --root "$work/rbuild-store" build --progress plain -t bench
 
-buildah_reset() { rm -rf "$work/buildah"; }
+buildah_reset() { discard "$work/buildah"; }
 want buildah && bench_tool buildah buildah_reset buildah --root "$work/buildah/root" --runroot "$work/buildah/run" \
   --storage-driver overlay bud --layers --isolation oci --runtime runc --tls-verify=false -t bench
 
-# dockerd with its own containerd, as ../shared/peers/start-dockerd.sh does.
-docker_ok=""
-if want buildkit && [ -x /usr/bin/docker ] && command -v dockerd >/dev/null; then
+# dockerd with its own containerd, as ../shared/peers/start-dockerd.sh does; a cold run
+# restarts it on a fresh data root.
+start_dockerd() {
+  stop_dockerd
+  discard "$work/docker-data"
   rm -rf "$work/docker-exec"
   mkdir -p "$work/docker-data" "$work/docker-exec"
   dockerd --host "unix://$work/docker.sock" --data-root "$work/docker-data" \
     --exec-root "$work/docker-exec" --pidfile "$work/docker-exec/dockerd.pid" \
     --iptables=false --ip6tables=false --bridge=none \
-    --insecure-registry "$registry" --storage-driver overlay2 >"$work/dockerd.log" 2>&1 &
+    --insecure-registry "$registry" --storage-driver overlay2 >>"$work/dockerd.log" 2>&1 &
   dockerd_pid=$!
   for _ in $(seq 60); do
-    DOCKER_HOST="unix://$work/docker.sock" /usr/bin/docker version >/dev/null 2>&1 && { docker_ok=1; break; }
+    DOCKER_HOST="unix://$work/docker.sock" /usr/bin/docker version >/dev/null 2>&1 && return 0
     sleep 0.5
   done
-fi
-if [ -n "$docker_ok" ]; then
+  return 1
+}
+if want buildkit && [ -x /usr/bin/docker ] && command -v dockerd >/dev/null && start_dockerd; then
   export DOCKER_HOST="unix://$work/docker.sock" DOCKER_BUILDKIT=1
-  docker_reset() {
-    /usr/bin/docker rmi -f bench "$registry/busybox:latest" >/dev/null 2>&1 || true
-    /usr/bin/docker builder prune -af >/dev/null 2>&1 || true
-    /usr/bin/docker image prune -af >/dev/null 2>&1 || true
-  }
+  docker_reset() { start_dockerd || { echo "dockerd did not restart" >&2; exit 1; }; }
   bench_tool buildkit docker_reset /usr/bin/docker build --progress=plain --network=host -t bench
 elif want buildkit; then
   echo "buildkit: skipped, dockerd did not start here (see $work/dockerd.log)" | tee -a "$work/results.txt"
 fi
 
 echo
+cat "$work/runs.txt"
 echo "medians of $runs runs, seconds; ratio = rbuild / peer (below 1: rbuild is faster)"
 python3 - "$work/results.txt" <<'PY'
 import sys

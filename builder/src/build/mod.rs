@@ -271,7 +271,7 @@ impl Shared<'_> {
         let store = self.store.clone();
         let digest = layer.digest.clone();
         let handle = std::thread::spawn(move || {
-            writer.commit(Some(&digest))?;
+            writer.commit_verified(&digest)?;
             keys.iter().try_for_each(|key| store.cache_store(key, &record))
         });
         if let Ok(mut p) = self.pending.lock() {

@@ -306,7 +306,8 @@ pub(super) fn write_layer_blob(
     changes: &[crate::snapshot::Change],
     epoch: Option<u64>,
 ) -> Result<(LayerRecord, crate::store::BlobWriter)> {
-    let mut writer = store.blob_writer()?;
+    // write_layer hashes the tar; the writer need not hash it again.
+    let mut writer = store.verified_blob_writer()?;
     let blob = write_layer(
         root,
         changes,

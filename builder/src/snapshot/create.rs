@@ -214,14 +214,14 @@ pub fn overlay_changes(upper: &Path) -> Result<Vec<Change>> {
 
 /// Writes the tar of `changes` (contents read from `root`) to `out`, owners as they are
 /// (see [`LayerOptions::root_ids`] for a rootless build's). Returns the diff ID (the tar's
-/// digest).
+/// digest) and the tar's size.
 pub fn write_tar(
     root: &Path,
     changes: &[Change],
     epoch: Option<u64>,
     root_ids: Option<(u32, u32)>,
     out: impl Write,
-) -> Result<Digest> {
+) -> Result<(Digest, u64)> {
     // Sort by path, bytewise, so that equal changes give an equal tar.
     let mut ordered: BTreeMap<(PathBuf, u8), &Change> = BTreeMap::new();
     for c in changes {
@@ -341,9 +341,9 @@ pub fn write_tar(
         }
     }
     let hashing = tar.into_inner().map_err(io_err)?;
-    let (mut out, diff_id, _) = hashing.finish();
+    let (mut out, diff_id, size) = hashing.finish();
     out.flush().map_err(io_err)?;
-    Ok(diff_id)
+    Ok((diff_id, size))
 }
 
 /// Writes the layer blob for `changes` (compressed as asked) to `out`, computing the
@@ -356,27 +356,28 @@ pub fn write_layer(
 ) -> Result<LayerBlob> {
     let io_err =
         |e: io::Error| Error::Io { action: "writing", path: "the layer".into(), source: e };
-    let blob = HashingWriter::new(out);
+    let epoch = options.source_date_epoch;
+    let ids = options.root_ids;
     let (blob, diff_id, media_type) = match options.compression {
         Compression::None => {
-            let mut blob = blob;
-            let d =
-                write_tar(root, changes, options.source_date_epoch, options.root_ids, &mut blob)?;
-            (blob, d, MediaType::ImageLayer)
+            // The blob is the tar: its digest is the diff ID, hashed once.
+            let (diff_id, size) = write_tar(root, changes, epoch, ids, out)?;
+            let digest = diff_id.clone();
+            return Ok(LayerBlob { digest, size, diff_id, media_type: MediaType::ImageLayer });
         }
         Compression::Gzip(level) => {
-            let mut gz = super::pgzip::ParallelGzip::new(blob, level);
-            let d = write_tar(root, changes, options.source_date_epoch, options.root_ids, &mut gz)?;
+            let mut gz = super::pgzip::ParallelGzip::new(HashingWriter::new(out), level);
+            let (d, _) = write_tar(root, changes, epoch, ids, &mut gz)?;
             (gz.finish().map_err(io_err)?, d, MediaType::ImageLayerGzip)
         }
         Compression::Zstd(level) => {
-            let mut z = zstd::Encoder::new(blob, level).map_err(io_err)?;
+            let mut z = zstd::Encoder::new(HashingWriter::new(out), level).map_err(io_err)?;
             let workers = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
             if workers > 1 {
                 // Several cores for one layer; zstd's output is the same either way.
                 z.multithread(workers).map_err(io_err)?;
             }
-            let d = write_tar(root, changes, options.source_date_epoch, options.root_ids, &mut z)?;
+            let (d, _) = write_tar(root, changes, epoch, ids, &mut z)?;
             (z.finish().map_err(io_err)?, d, MediaType::ImageLayerZstd)
         }
     };
