@@ -8,7 +8,8 @@
 # RUNS runs (3) in seconds and the ratios rbuild / peer (below 1: rbuild is faster), and
 # keeps every run's output and time in WORKDIR/logs/<start time>/.
 # Storage is never deleted between measured runs: a cold run gets fresh storage and the old
-# one is moved to WORKDIR/trash, emptied when the script ends. (On ext4 without a journal, as
+# one is moved to WORKDIR/trash, emptied when the script ends, and the script waits until
+# the last emptying is 5.5 minutes old before it starts. (On ext4 without a journal, as
 # here, the kernel will not reuse an inode freed in the last 5 minutes while its inode-table
 # block is dirty, and scans past every such inode for each new file: after a 60,000-file
 # `rm -rf` the next build of every tool ran up to 50% slower, mostly in `find_inode_bit`.)
@@ -56,7 +57,12 @@ measure() {
   t1=$(now)
   printf -v "$var" '%s %s' "${!var:-}" "$(( (t1 - t0) / 1000 ))"
   # Every run's output and time is kept, to look into outliers.
-  { echo "# $(( (t1 - t0) / 1000000 )) ms: $*"; cat "$work/last.log"; } >"$logs/$(now)-$var.log"
+  {
+    echo "# $(( (t1 - t0) / 1000000 )) ms: $*"
+    cat "$work/last.log"
+    # rbuild's own account of each step's time (not measured).
+    if [ "$1" = "$rbuild" ]; then "$1" "$2" "$3" history bench; fi
+  } >"$logs/$(now)-$var.log"
 }
 ms() { for us in "$@"; do printf ' %d' $((us / 1000)); done; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1e6}'; }
@@ -76,8 +82,18 @@ cleanup() {
   # A mount a peer left behind would keep its directory busy.
   awk -v t="$trash/" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$trash"
+  date +%s >"$work/emptied"
 }
 trap cleanup EXIT
+# Storage a killed run left behind goes now; then wait out the kernel's memory of it.
+if [ -e "$trash" ]; then rm -rf "$trash"; date +%s >"$work/emptied"; fi
+if [ -f "$work/emptied" ]; then
+  wait=$(( $(cat "$work/emptied") + 330 - $(date +%s) ))
+  if [ "$wait" -gt 0 ]; then
+    echo "waiting ${wait}s: storage was deleted less than 5.5 minutes ago (see the top of $0)" >&2
+    sleep "$wait"
+  fi
+fi
 [ -f "$work/images/busybox-oci.tar" ] || bash "$root/testdata/images/make-busybox.sh" "$work/images" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci-archive:$work/images/busybox-oci.tar" "docker://$registry/busybox:latest"
 
@@ -153,7 +169,7 @@ bench_tool() { # name cold_reset build_cmd... (the context directory is the last
     for r in $(seq "$runs"); do echo "change $r $(now)" >>"$f"; measure change "$@" "$ctx"; done
     restore
     echo "$name $scen $(echo "$cold" | median) $(echo "$noop" | median) $(echo "$change" | median)" | tee -a "$work/results.txt"
-    echo "  single runs, ms: cold$(ms $cold) | no-op$(ms $noop) | changed$(ms $change)" | tee -a "$work/runs.txt"
+    echo "$name $scen single runs, ms: cold$(ms $cold) | no-op$(ms $noop) | changed$(ms $change)" | tee -a "$work/runs.txt"
   done
 }
 : >"$work/results.txt"
@@ -161,10 +177,6 @@ bench_tool() { # name cold_reset build_cmd... (the context directory is the last
 
 rbuild_reset() { discard "$work/rbuild-store"; }
 want rbuild && bench_tool rbuild rbuild_reset "$rbuild" --root "$work/rbuild-store" build --progress plain -t bench
-
-buildah_reset() { discard "$work/buildah"; }
-want buildah && bench_tool buildah buildah_reset buildah --root "$work/buildah/root" --runroot "$work/buildah/run" \
-  --storage-driver overlay bud --layers --isolation oci --runtime runc --tls-verify=false -t bench
 
 # dockerd with its own containerd, as ../shared/peers/start-dockerd.sh does; a cold run
 # restarts it on a fresh data root.
@@ -191,6 +203,11 @@ if want buildkit && [ -x /usr/bin/docker ] && command -v dockerd >/dev/null && s
 elif want buildkit; then
   echo "buildkit: skipped, dockerd did not start here (see $work/dockerd.log)" | tee -a "$work/results.txt"
 fi
+
+# buildah last: it removes its build containers as it goes, and so frees many inodes.
+buildah_reset() { discard "$work/buildah"; }
+want buildah && bench_tool buildah buildah_reset buildah --root "$work/buildah/root" --runroot "$work/buildah/run" \
+  --storage-driver overlay bud --layers --isolation oci --runtime runc --tls-verify=false -t bench
 
 echo
 cat "$work/runs.txt"
