@@ -5,7 +5,7 @@
 # Returns 1 when it does not start.
 serve_registry() {
   local dir="$1" port
-  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  port="$(free_port)" || return 1
   REGISTRY="127.0.0.1:$port"
   rm -rf "$dir/data"
   mkdir -p "$dir"
@@ -28,4 +28,23 @@ YML
     sleep 0.1
   done
   return 1
+}
+
+# free_port: a TCP port free on the loopback interface now, drawn at random from 20000-31999,
+# below the kernel's ephemeral range (32768 up): binding port 0 would draw from the range
+# every outgoing connection takes its source port from, and that tests running side by
+# side draw from for their servers too, so another test's server or readiness probe could
+# meet ours on the same port.
+free_port() {
+  python3 -c '
+import random, socket, sys
+for port in random.sample(range(20000, 32000), 500):
+    try:
+        socket.socket().bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    print(port)
+    sys.exit(0)
+sys.exit("no free port between 20000 and 31999")
+'
 }

@@ -35,6 +35,19 @@ pub struct Secure {
 }
 
 /// Runs a command that must succeed.
+/// A loopback port free now, for a server another process will bind: drawn at random from
+/// 20000-31999, below the kernel's ephemeral range, where binding port 0 would draw and
+/// where every outgoing connection takes its source port (see `free_port` in
+/// `testdata/registry.sh`, which the build cases use).
+fn free_port() -> u16 {
+    use std::hash::{BuildHasher, RandomState};
+    let seed = RandomState::new().hash_one(std::process::id());
+    (0..500u64)
+        .map(|i| 20000 + ((seed.wrapping_add(i.wrapping_mul(7919))) % 12000) as u16)
+        .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port between 20000 and 31999 (500 tried)")
+}
+
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -67,7 +80,7 @@ impl Registry {
     fn start_with(secure: Option<()>, token_auth: Option<String>) -> (Registry, Option<Secure>) {
         require_tool("docker-registry", "docker-registry");
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let host = format!("127.0.0.1:{port}");
         let mut extra = String::new();
         let mut secure_out = None;

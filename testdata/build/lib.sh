@@ -16,6 +16,10 @@ fail() {
 
 rb() { "$RBUILD" --root "$STORE" "$@"; }
 
+# serve_registry and free_port (a free loopback port outside the ephemeral range).
+# shellcheck source=/dev/null
+. "$(dirname "${BASH_SOURCE[0]}")/../registry.sh"
+
 # build ARGS...: `rbuild build --progress plain ARGS` must succeed; then every image it
 # named (-t) must have a sound config (see config_sound).
 build() {
@@ -123,17 +127,10 @@ if got != want:
 PY
 }
 
-# free_port: a free TCP port on the loopback interface.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # start_registry: starts Debian's docker-registry (distribution 2.8) on a free loopback
 # port, stopped when the case ends; sets REGISTRY to HOST:PORT.
 start_registry() {
   command -v docker-registry >/dev/null || fail "this case needs docker-registry (Debian package docker-registry)"
-  # shellcheck source=/dev/null
-  . "$(dirname "${BASH_SOURCE[0]}")/../registry.sh"
   serve_registry "$WORK/.registry" || fail "docker-registry did not start on $REGISTRY"
   trap 'kill $REGISTRY_PID 2>/dev/null' EXIT
 }
