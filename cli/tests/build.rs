@@ -125,39 +125,20 @@ fn every_case_is_listed() {
 /// root), never the caller's own ids.
 #[test]
 fn rootless_build() {
-    use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     assert!(rbuild_builder::snapshot::is_root(), "the harness makes a user, which needs root");
     let user = "rbuild-rootless-build";
-    let (uid, gid) = crate::util::test_user(user);
-    let work = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let binary = work.path().join("rbuild");
-    std::fs::copy(assert_cmd::cargo::cargo_bin("rbuild"), &binary).unwrap();
-    let archive = work.path().join("busybox.tar");
-    std::fs::copy(busybox_images().join("busybox-oci.tar"), &archive).unwrap();
-    let (store, ctx) = (work.path().join("store"), work.path().join("ctx"));
-    std::fs::create_dir(&store).unwrap();
+    let u = crate::util::AsUser::new(user);
+    let (store, archive, ctx) = (&u.store, &u.archive, u.work.path().join("ctx"));
     std::fs::create_dir(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nWORKDIR /app\nCOPY file.txt .\nRUN echo ran > /app/ran.txt && id -u > /app/uid.txt\n").unwrap();
     std::fs::write(ctx.join("file.txt"), "copied\n").unwrap();
-    for dir in [&store, &ctx] {
-        for entry in std::iter::once(dir.clone())
-            .chain(std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()))
-        {
-            std::os::unix::fs::chown(&entry, Some(uid), Some(gid)).unwrap();
-        }
+    for entry in std::iter::once(ctx.clone())
+        .chain(std::fs::read_dir(&ctx).unwrap().map(|e| e.unwrap().path()))
+    {
+        std::os::unix::fs::chown(&entry, Some(u.uid), Some(u.gid)).unwrap();
     }
     let as_user = |args: &[&str]| {
-        let out = Command::new(&binary)
-            .arg("--root")
-            .arg(&store)
-            .args(args)
-            .uid(uid)
-            .gid(gid)
-            .env("HOME", work.path())
-            .output()
-            .unwrap();
+        let out = u.rbuild(args);
         assert!(
             out.status.success(),
             "rbuild {args:?} as {user}: {}{}",

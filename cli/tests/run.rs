@@ -329,34 +329,14 @@ fn resource_limits_through_cgroups() {
 /// cgroup limits are not available.
 #[test]
 fn rootless_through_a_user_namespace() {
-    use std::os::unix::fs::PermissionsExt;
-    use std::os::unix::process::CommandExt;
     require_root();
     let user = "rbuild-rootless";
-    let (uid, gid) = crate::util::test_user(user);
     // Everything the user touches lives in a world-readable place it owns.
-    let work = tempfile::tempdir().unwrap();
-    fs::set_permissions(work.path(), fs::Permissions::from_mode(0o755)).unwrap();
-    let binary = work.path().join("rbuild");
-    fs::copy(assert_cmd::cargo::cargo_bin("rbuild"), &binary).unwrap();
-    let archive = work.path().join("busybox.tar");
-    fs::copy(busybox_images().join("busybox-oci.tar"), &archive).unwrap();
-    let (store, vol) = (work.path().join("store"), work.path().join("vol"));
-    for dir in [&store, &vol] {
-        fs::create_dir(dir).unwrap();
-        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).unwrap();
-    }
-    let as_user = |args: &[&str]| -> Output {
-        Command::new(&binary)
-            .arg("--root")
-            .arg(&store)
-            .args(args)
-            .uid(uid)
-            .gid(gid)
-            .env("HOME", work.path())
-            .output()
-            .unwrap()
-    };
+    let u = crate::util::AsUser::new(user);
+    let (work, archive, vol) = (&u.work, &u.archive, u.work.path().join("vol"));
+    fs::create_dir(&vol).unwrap();
+    std::os::unix::fs::chown(&vol, Some(u.uid), Some(u.gid)).unwrap();
+    let as_user = |args: &[&str]| -> Output { u.rbuild(args) };
     let loaded = as_user(&["load", "-q", "-i", archive.to_str().unwrap()]);
     assert!(loaded.status.success(), "{}", String::from_utf8_lossy(&loaded.stderr));
 
@@ -427,14 +407,7 @@ fn rootless_through_a_user_namespace() {
     // mountinfo as it was.
     let before = mountinfo();
     kill_each_signal("33.3", |needle| {
-        Command::new(&binary)
-            .arg("--root")
-            .arg(&store)
-            .args(["run", "busybox", "sleep", needle])
-            .uid(uid)
-            .gid(gid)
-            .spawn()
-            .unwrap()
+        u.command(&["run", "busybox", "sleep", needle]).spawn().unwrap()
     });
     for i in 0..200 {
         let o = as_user(&["run", "busybox", "true"]);

@@ -118,3 +118,51 @@ pub fn test_user(name: &str) -> (u32, u32) {
     };
     (id("-u"), id("-g"))
 }
+
+/// What a rootless test needs: a local user (see [`test_user`]), a world-readable work
+/// directory holding a copy of the rbuild binary and of the busybox OCI archive (the
+/// user cannot reach the build tree under /root), and a store the user owns.
+pub struct AsUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub work: tempfile::TempDir,
+    pub binary: PathBuf,
+    pub archive: PathBuf,
+    pub store: PathBuf,
+}
+
+impl AsUser {
+    /// Makes the user and the work directory (needs root).
+    pub fn new(user: &str) -> AsUser {
+        use std::os::unix::fs::PermissionsExt;
+        let (uid, gid) = test_user(user);
+        let work = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let binary = work.path().join("rbuild");
+        std::fs::copy(assert_cmd::cargo::cargo_bin("rbuild"), &binary).unwrap();
+        let archive = work.path().join("busybox.tar");
+        std::fs::copy(busybox_images().join("busybox-oci.tar"), &archive).unwrap();
+        let store = work.path().join("store");
+        std::fs::create_dir(&store).unwrap();
+        std::os::unix::fs::chown(&store, Some(uid), Some(gid)).unwrap();
+        AsUser { uid, gid, work, binary, archive, store }
+    }
+
+    /// `rbuild --root STORE ARGS` to run as the user, with HOME at the work directory.
+    pub fn command(&self, args: &[&str]) -> Command {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root")
+            .arg(&self.store)
+            .args(args)
+            .uid(self.uid)
+            .gid(self.gid)
+            .env("HOME", self.work.path());
+        cmd
+    }
+
+    /// Runs [`AsUser::command`] to its end.
+    pub fn rbuild(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+}
