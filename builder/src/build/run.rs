@@ -258,17 +258,7 @@ pub(super) fn reuse(
     created_by: String,
 ) -> Result<()> {
     let has_log = state.shared.store.step_log_path(&key).exists();
-    state.finish_step(FinishedStep {
-        number,
-        key,
-        created_by,
-        layer: record.layer,
-        snapshot: None,
-        created: record.created,
-        cached: true,
-        duration_ms: record.duration_ms,
-        has_log,
-    })
+    finish_from_record(state, number, key, record, created_by, true, has_log)
 }
 
 /// Uses a layer made before by a step with the same content (`record`, found under its
@@ -282,18 +272,31 @@ pub(super) fn reuse_layer(
     created_by: String,
 ) -> Result<()> {
     let created = super::now_rfc3339(state.shared.options.source_date_epoch);
-    let record = CacheRecord { created: created.clone(), duration_ms: 0, ..record };
+    let record = CacheRecord { created, duration_ms: 0, ..record };
     state.shared.store.cache_store(&key, &record)?;
+    finish_from_record(state, number, key, record, created_by, false, false)
+}
+
+/// Finishes a step with the layer, time and duration of a cache record.
+fn finish_from_record(
+    state: &mut State<'_, '_>,
+    number: usize,
+    key: CacheKey,
+    record: CacheRecord,
+    created_by: String,
+    cached: bool,
+    has_log: bool,
+) -> Result<()> {
     state.finish_step(FinishedStep {
         number,
         key,
         created_by,
         layer: record.layer,
         snapshot: None,
-        created,
-        cached: false,
-        duration_ms: 0,
-        has_log: false,
+        created: record.created,
+        cached,
+        duration_ms: record.duration_ms,
+        has_log,
     })
 }
 
