@@ -16,9 +16,12 @@ command -v umoci >/dev/null || need+=(umoci)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v python3 >/dev/null || need+=(python3)
+command -v slirp4netns >/dev/null || need+=(slirp4netns)
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "run as root to install ${need[*]}, or install them first" >&2; exit 1; }
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null
 fi
 [ "$(id -u)" = 0 ] || { echo "rbuild build runs RUN steps in its sandbox, which needs root today" >&2; exit 1; }
 cargo build --quiet --release -p rbuild

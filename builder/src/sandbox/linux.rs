@@ -105,6 +105,18 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
         ForkResult::Child => {
             drop(report_read);
             let slave = pty.map(|p| p.slave);
+            // Nothing rbuild inherited (a descriptor its caller left open, say) reaches the
+            // init, and so the command: only the report pipe and the terminal stay.
+            {
+                use std::os::fd::AsRawFd;
+                let mut keep = vec![report_write.as_raw_fd()];
+                keep.extend(slave.as_ref().map(|s| s.as_raw_fd()));
+                close_other_fds(&keep);
+            }
+            // The init holds the spec (environment values included): the command, root in
+            // the same namespace but without CAP_SYS_PTRACE, may not trace it or read its
+            // /proc files.
+            let _ = nix::sys::prctl::set_dumpable(false);
             let entered = cgroup.as_ref().map_or(Ok(()), |c| c.enter());
             let code = match entered
                 .and_then(|()| enter_namespaces(spec))
@@ -156,6 +168,23 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
                 Ok(wait_code(child))
             }
         }
+    }
+}
+
+/// Closes every file descriptor of this process from 3 up, but those in `keep`.
+fn close_other_fds(keep: &[std::os::fd::RawFd]) {
+    let open: Vec<std::os::fd::RawFd> = match fs::read_dir("/proc/self/fd") {
+        Ok(entries) => entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in open.into_iter().filter(|fd| *fd > 2 && !keep.contains(fd)) {
+        // SAFETY: closing a descriptor number this process has open (or had: the one the
+        // listing used, already closed, gives EBADF); no Rust object of this process's
+        // remaining code owns any of them but those in `keep`.
+        let _ = unsafe { nix::libc::close(fd) };
     }
 }
 
@@ -361,6 +390,30 @@ fn touch(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Remounts the bind mount at `target` with `extra` flags added to those it has. A user
+/// namespace may not clear flags that the source's mount has (they are locked), so they
+/// are read first and kept.
+fn remount_bind(target: &Path, extra: MsFlags) -> Result<()> {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let have = statvfs(target).map_err(io_err("reading the mount flags of", target))?.flags();
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra;
+    for (fs_flag, ms_flag) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if have.contains(fs_flag) {
+            flags |= ms_flag;
+        }
+    }
+    const NONE: Option<&str> = None;
+    mount(NONE, target, NONE, flags, NONE).map_err(io_err("remounting", target))
+}
+
 /// Carries out one mount step.
 fn apply(step: &MountStep) -> Result<()> {
     const NONE: Option<&str> = None;
@@ -392,7 +445,7 @@ fn apply(step: &MountStep) -> Result<()> {
             )
             .map_err(io_err("mounting the overlay on", target))
         }
-        MountStep::Bind { source, target, readonly, file } => {
+        MountStep::Bind { source, target, readonly, file, device } => {
             if *file {
                 touch(target)?;
             } else {
@@ -400,17 +453,47 @@ fn apply(step: &MountStep) -> Result<()> {
             }
             mount(Some(source), target, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
                 .map_err(io_err("bind-mounting", target))?;
+            let mut extra = MsFlags::empty();
             if *readonly {
-                mount(
-                    NONE,
-                    target,
-                    NONE,
-                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                    NONE,
-                )
-                .map_err(io_err("making read-only", target))?;
+                extra |= MsFlags::MS_RDONLY;
+            }
+            if !*device {
+                extra |= MsFlags::MS_NODEV;
+            }
+            if !extra.is_empty() {
+                remount_bind(target, extra)?;
             }
             Ok(())
+        }
+        MountStep::Mask(path) => {
+            let Ok(meta) = fs::symlink_metadata(path) else { return Ok(()) };
+            if meta.is_dir() {
+                mount(
+                    Some("tmpfs"),
+                    path,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC,
+                    Some("size=0,mode=0555"),
+                )
+                .map_err(io_err("masking", path))
+            } else {
+                mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)
+                    .map_err(io_err("masking", path))
+            }
+        }
+        MountStep::ReadOnly(path) => {
+            if fs::symlink_metadata(path).is_err() {
+                return Ok(());
+            }
+            mount(Some(path), path, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
+                .map_err(io_err("bind-mounting", path))?;
+            remount_bind(
+                path,
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            )
         }
         MountStep::Proc(target) => {
             mkdirs(target)?;
@@ -641,6 +724,8 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
             .map_err(io_err("entering the working directory", Path::new(cwd)))?;
         nix::sys::prctl::set_no_new_privs()
             .map_err(io_err("setting no_new_privs in", Path::new("/")))?;
+        // Only the standard streams reach the command.
+        close_other_fds(&[]);
         let mut env = spec.env.clone();
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
@@ -662,6 +747,8 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
         let argv: Vec<CString> = spec.args.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
         let envp: Vec<CString> = env.iter().map(|e| cstr(e)).collect::<Result<_>>()?;
         let path = cstr(&program.display().to_string())?;
+        // Last: from here on only the calls Docker's default profile allows work.
+        super::seccomp::install()?;
         nix::unistd::execve(&path, &argv, &envp).map_err(io_err("running", &program))
     };
     match attempt() {

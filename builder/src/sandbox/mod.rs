@@ -18,6 +18,7 @@ mod cgroups;
 mod linux;
 mod nodes;
 pub mod plan;
+pub mod seccomp;
 mod spec;
 
 pub use cgroups::{remove_stale_cgroups, Cgroup, Limits};

@@ -23,7 +23,9 @@ pub enum MountStep {
         /// Read `user.overlay.*` attributes (a user namespace cannot use `trusted.`).
         userxattr: bool,
     },
-    /// A bind mount (of a directory or a file), read-only when asked.
+    /// A bind mount (of a directory or a file), read-only when asked. Every bind but the
+    /// safe device nodes of `/dev` is remounted `nodev`, so a device node made on a
+    /// writable mount (a cache, a volume) opens nothing.
     Bind {
         /// What to mount.
         source: PathBuf,
@@ -33,7 +35,15 @@ pub enum MountStep {
         readonly: bool,
         /// The source is a file (the target is made as an empty file).
         file: bool,
+        /// Keep device access (only the device nodes of [`DEVICES`]).
+        device: bool,
     },
+    /// Hide a path of `/proc` or `/sys`: `/dev/null` over a file, an empty read-only tmpfs
+    /// over a directory; skipped when the path does not exist.
+    Mask(PathBuf),
+    /// Make a path of `/proc` read-only (bound onto itself, remounted read-only); skipped
+    /// when the path does not exist.
+    ReadOnly(PathBuf),
     /// `proc` for the new PID namespace.
     Proc(PathBuf),
     /// A tmpfs with these options.
@@ -55,6 +65,28 @@ pub enum MountStep {
 
 /// The device nodes bind-mounted from the host into `/dev`.
 pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Paths hidden from the command: Docker 26's default masked paths, plus
+/// `/proc/interrupts`, which newer Docker releases mask too (it lists the host's devices
+/// and their counters).
+pub const MASKED_PATHS: &[&str] = &[
+    "proc/asound",
+    "proc/acpi",
+    "proc/interrupts",
+    "proc/kcore",
+    "proc/keys",
+    "proc/latency_stats",
+    "proc/timer_list",
+    "proc/timer_stats",
+    "proc/sched_debug",
+    "proc/scsi",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
+];
+
+/// Paths of `/proc` the command may read but not write, as in Docker's default.
+pub const READONLY_PATHS: &[&str] =
+    &["proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"];
 
 /// Computes the mount plan for a spec. `etc_dir` holds the generated `hosts`,
 /// `resolv.conf` and `hostname` files; `rootless` when the sandbox runs in a user
@@ -79,6 +111,7 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
             target: root.join("dev").join(dev),
             readonly: false,
             file: true,
+            device: true,
         });
     }
     steps.push(MountStep::Devpts(root.join("dev/pts")));
@@ -93,12 +126,19 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
         steps.push(MountStep::Symlink { target: target.into(), path: root.join(path) });
     }
     steps.push(MountStep::Sysfs(root.join("sys")));
+    for path in READONLY_PATHS {
+        steps.push(MountStep::ReadOnly(root.join(path)));
+    }
+    for path in MASKED_PATHS {
+        steps.push(MountStep::Mask(root.join(path)));
+    }
     for name in ["hosts", "resolv.conf", "hostname"] {
         steps.push(MountStep::Bind {
             source: etc_dir.join(name),
             target: root.join("etc").join(name),
             readonly: false,
             file: true,
+            device: false,
         });
     }
     for v in &spec.volumes {
@@ -109,6 +149,7 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
             target: root.join(v.target.trim_start_matches('/')),
             readonly: v.readonly,
             file,
+            device: false,
         });
     }
     for m in &spec.layer_mounts {
@@ -125,6 +166,7 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
             target: root.join(m.target.trim_start_matches('/')),
             readonly: m.readonly,
             file: m.file,
+            device: false,
         });
     }
     for t in &spec.tmpfs {
@@ -201,8 +243,21 @@ mod tests {
         )));
         let devices = plan
             .iter()
-            .filter(|s| matches!(s, MountStep::Bind { source, .. } if source.starts_with("/dev")))
+            .filter(|s| matches!(s, MountStep::Bind { source, device: true, .. } if source.starts_with("/dev")))
             .count();
-        assert_eq!(devices, DEVICES.len());
+        assert_eq!(devices, DEVICES.len(), "only /dev's safe nodes keep device access");
+        assert!(
+            plan.iter().all(|s| !matches!(s, MountStep::Bind { device: true, source, .. } if !source.starts_with("/dev"))),
+            "volumes, caches and layer mounts are nodev"
+        );
+        let proc_at = plan.iter().position(|s| matches!(s, MountStep::Proc(_)));
+        let masked = plan.iter().position(|s| *s == MountStep::Mask("/r/merged/proc/kcore".into()));
+        let readonly =
+            plan.iter().position(|s| *s == MountStep::ReadOnly("/r/merged/proc/sys".into()));
+        assert!(masked > proc_at && readonly > proc_at, "masks go over the new /proc: {plan:?}");
+        let sysfs_at = plan.iter().position(|s| matches!(s, MountStep::Sysfs(_)));
+        let firmware =
+            plan.iter().position(|s| *s == MountStep::Mask("/r/merged/sys/firmware".into()));
+        assert!(firmware > sysfs_at, "and over the new /sys");
     }
 }
