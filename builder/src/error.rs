@@ -21,6 +21,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An input read whole (a Dockerfile, a `.dockerignore`) is larger than its cap.
+    #[error("{} is larger than {} MiB, the most rbuild reads", path.display(), limit >> 20)]
+    TooLarge {
+        /// The input.
+        path: PathBuf,
+        /// The cap in bytes.
+        limit: u64,
+    },
     /// Content did not hash to the digest it was announced with.
     #[error("content does not match its digest: expected {expected}, got {actual}")]
     DigestMismatch {

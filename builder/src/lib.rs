@@ -33,6 +33,7 @@ pub mod archive;
 pub mod build;
 pub mod digest;
 mod error;
+pub mod limits;
 pub mod reference;
 // The sandbox is the one module allowed `unsafe` (each use with a SAFETY comment).
 #[allow(unsafe_code)]

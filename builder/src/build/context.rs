@@ -84,14 +84,14 @@ impl BuildContext {
         candidates.push(root.join(".dockerignore"));
         let mut ignore = IgnoreMatcher::default();
         for c in candidates {
-            match fs::read(&c) {
+            match crate::limits::read_file_limited(&c, crate::limits::MAX_DOCKERIGNORE_BYTES) {
                 Ok(bytes) => {
                     ignore = IgnoreMatcher::parse(&String::from_utf8_lossy(&bytes))
                         .map_err(|e| Error::Build(format!("{}: {e}", c.display())))?;
                     break;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::Io { action: "reading", path: c, source: e }),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
         }
         let stat_cache_path = stat_cache_dir.map(|d| {

@@ -209,6 +209,8 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// RUN's network.
     pub network: Network,
+    /// Whether `RUN --network=host` is allowed (`--allow network.host`).
+    pub allow_host_network: bool,
     /// The platform to build for.
     pub platform: Platform,
     /// Stages run at once, at most.

@@ -13,7 +13,7 @@
 //! - `ssh`: an SSH agent socket given with `--ssh`, with `SSH_AUTH_SOCK` pointing at it.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rbuild_parser::{Instruction, Mount, MountKind};
@@ -161,6 +161,7 @@ pub(super) fn prepare(
                     .create(true)
                     .truncate(false)
                     .write(true)
+                    .mode(0o600)
                     .open(&lock_path)
                     .map_err(io("opening", &lock_path))?;
                 let host = match sharing {
@@ -214,7 +215,15 @@ pub(super) fn prepare(
                     continue;
                 }
                 let file = run_dir.join(format!("secret-{n}"));
-                fs::write(&file, &value.0).map_err(io("writing", &file))?;
+                // Made 0600 (never readable by others, even for a moment), then given
+                // the mount's mode.
+                fs::File::options()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&file)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, &value.0))
+                    .map_err(io("writing", &file))?;
                 fs::set_permissions(&file, fs::Permissions::from_mode(m.mode.unwrap_or(0o400)))
                     .map_err(io("setting the mode of", &file))?;
                 if crate::snapshot::is_root() {

@@ -118,7 +118,14 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     let env = vars::run_env(&state.args, &state.env_list(), &proxies);
     let net = match network.unwrap_or(NetworkMode::Default) {
         NetworkMode::None => Network::None,
-        NetworkMode::Host => Network::Host,
+        NetworkMode::Host if shared.options.allow_host_network => Network::Host,
+        NetworkMode::Host => {
+            return Err(state.error(
+                inst,
+                "RUN --network=host needs --allow network.host: it gives the step the host's \
+                 own network (its interfaces, its loopback services, its traffic)",
+            ))
+        }
         NetworkMode::Default => shared.options.network,
     };
     let user = state.config.config.user.clone().unwrap_or_default();
@@ -190,7 +197,17 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     let _cache_locks = mounted.locks;
     shared.reporter.event(Event::Running { number, id: id[..12].to_string() });
     let log_path = run_dir.join("log");
-    let log = fs::File::create(&log_path).map_err(Error::io("creating", log_path.clone()))?;
+    // A RUN's output can hold anything it printed: only the store's owner reads it.
+    let log = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&log_path)
+            .map_err(Error::io("creating", log_path.clone()))?
+    };
     let mut out = StepOutput { reporter: shared.reporter, number, log, tail: VecDeque::new() };
     let code = shared.executor.run(&spec, &mut out)?;
     let _ = out.flush();

@@ -35,6 +35,10 @@ pub const DOCKER_DEFAULT_CAPS: &[Capability] = &[
     Capability::CAP_AUDIT_WRITE,
 ];
 
+fn pipe(dir: &Path) -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io_err("making a pipe for", dir))
+}
+
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(nix::Error) -> Error {
     let path = path.to_path_buf();
     move |e| Error::Io { action, path, source: e.into() }
@@ -50,6 +54,7 @@ fn write_etc(spec: &SandboxSpec, dir: &Path) -> Result<()> {
     let resolv = match spec.network {
         Network::Host => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         Network::None => String::new(),
+        Network::Private => super::network::RESOLV_CONF.to_string(),
     };
     for (name, content) in
         [("hosts", hosts), ("resolv.conf", resolv), ("hostname", format!("{}\n", spec.hostname))]
@@ -76,6 +81,18 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     let plan = mount_plan(spec, &etc, rootless);
     let id = spec.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let cgroup = super::cgroups::Cgroup::create(&id, &spec.limits)?;
+    // The launcher of slirp4netns is forked first, while this process is still in the
+    // host's user and PID namespaces.
+    let mut slirp = match spec.network {
+        Network::Private => Some(super::network::Slirp::fork(&spec.run_dir, rootless)?),
+        _ => None,
+    };
+    // With the default network, the init says when its network namespace exists, and
+    // waits for the word that the interface is up before it starts the command.
+    let sync = match slirp {
+        Some(_) => Some((pipe(&spec.run_dir)?, pipe(&spec.run_dir)?)),
+        None => None,
+    };
     if rootless {
         enter_user_namespace()?;
     }
@@ -104,6 +121,11 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     match unsafe { fork() }.map_err(io_err("forking for", &spec.run_dir))? {
         ForkResult::Child => {
             drop(report_read);
+            drop(slirp);
+            let (ns_made, go) = match sync {
+                Some(((_, ns_made), (go, _))) => (Some(ns_made), Some(go)),
+                None => (None, None),
+            };
             let slave = pty.map(|p| p.slave);
             // Nothing rbuild inherited (a descriptor its caller left open, say) reaches the
             // init, and so the command: only the report pipe and the terminal stay.
@@ -111,17 +133,17 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
                 use std::os::fd::AsRawFd;
                 let mut keep = vec![report_write.as_raw_fd()];
                 keep.extend(slave.as_ref().map(|s| s.as_raw_fd()));
+                keep.extend(ns_made.as_ref().map(|f| f.as_raw_fd()));
+                keep.extend(go.as_ref().map(|f| f.as_raw_fd()));
                 close_other_fds(&keep);
             }
-            // The init holds the spec (environment values included): the command, root in
-            // the same namespace but without CAP_SYS_PTRACE, may not trace it or read its
-            // /proc files.
-            let _ = nix::sys::prctl::set_dumpable(false);
             let entered = cgroup.as_ref().map_or(Ok(()), |c| c.enter());
-            let code = match entered
-                .and_then(|()| enter_namespaces(spec))
-                .and_then(|()| init(spec, &plan, slave))
-            {
+            let code = match entered.and_then(|()| enter_namespaces(spec)).and_then(|()| {
+                if let Some(fd) = ns_made {
+                    let _ = nix::unistd::write(&fd, b"n");
+                }
+                init(spec, &plan, slave, go)
+            }) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("rbuild: sandbox: {e}");
@@ -133,6 +155,35 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
         }
         ForkResult::Parent { child } => {
             drop(report_write);
+            if let (Some(launcher), Some(((ns_made, _), (_, go)))) = (slirp.as_mut(), sync) {
+                // The init's namespace first (a read of nothing: it failed before), then
+                // slirp4netns, then the word to go on. Without that word the init ends.
+                let mut byte = [0u8; 1];
+                let made = loop {
+                    match nix::unistd::read(&ns_made, &mut byte) {
+                        Err(nix::Error::EINTR) => continue,
+                        other => break other.is_ok_and(|n| n == 1),
+                    }
+                };
+                let started = if made { launcher.start(child) } else { Ok(()) };
+                match started {
+                    Ok(()) if made => {
+                        let _ = nix::unistd::write(&go, b"g");
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        drop(go);
+                        wait_code(child);
+                        if let Some(s) = slirp.take() {
+                            wait_code(s.stop());
+                        }
+                        if let Some(cgroup) = cgroup {
+                            cgroup.remove();
+                        }
+                        return Err(e);
+                    }
+                }
+            }
             catch_signals(true);
             let mut buf = [0u8; 4];
             let mut got = 0;
@@ -149,6 +200,12 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
                 }
             }
             catch_signals(false);
+            if let Some(s) = slirp {
+                // slirp4netns exits as its exit pipe closes; it is reaped with the init.
+                if let Ok(mut pending) = PENDING.lock() {
+                    pending.push(s.stop());
+                }
+            }
             if let Some(cgroup) = cgroup {
                 // A cgroup can only go once every process in it has ended: wait for the
                 // init this time.
@@ -370,7 +427,7 @@ fn enter_namespaces(spec: &SandboxSpec) -> Result<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(io_err("setting the parent-death signal in", &spec.run_dir))?;
     let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
-    if spec.network == Network::None {
+    if spec.network != Network::Host {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     unshare(flags).map_err(io_err("creating namespaces for", &spec.run_dir))
@@ -621,10 +678,31 @@ fn resolve_user(spec: &str) -> Result<Identity> {
 }
 
 /// PID 1 of the sandbox: assemble the root, start the command, reap until it exits.
-fn init(spec: &SandboxSpec, plan: &[MountStep], tty: Option<std::os::fd::OwnedFd>) -> Result<i32> {
+fn init(
+    spec: &SandboxSpec,
+    plan: &[MountStep],
+    tty: Option<std::os::fd::OwnedFd>,
+    go: Option<std::os::fd::OwnedFd>,
+) -> Result<i32> {
     for step in plan {
         apply(step)?;
     }
+    if let Some(go) = go {
+        let mut byte = [0u8; 1];
+        let ok = loop {
+            match nix::unistd::read(&go, &mut byte) {
+                Err(nix::Error::EINTR) => continue,
+                other => break other.is_ok_and(|n| n == 1),
+            }
+        };
+        if !ok {
+            return Err(Error::Conflict("the sandbox's network did not come up".into()));
+        }
+    }
+    // The init holds the spec (environment values included): the command, root in the
+    // same namespace but without CAP_SYS_PTRACE, may not trace it or read its /proc
+    // files. (Only now: slirp4netns, as a normal user, had to open its namespaces.)
+    let _ = nix::sys::prctl::set_dumpable(false);
     nix::unistd::sethostname(&spec.hostname)
         .map_err(io_err("setting the host name in", &spec.run_dir))?;
     let identity = resolve_user(&spec.user)?;

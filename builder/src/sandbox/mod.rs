@@ -16,6 +16,7 @@
 
 mod cgroups;
 mod linux;
+pub mod network;
 mod nodes;
 pub mod plan;
 pub mod seccomp;

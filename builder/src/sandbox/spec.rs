@@ -5,10 +5,15 @@ use std::path::PathBuf;
 /// The network a sandbox gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Network {
-    /// The host's network.
+    /// The host's network: its interfaces, its loopback services, raw sockets on its
+    /// traffic. Only when asked for.
     Host,
     /// A new network namespace with only the loopback interface.
     None,
+    /// The default: a new network namespace with loopback and an interface to the
+    /// outside through slirp4netns (see [`super::network`]); the host's loopback is not
+    /// reachable.
+    Private,
 }
 
 /// A host directory or file made visible inside the sandbox.

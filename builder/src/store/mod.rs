@@ -27,6 +27,7 @@ mod sources;
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use oci_spec::image::{Descriptor, Digest, DigestAlgorithm};
@@ -72,6 +73,38 @@ pub fn default_root() -> PathBuf {
     home.join(".local/share/rbuild")
 }
 
+/// The folders of a store's layout, made private (0700) by [`Store::open`].
+const STORE_DIRS: &[&str] = &[
+    "blobs",
+    "blobs/sha256",
+    "tmp",
+    "snapshots",
+    "containers",
+    "cache",
+    "cache-mounts",
+    "context-cache",
+    "logs",
+    "builds",
+];
+
+/// Makes `dir` (its parent exists) with mode 0700, or takes group and others' access off
+/// an existing one.
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let meta = fs::metadata(dir).map_err(Error::io("reading", dir))?;
+            if meta.permissions().mode() & 0o077 != 0 {
+                fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+                    .map_err(Error::io("closing to other users", dir))?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(Error::Io { action: "creating", path: dir.to_path_buf(), source: e }),
+    }
+}
+
 pub(crate) fn write_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp =
         tempfile::NamedTempFile::new_in(dir).map_err(Error::io("creating a file in", dir))?;
@@ -87,13 +120,30 @@ pub(crate) fn write_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<
 
 impl Store {
     /// Opens the store at `root`, creating its layout when it does not exist yet.
+    ///
+    /// The store is private, as `/var/lib/docker` is: its root and every folder of its
+    /// layout are 0700, its own files 0600 (folders of a store made by an older rbuild
+    /// are closed on the way). Layer snapshots hold setuid files and device nodes as
+    /// images carry them; no other user may reach them. Sandbox directories of rbuild
+    /// processes that were killed (with any secret files in them) are removed here.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        for dir in ["blobs/sha256", "tmp", "snapshots"] {
-            let path = root.join(dir);
-            fs::create_dir_all(&path).map_err(Error::io("creating", path))?;
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+        }
+        for dir in std::iter::once(Path::new("")).chain(STORE_DIRS.iter().map(Path::new)) {
+            private_dir(&root.join(dir))?;
+        }
+        for file in ["lock", "gc.lock", "oci-layout", "index.json"] {
+            let path = root.join(file);
+            if let Ok(meta) = fs::metadata(&path) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o600));
+                }
+            }
         }
         let store = Store { root };
+        store.clean_containers();
         let layout = store.root.join("oci-layout");
         if !layout.exists() {
             write_atomically(&store.tmp_dir(), &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -127,6 +177,7 @@ impl Store {
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)
             .map_err(Error::io("opening the lock", path))
     }

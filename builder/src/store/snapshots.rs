@@ -101,7 +101,14 @@ impl Store {
             let pid = fs::read_to_string(e.path().join("pid"))
                 .ok()
                 .and_then(|p| p.trim().parse::<u32>().ok());
-            let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+            let alive = match pid {
+                Some(p) => std::path::Path::new(&format!("/proc/{p}")).exists(),
+                // Made a moment ago by a process that has not written its pid yet.
+                None => e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().map_or(true, |age| age.as_secs() < 60)),
+            };
             if !alive {
                 let _ = fs::remove_dir_all(e.path());
                 crate::sandbox::remove_stale_cgroups(&e.file_name().to_string_lossy());

@@ -1,7 +1,7 @@
 //! `rbuild build` (the default command): a Dockerfile and its context into an image.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,12 +18,16 @@ use crate::progress::{self, ProgressMode};
 /// RUN's network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NetworkArg {
-    /// The host's network (the default, as with `docker build`).
+    /// A network namespace of the step's own, reaching the outside through slirp4netns
+    /// (as BuildKit's default: the host's loopback services stay out of reach).
+    #[value(alias = "bridge")]
+    Default,
+    /// The host's own network, for every RUN. This gives the steps away the host's
+    /// interfaces, its loopback services (databases, admin ports, cloud metadata) and,
+    /// with raw sockets, the host's traffic.
     Host,
     /// Only a loopback interface.
     None,
-    /// The same as host.
-    Default,
 }
 
 /// Arguments of `rbuild build`.
@@ -62,8 +66,13 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     progress: ProgressMode,
     /// The network of RUN steps.
-    #[arg(long, value_enum, default_value_t = NetworkArg::Host)]
+    #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
     network: NetworkArg,
+    /// Entitlements the Dockerfile may use: `network.host` lets `RUN --network=host` have
+    /// the host's own network (its interfaces, its loopback services, its traffic);
+    /// without it such a step is refused, as BuildKit does.
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    allow: Vec<String>,
     /// The platform to build for (only this machine's is supported).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
@@ -418,10 +427,11 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         p
     };
     let (dockerfile_text, dockerfile_name, dockerfile_path) = if stdin_dockerfile {
-        let mut text = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut text)
-            .context("reading the Dockerfile from standard input")?;
+        let text = rbuild_builder::limits::read_limited(
+            std::io::stdin(),
+            rbuild_builder::limits::MAX_DOCKERFILE_BYTES,
+            std::path::Path::new("the Dockerfile on standard input"),
+        )?;
         (String::from_utf8_lossy(&text).into_owned(), "-".to_string(), None)
     } else {
         let path = match &args.file {
@@ -436,8 +446,11 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
                 }
             }
         };
-        let bytes = std::fs::read(&path)
-            .with_context(|| format!("reading the Dockerfile {}", path.display()))?;
+        let bytes = rbuild_builder::limits::read_file_limited(
+            &path,
+            rbuild_builder::limits::MAX_DOCKERFILE_BYTES,
+        )
+        .with_context(|| format!("reading the Dockerfile {}", path.display()))?;
         let name = match &args.file {
             Some(f) => f.clone(),
             None if stdin_context => "Dockerfile".to_string(),
@@ -499,8 +512,10 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         labels: key_values(&args.labels, "label")?,
         network: match args.network {
             NetworkArg::None => Network::None,
-            NetworkArg::Host | NetworkArg::Default => Network::Host,
+            NetworkArg::Host => Network::Host,
+            NetworkArg::Default => Network::Private,
         },
+        allow_host_network: allow_host_network(&args.allow)?,
         platform,
         jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         source_date_epoch: epoch,
@@ -596,6 +611,22 @@ pub fn sandbox_helper(spec: &std::path::Path, parent: u32) -> Result<ExitCode> {
 /// Whether standard output is a terminal (for `--progress auto`).
 pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
+}
+
+/// Reads `--allow` values: `network.host` is granted; `security.insecure` is refused (the
+/// sandbox has no insecure mode), as is anything unknown.
+fn allow_host_network(allow: &[String]) -> Result<bool> {
+    let mut host = false;
+    for value in allow.iter().flat_map(|v| v.split(',')) {
+        match value.trim() {
+            "network.host" => host = true,
+            "security.insecure" => {
+                bail!("--allow security.insecure: rbuild's sandbox has no insecure mode")
+            }
+            other => bail!("--allow {other}: unknown entitlement (network.host is known)"),
+        }
+    }
+    Ok(host)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `rbuild parse`: the parser's view of a Dockerfile, for tools and for debugging.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -59,14 +59,18 @@ struct ParseOptions {
 impl ParseOptions {
     fn from_args(args: ParseArgs) -> Result<Self> {
         let (name, bytes) = if args.file.as_os_str() == "-" {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("reading the Dockerfile from standard input")?;
+            let buf = rbuild_builder::limits::read_limited(
+                std::io::stdin(),
+                rbuild_builder::limits::MAX_DOCKERFILE_BYTES,
+                std::path::Path::new("standard input"),
+            )?;
             ("<stdin>".to_string(), buf)
         } else {
-            let bytes = std::fs::read(&args.file)
-                .with_context(|| format!("reading {}", args.file.display()))?;
+            let bytes = rbuild_builder::limits::read_file_limited(
+                &args.file,
+                rbuild_builder::limits::MAX_DOCKERFILE_BYTES,
+            )
+            .with_context(|| format!("reading {}", args.file.display()))?;
             (args.file.display().to_string(), bytes)
         };
         let source = match String::from_utf8(bytes) {

@@ -11,7 +11,13 @@ use rbuild_builder::store::Store;
 /// Network modes of `rbuild run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NetworkArg {
-    /// The host's network.
+    /// A network namespace of the container's own, reaching the outside through
+    /// slirp4netns (as Docker's bridge: the host's loopback services stay out of reach).
+    #[value(alias = "bridge")]
+    Default,
+    /// The host's own network. This gives the container away the host's interfaces, its
+    /// loopback services (databases, admin ports, cloud metadata) and, with raw sockets,
+    /// the host's traffic.
     Host,
     /// Only a loopback interface.
     None,
@@ -39,8 +45,9 @@ pub struct RunArgs {
     /// User to run as: `name|uid[:group|gid]`.
     #[arg(short, long)]
     user: Option<String>,
-    /// Network: the host's, or none (only loopback).
-    #[arg(long, value_enum, default_value_t = NetworkArg::Host)]
+    /// Network: a private one with outbound access (default; `bridge` is the same),
+    /// the host's, or none (only loopback).
+    #[arg(long, value_enum, default_value_t = NetworkArg::Default)]
     network: NetworkArg,
     /// The container's host name (default: a random ID).
     #[arg(long)]
@@ -188,6 +195,7 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
         user: args.user.clone().or_else(|| config.user().clone()).unwrap_or_default(),
         hostname: args.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
         network: match args.network {
+            NetworkArg::Default => Network::Private,
             NetworkArg::Host => Network::Host,
             NetworkArg::None => Network::None,
         },

@@ -1,0 +1,453 @@
+//! The sandbox against hostile Dockerfiles and images. Each attack is a shell script that
+//! prints `BREACH: ...` and exits 1 when the attack works, and ends with `confined`
+//! otherwise; every attack runs four ways: in `rbuild run` and in a build's RUN, as root
+//! and as a normal user (rootless, through a user namespace). Host state an attack aims
+//! at is checked unchanged afterwards. Needs root (CI runs as root); elsewhere each test
+//! fails with the reason.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use crate::util::{busybox_images, ok, require_tool, AsUser};
+
+fn require_root() {
+    let uid =
+        fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(1);
+    assert_eq!(
+        uid, 0,
+        "the confinement tests need root (namespaces, a test user); CI runs them as root"
+    );
+}
+
+/// The stores every attack runs against: one of root's and one of the test user's, each
+/// holding busybox, and the static system-call probe.
+struct Arena {
+    root_store: tempfile::TempDir,
+    user: AsUser,
+    probe: PathBuf,
+}
+
+fn arena() -> &'static Arena {
+    static ARENA: OnceLock<Arena> = OnceLock::new();
+    ARENA.get_or_init(|| {
+        require_root();
+        let root_store = tempfile::tempdir().unwrap();
+        let archive = busybox_images().join("busybox-oci.tar");
+        ok(root_store.path(), &["load", "-q", "-i", archive.to_str().unwrap()]);
+        let user = AsUser::new("rbuild-confined");
+        let o = user.rbuild(&["load", "-q", "-i", user.archive.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        // The probe: a static program that tries the system calls Docker's profile refuses.
+        require_tool("gcc", "gcc and libc6-dev");
+        let probe = user.work.path().join("probe");
+        let built = Command::new("gcc")
+            .args(["-static", "-O2", "-o"])
+            .arg(&probe)
+            .arg(crate::util::repo().join("testdata/confinement/probe.c"))
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "gcc -static testdata/confinement/probe.c (needs libc6-dev): {}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        Arena { root_store, user, probe }
+    })
+}
+
+/// What every attack script starts with.
+const PRELUDE: &str = "breach() { echo \"BREACH: $*\"; exit 1; }\n";
+
+/// One way of running an attack.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Way {
+    RunAsRoot,
+    RunRootless,
+    BuildAsRoot,
+    BuildRootless,
+}
+
+const WAYS: [Way; 4] = [Way::RunAsRoot, Way::RunRootless, Way::BuildAsRoot, Way::BuildRootless];
+
+/// An attack: its script, and what it needs besides the context at `/ctx` (which holds
+/// the script and the probe): a writable directory at `/w` (a volume for `run`, a cache
+/// mount for RUN), and a command prefix (`sh -c 'exec 7<...; exec "$@"'` style) around
+/// rbuild.
+#[derive(Default)]
+struct Attack<'a> {
+    script: &'a str,
+    writable: bool,
+    wrapper: Option<&'a str>,
+    tmpfs: bool,
+}
+
+/// Runs `attack` the four ways; each must end `confined`.
+fn assert_confined(attack: &Attack) {
+    let a = arena();
+    for way in WAYS {
+        let (out, ctx) = run_way(a, attack, way);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("confined") && !text.contains("BREACH"),
+            "{way:?}: the attack was not held (exit {:?}):\n{text}",
+            out.status.code()
+        );
+        drop(ctx);
+    }
+}
+
+/// A context directory readable by the test user: the script and the probe.
+fn context(a: &Arena, script: &str, dockerfile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir_in(a.user.work.path()).unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(dir.path().join("attack.sh"), format!("{PRELUDE}{script}\necho confined\n")).unwrap();
+    fs::copy(&a.probe, dir.path().join("probe")).unwrap();
+    fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    for f in ["attack.sh", "probe", "Dockerfile"] {
+        fs::set_permissions(dir.path().join(f), fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+fn run_way(a: &Arena, attack: &Attack, way: Way) -> (Output, tempfile::TempDir) {
+    let mut flags = String::from("--mount=type=bind,target=/ctx");
+    if attack.writable {
+        flags.push_str(" --mount=type=cache,target=/w");
+    }
+    if attack.tmpfs {
+        flags.push_str(" --mount=type=tmpfs,target=/t");
+    }
+    let dockerfile = format!("FROM busybox\nRUN {flags} sh /ctx/attack.sh\n");
+    let ctx = context(a, attack.script, &dockerfile);
+    let writable = ctx.path().join("w");
+    fs::create_dir(&writable).unwrap();
+    std::os::unix::fs::chown(&writable, Some(a.user.uid), Some(a.user.gid)).unwrap();
+    let (binary, store, rootless) = match way {
+        Way::RunAsRoot | Way::BuildAsRoot => {
+            (assert_cmd::cargo::cargo_bin("rbuild"), a.root_store.path().to_path_buf(), false)
+        }
+        Way::RunRootless | Way::BuildRootless => {
+            (a.user.binary.clone(), a.user.store.clone(), true)
+        }
+    };
+    let mut args: Vec<String> = vec!["--root".into(), store.display().to_string()];
+    match way {
+        Way::RunAsRoot | Way::RunRootless => {
+            args.extend(["run".into(), "-v".into(), format!("{}:/ctx:ro", ctx.path().display())]);
+            if attack.writable {
+                args.extend(["-v".into(), format!("{}:/w", writable.display())]);
+            }
+            args.extend(["busybox".into(), "sh".into(), "/ctx/attack.sh".into()]);
+        }
+        Way::BuildAsRoot | Way::BuildRootless => {
+            // The RUN's output is in the plain progress; a failed RUN fails the build.
+            args.extend(["build", "--no-cache", "--progress", "plain"].map(String::from));
+            args.push(ctx.path().display().to_string());
+        }
+    }
+    let mut cmd = match attack.wrapper {
+        Some(wrapper) => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(format!("{wrapper}; exec \"$@\"")).arg("sh").arg(&binary);
+            c
+        }
+        None => Command::new(&binary),
+    };
+    cmd.args(&args);
+    if rootless {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(a.user.uid).gid(a.user.gid).env("HOME", a.user.work.path());
+    }
+    (cmd.output().unwrap(), ctx)
+}
+
+/// The host's value of a file, to check that it did not change.
+fn host(path: &str) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| format!("unreadable: {e}"))
+}
+
+// ---- /proc and /sys --------------------------------------------------------------------
+
+#[test]
+fn proc_sys_cannot_be_written() {
+    let before = (host("/proc/sys/kernel/core_pattern"), host("/proc/sys/vm/overcommit_memory"));
+    assert_confined(&Attack {
+        script: r#"
+for f in kernel/core_pattern vm/drop_caches vm/overcommit_memory net/ipv4/ip_forward kernel/hostname; do
+  old="$(cat /proc/sys/$f 2>/dev/null)"
+  if echo "$old" > /proc/sys/$f 2>/dev/null; then breach "wrote /proc/sys/$f"; fi
+done
+echo '|/tmp/rbuild-pwned %p' > /proc/sys/kernel/core_pattern 2>/dev/null && breach core_pattern
+mount | grep -q ' /proc/sys type proc (ro,' || breach "/proc/sys is not mounted read-only"
+"#,
+        ..Default::default()
+    });
+    assert_eq!(
+        (host("/proc/sys/kernel/core_pattern"), host("/proc/sys/vm/overcommit_memory")),
+        before,
+        "the host's sysctls are unchanged"
+    );
+}
+
+macro_rules! read_only_path {
+    ($name:ident, $path:literal, $write:literal) => {
+        #[test]
+        fn $name() {
+            assert_confined(&Attack {
+                script: concat!(
+                    "p=", $path, "\n",
+                    "[ -e $p ] || { echo \"$p does not exist here\"; echo confined; exit 0; }\n",
+                    "mount | grep -q \" $p type proc (ro,\" || breach \"$p is not mounted read-only\"\n",
+                    $write, " 2>/dev/null && breach \"wrote under $p\"\n",
+                ),
+                ..Default::default()
+            });
+        }
+    };
+}
+
+read_only_path!(proc_sysrq_trigger_is_read_only, "/proc/sysrq-trigger", "echo h > $p");
+read_only_path!(proc_irq_is_read_only, "/proc/irq", "echo 1 > $p/default_smp_affinity");
+read_only_path!(proc_bus_is_read_only, "/proc/bus", "touch $p/x");
+read_only_path!(proc_fs_is_read_only, "/proc/fs", "touch $p/x");
+read_only_path!(proc_sys_is_read_only, "/proc/sys", "echo 3 > $p/vm/drop_caches");
+
+macro_rules! masked_path {
+    ($name:ident, $path:literal) => {
+        #[test]
+        fn $name() {
+            assert_confined(&Attack {
+                script: concat!(
+                    "p=", $path, "\n",
+                    "if [ -d $p ]; then [ -z \"$(ls -A $p 2>/dev/null)\" ] || breach \"$p lists: $(ls -A $p | head -3)\"\n",
+                    "  touch $p/x 2>/dev/null && breach \"$p is writable\"\n",
+                    "elif [ -e $p ]; then n=\"$(head -c 4096 $p 2>/dev/null | wc -c)\"; [ \"$n\" = 0 ] || breach \"$p gave $n bytes\"\n",
+                    "fi\n",
+                ),
+                ..Default::default()
+            });
+        }
+    };
+}
+
+masked_path!(proc_kcore_is_masked, "/proc/kcore");
+masked_path!(proc_keys_is_masked, "/proc/keys");
+masked_path!(proc_timer_list_is_masked, "/proc/timer_list");
+masked_path!(proc_timer_stats_is_masked, "/proc/timer_stats");
+masked_path!(proc_sched_debug_is_masked, "/proc/sched_debug");
+masked_path!(proc_latency_stats_is_masked, "/proc/latency_stats");
+masked_path!(proc_interrupts_is_masked, "/proc/interrupts");
+masked_path!(proc_scsi_is_masked, "/proc/scsi");
+masked_path!(proc_acpi_is_masked, "/proc/acpi");
+masked_path!(proc_asound_is_masked, "/proc/asound");
+masked_path!(sys_firmware_is_masked, "/sys/firmware");
+masked_path!(sys_powercap_is_masked, "/sys/devices/virtual/powercap");
+
+#[test]
+fn the_masks_hide_what_the_host_shows() {
+    // The masked files are not empty on the host, or the masks above prove nothing.
+    require_root();
+    assert!(!host("/proc/keys").is_empty() || !host("/proc/timer_list").is_empty());
+    assert!(fs::read_dir("/sys/firmware").is_ok_and(|mut d| d.next().is_some()));
+}
+
+// ---- device nodes -----------------------------------------------------------------------
+
+#[test]
+fn device_nodes_open_nothing_on_writable_mounts() {
+    // 1,3 is /dev/null's number: harmless should the attack work; 1,11 is /dev/kmsg.
+    assert_confined(&Attack {
+        script: r#"
+for d in /w /tmp /dev/shm /t; do
+  [ -d $d ] || continue
+  rm -f $d/null $d/kmsg
+  if mknod $d/null c 1 3 2>/dev/null; then
+    echo probe > $d/null 2>/dev/null && breach "a device node made in $d opened"
+  fi
+  if mknod $d/kmsg c 1 11 2>/dev/null; then
+    echo "rbuild-confinement-test" > $d/kmsg 2>/dev/null && breach "wrote to the kernel log through $d/kmsg"
+  fi
+  rm -f $d/null $d/kmsg
+done
+"#,
+        writable: true,
+        tmpfs: true,
+        ..Default::default()
+    });
+}
+
+// ---- system calls -----------------------------------------------------------------------
+
+#[test]
+fn seccomp_refuses_what_dockers_default_profile_refuses() {
+    assert_confined(&Attack {
+        script: r#"
+grep -q '^Seccomp:[[:space:]]*2$' /proc/self/status || breach "no seccomp filter: $(grep Seccomp /proc/self/status)"
+out="$(/ctx/probe)"
+echo "$out"
+for call in keyctl add_key request_key bpf perf_event_open unshare_user unshare_mount \
+    clone_newuser clone_newns setns mount umount2 pivot_root kexec_load init_module \
+    finit_module delete_module open_by_handle_at userfaultfd reboot swapon syslog acct \
+    sethostname settimeofday iopl socket_vsock personality_bad fsopen open_tree quotactl \
+    lookup_dcookie; do
+  echo "$out" | grep -qx "$call 1" || breach "$call was not refused with EPERM"
+done
+echo "$out" | grep -qx "clone3 38" || breach "clone3 does not answer ENOSYS"
+for call in getpid clone_plain personality_query socket_inet chroot; do
+  echo "$out" | grep -qx "$call 0" || breach "$call should work"
+done
+"#,
+        ..Default::default()
+    });
+}
+
+// ---- network ----------------------------------------------------------------------------
+
+#[test]
+fn the_default_network_hides_the_host() {
+    // A service on the host's loopback, which no sandbox may reach.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = format!(
+        r#"
+ifaces="$(ls /sys/class/net | tr '\n' ' ')"
+[ "$ifaces" = "lo tap0 " ] || breach "interfaces: $ifaces"
+for h in 10.0.2.2 127.0.0.1; do
+  echo x | timeout 5 nc $h {port} 2>/dev/null && breach "reached the host's loopback service through $h"
+done
+grep -q tap0 /proc/net/dev || breach "not the sandbox's own network"
+"#
+    );
+    assert_confined(&Attack { script: &script, ..Default::default() });
+    listener.set_nonblocking(true).unwrap();
+    assert!(listener.accept().is_err(), "no connection reached the host's loopback service");
+}
+
+// ---- descriptors and the init -----------------------------------------------------------
+
+#[test]
+fn inherited_descriptors_do_not_reach_the_command() {
+    require_root();
+    let secret = tempfile::tempdir().unwrap();
+    fs::set_permissions(secret.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(secret.path().join("file"), "host secret").unwrap();
+    fs::set_permissions(secret.path().join("file"), fs::Permissions::from_mode(0o644)).unwrap();
+    let wrapper =
+        format!("exec 7<{}; exec 8<{}/file", secret.path().display(), secret.path().display());
+    assert_confined(&Attack {
+        script: r#"
+for fd in 7 8; do
+  [ -e /proc/self/fd/$fd ] && breach "descriptor $fd reached the command: $(ls -l /proc/self/fd/$fd)"
+done
+cat /proc/self/fd/7/file 2>/dev/null && breach "read a host file through descriptor 7"
+n="$(ls /proc/self/fd | wc -l)"
+[ "$n" -le 4 ] || breach "descriptors open: $(ls /proc/self/fd | tr '\n' ' ')"
+"#,
+        wrapper: Some(&wrapper),
+        ..Default::default()
+    });
+}
+
+#[test]
+fn the_init_cannot_be_read_or_traced() {
+    assert_confined(&Attack {
+        script: r#"
+cat /proc/1/environ >/dev/null 2>&1 && breach "read the init's environment"
+for fd in 0 1 2 3 4 5 6; do
+  readlink /proc/1/fd/$fd >/dev/null 2>&1 && breach "followed the init's descriptor $fd"
+done
+cat /proc/1/mem >/dev/null 2>&1 && breach "read the init's memory"
+"#,
+        ..Default::default()
+    });
+}
+
+// ---- the store --------------------------------------------------------------------------
+
+/// Every folder of a store, and the store's own files, give nothing to group or others.
+fn assert_private(root: &Path) {
+    let mut stack = vec![root.to_path_buf()];
+    let mut seen = 0;
+    while let Some(dir) = stack.pop() {
+        let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", dir.display());
+        seen += 1;
+        // What snapshots and cache mounts hold are the images' and RUNs' own files, with
+        // their own modes (a cache mount is 0755 inside the RUN): the folder above closes
+        // them off.
+        if ["snapshots", "cache-mounts"].iter().any(|c| dir == root.join(c)) {
+            continue;
+        }
+        for e in fs::read_dir(&dir).unwrap().flatten() {
+            let path = e.path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                let m = meta.permissions().mode() & 0o777;
+                assert_eq!(m & 0o077, 0, "{} is {m:o}", path.display());
+            }
+        }
+    }
+    assert!(seen > 5, "the store has its folders");
+}
+
+#[test]
+fn the_store_is_private_and_its_setuid_files_out_of_reach() {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path().join("store");
+    ok(&r, &["load", "-q", "-i", busybox_images().join("busybox-oci.tar").to_str().unwrap()]);
+    // An image whose layer holds a setuid-root shell, and a build that logs its output.
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN cp /bin/busybox /suid-sh && chmod 4755 /suid-sh && echo logged-output\nRUN --mount=type=cache,target=/c touch /c/x\n",
+    )
+    .unwrap();
+    ok(&r, &["build", "-t", "suid", ctx.path().to_str().unwrap()]);
+    assert_private(&r);
+    let suid: Vec<PathBuf> =
+        walk(&r.join("snapshots")).into_iter().filter(|p| p.ends_with("suid-sh")).collect();
+    assert!(!suid.is_empty(), "the layer's snapshot holds the setuid file");
+    let user = AsUser::new("rbuild-confined");
+    for file in &suid {
+        let o = Command::new(file).args(["sh", "-c", "id -u"]).uid_gid(user.uid, user.gid).output();
+        let gained = o.as_ref().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        assert!(!gained, "another user ran {} and became root", file.display());
+        assert!(o.is_err(), "another user could even start {}", file.display());
+    }
+}
+
+trait UidGid {
+    fn uid_gid(&mut self, uid: u32, gid: u32) -> &mut Self;
+}
+
+impl UidGid for Command {
+    fn uid_gid(&mut self, uid: u32, gid: u32) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        self.uid(uid).gid(gid)
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
