@@ -451,3 +451,50 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+// ---- inputs read whole ------------------------------------------------------------------
+
+#[test]
+fn endless_or_huge_inputs_fail_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let ctx = tempfile::tempdir().unwrap();
+    let says = |args: &[&str], what: &str| {
+        let o = crate::util::rbuild_in(r, args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "rbuild {args:?}: {err}");
+        assert!(err.contains(what), "rbuild {args:?} should say {what:?}: {err}");
+    };
+    let dir = ctx.path().to_str().unwrap();
+    says(&["build", "-f", "/dev/zero", dir], "/dev/zero is larger than 8 MiB");
+    says(&["parse", "/dev/urandom"], "/dev/urandom is larger than 8 MiB");
+    // A .dockerignore of 5 MiB, in a context whose Dockerfile is fine.
+    fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY . /\n").unwrap();
+    fs::write(ctx.path().join(".dockerignore"), "x\n".repeat(5 << 19)).unwrap();
+    says(&["build", dir], ".dockerignore is larger than 4 MiB");
+    // Just under the cap is read.
+    let big = format!("FROM scratch\n{}", "# comment line\n".repeat((7 << 20) / 15));
+    fs::write(ctx.path().join("Dockerfile.big"), big).unwrap();
+    let o =
+        crate::util::rbuild_in(r, &["parse", ctx.path().join("Dockerfile.big").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+// ---- what must keep working -------------------------------------------------------------
+
+/// A Debian base (debootstrap) and `apt-get install` on the default network, under the
+/// filter: `testdata/confinement/apt.sh`.
+#[test]
+fn apt_get_install_works_on_the_default_network() {
+    require_root();
+    require_tool("debootstrap", "debootstrap");
+    let o = Command::new("bash")
+        .arg(crate::util::repo().join("testdata/confinement/apt.sh"))
+        .arg(assert_cmd::cargo::cargo_bin("rbuild"))
+        .output()
+        .unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "testdata/confinement/apt.sh failed:\n{text}");
+    assert!(text.contains("== the image has curl "), "{text}");
+}
