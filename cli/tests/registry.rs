@@ -395,9 +395,43 @@ fn https_with_basic_auth_login_push_pull_logout() {
     assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
     assert_eq!(String::from_utf8_lossy(&pulled.stdout).trim(), config_digest(images));
 
-    // Without the CA, HTTPS is refused.
+    // Without the CA, HTTPS is refused, saying why, and nothing is tried over plain HTTP
+    // (which a TLS port would answer with 400).
     let untrusted = rbuild_with_config(&fresh, &config, &["pull", &dest], None);
     assert_eq!(untrusted.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        stderr.contains("the TLS connection failed") && stderr.contains("certificate"),
+        "a certificate problem is reported as such: {stderr}"
+    );
+    assert!(!stderr.contains("400"), "no fall-back to plain HTTP: {stderr}");
+    // A CA file that holds several certificates (an unrelated CA first, as in a bundle)
+    // trusts each of them.
+    let other_ca = work.path().join("other-ca");
+    run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=unrelated CA", "-keyout"])
+        .arg(other_ca.with_extension("key"))
+        .arg("-out")
+        .arg(&other_ca));
+    let bundle = work.path().join("bundle.crt");
+    fs::write(&bundle, [fs::read(&other_ca).unwrap(), fs::read(&secure.ca).unwrap()].concat())
+        .unwrap();
+    let again = work.path().join("again");
+    let pulled = rbuild_with_config(
+        &again,
+        &config,
+        &["pull", "-q", "--ca-file", bundle.to_str().unwrap(), &dest],
+        None,
+    );
+    assert!(pulled.status.success(), "{}", String::from_utf8_lossy(&pulled.stderr));
+    // The same registry by its other name in the certificate: TLS holds, and the
+    // registry then asks for the credentials saved for the other name.
+    let by_name = dest.replacen("127.0.0.1", "localhost", 1);
+    let other =
+        rbuild_with_config(&fresh, &config, &["pull", "-q", "--ca-file", ca, &by_name], None);
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(stderr.contains("run rbuild login first") && !stderr.contains("TLS"), "{stderr}");
 
     let out = rbuild_with_config(&root, &config, &["logout", host], None);
     assert_eq!(
@@ -593,4 +627,67 @@ fn push_to_a_second_repository_mounts_blobs() {
     ]))
     .unwrap();
     assert_eq!(inspected["Layers"].as_array().map(Vec::len), Some(1));
+}
+
+/// A registry that answers a manifest request one byte at a time: the request's overall
+/// deadline ends it (the stall timeout alone never would), with an error that names what
+/// was being fetched.
+#[test]
+fn a_registry_that_drips_meets_the_deadline() {
+    use std::io::{Read, Write as _};
+    use std::time::{Duration, Instant};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let server = std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(60);
+        let mut dripped = false;
+        while Instant::now() < until && !dripped {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            conn.set_nonblocking(false).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                match conn.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            if head.starts_with("GET /v2/ ") {
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+            } else if head.starts_with("GET /v2/") {
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 1000\r\n\r\n",
+                );
+                let stop = Instant::now() + Duration::from_secs(40);
+                while Instant::now() < stop && conn.write_all(b" ").is_ok() {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                dripped = true;
+            }
+            // Anything else (the HTTPS probe's TLS hello) is closed unanswered.
+        }
+        dripped
+    });
+    let root = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = crate::util::rbuild_in(
+        root.path(),
+        &["pull", "--registry-timeout", "3", &format!("{host}/slow/image:1")],
+    );
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no complete answer within 3 s"), "{stderr}");
+    assert!(
+        stderr.contains("/v2/slow/image/manifests/1"),
+        "the error names the manifest: {stderr}"
+    );
+    assert!(took < Duration::from_secs(30), "the deadline ended the pull: {took:?}");
+    assert!(server.join().unwrap(), "the test server dripped a manifest");
 }

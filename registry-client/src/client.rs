@@ -36,6 +36,14 @@ pub struct ClientOptions {
     /// Blobs larger than this are uploaded in chunks of this size, which lets an
     /// interrupted upload resume.
     pub chunk_size: u64,
+    /// The overall deadline of a request that moves no blob (pings, tokens, manifests,
+    /// HEADs), its answer's body included.
+    pub request_timeout: Duration,
+    /// The overall deadline of one blob transfer request (a download, an upload or one
+    /// chunk of it).
+    pub transfer_timeout: Duration,
+    /// How long a connection may go without delivering a byte.
+    pub stall_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -47,6 +55,9 @@ impl Default for ClientOptions {
             backoff: Duration::from_millis(200),
             concurrency: 4,
             chunk_size: 16 << 20,
+            request_timeout: Duration::from_secs(120),
+            transfer_timeout: Duration::from_secs(3600),
+            stall_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -71,6 +82,30 @@ impl Repository {
         };
         Repository { registry, name: path.to_string() }
     }
+}
+
+/// Which overall deadline a request has.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Deadline {
+    /// [`ClientOptions::request_timeout`].
+    Request,
+    /// [`ClientOptions::transfer_timeout`].
+    Transfer,
+}
+
+/// The certificate problem behind a failed request, if that is what failed. reqwest
+/// does not expose its TLS library's error type, so the causes' texts are read: rustls
+/// states every verification failure as "invalid peer certificate: ...".
+fn certificate_problem(e: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if text.contains("certificate") {
+            return Some(text);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// Whether a registry host is on the loopback interface.
@@ -134,7 +169,7 @@ impl Client {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("rbuild/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(60));
+            .read_timeout(options.stall_timeout);
         let mut ca_files = options.ca_files.clone();
         if let Ok(dirs) = std::fs::read_dir("/etc/docker/certs.d") {
             ca_files
@@ -143,10 +178,16 @@ impl Client {
         for ca in &ca_files {
             let pem = std::fs::read(ca)
                 .map_err(|e| Error::Io { what: ca.display().to_string(), source: e })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+            // A CA file may hold several certificates (a bundle, or a chain): all count.
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 Error::Protocol(format!("{}: not a PEM certificate: {e}", ca.display()))
             })?;
-            builder = builder.add_root_certificate(cert);
+            if certs.is_empty() {
+                return Err(Error::Protocol(format!("{}: holds no PEM certificate", ca.display())));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
         }
         let http = builder
             .build()
@@ -172,15 +213,17 @@ impl Client {
 
     /// `http` or `https` for a registry. Registries on the loopback interface and those
     /// named insecure are tried over HTTPS first (certificates still checked) and reached
-    /// over plain HTTP when HTTPS fails; every other registry is HTTPS only.
-    pub async fn scheme(&self, registry: &str) -> &'static str {
+    /// over plain HTTP only when the other end does not speak TLS; a certificate that
+    /// does not verify is an error, never a reason to send in the clear. Every other
+    /// registry is HTTPS only.
+    pub async fn scheme(&self, registry: &str) -> Result<&'static str> {
         let insecure =
             is_loopback(registry) || self.options.insecure_registries.iter().any(|r| r == registry);
         if !insecure {
-            return "https";
+            return Ok("https");
         }
         if let Some(s) = self.schemes.lock().ok().and_then(|m| m.get(registry).copied()) {
-            return s;
+            return Ok(s);
         }
         let probe = self
             .http
@@ -188,17 +231,25 @@ impl Client {
             .timeout(Duration::from_secs(5))
             .send()
             .await;
-        let scheme = if probe.is_ok() { "https" } else { "http" };
+        let scheme = match probe {
+            Ok(_) => "https",
+            Err(e) => match certificate_problem(&e) {
+                Some(message) => {
+                    return Err(Error::Tls { registry: registry.to_string(), message })
+                }
+                None => "http",
+            },
+        };
         tracing::debug!("{registry}: using {scheme}");
         if let Ok(mut m) = self.schemes.lock() {
             m.insert(registry.to_string(), scheme);
         }
-        scheme
+        Ok(scheme)
     }
 
     /// The base URL of a repository's API.
-    pub(crate) async fn repo_url(&self, repo: &Repository) -> String {
-        format!("{}://{}/v2/{}", self.scheme(&repo.registry).await, repo.registry, repo.name)
+    pub(crate) async fn repo_url(&self, repo: &Repository) -> Result<String> {
+        Ok(format!("{}://{}/v2/{}", self.scheme(&repo.registry).await?, repo.registry, repo.name))
     }
 
     async fn fetch_token(
@@ -228,9 +279,10 @@ impl Client {
             None => self.http.get(realm).query(&token_query(&service, scope)),
         };
         let reply = request
+            .timeout(self.options.request_timeout)
             .send()
             .await
-            .map_err(|e| Error::Transport { url: realm.clone(), source: e.without_url() })?;
+            .map_err(|e| self.request_error(realm, e, Deadline::Request))?;
         let status = reply.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             let message = if creds.is_some() {
@@ -284,6 +336,60 @@ impl Client {
         body: Option<BodyFactory<'_>>,
         actions: &str,
     ) -> Result<Response> {
+        let deadline = if body.is_some() { Deadline::Transfer } else { Deadline::Request };
+        self.send_within(repo, method, url, headers, body, actions, deadline).await
+    }
+
+    /// [`Client::send`] with the deadline of a blob download (the answer's body is
+    /// read after this returns, within the same deadline).
+    pub(crate) async fn send_transfer(
+        &self,
+        repo: &Repository,
+        url: &str,
+        headers: HeaderMap,
+    ) -> Result<Response> {
+        self.send_within(repo, Method::GET, url, headers, None, "pull", Deadline::Transfer).await
+    }
+
+    /// The error for a reqwest failure of a request to `url`: a timeout names its
+    /// deadline, a certificate problem says so.
+    pub(crate) fn request_error(&self, url: &str, e: reqwest::Error, deadline: Deadline) -> Error {
+        if e.is_timeout() {
+            let (after, flag) = match deadline {
+                Deadline::Request => (self.options.request_timeout, "--registry-timeout"),
+                Deadline::Transfer => {
+                    (self.options.transfer_timeout, "--registry-transfer-timeout")
+                }
+            };
+            return Error::Timeout { url: url.to_string(), after, flag };
+        }
+        if let Some(message) = certificate_problem(&e) {
+            let registry = url
+                .split("://")
+                .nth(1)
+                .and_then(|rest| rest.split('/').next())
+                .unwrap_or(url)
+                .to_string();
+            return Error::Tls { registry, message };
+        }
+        Error::Transport { url: url.to_string(), source: e.without_url() }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_within(
+        &self,
+        repo: &Repository,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Option<BodyFactory<'_>>,
+        actions: &str,
+        deadline: Deadline,
+    ) -> Result<Response> {
+        let timeout = match deadline {
+            Deadline::Request => self.options.request_timeout,
+            Deadline::Transfer => self.options.transfer_timeout,
+        };
         // The /v2/ ping names no repository, and its token no scope.
         let scope = if repo.name.is_empty() {
             String::new()
@@ -294,7 +400,8 @@ impl Client {
         let mut authenticated_once = false;
         let mut attempt = 0;
         loop {
-            let mut request = self.http.request(method.clone(), url).headers(headers.clone());
+            let mut request =
+                self.http.request(method.clone(), url).headers(headers.clone()).timeout(timeout);
             if let Some(auth) = self.tokens.lock().await.get(&key).cloned() {
                 if let Ok(mut v) = HeaderValue::from_str(&auth) {
                     v.set_sensitive(true);
@@ -307,11 +414,13 @@ impl Client {
             let result = request.send().await;
             let wait = match result {
                 Err(e) => {
-                    if attempt >= self.options.retries {
-                        return Err(Error::Transport {
-                            url: url.to_string(),
-                            source: e.without_url(),
-                        });
+                    // A deadline that passed or a certificate that does not verify will
+                    // not change by trying again.
+                    if attempt >= self.options.retries
+                        || e.is_timeout()
+                        || certificate_problem(&e).is_some()
+                    {
+                        return Err(self.request_error(url, e, deadline));
                     }
                     tracing::debug!("{url}: {e}; retrying");
                     None
@@ -426,7 +535,7 @@ impl Client {
     /// `GET /v2/`: checks that the registry answers and, with credentials, that it
     /// accepts them.
     pub async fn check(&self, registry: &str) -> Result<()> {
-        let url = format!("{}://{registry}/v2/", self.scheme(registry).await);
+        let url = format!("{}://{registry}/v2/", self.scheme(registry).await?);
         let repo = Repository { registry: registry.to_string(), name: String::new() };
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));

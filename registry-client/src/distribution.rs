@@ -10,7 +10,7 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 
-use crate::client::{Client, Repository};
+use crate::client::{Client, Deadline, Repository};
 use crate::error::{Error, Result};
 
 /// Manifests larger than this are refused (the distribution spec suggests 4 MiB).
@@ -72,7 +72,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 impl Client {
     /// Pulls a manifest or index by tag or digest, checking its digest when pulled by one.
     pub async fn pull_manifest(&self, repo: &Repository, reference: &str) -> Result<Manifest> {
-        let url = format!("{}/manifests/{reference}", self.repo_url(repo).await);
+        let url = format!("{}/manifests/{reference}", self.repo_url(repo).await?);
         let mut headers = HeaderMap::new();
         headers.insert(
             ACCEPT,
@@ -95,8 +95,7 @@ impl Client {
         let mut bytes = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk
-                .map_err(|e| Error::Transport { url: url.clone(), source: e.without_url() })?;
+            let chunk = chunk.map_err(|e| self.request_error(&url, e, Deadline::Request))?;
             if bytes.len() as u64 + chunk.len() as u64 > MAX_MANIFEST {
                 return Err(Error::TooLarge(url, MAX_MANIFEST));
             }
@@ -126,7 +125,7 @@ impl Client {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<String> {
-        let url = format!("{}/manifests/{reference}", self.repo_url(repo).await);
+        let url = format!("{}/manifests/{reference}", self.repo_url(repo).await?);
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -144,7 +143,7 @@ impl Client {
 
     /// The size of a blob when the repository has it.
     pub async fn blob_size(&self, repo: &Repository, digest: &str) -> Result<Option<u64>> {
-        let url = format!("{}/blobs/{digest}", self.repo_url(repo).await);
+        let url = format!("{}/blobs/{digest}", self.repo_url(repo).await?);
         let response = self.send(repo, Method::HEAD, &url, HeaderMap::new(), None, "pull").await?;
         match response.status() {
             s if s.is_success() => Ok(Some(response.content_length().unwrap_or(0))),
@@ -163,7 +162,7 @@ impl Client {
         sink: &mut (dyn Write + Send),
         progress: &dyn Progress,
     ) -> Result<()> {
-        let url = format!("{}/blobs/{digest}", self.repo_url(repo).await);
+        let url = format!("{}/blobs/{digest}", self.repo_url(repo).await?);
         let mut hasher = Sha256::new();
         let mut received: u64 = 0;
         let mut resumes = 0;
@@ -177,7 +176,7 @@ impl Client {
                         .map_err(|e| Error::Protocol(e.to_string()))?,
                 );
             }
-            let response = self.send(repo, Method::GET, &url, headers, None, "pull").await?;
+            let response = self.send_transfer(repo, &url, headers).await?;
             let status = response.status();
             if !status.is_success() {
                 return Err(Self::fail(&url, response).await);
@@ -222,8 +221,8 @@ impl Client {
                     }
                 }
                 Some(e) => {
-                    if resumes >= self.options().retries {
-                        return Err(Error::Transport { url, source: e.without_url() });
+                    if resumes >= self.options().retries || e.is_timeout() {
+                        return Err(self.request_error(&url, e, Deadline::Transfer));
                     }
                     tracing::debug!("{url}: broke after {received} bytes ({e}); resuming");
                 }
@@ -248,7 +247,7 @@ impl Client {
     /// whether it did.
     pub async fn mount_blob(&self, repo: &Repository, digest: &str, from: &str) -> Result<bool> {
         let url =
-            format!("{}/blobs/uploads/?mount={digest}&from={from}", self.repo_url(repo).await);
+            format!("{}/blobs/uploads/?mount={digest}&from={from}", self.repo_url(repo).await?);
         let response =
             self.send(repo, Method::POST, &url, HeaderMap::new(), None, "pull,push").await?;
         Ok(response.status() == StatusCode::CREATED)
@@ -336,12 +335,12 @@ impl Client {
         Ok(true)
     }
 
-    async fn absolute(&self, repo: &Repository, location: &str) -> String {
-        if location.starts_with('/') {
-            format!("{}://{}{location}", self.scheme(&repo.registry).await, repo.registry)
+    async fn absolute(&self, repo: &Repository, location: &str) -> Result<String> {
+        Ok(if location.starts_with('/') {
+            format!("{}://{}{location}", self.scheme(&repo.registry).await?, repo.registry)
         } else {
             location.to_string()
-        }
+        })
     }
 
     async fn location_of(
@@ -355,12 +354,12 @@ impl Client {
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| Error::Protocol(format!("{url}: no Location for the upload")))?;
-        Ok(self.absolute(repo, location).await)
+        self.absolute(repo, location).await
     }
 
     /// Starts an upload session; returns its URL.
     async fn start_upload(&self, repo: &Repository) -> Result<String> {
-        let url = format!("{}/blobs/uploads/", self.repo_url(repo).await);
+        let url = format!("{}/blobs/uploads/", self.repo_url(repo).await?);
         let response =
             self.send(repo, Method::POST, &url, HeaderMap::new(), None, "pull,push").await?;
         if response.status() != StatusCode::ACCEPTED {

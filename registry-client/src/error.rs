@@ -13,6 +13,25 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// HTTPS to the registry failed on its certificate (unknown issuer, wrong name,
+    /// expired ...). Never answered by falling back to plain HTTP.
+    #[error("{registry}: the TLS connection failed: {message} (trust its CA with --ca-file, or put it in /etc/docker/certs.d/{registry}/ca.crt)")]
+    Tls {
+        /// The registry host.
+        registry: String,
+        /// The certificate problem, as the TLS library states it.
+        message: String,
+    },
+    /// A request got no complete answer within its deadline.
+    #[error("{url}: no complete answer within {} s (the registry is stalled or too slow; {flag} sets the limit)", after.as_secs())]
+    Timeout {
+        /// What was being fetched (no credentials in it).
+        url: String,
+        /// The deadline that passed.
+        after: std::time::Duration,
+        /// The option that sets it.
+        flag: &'static str,
+    },
     /// The registry answered with an error status.
     #[error("{url}: the registry answered {status}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
     Status {

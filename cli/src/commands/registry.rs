@@ -20,8 +20,9 @@ use rbuild_registry_client::{
 /// Options every registry command takes.
 #[derive(Debug, Args, Clone)]
 pub struct RegistryArgs {
-    /// Reach this registry (`HOST[:PORT]`) over plain HTTP when HTTPS fails; loopback
-    /// registries always may.
+    /// Reach this registry (`HOST[:PORT]`) over plain HTTP when it does not speak TLS
+    /// (loopback registries always may). A certificate that does not verify is an error
+    /// either way, never a reason to fall back to HTTP.
     #[arg(long = "insecure-registry", value_name = "HOST")]
     insecure: Vec<String>,
     /// Also trust this CA certificate (PEM) for HTTPS.
@@ -30,6 +31,15 @@ pub struct RegistryArgs {
     /// How many blobs to transfer at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
+    /// Seconds a request that moves no blob (ping, token, manifest) may take in all.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    registry_timeout: u64,
+    /// Seconds one blob download or upload request may take in all.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    registry_transfer_timeout: u64,
+    /// Seconds a connection may go without delivering a byte.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    registry_stall_timeout: u64,
 }
 
 /// Arguments of `rbuild pull`.
@@ -89,6 +99,9 @@ fn client(args: &RegistryArgs, credentials: Arc<dyn CredentialSource>) -> Result
         insecure_registries: args.insecure.clone(),
         ca_files: args.ca_files.clone(),
         concurrency: args.concurrency as usize,
+        request_timeout: std::time::Duration::from_secs(args.registry_timeout),
+        transfer_timeout: std::time::Duration::from_secs(args.registry_transfer_timeout),
+        stall_timeout: std::time::Duration::from_secs(args.registry_stall_timeout),
         ..ClientOptions::default()
     };
     Ok(Client::new(options, credentials)?)
