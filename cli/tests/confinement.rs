@@ -498,3 +498,45 @@ fn apt_get_install_works_on_the_default_network() {
     assert!(o.status.success(), "testdata/confinement/apt.sh failed:\n{text}");
     assert!(text.contains("== the image has curl "), "{text}");
 }
+
+/// Where cgroups are used (resource limits), cgroup v1's device controller allows only
+/// Docker's default devices.
+#[test]
+fn the_device_cgroup_allows_only_dockers_devices() {
+    use std::io::BufRead;
+    let a = arena();
+    assert!(
+        Path::new("/sys/fs/cgroup/devices").is_dir(),
+        "this test needs cgroup v1's device controller (as on this project's machines)"
+    );
+    let mut child = crate::util::rbuild()
+        .arg("--root")
+        .arg(a.root_store.path())
+        .args(["run", "--memory", "256m", "busybox", "sh", "-c", "cat /proc/self/cgroup; sleep 5"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut path = None;
+    for line in std::io::BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+        if let Some(p) = line.split_once(":devices:").map(|(_, p)| p.to_string()) {
+            path = Some(p);
+            break;
+        }
+    }
+    let path = path.expect("the sandbox's /proc/self/cgroup names its devices cgroup");
+    let list = fs::read_to_string(format!("/sys/fs/cgroup/devices{path}/devices.list"))
+        .unwrap_or_else(|e| panic!("devices.list of {path}: {e}"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let rules: Vec<&str> = list.lines().collect();
+    assert!(!rules.contains(&"a *:* rwm"), "every device is allowed: {list}");
+    for rule in ["c 1:3 rwm", "c 1:9 rwm", "c 136:* rwm", "c *:* m"] {
+        assert!(rules.contains(&rule), "{rule} missing: {list}");
+    }
+    assert!(!list.contains("c 1:11"), "/dev/kmsg is not allowed: {list}");
+    assert!(
+        !rules.iter().any(|r| r.starts_with("b ") && r.ends_with("rwm")),
+        "no block device: {list}"
+    );
+}

@@ -59,6 +59,23 @@ fn write(dir: &std::path::Path, file: &str, value: &str) -> Result<()> {
     fs::write(dir.join(file), value).map_err(Error::io("writing", dir.join(file)))
 }
 
+/// The devices a container may use, as Docker (runc) allows them by default: `mknod` of
+/// any node (opening it is what counts), and read, write and mknod of null, zero, full,
+/// random, urandom, tty, console, ptmx and the pseudo-terminals.
+pub const DEFAULT_DEVICES: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
+
 fn name(id: &str) -> String {
     format!("rbuild-{id}")
 }
@@ -97,6 +114,13 @@ impl Cgroup {
             }
             return Ok(Some(group));
         }
+        // cgroup v1's device controller, where the machine has it: only Docker's default
+        // devices may be opened (defence in depth: every writable mount is nodev already).
+        // The unified hierarchy filters devices with a BPF program, which rbuild does not
+        // load; there the nodev mounts alone hold.
+        if own_path("devices").is_some() {
+            wanted.push("devices");
+        }
         for controller in wanted {
             let Some(base) = own_path(controller) else {
                 group.remove();
@@ -125,6 +149,12 @@ impl Cgroup {
                     let _ = write(&dir, "memory.memsw.limit_in_bytes", &m);
                 }
                 "pids" => write(&dir, "pids.max", &limits.pids.unwrap_or(0).to_string())?,
+                "devices" => {
+                    write(&dir, "devices.deny", "a")?;
+                    for rule in DEFAULT_DEVICES {
+                        write(&dir, "devices.allow", rule)?;
+                    }
+                }
                 _ => {
                     write(&dir, "cpu.cfs_period_us", "100000")?;
                     let quota = (limits.cpus.unwrap_or(1.0) * 100_000.0).round() as u64;
@@ -162,7 +192,7 @@ pub fn remove_stale_cgroups(id: &str) {
     let mut candidates = vec![PathBuf::from(ROOT)];
     candidates.extend(roots.flatten().map(|e| e.path()));
     for root in candidates {
-        for controller in ["", "memory", "pids", "cpu"] {
+        for controller in ["", "memory", "pids", "cpu", "devices"] {
             if let Some(base) = own_path(controller) {
                 let _ = fs::remove_dir(root.join(base.trim_start_matches('/')).join(name(id)));
             }
