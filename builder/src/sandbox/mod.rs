@@ -1,8 +1,12 @@
 //! The sandbox: where rbuild makes raw system calls (through `nix`), and nowhere else.
 //!
-//! [`run`] executes a command in new mount, PID, UTS and IPC namespaces (and a network
-//! namespace with `Network::None`), on an overlayfs root made of layer snapshots with a
-//! fresh upper directory, after `pivot_root`. The mounts are computed first as data
+//! [`run`] executes a command in new mount, PID, UTS, IPC and (but with
+//! [`Network::Host`]) network namespaces, on an overlayfs root made of layer snapshots
+//! with a fresh upper directory, after `pivot_root`, confined as Docker confines a
+//! container by default: its capabilities, its seccomp profile ([`seccomp`]), its masked
+//! and read-only paths ([`plan::MASKED_PATHS`], [`plan::READONLY_PATHS`]), `nodev` on
+//! every writable mount, only descriptors 0-2. The default network is a namespace of its
+//! own connected by slirp4netns ([`network`]). The mounts are computed first as data
 //! ([`plan::mount_plan`], tested without root), then carried out. rbuild forks PID 1 of
 //! a new PID namespace: rbuild's own init, which makes the other namespaces and the
 //! mounts, starts the command, reaps orphans and hands back the command's exit status.
