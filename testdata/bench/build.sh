@@ -28,9 +28,11 @@ need=()
 command -v buildah >/dev/null || need+=(buildah)
 command -v runc >/dev/null || need+=(runc)
 [ -x /usr/bin/docker ] && command -v dockerd >/dev/null || need+=(docker.io)
-for t in docker-registry skopeo umoci busybox; do command -v $t >/dev/null || need+=("$t"); done
+for t in docker-registry skopeo umoci busybox slirp4netns; do command -v $t >/dev/null || need+=("$t"); done
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]/busybox/busybox-static}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]/busybox/busybox-static}" >/dev/null
 fi
 (cd "$root" && cargo build --quiet --release -p rbuild)
 rbuild="$root/target/release/rbuild"

@@ -15,6 +15,7 @@ work="${1:-$(mktemp -d)}"
 runs="${RUNS:-100}"
 builds="${BUILDS:-10}"
 export PATH="$HOME/.cargo/bin:$PATH"
+command -v slirp4netns >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq slirp4netns >/dev/null
 (cd "$root" && cargo build --quiet --release -p rbuild)
 rbuild="$root/target/release/rbuild"
 old="${OLD_RBUILD:-}"

@@ -8,7 +8,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="${1:-$(mktemp -d)}"
 runs="${RUNS:-3}"
 if ! command -v pigz >/dev/null || [ ! -x /usr/bin/time ]; then
-  apt-get install -y -qq pigz time >/dev/null
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq pigz time >/dev/null
 fi
 export PATH="$HOME/.cargo/bin:$PATH"
 (cd "$root" && cargo build --quiet --release -p rbuild-builder --example layer_tool)

@@ -8,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="${1:-$(mktemp -d)}"
 runs="${RUNS:-100}"
-command -v runc >/dev/null || apt-get install -y -qq runc >/dev/null
+command -v runc >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq runc >/dev/null
 export PATH="$HOME/.cargo/bin:$PATH"
 (cd "$root" && cargo build --quiet --release -p rbuild)
 rbuild="$root/target/release/rbuild"
