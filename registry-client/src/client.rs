@@ -93,6 +93,16 @@ pub(crate) enum Deadline {
     Transfer,
 }
 
+impl Deadline {
+    /// The deadline's length, and the command-line option that sets it.
+    fn limit(self, options: &ClientOptions) -> (Duration, &'static str) {
+        match self {
+            Deadline::Request => (options.request_timeout, "--registry-timeout"),
+            Deadline::Transfer => (options.transfer_timeout, "--registry-transfer-timeout"),
+        }
+    }
+}
+
 /// The certificate problem behind a failed request, if that is what failed. reqwest
 /// does not expose its TLS library's error type, so the causes' texts are read: rustls
 /// states every verification failure as "invalid peer certificate: ...".
@@ -128,6 +138,8 @@ pub struct Client {
     tokens: Arc<Mutex<HashMap<String, String>>>,
     /// The scheme found for each insecure registry.
     schemes: Arc<std::sync::Mutex<HashMap<String, &'static str>>>,
+    /// Whether requests without a body move a blob (see [`Client::for_transfer`]).
+    transfer: bool,
 }
 
 #[derive(Deserialize)]
@@ -198,6 +210,7 @@ impl Client {
             credentials,
             tokens: Default::default(),
             schemes: Default::default(),
+            transfer: false,
         })
     }
 
@@ -325,42 +338,17 @@ impl Client {
         }
     }
 
-    /// Sends a request to a repository's API, authenticating on demand and retrying
-    /// transient failures (connection errors, 5xx, 429 with its `Retry-After`).
-    pub(crate) async fn send(
-        &self,
-        repo: &Repository,
-        method: Method,
-        url: &str,
-        headers: HeaderMap,
-        body: Option<BodyFactory<'_>>,
-        actions: &str,
-    ) -> Result<Response> {
-        let deadline = if body.is_some() { Deadline::Transfer } else { Deadline::Request };
-        self.send_within(repo, method, url, headers, body, actions, deadline).await
-    }
-
-    /// [`Client::send`] with the deadline of a blob download (the answer's body is
-    /// read after this returns, within the same deadline).
-    pub(crate) async fn send_transfer(
-        &self,
-        repo: &Repository,
-        url: &str,
-        headers: HeaderMap,
-    ) -> Result<Response> {
-        self.send_within(repo, Method::GET, url, headers, None, "pull", Deadline::Transfer).await
+    /// This client for blob downloads: its requests have the deadline of a transfer (the
+    /// answer's body, read after `send` returns, within it).
+    pub(crate) fn for_transfer(&self) -> Client {
+        Client { transfer: true, ..self.clone() }
     }
 
     /// The error for a reqwest failure of a request to `url`: a timeout names its
     /// deadline, a certificate problem says so.
     pub(crate) fn request_error(&self, url: &str, e: reqwest::Error, deadline: Deadline) -> Error {
         if e.is_timeout() {
-            let (after, flag) = match deadline {
-                Deadline::Request => (self.options.request_timeout, "--registry-timeout"),
-                Deadline::Transfer => {
-                    (self.options.transfer_timeout, "--registry-transfer-timeout")
-                }
-            };
+            let (after, flag) = deadline.limit(&self.options);
             return Error::Timeout { url: url.to_string(), after, flag };
         }
         if let Some(message) = certificate_problem(&e) {
@@ -375,8 +363,11 @@ impl Client {
         Error::Transport { url: url.to_string(), source: e.without_url() }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn send_within(
+    /// Sends a request to a repository's API, authenticating on demand and retrying
+    /// transient failures (connection errors, 5xx, 429 with its `Retry-After`). A request
+    /// with a body, or from [`Client::for_transfer`], has the transfer deadline; any
+    /// other the request deadline.
+    pub(crate) async fn send(
         &self,
         repo: &Repository,
         method: Method,
@@ -384,12 +375,10 @@ impl Client {
         headers: HeaderMap,
         body: Option<BodyFactory<'_>>,
         actions: &str,
-        deadline: Deadline,
     ) -> Result<Response> {
-        let timeout = match deadline {
-            Deadline::Request => self.options.request_timeout,
-            Deadline::Transfer => self.options.transfer_timeout,
-        };
+        let deadline =
+            if body.is_some() || self.transfer { Deadline::Transfer } else { Deadline::Request };
+        let (timeout, _) = deadline.limit(&self.options);
         // The /v2/ ping names no repository, and its token no scope.
         let scope = if repo.name.is_empty() {
             String::new()

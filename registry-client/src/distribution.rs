@@ -176,7 +176,8 @@ impl Client {
                         .map_err(|e| Error::Protocol(e.to_string()))?,
                 );
             }
-            let response = self.send_transfer(repo, &url, headers).await?;
+            let response =
+                self.for_transfer().send(repo, Method::GET, &url, headers, None, "pull").await?;
             let status = response.status();
             if !status.is_success() {
                 return Err(Self::fail(&url, response).await);
