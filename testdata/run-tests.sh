@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# Runs rbuild's whole test suite: installs the reference parser the differential tests
-# compare against (a Python virtual environment; needs python3 with venv and the PyPI
-# registry), then every test of every crate. The shared corpus must be at ../shared/corpus
+# Runs rbuild's whole test suite: installs the Debian packages it needs when some are
+# missing (testdata/test-packages.txt; as root), the reference parser the differential
+# tests compare against (a Python virtual environment, from PyPI), then every test of
+# every crate. The shared corpus must be at ../shared/corpus
 # (or RBUILD_CORPUS). Ends with one line that sums up every test binary:
 # "tests: N passed, N failed". Exit status: cargo test's.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 export PATH="$HOME/.cargo/bin:$PATH"
+# The Debian packages the tests need (testdata/test-packages.txt), when some are missing.
+mapfile -t packages < <(grep -v '^#' testdata/test-packages.txt)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "run as root to install ${missing[*]}, or install them first" >&2; exit 1; }
+  bash testdata/apt-install.sh "${missing[@]}"
+fi
 bash testdata/reference/setup.sh
 # A rootless sandbox's default network (slirp4netns) opens /dev/net/tun as a normal user:
 # give the device the mode distributions' device rules give it (some VMs leave it 0600).

@@ -31,8 +31,7 @@ command -v runc >/dev/null || need+=(runc)
 for t in docker-registry skopeo umoci busybox slirp4netns; do command -v $t >/dev/null || need+=("$t"); done
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 if [ ${#need[@]} -gt 0 ]; then
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]/busybox/busybox-static}" >/dev/null
+  bash "$root/testdata/apt-install.sh" "${need[@]/busybox/busybox-static}"
 fi
 (cd "$root" && cargo build --quiet --release -p rbuild)
 rbuild="$root/target/release/rbuild"

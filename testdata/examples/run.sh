@@ -20,8 +20,7 @@ command -v slirp4netns >/dev/null || need+=(slirp4netns)
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || { echo "run as root to install ${need[*]}, or install them first" >&2; exit 1; }
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}" >/dev/null
+  bash testdata/apt-install.sh "${need[@]}"
 fi
 [ "$(id -u)" = 0 ] || { echo "rbuild build runs RUN steps in its sandbox, which needs root today" >&2; exit 1; }
 cargo build --quiet --release -p rbuild
