@@ -22,9 +22,9 @@ pub enum NetworkArg {
     /// (as BuildKit's default: the host's loopback services stay out of reach).
     #[value(alias = "bridge")]
     Default,
-    /// The host's own network, for every RUN. This gives the steps away the host's
-    /// interfaces, its loopback services (databases, admin ports, cloud metadata) and,
-    /// with raw sockets, the host's traffic.
+    /// The host's own network, for every RUN. It hands the steps the host's interfaces,
+    /// its loopback services (databases, admin ports, cloud metadata) and, with raw
+    /// sockets, the host's traffic.
     Host,
     /// Only a loopback interface.
     None,

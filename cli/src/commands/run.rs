@@ -15,9 +15,9 @@ pub enum NetworkArg {
     /// slirp4netns (as Docker's bridge: the host's loopback services stay out of reach).
     #[value(alias = "bridge")]
     Default,
-    /// The host's own network. This gives the container away the host's interfaces, its
-    /// loopback services (databases, admin ports, cloud metadata) and, with raw sockets,
-    /// the host's traffic.
+    /// The host's own network. It hands the container the host's interfaces, its loopback
+    /// services (databases, admin ports, cloud metadata) and, with raw sockets, the host's
+    /// traffic.
     Host,
     /// Only a loopback interface.
     None,
