@@ -418,6 +418,21 @@ fn the_store_is_private_and_its_setuid_files_out_of_reach() {
         walk(&r.join("snapshots")).into_iter().filter(|p| p.ends_with("suid-sh")).collect();
     assert!(!suid.is_empty(), "the layer's snapshot holds the setuid file");
     let user = AsUser::new("rbuild-confined");
+    // A rootless store is as private (its own user namespace maps its owner to root).
+    let o = user.rbuild(&["load", "-q", "-i", user.archive.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let user_ctx = tempfile::tempdir_in(user.work.path()).unwrap();
+    fs::set_permissions(user_ctx.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::copy(ctx.path().join("Dockerfile"), user_ctx.path().join("Dockerfile")).unwrap();
+    fs::set_permissions(user_ctx.path().join("Dockerfile"), fs::Permissions::from_mode(0o644))
+        .unwrap();
+    let o = user.rbuild(&["build", "-t", "suid", user_ctx.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_private(&user.store);
+    // Regression: a rootless RUN's directory (with the overlay's mode-0 work/work, and
+    // any secret file) used to stay behind.
+    let left: Vec<_> = fs::read_dir(user.store.join("containers")).unwrap().flatten().collect();
+    assert!(left.is_empty(), "sandbox directories left behind: {left:?}");
     for file in &suid {
         let o = Command::new(file).args(["sh", "-c", "id -u"]).uid_gid(user.uid, user.gid).output();
         let gained = o.as_ref().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");

@@ -481,7 +481,7 @@ pub fn remove_cache_mounts(store: &crate::store::Store) -> Result<u64> {
         }
     }
     if dir.exists() {
-        fs::remove_dir_all(&dir).map_err(io("removing", &dir))?;
+        crate::store::remove_tree(&dir).map_err(io("removing", &dir))?;
     }
     Ok(freed)
 }

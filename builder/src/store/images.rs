@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest};
 
-use super::{Store, NAME_ANNOTATION, REF_ANNOTATION};
+use super::{remove_tree, Store, NAME_ANNOTATION, REF_ANNOTATION};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 
@@ -309,16 +309,14 @@ impl Store {
         {
             if entry.file_name().to_string_lossy().starts_with(".tmp-") {
                 freed += dir_size(&entry.path());
-                fs::remove_dir_all(entry.path()).map_err(Error::io("removing", entry.path()))?;
+                remove_tree(&entry.path()).map_err(Error::io("removing", entry.path()))?;
             }
         }
         let tmp = self.root.join("tmp");
         for entry in fs::read_dir(&tmp).map_err(Error::io("listing", tmp.clone()))?.flatten() {
             freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
             let path = entry.path();
-            let removed =
-                if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
-            removed.map_err(Error::io("removing", path))?;
+            remove_tree(&path).map_err(Error::io("removing", path))?;
         }
         Ok(freed)
     }
@@ -353,9 +351,7 @@ impl Store {
             }
             freed += dir_size(&entry.path());
             let path = entry.path();
-            let removed =
-                if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
-            removed.map_err(Error::io("removing", path))?;
+            remove_tree(&path).map_err(Error::io("removing", path))?;
         }
         Ok(freed)
     }

@@ -105,6 +105,46 @@ fn private_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// Removes a file or a whole tree (nothing there is fine), also a tree whose folders deny
+/// their owner access: the kernel makes an overlay's `work/work` mode 0, and image layers
+/// may carry such folders, which `remove_dir_all` alone cannot enter as a normal user.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    };
+    if !meta.is_dir() {
+        return fs::remove_file(path);
+    }
+    match fs::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(first) => {
+            open_up(path);
+            fs::remove_dir_all(path).map_err(|_| first)
+        }
+    }
+}
+
+/// Gives the owner read, write and search on every folder under `dir` (never following a
+/// symbolic link), so that the tree can be removed.
+fn open_up(dir: &Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        if let Ok(m) = fs::symlink_metadata(&d) {
+            let mode = m.permissions().mode();
+            if m.is_dir() && mode & 0o700 != 0o700 {
+                let _ =
+                    fs::set_permissions(&d, fs::Permissions::from_mode((mode & 0o7777) | 0o700));
+            }
+        }
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            }
+        }
+    }
+}
+
 pub(crate) fn write_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp =
         tempfile::NamedTempFile::new_in(dir).map_err(Error::io("creating a file in", dir))?;

@@ -110,7 +110,7 @@ impl Store {
                     .is_ok_and(|t| t.elapsed().map_or(true, |age| age.as_secs() < 60)),
             };
             if !alive {
-                let _ = fs::remove_dir_all(e.path());
+                let _ = super::remove_tree(&e.path());
                 crate::sandbox::remove_stale_cgroups(&e.file_name().to_string_lossy());
             }
         }

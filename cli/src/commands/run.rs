@@ -206,7 +206,7 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
         tmpfs: Vec::new(),
     };
     let result = sandbox::run(&spec);
-    let _ = std::fs::remove_dir_all(&run_dir);
+    let _ = rbuild_builder::store::remove_tree(&run_dir);
     let code = result?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
