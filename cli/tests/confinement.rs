@@ -555,3 +555,24 @@ fn the_device_cgroup_allows_only_dockers_devices() {
         "no block device: {list}"
     );
 }
+
+/// Without slirp4netns the default network is refused, saying what to install or choose;
+/// the other networks work.
+#[test]
+fn without_slirp4netns_the_default_network_says_what_to_do() {
+    let a = arena();
+    let bin = assert_cmd::cargo::cargo_bin("rbuild");
+    let run = |network: Option<&str>| {
+        let mut c = Command::new(&bin);
+        c.arg("--root").arg(a.root_store.path()).arg("run").env("PATH", "/nonexistent");
+        if let Some(n) = network {
+            c.args(["--network", n]);
+        }
+        c.args(["busybox", "/bin/true"]).output().unwrap()
+    };
+    let o = run(None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(err.contains("slirp4netns") && err.contains("--network none"), "{err}");
+    assert!(run(Some("none")).status.success());
+}
