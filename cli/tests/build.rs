@@ -87,6 +87,7 @@ cases!(
     platform_flag,
     proxy_args,
     pull_base,
+    repeated_layers,
     reproducible,
     run_failure,
     run_forms,

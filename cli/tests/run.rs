@@ -444,3 +444,49 @@ fn tty_gives_the_command_a_terminal() {
     assert_eq!(o.status.code(), Some(3));
     assert!(!stdout(&o).contains("is-a-tty"), "no terminal without -t");
 }
+
+/// Images whose layers repeat (2, 100, 500 identical empty layers, and the same file
+/// layer three times) run; an image of 500 distinct layers runs (more than one page of
+/// overlay options holds), and one of 1,000 is refused up front with the reason.
+#[test]
+fn repeated_and_deep_layer_stacks() {
+    let root = store_with_busybox();
+    let r = root.path();
+    let work = tempfile::tempdir().unwrap();
+    let base = busybox_images().join("busybox-docker.tar");
+    let make = |n: usize, name: &str, kind: Option<&str>| {
+        let out = work.path().join(format!("{name}.tar"));
+        let mut c = Command::new("python3");
+        c.arg(crate::util::repo().join("testdata/images/repeat-layers.py"))
+            .arg(&base)
+            .arg(n.to_string())
+            .arg(&out)
+            .arg(name);
+        if let Some(k) = kind {
+            c.arg(k);
+        }
+        assert!(c.status().unwrap().success(), "repeat-layers.py {n} {name}");
+        ok(r, &["load", "-q", "-i", out.to_str().unwrap()]);
+    };
+    for n in [2, 100, 500] {
+        make(n, &format!("empty{n}"), None);
+        let o = run(r, &[&format!("empty{n}"), "sh", "-c", "echo runs"]);
+        assert_eq!(
+            stdout(&o).trim(),
+            "runs",
+            "{n} empty layers: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    make(3, "file3", Some("--file"));
+    assert_eq!(stdout(&run(r, &["file3", "cat", "/repeated"])).trim(), "x");
+    // The busybox layer and 499 more: 500 lower directories, overlayfs's most.
+    make(499, "distinct500", Some("--distinct"));
+    let o = run(r, &["distinct500", "sh", "-c", "ls /layers | wc -l"]);
+    assert_eq!(stdout(&o).trim(), "499", "{}", String::from_utf8_lossy(&o.stderr));
+    make(999, "distinct1000", Some("--distinct"));
+    let o = run(r, &["distinct1000", "true"]);
+    assert_ne!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("1000 distinct layers") && err.contains("at most 500"), "{err}");
+}

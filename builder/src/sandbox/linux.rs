@@ -67,6 +67,7 @@ fn write_etc(spec: &SandboxSpec, dir: &Path) -> Result<()> {
 /// Runs the command of `spec` in a sandbox and returns its exit code (128 + the signal
 /// number when a signal ended it). Needs root.
 pub fn run(spec: &SandboxSpec) -> Result<i32> {
+    super::plan::check_depth(spec).map_err(Error::Conflict)?;
     for dir in [spec.upper(), spec.work(), spec.merged()] {
         fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
     }
@@ -172,15 +173,21 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
                     }
                     Ok(()) => {}
                     Err(e) => {
+                        // The init may have failed first (and said why): then its failure
+                        // is the one to report, not the network's.
+                        let init_ended = matches!(
+                            waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
+                            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
+                        );
                         drop(go);
-                        wait_code(child);
+                        let code = if init_ended { 125 } else { wait_code(child) };
                         if let Some(s) = slirp.take() {
                             wait_code(s.stop());
                         }
                         if let Some(cgroup) = cgroup {
                             cgroup.remove();
                         }
-                        return Err(e);
+                        return if init_ended { Ok(code) } else { Err(e) };
                     }
                 }
             }
@@ -447,6 +454,151 @@ fn touch(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Mounts an overlay. nodev: device nodes in image layers (a hostile image can carry the
+/// host's disks) open nothing; /dev is its own mount, holding only the safe devices.
+///
+/// The classic `mount(2)` takes all options in one page (4 KiB), which holds about 45
+/// lower directories of the store's length: real images have more layers. So the new
+/// mount API is used, giving each lower directory on its own (`lowerdir+`, Linux 6.8);
+/// on an older kernel the classic call gets the directories' names relative to their
+/// common folder (the store's `snapshots/`), entered for the call.
+fn mount_overlay(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    userxattr: bool,
+) -> Result<()> {
+    match mount_overlay_fsconfig(lowers, upper, work, target, userxattr) {
+        Ok(()) => return Ok(()),
+        // No new mount API, or no `lowerdir+` in this kernel's overlayfs.
+        Err(nix::Error::ENOSYS | nix::Error::EINVAL) => {}
+        Err(e) => return Err(io_err("mounting the overlay on", target)(e)),
+    }
+    let parent = lowers
+        .first()
+        .and_then(|l| l.parent())
+        .filter(|p| lowers.iter().all(|l| l.parent() == Some(*p) && l.file_name().is_some()));
+    let lower: Vec<String> = match parent {
+        Some(_) => lowers
+            .iter()
+            .filter_map(|l| l.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect(),
+        None => lowers.iter().map(|p| p.display().to_string()).collect(),
+    };
+    let mut options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        upper.display(),
+        work.display()
+    );
+    if userxattr {
+        options.push_str(",userxattr");
+    }
+    let here = std::env::current_dir().ok();
+    if let Some(p) = parent {
+        nix::unistd::chdir(p).map_err(io_err("entering", p))?;
+    }
+    let mounted =
+        mount(Some("overlay"), target, Some("overlay"), MsFlags::MS_NODEV, Some(options.as_str()));
+    if let Some(here) = here {
+        let _ = nix::unistd::chdir(&here);
+    }
+    mounted.map_err(|e| {
+        let e = io_err("mounting the overlay on", target)(e);
+        if options.len() >= 4096 {
+            Error::Conflict(format!(
+                "{e}: this kernel takes at most one page of overlay options, too few for {} layers (Linux 6.8 and later take any number up to 500)",
+                lowers.len()
+            ))
+        } else {
+            e
+        }
+    })
+}
+
+/// The new mount API: `fsopen("overlay")`, one `fsconfig` per option, `fsmount` (nodev),
+/// `move_mount` onto `target`.
+fn mount_overlay_fsconfig(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    userxattr: bool,
+) -> nix::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    const FSCONFIG_SET_FLAG: u32 = 0;
+    const FSCONFIG_SET_STRING: u32 = 1;
+    const FSCONFIG_CMD_CREATE: u32 = 6;
+    const MOUNT_ATTR_NODEV: u32 = 0x4;
+    const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+    let cstr = |b: &[u8]| CString::new(b).map_err(|_| nix::Error::EINVAL);
+    let fd_of = |rc: nix::libc::c_long| -> nix::Result<OwnedFd> {
+        if rc < 0 {
+            return Err(nix::Error::last());
+        }
+        // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(rc as i32) })
+    };
+    let name = cstr(b"overlay")?;
+    // SAFETY: fsopen takes a NUL-terminated file system name and flags.
+    let fs = fd_of(unsafe { nix::libc::syscall(nix::libc::SYS_fsopen, name.as_ptr(), 0u32) })?;
+    let config = |cmd: u32, key: Option<&CString>, value: Option<&CString>| -> nix::Result<()> {
+        let key = key.map_or(std::ptr::null(), |k| k.as_ptr());
+        let value = value.map_or(std::ptr::null(), |v| v.as_ptr());
+        // SAFETY: fsconfig on our fs context with NUL-terminated key and value (or null
+        // where the command takes none); the kernel copies them.
+        let rc = unsafe {
+            nix::libc::syscall(nix::libc::SYS_fsconfig, fs.as_raw_fd(), cmd, key, value, 0)
+        };
+        if rc < 0 {
+            Err(nix::Error::last())
+        } else {
+            Ok(())
+        }
+    };
+    let lower_key = cstr(b"lowerdir+")?;
+    for l in lowers {
+        config(FSCONFIG_SET_STRING, Some(&lower_key), Some(&cstr(l.as_os_str().as_bytes())?))?;
+    }
+    config(
+        FSCONFIG_SET_STRING,
+        Some(&cstr(b"upperdir")?),
+        Some(&cstr(upper.as_os_str().as_bytes())?),
+    )?;
+    config(
+        FSCONFIG_SET_STRING,
+        Some(&cstr(b"workdir")?),
+        Some(&cstr(work.as_os_str().as_bytes())?),
+    )?;
+    if userxattr {
+        config(FSCONFIG_SET_FLAG, Some(&cstr(b"userxattr")?), None)?;
+    }
+    config(FSCONFIG_CMD_CREATE, None, None)?;
+    // SAFETY: fsmount of our configured context, with mount attribute flags.
+    let mnt = fd_of(unsafe {
+        nix::libc::syscall(nix::libc::SYS_fsmount, fs.as_raw_fd(), 0u32, MOUNT_ATTR_NODEV)
+    })?;
+    let empty = cstr(b"")?;
+    let to = cstr(target.as_os_str().as_bytes())?;
+    // SAFETY: move_mount of the detached mount (by descriptor, empty path) onto `target`.
+    let rc = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            empty.as_ptr(),
+            nix::libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(nix::Error::last());
+    }
+    Ok(())
+}
+
 /// Remounts the bind mount at `target` with `extra` flags added to those it has. A user
 /// namespace may not clear flags that the source's mount has (they are locked), so they
 /// are read first and kept.
@@ -480,27 +632,10 @@ fn apply(step: &MountStep) -> Result<()> {
                 .map_err(io_err("making private", Path::new("/")))
         }
         MountStep::Overlay { lowers, upper, work, target, userxattr } => {
-            let lower: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
-            let options = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lower.join(":"),
-                upper.display(),
-                work.display()
-            );
-            let options = if *userxattr { format!("{options},userxattr") } else { options };
             for dir in [upper, work, target] {
                 mkdirs(dir)?;
             }
-            // nodev: device nodes in image layers (a hostile image can carry the host's
-            // disks) open nothing; /dev is its own mount, holding only the safe devices.
-            mount(
-                Some("overlay"),
-                target,
-                Some("overlay"),
-                MsFlags::MS_NODEV,
-                Some(options.as_str()),
-            )
-            .map_err(io_err("mounting the overlay on", target))
+            mount_overlay(lowers, upper, work, target, *userxattr)
         }
         MountStep::Bind { source, target, readonly, file, device } => {
             if *file {

@@ -88,6 +88,33 @@ pub const MASKED_PATHS: &[&str] = &[
 pub const READONLY_PATHS: &[&str] =
     &["proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"];
 
+/// The most lower directories overlayfs stacks (the kernel's `OVL_MAX_STACK`).
+pub const MAX_LAYERS: usize = 500;
+
+/// Refuses, up front, a layer stack deeper than overlayfs takes.
+pub fn check_depth(spec: &SandboxSpec) -> Result<(), String> {
+    let stacks = std::iter::once(&spec.lowers).chain(spec.layer_mounts.iter().map(|m| &m.lowers));
+    for stack in stacks {
+        let n = overlay_lowers(stack).len();
+        if n > MAX_LAYERS {
+            return Err(format!(
+                "the image has {n} distinct layers, and overlayfs stacks at most {MAX_LAYERS} (rbuild does not merge layers yet): squash the image, or build it with fewer steps"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The lower directories of an overlay for a layer stack given lowest first: topmost
+/// first, as overlayfs takes them, and each directory once. An image may repeat a layer
+/// (two empty layers, the same RUN twice), and overlayfs refuses a directory given twice.
+/// Keeping only a layer's topmost place changes nothing: every entry, whiteout or opaque
+/// folder the lower copy has, the upper copy has too, and it is found first.
+pub fn overlay_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    lowers.iter().rev().filter(|p| seen.insert(*p)).cloned().collect()
+}
+
 /// Computes the mount plan for a spec. `etc_dir` holds the generated `hosts`,
 /// `resolv.conf` and `hostname` files; `rootless` when the sandbox runs in a user
 /// namespace.
@@ -96,7 +123,7 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
     let mut steps = vec![
         MountStep::PrivateRoot,
         MountStep::Overlay {
-            lowers: spec.lowers.iter().rev().cloned().collect(),
+            lowers: overlay_lowers(&spec.lowers),
             upper: spec.upper(),
             work: spec.work(),
             target: root.clone(),
@@ -155,7 +182,7 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
     for m in &spec.layer_mounts {
         let merged = m.dir.join("merged");
         steps.push(MountStep::Overlay {
-            lowers: m.lowers.iter().rev().cloned().collect(),
+            lowers: overlay_lowers(&m.lowers),
             upper: m.dir.join("upper"),
             work: m.dir.join("work"),
             target: merged.clone(),
@@ -184,6 +211,16 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
 mod tests {
     use super::*;
     use crate::sandbox::spec::{LayerMount, Network, TmpfsMount, Volume};
+
+    #[test]
+    fn a_repeated_layer_is_stacked_once_at_its_topmost_place() {
+        let l = |n: &str| PathBuf::from(format!("/s/{n}"));
+        assert_eq!(
+            overlay_lowers(&[l("a"), l("b"), l("a"), l("c"), l("c")]),
+            [l("c"), l("a"), l("b")],
+            "topmost first; a's and c's lower copies dropped"
+        );
+    }
 
     #[test]
     fn plan_order_and_content() {
