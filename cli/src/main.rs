@@ -158,6 +158,7 @@ fn main() -> ExitCode {
         Command::Build(args) => store().and_then(|s| commands::build::run(&s, args)),
         Command::Sandbox { spec, parent } => commands::build::sandbox_helper(&spec, parent),
     };
+    rbuild_builder::store::remove_process_dirs();
     match result {
         Ok(code) => code,
         Err(err) => {

@@ -148,3 +148,107 @@ fn loads_killed_at_random_moments_leave_a_consistent_store() {
     let inspect: Value = serde_json::from_str(&ok(&root, &["inspect", "big"])).unwrap();
     assert_eq!(inspect[0]["RepoTags"], serde_json::json!(["big:latest"]));
 }
+
+/// What is in `tmp/` and `snapshots/.tmp-*`: the folders of processes (live or dead) and
+/// anything else.
+fn leftovers(root: &Path) -> Vec<String> {
+    let mut out: Vec<String> = fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| format!("tmp/{}", e.file_name().to_string_lossy()))
+        .collect();
+    out.extend(
+        fs::read_dir(root.join("snapshots"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".tmp-"))
+            .map(|n| format!("snapshots/{n}")),
+    );
+    out
+}
+
+/// Ten builds killed (SIGKILL) at moments spread over their COPY of 200 files leave their
+/// half-made things behind; the next `rbuild images` removes them all, while a build that
+/// is still running keeps its own and finishes.
+#[test]
+fn leftovers_of_killed_builds_go_with_the_next_rbuild_but_a_live_build_keeps_its_own() {
+    use std::os::unix::process::ExitStatusExt;
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    ok(r, &["load", "-q", "-i", busybox_images().join("busybox-oci.tar").to_str().unwrap()]);
+    let ctx = tempfile::tempdir().unwrap();
+    fs::create_dir(ctx.path().join("data")).unwrap();
+    for i in 0..200 {
+        let body: Vec<u8> = (0..64 * 1024).map(|b| ((b * 31 + i * 7) % 251) as u8).collect();
+        fs::write(ctx.path().join("data").join(format!("f{i}")), body).unwrap();
+    }
+    fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nCOPY data /data\nRUN sleep 2\n")
+        .unwrap();
+    let context = ctx.path().to_str().unwrap();
+    let mut killed_with_leftovers = 0;
+    for trial in 0..10u64 {
+        let mut child = rbuild()
+            .arg("--root")
+            .arg(r)
+            .args(["build", "--no-cache", "--progress", "plain", context])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Moments from the start of the COPY to the RUN: 0 to 450 ms after the build's
+        // folder appears.
+        let started = std::time::Instant::now();
+        while leftovers(r).is_empty() && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let wait = Duration::from_millis(trial * 50);
+        println!(
+            "trial {trial}: SIGKILL {} ms after the build's folder appeared",
+            wait.as_millis()
+        );
+        std::thread::sleep(wait);
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        if status.signal().is_some() && !leftovers(r).is_empty() {
+            killed_with_leftovers += 1;
+        }
+    }
+    assert!(
+        killed_with_leftovers >= 5,
+        "the killed builds left something to clean: {killed_with_leftovers}"
+    );
+    assert!(!leftovers(r).is_empty());
+
+    // A live build, in its RUN (after its COPY made its folder), when `rbuild images` runs.
+    let live = rbuild()
+        .arg("--root")
+        .arg(r)
+        .args(["build", "--no-cache", "-t", "live", context])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let live_dir = format!("tmp/proc-{}-", live.id());
+    while !leftovers(r).iter().any(|l| l.starts_with(&live_dir))
+        || fs::read_dir(r.join("containers")).unwrap().count() == 0
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the live build did not reach its RUN"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ok(r, &["images"]);
+    let left = leftovers(r);
+    assert!(
+        left.iter().all(|l| l.starts_with(&live_dir)),
+        "only the live build's folder stays: {left:?}"
+    );
+    assert!(!left.is_empty(), "the live build's folder was not touched");
+    let out = live.wait_with_output().unwrap();
+    assert!(out.status.success(), "the live build: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(leftovers(r), Vec::<String>::new(), "a build that ends removes its folder");
+    check_store(r);
+}

@@ -94,7 +94,7 @@ impl Store {
         fs::create_dir_all(&dir).map_err(crate::Error::io("creating", dir.clone()))?;
         let bytes = serde_json::to_vec(record).map_err(crate::Error::json("cache record"))?;
         crate::store::write_atomically(
-            &self.root().join("tmp"),
+            &self.tmp_dir(),
             &dir.join(format!("{}.json", key.0)),
             &bytes,
         )

@@ -258,8 +258,8 @@ pub(super) fn copy(
     };
     let tmp_downloads = tempfile::Builder::new()
         .prefix("download-")
-        .tempdir_in(shared.store.root().join("tmp"))
-        .map_err(Error::io("creating a directory in", shared.store.root().join("tmp")))?;
+        .tempdir_in(shared.store.tmp_dir())
+        .map_err(Error::io("creating a directory in", shared.store.tmp_dir()))?;
 
     // What goes where.
     let mut items: Vec<Item> = Vec::new();

@@ -146,8 +146,9 @@ pub(super) fn prepare(
                     continue;
                 }
                 if !data.exists() {
-                    // Made beside and renamed, so a half-made cache directory is never used.
-                    let tmp = base.join(format!(".tmp-{name}-{}", std::process::id()));
+                    fs::create_dir_all(&base).map_err(io("creating", &base))?;
+                    // Made aside and renamed, so a half-made cache directory is never used.
+                    let tmp = shared.store.tmp_dir().join(format!("cache-mount-{name}"));
                     make_dir(&tmp, mode, uid, gid)?;
                     if let Some((view, parts, _)) = &seed {
                         copy_tree(view, parts, &tmp)?;
@@ -481,7 +482,7 @@ pub fn remove_cache_mounts(store: &crate::store::Store) -> Result<u64> {
         }
     }
     if dir.exists() {
-        crate::store::remove_tree(&dir).map_err(io("removing", &dir))?;
+        store.remove_dir_aside(&dir).map_err(io("removing", &dir))?;
     }
     Ok(freed)
 }

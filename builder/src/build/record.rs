@@ -54,7 +54,7 @@ impl Store {
         let dir = self.root().join("builds");
         fs::create_dir_all(&dir).map_err(Error::io("creating", dir))?;
         let bytes = serde_json::to_vec(record).map_err(Error::json("build record"))?;
-        crate::store::write_atomically(&self.root().join("tmp"), &path, &bytes)
+        crate::store::write_atomically(&self.tmp_dir(), &path, &bytes)
     }
 
     /// The record of the build that made `image_id`, if it was built here.

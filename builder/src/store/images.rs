@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, Digest, ImageConfiguration, ImageIndex, ImageManifest};
 
-use super::{remove_tree, Store, NAME_ANNOTATION, REF_ANNOTATION};
+use super::{Store, NAME_ANNOTATION, REF_ANNOTATION};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 
@@ -52,7 +52,7 @@ pub struct RemoveReport {
 }
 
 /// Bytes in the files under `path`, without following symbolic links.
-fn dir_size(path: &std::path::Path) -> u64 {
+pub(crate) fn dir_size(path: &std::path::Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
@@ -301,23 +301,10 @@ impl Store {
                 fs::remove_file(entry.path()).map_err(Error::io("removing", entry.path()))?;
             }
         }
-        // Nothing else writes while the collector lock is held, so whatever is in tmp/ (or
-        // a half-made snapshot) was left by a process that died.
-        let snapshots = self.root.join("snapshots");
-        for entry in
-            fs::read_dir(&snapshots).map_err(Error::io("listing", snapshots.clone()))?.flatten()
-        {
-            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-                freed += dir_size(&entry.path());
-                remove_tree(&entry.path()).map_err(Error::io("removing", entry.path()))?;
-            }
-        }
-        let tmp = self.root.join("tmp");
-        for entry in fs::read_dir(&tmp).map_err(Error::io("listing", tmp.clone()))?.flatten() {
-            freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
-            let path = entry.path();
-            remove_tree(&path).map_err(Error::io("removing", path))?;
-        }
+        // No other process holds the store while the collector lock is held: what is in
+        // tmp/ (but the folders of live processes that do not hold it) and half-made
+        // snapshots were left by processes that died.
+        freed += self.sweep(true);
         Ok(freed)
     }
 
@@ -351,7 +338,8 @@ impl Store {
             }
             freed += dir_size(&entry.path());
             let path = entry.path();
-            remove_tree(&path).map_err(Error::io("removing", path))?;
+            // Renamed aside first: a snapshot is whole under its name, or gone.
+            self.remove_dir_aside(&path).map_err(Error::io("removing", path))?;
         }
         Ok(freed)
     }

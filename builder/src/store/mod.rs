@@ -7,19 +7,26 @@
 //!                          io.containerd.image.name), plus untagged images
 //! ROOT/blobs/sha256/HEX    manifests, configs and layers, immutable
 //! ROOT/snapshots/HEX       one layer extracted, keyed by its diff ID (overlayfs lower dir)
-//! ROOT/tmp/                blobs being written; renamed into blobs/ once verified
+//! ROOT/tmp/proc-PID-RAND/  one folder per process: blobs being written, snapshots being
+//!                          extracted, files on their way to a rename; `.lock` in it is
+//!                          locked by its process for as long as it lives
+//! ROOT/containers/ID/      a sandbox's run directory (upper layer, secrets), with `pid`
 //! ROOT/blob-sources.json   registry repositories known to hold each blob (for mounts)
 //! ROOT/lock                serialises index.json updates
 //! ROOT/gc.lock             shared by every command using the store, exclusive for
 //!                          garbage collection
 //! ```
 //!
-//! Crash safety: a blob is written to `tmp/`, hashed on the way, checked against the digest
+//! Crash safety: nothing appears under its final name before it is complete. A blob is
+//! written in the process's `tmp/` folder, hashed on the way, checked against the digest
 //! it was announced with, synced, then renamed into place, so a blob file is either absent
-//! or complete. `index.json` is replaced the same way, under `lock`. Writers hold `gc.lock`
-//! shared while they work, so garbage collection (which takes it exclusively) never removes
-//! a blob that a concurrent `load` has written but not yet named; it also clears `tmp/`,
-//! which only a killed process can have left behind then.
+//! or complete. A snapshot is extracted there and renamed into `snapshots/` once whole;
+//! removing one renames it back into `tmp/` first. `index.json` is replaced by rename
+//! under `lock`. Writers hold `gc.lock` shared while they work, so garbage collection
+//! (which takes it exclusively) never removes a blob that a concurrent `load` has written
+//! but not yet named. Whatever a killed process leaves (its `tmp/` folder, its sandbox
+//! directories) is removed by the next rbuild that opens the store, which can tell a dead
+//! owner from a live one by the folder's lock (or the directory's `pid`).
 
 mod images;
 mod snapshots;
@@ -105,6 +112,63 @@ fn private_dir(dir: &Path) -> Result<()> {
     }
 }
 
+/// This process's folders under the `tmp/` of each store it opened: (store root, folder,
+/// its locked lock file).
+static PROCESS_DIRS: std::sync::Mutex<Vec<(PathBuf, PathBuf, File)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Removes this process's own folders of [`Store::tmp_dir`] (what is left in them was
+/// not kept). For a program's end; a process that ends otherwise leaves them to the next
+/// rbuild.
+pub fn remove_process_dirs() {
+    let dirs = PROCESS_DIRS.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
+    for (_, dir, lock) in dirs {
+        let _ = remove_tree(&dir);
+        drop(lock);
+    }
+}
+
+/// The name of every process's own folder under `tmp/` starts so.
+const PROCESS_DIR_PREFIX: &str = "proc-";
+
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Random bytes from the kernel (a name that no other process picks).
+fn getrandom_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut f = File::open("/dev/urandom")?;
+    f.read_exact(buf)
+}
+
+/// Makes `tmp/proc-<pid>-<random>/` with its lock file, locked.
+fn make_process_dir(tmp: &Path) -> io::Result<(PathBuf, File)> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = tmp.join(format!("{PROCESS_DIR_PREFIX}{}-{}", std::process::id(), random_suffix()));
+    fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join(".lock"))?;
+    lock.lock()?;
+    Ok((dir, lock))
+}
+
+/// Whether the process that made a folder of `tmp/` is gone: its lock can be taken, or it
+/// never made one and the folder is over a minute old.
+fn owner_is_gone(dir: &Path) -> bool {
+    match File::options().write(true).open(dir.join(".lock")) {
+        Ok(f) => f.try_lock().is_ok(),
+        Err(_) => fs::metadata(dir)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60)),
+    }
+}
+
 /// Removes a file or a whole tree (nothing there is fine), also a tree whose folders deny
 /// their owner access: the kernel makes an overlay's `work/work` mode 0, and image layers
 /// may carry such folders, which `remove_dir_all` alone cannot enter as a normal user.
@@ -184,6 +248,7 @@ impl Store {
         }
         let store = Store { root };
         store.clean_containers();
+        store.remove_leftovers();
         let layout = store.root.join("oci-layout");
         if !layout.exists() {
             write_atomically(&store.tmp_dir(), &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -207,8 +272,78 @@ impl Store {
         &self.root
     }
 
-    fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+    /// This process's own folder for things being made (blobs being written, snapshots
+    /// being extracted, files on their way to a rename), `tmp/proc-<pid>-<random>/`. It
+    /// holds a lock file that the process keeps locked until it exits, however it exits:
+    /// whoever can take that lock knows the folder's owner is gone and removes the folder
+    /// ([`Store::open`] does, for every rbuild). Everything made here reaches its final
+    /// name only by a rename within the store's file system.
+    pub fn tmp_dir(&self) -> PathBuf {
+        let shared = self.root.join("tmp");
+        let Ok(mut dirs) = PROCESS_DIRS.lock() else { return shared };
+        if let Some((_, dir, _)) = dirs.iter().find(|(root, _, _)| *root == self.root) {
+            return dir.clone();
+        }
+        match make_process_dir(&shared) {
+            Ok((dir, lock)) => {
+                dirs.push((self.root.clone(), dir.clone(), lock));
+                dir
+            }
+            Err(e) => {
+                tracing::warn!("making this process's folder in {}: {e}", shared.display());
+                shared
+            }
+        }
+    }
+
+    /// Removes what dead processes left: their folders under `tmp/` (see
+    /// [`Store::tmp_dir`]), and, when no other process uses the store at all, anything
+    /// else there and the half-made snapshots (`snapshots/.tmp-*`) of older rbuilds.
+    /// Never touches what a live process uses. Returns the bytes freed.
+    pub fn remove_leftovers(&self) -> u64 {
+        // Nobody holds the store (not even shared): everything in tmp/ is a leftover.
+        let alone = self.lock_file("gc.lock").ok().filter(|f| f.try_lock().is_ok());
+        self.sweep(alone.is_some())
+    }
+
+    /// [`Store::remove_leftovers`], told whether no other process uses the store.
+    pub(crate) fn sweep(&self, alone: bool) -> u64 {
+        let tmp = self.root.join("tmp");
+        let mut freed = 0;
+        for entry in fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let dead =
+                if name.starts_with(PROCESS_DIR_PREFIX) { owner_is_gone(&path) } else { alone };
+            if dead {
+                freed += images::dir_size(&path);
+                let _ = remove_tree(&path);
+            }
+        }
+        if alone {
+            let snapshots = self.root.join("snapshots");
+            for entry in fs::read_dir(&snapshots).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                    freed += images::dir_size(&entry.path());
+                    let _ = remove_tree(&entry.path());
+                }
+            }
+        }
+        freed
+    }
+
+    /// Removes a folder of the store (a snapshot, a cache mount) so that no crash at any
+    /// moment leaves part of it under its name: it is renamed into this process's
+    /// [`Store::tmp_dir`] first, then removed (a process killed meanwhile leaves it
+    /// there, for the next rbuild to remove).
+    pub fn remove_dir_aside(&self, path: &Path) -> io::Result<()> {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let aside = self.tmp_dir().join(format!("removing-{name}-{}", random_suffix()));
+        match fs::rename(path, &aside) {
+            Ok(()) => remove_tree(&aside),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn lock_file(&self, name: &str) -> Result<File> {
@@ -459,10 +594,19 @@ mod tests {
             Err(Error::DigestMismatch { .. })
         ));
         assert!(!store.has_blob(&crate::digest::sha256(b"hello!")));
+        let own = store.tmp_dir();
+        assert_eq!(
+            fs::read_dir(&own)
+                .unwrap()
+                .filter(|e| e.as_ref().is_ok_and(|e| e.file_name() != ".lock"))
+                .count(),
+            0,
+            "no leftovers in this process's folder of tmp/"
+        );
         assert_eq!(
             fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-            0,
-            "no leftovers in tmp/"
+            1,
+            "only this process's folder in tmp/"
         );
         // A corrupted blob is caught on read.
         fs::write(store.blob_path(&d), b"jello").unwrap();

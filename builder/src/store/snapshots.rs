@@ -24,10 +24,7 @@ impl Store {
         if dest.is_dir() {
             return Ok(dest);
         }
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempdir_in(&dir)
-            .map_err(Error::io("creating a directory in", dir.clone()))?;
+        let tmp = self.snapshot_tempdir()?;
         let mut plain = HashingReader::new(decompress(self.open_blob(layer)?)?);
         let options = ApplyOptions { whiteouts: WhiteoutMode::Overlay, ..ApplyOptions::default() };
         apply_layer(&mut plain, tmp.path(), options)?;
@@ -63,13 +60,13 @@ impl Store {
             .collect()
     }
 
-    /// A new, empty directory beside the snapshots, to become one with
-    /// [`Store::adopt_snapshot`] (removed when dropped, or by garbage collection after a
-    /// crash).
+    /// A new, empty directory in this process's [`Store::tmp_dir`] (on the snapshots'
+    /// file system), to become a snapshot with [`Store::adopt_snapshot`] (removed when
+    /// dropped, or by the next rbuild after a crash).
     pub fn snapshot_tempdir(&self) -> Result<tempfile::TempDir> {
-        let dir = self.root.join("snapshots");
+        let dir = self.tmp_dir();
         tempfile::Builder::new()
-            .prefix(".tmp-")
+            .prefix("snapshot-")
             .tempdir_in(&dir)
             .map_err(Error::io("creating a directory in", dir))
     }

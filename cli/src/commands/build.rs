@@ -158,7 +158,7 @@ fn export(store: &Store, image_id: &str, tags: &[Reference], output: &Output) ->
         Output::Tar(dest) => {
             let tmp = tempfile::Builder::new()
                 .prefix("export-")
-                .tempdir_in(store.root().join("tmp"))
+                .tempdir_in(store.tmp_dir())
                 .context("making a directory for the export")?;
             let root = tmp.path().join("rootfs");
             let empty = tmp.path().join("empty");
@@ -365,7 +365,7 @@ fn key_values(items: &[String], what: &str) -> Result<BTreeMap<String, String>> 
 fn context_from_stdin(store: &Store) -> Result<tempfile::TempDir> {
     let dir = tempfile::Builder::new()
         .prefix("context-")
-        .tempdir_in(store.root().join("tmp"))
+        .tempdir_in(store.tmp_dir())
         .context("making a directory for the context")?;
     let stdin = std::io::stdin();
     let reader =
