@@ -63,6 +63,10 @@ enum Command {
     Prune(commands::image::PruneArgs),
     /// Show the space the store uses.
     Du,
+    /// Check the store: blobs against their digests, images against their blobs, names
+    /// against images, layer snapshots against what they held when made. Exits 1 when
+    /// something is wrong (and, with --repair, could not be mended).
+    Fsck(commands::image::FsckArgs),
     /// Download an image from a registry into the store.
     Pull(commands::registry::PullArgs),
     /// Upload an image from the store to a registry.
@@ -150,6 +154,7 @@ fn main() -> ExitCode {
         Command::Load(args) => store().and_then(|s| image::load(&s, args)),
         Command::Prune(args) => store().and_then(|s| image::prune(&s, args)),
         Command::Du => store().and_then(|s| image::du(&s)),
+        Command::Fsck(args) => store().and_then(|s| image::fsck(&s, args)),
         Command::Pull(args) => store().and_then(|s| commands::registry::pull(&s, args)),
         Command::Push(args) => store().and_then(|s| commands::registry::push(&s, args)),
         Command::Login(args) => commands::registry::login(args),

@@ -252,3 +252,126 @@ fn leftovers_of_killed_builds_go_with_the_next_rbuild_but_a_live_build_keeps_its
     assert_eq!(leftovers(r), Vec::<String>::new(), "a build that ends removes its folder");
     check_store(r);
 }
+
+/// A store holding busybox and `big` (a RUN layer of 50 files), for the fsck tests.
+fn store_with_big() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    ok(r, &["load", "-q", "-i", busybox_images().join("busybox-oci.tar").to_str().unwrap()]);
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN mkdir /data && for i in $(seq 50); do echo $i > /data/f$i; done\n",
+    )
+    .unwrap();
+    ok(r, &["build", "-q", "-t", "big", ctx.path().to_str().unwrap()]);
+    root
+}
+
+/// The digest (hex) of `name`'s manifest, config and top layer.
+fn blobs_of(r: &Path, name: &str) -> (String, String, String) {
+    let index: Value = serde_json::from_slice(&fs::read(r.join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| {
+            d["annotations"]["io.containerd.image.name"].as_str().is_some_and(|n| n.contains(name))
+        })
+        .unwrap_or_else(|| panic!("{name} in {index}"));
+    let hex = |d: &Value| d.as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let manifest_hex = hex(&entry["digest"]);
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(r.join("blobs/sha256").join(&manifest_hex)).unwrap())
+            .unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    (manifest_hex, hex(&manifest["config"]["digest"]), hex(&layers[layers.len() - 1]["digest"]))
+}
+
+fn fsck(r: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let mut all = vec!["fsck"];
+    all.extend_from_slice(args);
+    let o = rbuild_in(r, &all);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+/// `rbuild fsck` finds a flipped byte in a blob, a deleted blob, a file deleted from a
+/// snapshot, a truncated manifest and a name whose image is gone; `--repair` mends the
+/// store so that a second `fsck` is clean and every image left runs with all its files.
+#[test]
+fn fsck_finds_each_kind_of_damage_and_repair_mends_it() {
+    type Damage = fn(&Path);
+    let cases: [(&str, Damage, &str); 5] = [
+        (
+            "a flipped byte in a layer blob",
+            |r| {
+                let (_, _, layer) = blobs_of(r, "big");
+                let p = r.join("blobs/sha256").join(layer);
+                let mut b = fs::read(&p).unwrap();
+                let mid = b.len() / 2;
+                b[mid] ^= 1;
+                fs::write(&p, b).unwrap();
+            },
+            "does not match its digest",
+        ),
+        (
+            "a deleted config blob",
+            |r| {
+                let (_, config, _) = blobs_of(r, "big");
+                fs::remove_file(r.join("blobs/sha256").join(config)).unwrap();
+            },
+            "its config sha256:",
+        ),
+        (
+            "a file deleted from a snapshot",
+            |r| {
+                let (_, _, layer) = blobs_of(r, "big");
+                // A built layer is a plain tar: its digest is its diff ID.
+                fs::remove_file(r.join("snapshots").join(layer).join("data/f7")).unwrap();
+            },
+            "entries and",
+        ),
+        (
+            "a truncated manifest",
+            |r| {
+                let (manifest, _, _) = blobs_of(r, "big");
+                let p = r.join("blobs/sha256").join(manifest);
+                let b = fs::read(&p).unwrap();
+                fs::write(&p, &b[..b.len() / 2]).unwrap();
+            },
+            "its manifest",
+        ),
+        (
+            "a name whose image is gone",
+            |r| {
+                let (manifest, _, _) = blobs_of(r, "big");
+                fs::remove_file(r.join("blobs/sha256").join(manifest)).unwrap();
+            },
+            "image docker.io/library/big:latest: its manifest",
+        ),
+    ];
+    for (what, damage, finding) in cases {
+        let root = store_with_big();
+        let r = root.path();
+        assert_eq!(fsck(r, &[]).0, Some(0), "{what}: a sound store first");
+        damage(r);
+        let (code, out) = fsck(r, &[]);
+        assert_eq!(code, Some(1), "{what}: fsck must fail:\n{out}");
+        assert!(out.contains(finding), "{what}: fsck should say {finding:?}:\n{out}");
+        let (code, out) = fsck(r, &["--repair"]);
+        assert_eq!(code, Some(0), "{what}: --repair:\n{out}");
+        let (code, out) = fsck(r, &["--full"]);
+        assert_eq!(code, Some(0), "{what}: clean after --repair:\n{out}");
+        // Every image left runs with all its files.
+        let names = ok(r, &["images", "--format", "json"]);
+        assert!(names.contains("busybox"), "{what}: busybox stays: {names}");
+        if names.contains("big") {
+            let n = ok(r, &["run", "big", "sh", "-c", "ls /data | wc -l"]);
+            assert_eq!(n.trim(), "50", "{what}: big runs whole");
+        }
+        assert_eq!(ok(r, &["run", "busybox", "echo", "ok"]).trim(), "ok", "{what}");
+    }
+}

@@ -28,6 +28,7 @@
 //! directories) is removed by the next rbuild that opens the store, which can tell a dead
 //! owner from a live one by the folder's lock (or the directory's `pid`).
 
+mod fsck;
 mod images;
 mod snapshots;
 mod sources;
@@ -40,6 +41,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::image::{Descriptor, Digest, DigestAlgorithm};
 use serde::de::DeserializeOwned;
 
+pub use fsck::{summarize, FsckOptions, FsckReport, Problem, TreeSummary};
 pub use images::{Image, ImageEntry, RemoveReport};
 
 use crate::digest::HashingWriter;
@@ -92,6 +94,7 @@ const STORE_DIRS: &[&str] = &[
     "context-cache",
     "logs",
     "builds",
+    "snapshot-records",
 ];
 
 /// Makes `dir` (its parent exists) with mode 0700, or takes group and others' access off
@@ -472,6 +475,14 @@ impl Store {
     /// written back atomically.
     pub fn update_index<R>(&self, f: impl FnOnce(&mut Vec<Descriptor>) -> Result<R>) -> Result<R> {
         let _writer = self.in_use()?;
+        self.update_index_exclusive(f)
+    }
+
+    /// [`Store::update_index`] for a caller that holds the store exclusively already.
+    pub(crate) fn update_index_exclusive<R>(
+        &self,
+        f: impl FnOnce(&mut Vec<Descriptor>) -> Result<R>,
+    ) -> Result<R> {
         let _lock = self.lock()?;
         let mut manifests = self.index()?;
         let out = f(&mut manifests)?;

@@ -19,6 +19,11 @@ impl Store {
     /// Creating whiteouts needs root.
     pub fn snapshot(&self, layer: &Digest, diff_id: &Digest) -> Result<PathBuf> {
         let _in_use = self.in_use()?;
+        self.make_snapshot(layer, diff_id)
+    }
+
+    /// [`Store::snapshot`] for a caller that holds the store already.
+    pub(crate) fn make_snapshot(&self, layer: &Digest, diff_id: &Digest) -> Result<PathBuf> {
         let dir = self.root.join("snapshots");
         let dest = dir.join(diff_id.digest());
         if dest.is_dir() {
@@ -32,6 +37,7 @@ impl Store {
         if actual != *diff_id {
             return Err(Error::DigestMismatch { expected: diff_id.clone(), actual });
         }
+        self.record_snapshot(tmp.path(), diff_id.digest())?;
         let made = tmp.keep();
         if let Err(e) = fs::rename(&made, &dest) {
             // Another process made the same snapshot first: use theirs.
@@ -78,6 +84,7 @@ impl Store {
         if dest.is_dir() {
             return Ok(dest);
         }
+        self.record_snapshot(dir, diff_id.digest())?;
         if let Err(e) = fs::rename(dir, &dest) {
             if !dest.is_dir() {
                 return Err(Error::Io { action: "renaming into", path: dest, source: e });

@@ -131,6 +131,21 @@ pub struct PruneArgs {
     cache_mounts: bool,
 }
 
+/// Arguments of `rbuild fsck`.
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Also compare every layer snapshot with its layer extracted again from its blob,
+    /// file contents included (slower; without it, a snapshot is compared with the record
+    /// of its files made when it was extracted).
+    #[arg(long)]
+    full: bool,
+    /// Mend what can be mended: remove corrupt blobs, extract broken snapshots again, and
+    /// remove images (and their names) whose blobs are gone, since they cannot be made
+    /// whole here (pull or build them again).
+    #[arg(long)]
+    repair: bool,
+}
+
 fn short_id(image: &Image, no_trunc: bool) -> String {
     let hex = image.id().digest();
     if no_trunc {
@@ -506,6 +521,32 @@ pub fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
     freed += store.remove_snapshots(args.all)?;
     println!("Deleted {removed} untagged images; total reclaimed space: {}", human::size(freed));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild fsck`.
+pub fn fsck(store: &Store, args: FsckArgs) -> Result<ExitCode> {
+    let options = rbuild_builder::store::FsckOptions { full: args.full, repair: args.repair };
+    let report = store.fsck(options)?;
+    for p in &report.problems {
+        match &p.repaired {
+            Some(done) => println!("{}: {done}", p.what),
+            None => println!("{}", p.what),
+        }
+    }
+    println!(
+        "checked {} blobs, {} images, {} snapshots: {}",
+        report.blobs,
+        report.images,
+        report.snapshots,
+        if report.problems.is_empty() {
+            "no problem".to_string()
+        } else if report.sound() {
+            format!("{} problems, all mended", report.problems.len())
+        } else {
+            format!("{} problems", report.problems.len())
+        }
+    );
+    Ok(if report.sound() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// `rbuild du`.
