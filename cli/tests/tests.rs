@@ -5,6 +5,7 @@
 
 mod build;
 mod confinement;
+mod crash;
 mod images;
 mod parse;
 mod proxy;
