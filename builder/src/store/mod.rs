@@ -121,55 +121,61 @@ static PROCESS_DIRS: std::sync::Mutex<Vec<(PathBuf, PathBuf, File)>> =
     std::sync::Mutex::new(Vec::new());
 
 /// Removes this process's own folders of [`Store::tmp_dir`] (what is left in them was
-/// not kept). For a program's end; a process that ends otherwise leaves them to the next
-/// rbuild.
+/// not kept), then their lock files. For a program's end; a process that ends otherwise
+/// leaves them to the next rbuild.
 pub fn remove_process_dirs() {
     let dirs = PROCESS_DIRS.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
     for (_, dir, lock) in dirs {
         let _ = remove_tree(&dir);
+        let _ = fs::remove_file(lock_of(&dir));
         drop(lock);
     }
 }
 
-/// The name of every process's own folder under `tmp/` starts so.
+/// The name of every process's own folder under `tmp/` starts so; its lock file is the
+/// folder's name with `.lock` added, beside it.
 const PROCESS_DIR_PREFIX: &str = "proc-";
+
+/// A lock file being made (locked, then renamed to its folder's lock name).
+const NEW_LOCK_PREFIX: &str = ".lock-";
 
 fn random_suffix() -> String {
     let mut bytes = [0u8; 8];
-    let _ = getrandom_bytes(&mut bytes);
+    let _ = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
     hex::encode(bytes)
 }
 
-/// Random bytes from the kernel (a name that no other process picks).
-fn getrandom_bytes(buf: &mut [u8]) -> io::Result<()> {
-    let mut f = File::open("/dev/urandom")?;
-    f.read_exact(buf)
+/// The lock file of a process folder.
+fn lock_of(dir: &Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_os_string();
+    name.push(".lock");
+    PathBuf::from(name)
 }
 
-/// Makes `tmp/proc-<pid>-<random>/` with its lock file, locked.
+/// Makes `tmp/proc-<pid>-<random>/`. Its lock file comes first, locked before it gets
+/// its name (so a lock file under that name is always held while its process lives),
+/// then the folder: a folder without its lock file is a dead process's.
 fn make_process_dir(tmp: &Path) -> io::Result<(PathBuf, File)> {
     use std::os::unix::fs::DirBuilderExt;
-    let dir = tmp.join(format!("{PROCESS_DIR_PREFIX}{}-{}", std::process::id(), random_suffix()));
-    fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(dir.join(".lock"))?;
+    let id = format!("{}-{}", std::process::id(), random_suffix());
+    let dir = tmp.join(format!("{PROCESS_DIR_PREFIX}{id}"));
+    let new_lock = tmp.join(format!("{NEW_LOCK_PREFIX}{id}"));
+    let lock = File::options().create_new(true).write(true).mode(0o600).open(&new_lock)?;
     lock.lock()?;
+    fs::rename(&new_lock, lock_of(&dir))?;
+    fs::DirBuilder::new().mode(0o700).create(&dir)?;
     Ok((dir, lock))
 }
 
-/// Whether the process that made a folder of `tmp/` is gone: its lock can be taken, or it
-/// never made one and the folder is over a minute old.
-fn owner_is_gone(dir: &Path) -> bool {
-    match File::options().write(true).open(dir.join(".lock")) {
-        Ok(f) => f.try_lock().is_ok(),
-        Err(_) => fs::metadata(dir)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60)),
-    }
+/// Whether the lock file at `path` is held by no process.
+fn lock_is_free(path: &Path) -> bool {
+    File::options().write(true).open(path).is_ok_and(|f| f.try_lock().is_ok())
+}
+
+fn older_than_a_minute(path: &Path) -> bool {
+    fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60))
 }
 
 /// Removes a file or a whole tree (nothing there is fine), also a tree whose folders deny
@@ -316,8 +322,23 @@ impl Store {
         for entry in fs::read_dir(&tmp).into_iter().flatten().flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            let dead =
-                if name.starts_with(PROCESS_DIR_PREFIX) { owner_is_gone(&path) } else { alone };
+            let dead = if name.starts_with(PROCESS_DIR_PREFIX) && name.ends_with(".lock") {
+                // The folder goes first, its lock file after.
+                if lock_is_free(&path) {
+                    let dir = path.with_extension("");
+                    freed += images::dir_size(&dir);
+                    let _ = remove_tree(&dir);
+                    true
+                } else {
+                    false
+                }
+            } else if name.starts_with(PROCESS_DIR_PREFIX) {
+                !lock_of(&path).exists()
+            } else if name.starts_with(NEW_LOCK_PREFIX) {
+                alone || (older_than_a_minute(&path) && lock_is_free(&path))
+            } else {
+                alone
+            };
             if dead {
                 freed += images::dir_size(&path);
                 let _ = remove_tree(&path);
@@ -593,6 +614,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_sweep_removes_what_dead_processes_left_and_nothing_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tmp = dir.path().join("tmp");
+        let own = store.tmp_dir();
+        fs::write(own.join("being-made"), "live").unwrap();
+        // A dead process's folder: its lock file is there and nobody holds it.
+        fs::create_dir(tmp.join("proc-1-dead")).unwrap();
+        fs::write(tmp.join("proc-1-dead/half"), "x").unwrap();
+        fs::write(tmp.join("proc-1-dead.lock"), "").unwrap();
+        // A folder whose lock file went first (a sweeper killed halfway).
+        fs::create_dir(tmp.join("proc-2-orphan")).unwrap();
+        // Something an older rbuild left.
+        fs::write(tmp.join("legacy-blob"), "x").unwrap();
+        store.sweep(false);
+        let mut left: Vec<String> = fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), 3, "{left:?}");
+        assert!(left.contains(&"legacy-blob".to_string()), "kept while others may use the store");
+        assert!(own.join("being-made").exists(), "a live process's folder is never touched");
+        store.sweep(true);
+        assert!(!tmp.join("legacy-blob").exists(), "removed when nobody uses the store");
+        assert!(own.join("being-made").exists(), "a live process's folder is never touched");
+    }
+
+    #[test]
     fn blobs_are_verified_and_atomic() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -606,18 +657,11 @@ mod tests {
         ));
         assert!(!store.has_blob(&crate::digest::sha256(b"hello!")));
         let own = store.tmp_dir();
-        assert_eq!(
-            fs::read_dir(&own)
-                .unwrap()
-                .filter(|e| e.as_ref().is_ok_and(|e| e.file_name() != ".lock"))
-                .count(),
-            0,
-            "no leftovers in this process's folder of tmp/"
-        );
+        assert_eq!(fs::read_dir(&own).unwrap().count(), 0, "no leftovers in this process's folder");
         assert_eq!(
             fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-            1,
-            "only this process's folder in tmp/"
+            2,
+            "only this process's folder and its lock file in tmp/"
         );
         // A corrupted blob is caught on read.
         fs::write(store.blob_path(&d), b"jello").unwrap();

@@ -1,0 +1,41 @@
+//! Arbitrary manifest and config JSON (as a registry could send them) stored as blobs and
+//! named in the index, then read by everything that reads images: the image list, name
+//! and ID lookup, the layer snapshots, and `fsck`. The input is the manifest, a 0xFF byte,
+//! then the config. Any panic or hang is a bug.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use oci_spec::image::{Descriptor, MediaType};
+use rbuild_builder::store::{FsckOptions, Store};
+
+fuzz_target!(|data: &[u8]| {
+    let (manifest, config) = match data.iter().position(|b| *b == 0xff) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let Ok(store) = Store::open(dir.path().join("store")) else { return };
+    let Ok(_config) = store.put_bytes(config) else { return };
+    let size = manifest.len() as u64;
+    let Ok(manifest) = store.put_bytes(manifest) else { return };
+    // Named in the index as a pull would name it, without the checks a pull makes first.
+    let named = store.update_index(|entries| {
+        let mut d = Descriptor::new(MediaType::ImageManifest, size, manifest.clone());
+        let mut annotations = std::collections::HashMap::new();
+        annotations.insert("io.containerd.image.name".to_string(), "docker.io/library/fuzz:latest".to_string());
+        d.set_annotations(Some(annotations));
+        entries.push(d);
+        Ok(())
+    });
+    if named.is_err() {
+        return;
+    }
+    for entry in store.images().unwrap_or_default() {
+        if let Ok(image) = store.image(&entry) {
+            let _ = image.size();
+            let _ = store.snapshots(&image);
+        }
+    }
+    let _ = store.resolve("fuzz");
+    let _ = store.fsck(FsckOptions::default());
+});
