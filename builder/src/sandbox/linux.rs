@@ -121,6 +121,10 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     // threads), so the child may allocate and run ordinary Rust code after fork.
     match unsafe { fork() }.map_err(io_err("forking for", &spec.run_dir))? {
         ForkResult::Child => {
+            // The init keeps the signals rbuild passes on from the start (a namespace's
+            // PID 1 ignores those it has no handler for), and passes them to the command
+            // once it runs.
+            catch_signals(true);
             drop(report_read);
             drop(slirp);
             let (ns_made, go) = match sync {
@@ -156,6 +160,9 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
         }
         ForkResult::Parent { child } => {
             drop(report_write);
+            // From here on a signal for rbuild is kept and passed on, also one that comes
+            // while the network starts.
+            catch_signals(true);
             if let (Some(launcher), Some(((ns_made, _), (_, go)))) = (slirp.as_mut(), sync) {
                 // The init's namespace first (a read of nothing: it failed before), then
                 // slirp4netns, then the word to go on. Without that word the init ends.
@@ -170,6 +177,7 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
                 match started {
                     Ok(()) if made => {
                         let _ = nix::unistd::write(&go, b"g");
+                        forward_caught(child);
                     }
                     Ok(()) => {}
                     Err(e) => {
@@ -191,7 +199,6 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
                     }
                 }
             }
-            catch_signals(true);
             let mut buf = [0u8; 4];
             let mut got = 0;
             if let Some(pty) = pty {
@@ -852,7 +859,8 @@ fn init(
             });
         }
         ForkResult::Parent { child } => {
-            catch_signals(true);
+            // A signal caught before the command existed goes to it now.
+            forward_caught(child);
             // Reap every process that ends here (orphans are re-parented to PID 1) until the
             // command itself has ended; pass the signals rbuild forwards on to the command.
             loop {
