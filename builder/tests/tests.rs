@@ -705,11 +705,22 @@ fn fuzz_regressions_and_hostile_inputs_do_not_panic() {
                 Ok(())
             })
             .unwrap();
+        store
+            .update_index(|entries| {
+                entries.push(oci_spec::image::Descriptor::new(
+                    oci_spec::image::MediaType::ImageIndex,
+                    manifest.len() as u64,
+                    digest.clone(),
+                ));
+                Ok(())
+            })
+            .unwrap();
         for entry in store.images().unwrap_or_default() {
             if let Ok(image) = store.image(&entry) {
                 let _ = store.snapshots(&image);
             }
         }
         let _ = store.fsck(FsckOptions::default());
+        let _ = store.collect_garbage();
     }
 }

@@ -1,6 +1,7 @@
-//! Arbitrary manifest and config JSON (as a registry could send them) stored as blobs and
-//! named in the index, then read by everything that reads images: the image list, name
-//! and ID lookup, the layer snapshots, and `fsck`. The input is the manifest, a 0xFF byte,
+//! Arbitrary manifest, index and config JSON (as a registry could send them) stored as
+//! blobs and named in the store's index (as a manifest and as an image index), then read
+//! by everything that reads images: the image list, name and ID lookup, the layer
+//! snapshots, `fsck` and garbage collection. The input is the manifest, a 0xFF byte,
 //! then the config. Any panic or hang is a bug.
 #![no_main]
 
@@ -30,6 +31,12 @@ fuzz_target!(|data: &[u8]| {
     if named.is_err() {
         return;
     }
+    // The same bytes named as an image index, as a registry's multi-platform image is:
+    // garbage collection walks indexes to the manifests they name.
+    let _ = store.update_index(|entries| {
+        entries.push(Descriptor::new(MediaType::ImageIndex, size, manifest.clone()));
+        Ok(())
+    });
     for entry in store.images().unwrap_or_default() {
         if let Ok(image) = store.image(&entry) {
             let _ = image.size();
@@ -38,4 +45,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = store.resolve("fuzz");
     let _ = store.fsck(FsckOptions::default());
+    let _ = store.collect_garbage();
 });
