@@ -702,23 +702,16 @@ fn fuzz_regressions_and_hostile_inputs_do_not_panic() {
         };
         store.put_bytes(config).unwrap();
         let digest = store.put_bytes(manifest).unwrap();
+        // Named as a manifest and as an image index, as the fuzz target does.
         store
             .update_index(|entries| {
-                entries.push(oci_spec::image::Descriptor::new(
+                for media in [
                     oci_spec::image::MediaType::ImageManifest,
-                    manifest.len() as u64,
-                    digest.clone(),
-                ));
-                Ok(())
-            })
-            .unwrap();
-        store
-            .update_index(|entries| {
-                entries.push(oci_spec::image::Descriptor::new(
                     oci_spec::image::MediaType::ImageIndex,
-                    manifest.len() as u64,
-                    digest.clone(),
-                ));
+                ] {
+                    let size = manifest.len() as u64;
+                    entries.push(oci_spec::image::Descriptor::new(media, size, digest.clone()));
+                }
                 Ok(())
             })
             .unwrap();
