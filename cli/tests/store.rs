@@ -168,6 +168,19 @@ fn leftovers(root: &Path) -> Vec<String> {
     out
 }
 
+/// Starts `rbuild --root R build --no-cache ARGS` (standard error kept for a failure).
+fn spawn_build(r: &Path, args: &[&str]) -> std::process::Child {
+    rbuild()
+        .arg("--root")
+        .arg(r)
+        .args(["build", "--no-cache"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Ten builds killed (SIGKILL) at moments spread over their COPY of 200 files leave their
 /// half-made things behind; the next `rbuild images` removes them all, while a build that
 /// is still running keeps its own and finishes.
@@ -188,14 +201,7 @@ fn leftovers_of_killed_builds_go_with_the_next_rbuild_but_a_live_build_keeps_its
     let context = ctx.path().to_str().unwrap();
     let mut killed_with_leftovers = 0;
     for trial in 0..10u64 {
-        let mut child = rbuild()
-            .arg("--root")
-            .arg(r)
-            .args(["build", "--no-cache", "--progress", "plain", context])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_build(r, &["--progress", "plain", context]);
         // Moments from the start of the COPY to the RUN: 0 to 450 ms after the build's
         // folder appears.
         let started = std::time::Instant::now();
@@ -221,14 +227,7 @@ fn leftovers_of_killed_builds_go_with_the_next_rbuild_but_a_live_build_keeps_its
     assert!(!leftovers(r).is_empty());
 
     // A live build, in its RUN (after its COPY made its folder), when `rbuild images` runs.
-    let live = rbuild()
-        .arg("--root")
-        .arg(r)
-        .args(["build", "--no-cache", "-t", "live", context])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let live = spawn_build(r, &["-t", "live", context]);
     let started = std::time::Instant::now();
     let live_dir = format!("tmp/proc-{}-", live.id());
     while !leftovers(r).iter().any(|l| l.starts_with(&live_dir))

@@ -388,7 +388,6 @@ pub fn build(
         images: Default::default(),
         pending: Default::default(),
     };
-    store.clean_containers();
     let ran = run_stages(&shared, &order);
     let waited = std::time::Instant::now();
     let finished = shared.join_pending();

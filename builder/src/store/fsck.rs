@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -258,7 +258,7 @@ impl Store {
             let why = self.check_snapshot(&path, &name, layer_of.get(&name), options.full)?;
             if let Some(why) = why {
                 let repaired = if options.repair {
-                    self.remake_snapshot(&path, &name, layer_of.get(&name))
+                    self.remake_snapshot(&name, layer_of.get(&name))
                 } else {
                     None
                 };
@@ -286,7 +286,9 @@ impl Store {
         if full {
             if let Some(layer) = layer {
                 let fresh = self.snapshot_tempdir()?;
-                let made = self.extract_into(layer, name, fresh.path());
+                let made = Digest::from_str(&format!("sha256:{name}"))
+                    .map_err(|_| Error::BadArchive(format!("{name} is not a diff ID")))
+                    .and_then(|diff_id| self.extract_snapshot(layer, &diff_id, fresh.path()));
                 let expected = made.and_then(|()| {
                     summarize(fresh.path(), true).map_err(Error::io("summarising", fresh.path()))
                 });
@@ -312,30 +314,9 @@ impl Store {
         })
     }
 
-    /// Extracts the layer blob `layer` (diff ID `diff_hex`) into `dir`, as a snapshot.
-    fn extract_into(&self, layer: &Digest, diff_hex: &str, dir: &Path) -> Result<()> {
-        let mut plain =
-            crate::digest::HashingReader::new(crate::snapshot::decompress(self.open_blob(layer)?)?);
-        let options = crate::snapshot::ApplyOptions {
-            whiteouts: crate::snapshot::WhiteoutMode::Overlay,
-            ..Default::default()
-        };
-        crate::snapshot::apply_layer(&mut plain, dir, options)?;
-        let mut rest = Vec::new();
-        let _ = plain.read_to_end(&mut rest);
-        let (actual, _) = plain.finish();
-        if actual.digest() != diff_hex {
-            return Err(Error::BadArchive(format!(
-                "layer {layer} does not match the diff ID sha256:{diff_hex} (it is {actual})"
-            )));
-        }
-        Ok(())
-    }
-
     /// Removes a broken snapshot and extracts it again when its layer is known.
-    fn remake_snapshot(&self, path: &Path, name: &str, layer: Option<&Digest>) -> Option<String> {
-        self.remove_dir_aside(path).ok()?;
-        let _ = fs::remove_file(self.snapshot_record_path(name));
+    fn remake_snapshot(&self, name: &str, layer: Option<&Digest>) -> Option<String> {
+        self.remove_snapshot(name).ok()?;
         let Some(layer) = layer else {
             return Some("removed (no layer blob here to make it again)".into());
         };

@@ -338,11 +338,8 @@ impl Store {
             }
             freed += dir_size(&entry.path());
             let path = entry.path();
-            // Renamed aside first: a snapshot is whole under its name, or gone; then its
-            // record.
-            self.remove_dir_aside(&path).map_err(Error::io("removing", path))?;
-            let _ =
-                fs::remove_file(self.snapshot_record_path(&entry.file_name().to_string_lossy()));
+            self.remove_snapshot(&entry.file_name().to_string_lossy())
+                .map_err(Error::io("removing", path))?;
         }
         Ok(freed)
     }

@@ -30,13 +30,7 @@ impl Store {
             return Ok(dest);
         }
         let tmp = self.snapshot_tempdir()?;
-        let mut plain = HashingReader::new(decompress(self.open_blob(layer)?)?);
-        let options = ApplyOptions { whiteouts: WhiteoutMode::Overlay, ..ApplyOptions::default() };
-        apply_layer(&mut plain, tmp.path(), options)?;
-        let (actual, _) = plain.finish();
-        if actual != *diff_id {
-            return Err(Error::DigestMismatch { expected: diff_id.clone(), actual });
-        }
+        self.extract_snapshot(layer, diff_id, tmp.path())?;
         self.record_snapshot(tmp.path(), diff_id.digest())?;
         let made = tmp.keep();
         if let Err(e) = fs::rename(&made, &dest) {
@@ -47,6 +41,32 @@ impl Store {
             }
         }
         Ok(dest)
+    }
+
+    /// Extracts the layer blob `layer` into `dir` as a snapshot (whiteouts as overlayfs
+    /// reads them), checking the uncompressed stream against `diff_id` on the way.
+    pub(crate) fn extract_snapshot(
+        &self,
+        layer: &Digest,
+        diff_id: &Digest,
+        dir: &std::path::Path,
+    ) -> Result<()> {
+        let mut plain = HashingReader::new(decompress(self.open_blob(layer)?)?);
+        let options = ApplyOptions { whiteouts: WhiteoutMode::Overlay, ..ApplyOptions::default() };
+        apply_layer(&mut plain, dir, options)?;
+        let (actual, _) = plain.finish();
+        if actual != *diff_id {
+            return Err(Error::DigestMismatch { expected: diff_id.clone(), actual });
+        }
+        Ok(())
+    }
+
+    /// Removes the snapshot `snapshots/<hex>`: renamed aside first (so it is whole under
+    /// its name, or gone), then its record.
+    pub(crate) fn remove_snapshot(&self, hex: &str) -> std::io::Result<()> {
+        self.remove_dir_aside(&self.root.join("snapshots").join(hex))?;
+        let _ = fs::remove_file(self.snapshot_record_path(hex));
+        Ok(())
     }
 
     /// The snapshots of an image's layers, lowest first.

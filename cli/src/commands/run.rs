@@ -176,7 +176,6 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
     let _in_use = store.in_use()?;
     let lowers = store.snapshots(&image)?;
     let containers = store.containers_dir();
-    store.clean_containers();
     let id = random_id();
     let run_dir = containers.join(&id);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
