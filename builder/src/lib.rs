@@ -16,7 +16,7 @@
 //!   namespaces over an overlay of layer snapshots (`rbuild run`, and RUN steps to come),
 //!   and `mknod` for device nodes and overlay whiteouts.
 //!
-//! - [`build`]: the build itself: the stage graph run step by step (stages in parallel),
+//! - [`engine`]: the build itself: the stage graph run step by step (stages in parallel),
 //!   RUN in the sandbox, COPY and ADD from the context or other stages, content-based
 //!   cache keys kept in the store, Docker's image config and history.
 //!
@@ -30,7 +30,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
-pub mod build;
+pub mod engine;
 pub mod digest;
 mod error;
 pub mod limits;

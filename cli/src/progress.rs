@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use rbuild_builder::build::{BuildResult, Event, Reporter};
+use rbuild_builder::engine::{BuildResult, Event, Reporter};
 use serde_json::json;
 
 /// `--progress`.

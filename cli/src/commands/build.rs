@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use rbuild_builder::build::{self, BuildOptions, Platform, ProcessExecutor};
+use rbuild_builder::engine::{self as build, BuildOptions, Platform, ProcessExecutor};
 use rbuild_builder::reference::Reference;
 use rbuild_builder::sandbox::Network;
 use rbuild_builder::store::Store;
@@ -472,11 +472,11 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
     for location in &cache_from {
         let imported = match location {
             CacheLocation::Local(dir) => {
-                rbuild_builder::build::shared_cache::read_local(store, dir)
+                rbuild_builder::engine::shared_cache::read_local(store, dir)
                     .map_err(anyhow::Error::from)
             }
             CacheLocation::Registry(r) => super::registry::pull_blobs(store, r, &args.registry)
-                .and_then(|m| Ok(rbuild_builder::build::shared_cache::import(store, &m)?)),
+                .and_then(|m| Ok(rbuild_builder::engine::shared_cache::import(store, &m)?)),
         };
         match imported {
             Ok(n) => tracing::info!(records = n, "imported a build cache"),
@@ -551,10 +551,10 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
     // The cache's config and manifest are named by nothing: no collection may run meanwhile.
     let _in_use = store.in_use()?;
     if let Some(location) = &cache_to {
-        let bundle = rbuild_builder::build::shared_cache::bundle(store, &result.steps)?;
+        let bundle = rbuild_builder::engine::shared_cache::bundle(store, &result.steps)?;
         match location {
             CacheLocation::Local(dir) => {
-                rbuild_builder::build::shared_cache::write_local(store, &bundle, dir)
+                rbuild_builder::engine::shared_cache::write_local(store, &bundle, dir)
                     .with_context(|| format!("writing the build cache to {}", dir.display()))?
             }
             CacheLocation::Registry(r) => {

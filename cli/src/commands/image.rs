@@ -265,7 +265,7 @@ struct HistoryRow {
     comment: String,
     /// For steps of a build made here: the cache key, whether the last build took it
     /// from the cache, and how long it ran.
-    step: Option<rbuild_builder::build::record::StepRecord>,
+    step: Option<rbuild_builder::engine::record::StepRecord>,
 }
 
 /// `rbuild history`.
@@ -515,7 +515,7 @@ pub fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
     }
     let mut freed = if args.build_cache { store.clear_cache()? } else { 0 };
     if args.cache_mounts {
-        freed += rbuild_builder::build::remove_cache_mounts(store)?;
+        freed += rbuild_builder::engine::remove_cache_mounts(store)?;
     }
     freed += store.collect_garbage()?;
     freed += store.remove_snapshots(args.all)?;

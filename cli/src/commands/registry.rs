@@ -434,12 +434,12 @@ fn builder_error(e: anyhow::Error) -> rbuild_builder::Error {
     rbuild_builder::Error::Build(format!("{e:#}"))
 }
 
-impl rbuild_builder::build::ImageSource for NetworkSource {
+impl rbuild_builder::engine::ImageSource for NetworkSource {
     fn pull(
         &self,
         store: &Store,
         reference: &Reference,
-        platform: &rbuild_builder::build::Platform,
+        platform: &rbuild_builder::engine::Platform,
     ) -> rbuild_builder::Result<rbuild_builder::store::Image> {
         let wanted = (platform.os.clone(), platform.architecture.clone(), platform.variant.clone());
         let client = client(&self.registry, docker_config().map_err(builder_error)?)
