@@ -259,13 +259,7 @@ pub fn verify_diff_ids(
     config: &ImageConfiguration,
 ) -> Result<()> {
     let diff_ids = config.rootfs().diff_ids();
-    if diff_ids.len() != layers.len() {
-        return Err(Error::BadArchive(format!(
-            "the image config lists {} layers but the manifest has {}",
-            diff_ids.len(),
-            layers.len()
-        )));
-    }
+    crate::store::check_layer_count(diff_ids.len(), layers.len())?;
     for (layer, diff_id) in layers.iter().zip(diff_ids) {
         let blob = store.open_blob(layer)?;
         let mut hashing = crate::digest::HashingReader::new(crate::snapshot::decompress(blob)?);
@@ -301,13 +295,7 @@ fn store_image(
 ) -> Result<LoadedImage> {
     let cfg: ImageConfiguration = store.read_json(config, "image config")?;
     let diff_ids = cfg.rootfs().diff_ids();
-    if diff_ids.len() != layers.len() {
-        return Err(Error::BadArchive(format!(
-            "the image config lists {} layers but the archive has {}",
-            diff_ids.len(),
-            layers.len()
-        )));
-    }
+    crate::store::check_layer_count(diff_ids.len(), layers.len())?;
     let mut layer_descs = Vec::new();
     for (layer, diff_id) in layers.iter().zip(diff_ids) {
         let media = layer_media_type(store, layer)?;
@@ -463,4 +451,38 @@ pub fn save(
     }
     t.tar.finish().map_err(io_err)?;
     Ok(())
+}
+
+/// An [`ImageSource`](crate::engine::ImageSource) over a local image archive (Docker or
+/// OCI, as `rbuild save` writes): base images are loaded from it rather than pulled, and
+/// ADD of a URL is refused. For builds that must not touch the network (tests, air-gapped
+/// machines).
+#[derive(Debug, Clone)]
+pub struct ArchiveSource {
+    path: std::path::PathBuf,
+}
+
+impl ArchiveSource {
+    /// A source that loads images from the archive at `path`.
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        ArchiveSource { path: path.into() }
+    }
+}
+
+impl crate::engine::ImageSource for ArchiveSource {
+    fn pull(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        _platform: &crate::engine::Platform,
+        _reporter: &dyn crate::report::Reporter,
+    ) -> Result<Image> {
+        let file = std::fs::File::open(&self.path).map_err(Error::io("opening", &self.path))?;
+        load(store, std::io::BufReader::new(file))?;
+        store.resolve(&reference.to_string())
+    }
+
+    fn download(&self, url: &str, _dest: &std::path::Path) -> Result<Option<i64>> {
+        Err(Error::Download(format!("{url}: this build reads images from an archive and downloads nothing")))
+    }
 }

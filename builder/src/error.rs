@@ -50,7 +50,7 @@ pub enum Error {
     #[error(transparent)]
     Reference(#[from] ReferenceError),
     /// JSON that does not have the shape it must have.
-    #[error("{what}: {source}")]
+    #[error("{what}: malformed JSON")]
     Json {
         /// Which document.
         what: String,
@@ -72,6 +72,27 @@ pub enum Error {
     /// A build failed; the message says where in the Dockerfile and why.
     #[error("{0}")]
     Build(String),
+    /// A registry request failed.
+    #[error("{action}")]
+    Registry {
+        /// What was being done (`pulling busybox:latest`).
+        action: String,
+        /// The cause.
+        #[source]
+        source: rbuild_registry_client::Error,
+    },
+    /// A download over HTTP(S) failed (ADD of a URL); the message is the HTTP client's.
+    #[error("{0}")]
+    Download(String),
+    /// A step log that is not kept.
+    #[error("{0}")]
+    NoSuchLog(String),
+    /// A build option that does not read (`--secret`, `--output`, `--allow` ...).
+    #[error("{0}")]
+    InvalidOption(String),
+    /// An image whose documents disagree with each other.
+    #[error("{0}")]
+    InvalidImage(String),
     /// The store refuses an operation (an image in use, a name that is taken...).
     #[error("{0}")]
     Conflict(String),
@@ -87,6 +108,11 @@ impl Error {
         move |source| Error::Io { action, path, source }
     }
 
+    /// A registry error met while doing `action`.
+    pub fn registry(action: impl Into<String>, source: rbuild_registry_client::Error) -> Error {
+        Error::Registry { action: action.into(), source }
+    }
+
     /// A JSON error about `what`.
     pub fn json(what: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Error {
         let what = what.into();
@@ -96,3 +122,16 @@ impl Error {
 
 /// The builder crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes on one line, `a: b: c` (as `anyhow`'s `{:#}`), for messages
+/// that carry another error (warnings, step errors).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

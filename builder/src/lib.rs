@@ -30,16 +30,20 @@
 #![deny(missing_docs)]
 
 pub mod archive;
-pub mod engine;
 pub mod digest;
+pub mod engine;
 mod error;
+pub mod export;
 pub mod limits;
 pub mod reference;
+pub mod remote;
+pub mod report;
 // The sandbox is the one module allowed `unsafe` (each use with a SAFETY comment).
 #[allow(unsafe_code)]
 pub mod sandbox;
 pub mod snapshot;
 pub mod store;
+pub mod workflow;
 
-pub use error::{Error, Result};
+pub use error::{chain, Error, Result};
 pub use rbuild_parser::{parse, Dockerfile, StageGraph};

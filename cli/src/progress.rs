@@ -1,13 +1,15 @@
-//! How a build shows its progress: Docker's classic lines, a live step list on a
-//! terminal, JSON events, or nothing.
+//! How the library's events are shown: Docker's classic lines, a live step list with a
+//! bar per blob on a terminal, JSON events, or nothing. One reporter per mode serves
+//! every command (build, pull, push).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::ValueEnum;
-use rbuild_builder::engine::{BuildResult, Event, Reporter};
+use rbuild_builder::engine::BuildResult;
+use rbuild_builder::report::{Direction, Event, Reporter};
 use serde_json::json;
 
 /// `--progress`.
@@ -29,7 +31,7 @@ impl ProgressMode {
     /// `Auto` made concrete.
     pub fn resolve(self) -> ProgressMode {
         match self {
-            ProgressMode::Auto if crate::commands::build::stdout_is_terminal() => ProgressMode::Tty,
+            ProgressMode::Auto if std::io::stdout().is_terminal() => ProgressMode::Tty,
             ProgressMode::Auto => ProgressMode::Plain,
             m => m,
         }
@@ -53,7 +55,8 @@ pub fn reporter(mode: ProgressMode) -> Box<dyn BuildOutput> {
 }
 
 fn short(id: &oci_spec::image::Digest) -> &str {
-    &id.digest()[..12]
+    let hex = id.digest();
+    &hex[..12.min(hex.len())]
 }
 
 /// Docker's classic lines on standard output.
@@ -77,6 +80,25 @@ impl Reporter for Plain {
             ),
             Event::StepDone { id, .. } => writeln!(out, " ---> {}", short(&id)),
             Event::Warning(w) => writeln!(std::io::stderr(), "[Warning] {w}"),
+            Event::PullStarted { tag, repository } => {
+                writeln!(out, "{tag}: Pulling from {repository}")
+            }
+            Event::PushStarted { repository } => {
+                writeln!(out, "The push refers to repository [{repository}]")
+            }
+            Event::BlobStarted { direction: Direction::Pull, digest, .. } => {
+                writeln!(out, "{}: Pulling fs layer", short(&digest))
+            }
+            Event::BlobStarted { digest, .. } => writeln!(out, "{}: Pushing", short(&digest)),
+            Event::BlobSkipped { digest, why } => writeln!(out, "{}: {why}", short(&digest)),
+            Event::BlobDone { direction: Direction::Pull, digest } => {
+                writeln!(out, "{}: Pull complete", short(&digest))
+            }
+            Event::BlobDone { digest, .. } => writeln!(out, "{}: Push complete", short(&digest)),
+            Event::Pushed { tag, digest, size } => {
+                writeln!(out, "{tag}: digest: {digest} size: {size}")
+            }
+            _ => Ok(()),
         };
         let _ = out.flush();
     }
@@ -126,6 +148,8 @@ impl Reporter for Json {
                 "id": id.to_string(), "seconds": duration.as_secs_f64(), "cached": cached})
             }
             Event::Warning(w) => json!({"event": "warning", "message": w}),
+            // Transfers are shown on terminals and in plain lines only.
+            _ => return,
         };
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{v}");
@@ -148,6 +172,8 @@ impl BuildOutput for Json {
 struct Tty {
     multi: indicatif::MultiProgress,
     bars: Mutex<BTreeMap<usize, (indicatif::ProgressBar, String, Instant)>>,
+    /// A bar per blob being transferred.
+    blobs: Mutex<BTreeMap<String, indicatif::ProgressBar>>,
     started: Instant,
 }
 
@@ -156,6 +182,7 @@ impl Tty {
         Tty {
             multi: indicatif::MultiProgress::new(),
             bars: Default::default(),
+            blobs: Default::default(),
             started: Instant::now(),
         }
     }
@@ -167,6 +194,50 @@ fn clip(text: &str, width: usize) -> String {
         one_line.chars().take(width.saturating_sub(1)).collect::<String>() + "…"
     } else {
         one_line
+    }
+}
+
+impl Tty {
+    /// Transfer events: a bar per blob.
+    fn blob_event(&self, event: Event) {
+        let Ok(mut blobs) = self.blobs.lock() else { return };
+        match event {
+            Event::BlobStarted { direction, digest, size } => {
+                let bar = self.multi.add(indicatif::ProgressBar::new(size));
+                let style = indicatif::ProgressStyle::with_template(
+                    "{prefix}: {msg:8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> ");
+                bar.set_style(style);
+                bar.set_prefix(short(&digest).to_string());
+                bar.set_message(if direction == Direction::Push { "push" } else { "pull" });
+                blobs.insert(digest.to_string(), bar);
+            }
+            Event::BlobProgress { digest, bytes } => {
+                if let Some(b) = blobs.get(digest.as_ref()) {
+                    b.inc(bytes);
+                }
+            }
+            Event::BlobDone { digest, .. } => {
+                if let Some(b) = blobs.remove(digest.as_ref()) {
+                    b.finish_with_message("done");
+                }
+            }
+            Event::BlobSkipped { digest, why } => {
+                let _ = self.multi.println(format!("{}: {why}", short(&digest)));
+            }
+            Event::PullStarted { tag, repository } => {
+                let _ = self.multi.println(format!("{tag}: Pulling from {repository}"));
+            }
+            Event::PushStarted { repository } => {
+                let _ = self.multi.println(format!("The push refers to repository [{repository}]"));
+            }
+            Event::Pushed { tag, digest, size } => {
+                let _ = self.multi.println(format!("{tag}: digest: {digest} size: {size}"));
+            }
+            _ => {}
+        }
     }
 }
 
@@ -210,6 +281,10 @@ impl Reporter for Tty {
                 let _ = self.multi.println(format!("[Warning] {w}"));
             }
             Event::Cached { .. } | Event::Running { .. } | Event::Triggers { .. } => {}
+            other => {
+                drop(bars);
+                self.blob_event(other);
+            }
         }
     }
 }

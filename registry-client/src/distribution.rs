@@ -10,6 +10,8 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode};
 use sha2::{Digest as _, Sha256};
 
+use oci_spec::image::{Digest, Sha256Digest};
+
 use crate::client::{Client, Deadline, Repository};
 use crate::error::{Error, Result};
 
@@ -32,7 +34,7 @@ pub struct Manifest {
     /// The media type (from the document, else the Content-Type header).
     pub media_type: String,
     /// `sha256:...` of the bytes.
-    pub digest: String,
+    pub digest: Digest,
 }
 
 impl Manifest {
@@ -45,13 +47,13 @@ impl Manifest {
 /// Reports the progress of blob transfers; the CLI draws it.
 pub trait Progress: Send + Sync {
     /// A transfer starts.
-    fn start(&self, digest: &str, size: u64);
+    fn start(&self, digest: &Digest, size: u64);
     /// `bytes` more went through.
-    fn advance(&self, digest: &str, bytes: u64);
+    fn advance(&self, digest: &Digest, bytes: u64);
     /// The blob was already there (skipped, or mounted from another repository).
-    fn skipped(&self, digest: &str, why: &str);
+    fn skipped(&self, digest: &Digest, why: &str);
     /// The transfer finished.
-    fn done(&self, digest: &str);
+    fn done(&self, digest: &Digest);
 }
 
 /// A [`Progress`] that reports nothing.
@@ -59,14 +61,19 @@ pub trait Progress: Send + Sync {
 pub struct NoProgress;
 
 impl Progress for NoProgress {
-    fn start(&self, _: &str, _: u64) {}
-    fn advance(&self, _: &str, _: u64) {}
-    fn skipped(&self, _: &str, _: &str) {}
-    fn done(&self, _: &str) {}
+    fn start(&self, _: &Digest, _: u64) {}
+    fn advance(&self, _: &Digest, _: u64) {}
+    fn skipped(&self, _: &Digest, _: &str) {}
+    fn done(&self, _: &Digest) {}
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+/// The typed `sha256:` digest of `bytes`.
+fn sha256_digest(bytes: &[u8]) -> Digest {
+    // 64 lower-case hex characters are always a valid sha256 digest.
+    match hex::encode(Sha256::digest(bytes)).parse::<Sha256Digest>() {
+        Ok(d) => d.into(),
+        Err(_) => unreachable!("a sha256 hex string is a valid digest"),
+    }
 }
 
 impl Client {
@@ -101,12 +108,12 @@ impl Client {
             }
             bytes.extend_from_slice(&chunk);
         }
-        let digest = sha256_hex(&bytes);
-        if reference.contains(':') && reference != digest {
+        let digest = sha256_digest(&bytes);
+        if reference.contains(':') && reference != digest.as_ref() {
             return Err(Error::DigestMismatch {
                 what: format!("manifest {reference}"),
                 expected: reference.to_string(),
-                actual: digest,
+                actual: digest.to_string(),
             });
         }
         let doc_type = serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -124,7 +131,7 @@ impl Client {
         reference: &str,
         bytes: &[u8],
         media_type: &str,
-    ) -> Result<String> {
+    ) -> Result<Digest> {
         let url = format!("{}/manifests/{reference}", self.repo_url(repo).await?);
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -138,11 +145,11 @@ impl Client {
         if !response.status().is_success() {
             return Err(Self::fail(&url, response).await);
         }
-        Ok(sha256_hex(bytes))
+        Ok(sha256_digest(bytes))
     }
 
     /// The size of a blob when the repository has it.
-    pub async fn blob_size(&self, repo: &Repository, digest: &str) -> Result<Option<u64>> {
+    pub async fn blob_size(&self, repo: &Repository, digest: &Digest) -> Result<Option<u64>> {
         let url = format!("{}/blobs/{digest}", self.repo_url(repo).await?);
         let response = self.send(repo, Method::HEAD, &url, HeaderMap::new(), None, "pull").await?;
         match response.status() {
@@ -157,7 +164,7 @@ impl Client {
     pub async fn pull_blob(
         &self,
         repo: &Repository,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         sink: &mut (dyn Write + Send),
         progress: &dyn Progress,
@@ -232,7 +239,7 @@ impl Client {
             tokio::time::sleep(self.options().backoff).await;
         }
         let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
-        if actual != digest {
+        if actual != digest.as_ref() {
             return Err(Error::DigestMismatch {
                 what: format!("blob {digest}"),
                 expected: digest.to_string(),
@@ -246,7 +253,7 @@ impl Client {
 
     /// Asks the registry to mount a blob from another repository of the same registry;
     /// whether it did.
-    pub async fn mount_blob(&self, repo: &Repository, digest: &str, from: &str) -> Result<bool> {
+    pub async fn mount_blob(&self, repo: &Repository, digest: &Digest, from: &str) -> Result<bool> {
         let url =
             format!("{}/blobs/uploads/?mount={digest}&from={from}", self.repo_url(repo).await?);
         let response =
@@ -261,7 +268,7 @@ impl Client {
     pub async fn push_blob(
         &self,
         repo: &Repository,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         path: &Path,
         progress: &dyn Progress,
@@ -274,7 +281,7 @@ impl Client {
     pub async fn push_blob_from(
         &self,
         repo: &Repository,
-        digest: &str,
+        digest: &Digest,
         size: u64,
         path: &Path,
         mount_from: &[String],
@@ -435,7 +442,7 @@ impl Client {
         path: &Path,
         start: u64,
         end: u64,
-        digest: &str,
+        digest: &Digest,
         progress: &dyn Progress,
     ) -> Result<()> {
         let sep = if location.contains('?') { '&' } else { '?' };

@@ -5,7 +5,7 @@
 #[non_exhaustive]
 pub enum Error {
     /// The connection failed or broke (after the retries).
-    #[error("{url}: {source}")]
+    #[error("{url}: the connection failed")]
     Transport {
         /// What was being fetched (no credentials in it).
         url: String,
@@ -67,7 +67,7 @@ pub enum Error {
     #[error("{0}")]
     Protocol(String),
     /// Writing downloaded bytes failed.
-    #[error("writing {what}: {source}")]
+    #[error("writing {what}")]
     Io {
         /// What was being written.
         what: String,

@@ -369,3 +369,22 @@ impl BuildContext {
         }
     }
 }
+
+/// Extracts a tar context (plain or compressed; `docker build -`) into a new directory
+/// of the store's temporary folder, removed when the returned handle is dropped.
+pub fn extract_tar(
+    store: &crate::store::Store,
+    reader: impl std::io::Read,
+) -> Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("context-")
+        .tempdir_in(store.tmp_dir())
+        .map_err(Error::io("making a directory in", store.tmp_dir()))?;
+    let reader = crate::snapshot::decompress(reader)?;
+    let options = crate::snapshot::ApplyOptions {
+        preserve_owners: false,
+        whiteouts: crate::snapshot::WhiteoutMode::Remove,
+    };
+    crate::snapshot::apply_layer(reader, dir.path(), options)?;
+    Ok(dir)
+}

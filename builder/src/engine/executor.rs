@@ -86,3 +86,69 @@ impl Executor for ProcessExecutor {
         Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 }
+
+/// An [`Executor`] that runs nothing: it keeps every spec it is given (command,
+/// environment, user, working directory, network, mounts), writes a fixed output and
+/// returns a fixed exit code. The step's change is what `effect` puts in the spec's upper
+/// directory (nothing by default), so builds, their cache keys and their layers can be
+/// tested without root or a sandbox.
+pub struct RecordingExecutor {
+    runs: std::sync::Mutex<Vec<SandboxSpec>>,
+    code: i32,
+    output: Vec<u8>,
+    effect: Box<dyn Fn(&SandboxSpec, &std::path::Path) -> std::io::Result<()> + Send + Sync>,
+}
+
+impl std::fmt::Debug for RecordingExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingExecutor").field("code", &self.code).finish_non_exhaustive()
+    }
+}
+
+impl Default for RecordingExecutor {
+    fn default() -> Self {
+        RecordingExecutor::new(0, b"")
+    }
+}
+
+impl RecordingExecutor {
+    /// An executor whose every run prints `output` and exits with `code`.
+    pub fn new(code: i32, output: &[u8]) -> Self {
+        RecordingExecutor {
+            runs: Default::default(),
+            code,
+            output: output.to_vec(),
+            effect: Box::new(|_, _| Ok(())),
+        }
+    }
+
+    /// Lets each run change the file system: `effect` gets the spec and the directory
+    /// whose contents become the step's change (overlayfs's upper directory).
+    pub fn with_effect(
+        mut self,
+        effect: impl Fn(&SandboxSpec, &std::path::Path) -> std::io::Result<()> + Send + Sync + 'static,
+    ) -> Self {
+        self.effect = Box::new(effect);
+        self
+    }
+
+    /// The specs run so far, in order.
+    pub fn runs(&self) -> Vec<SandboxSpec> {
+        self.runs.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Executor for RecordingExecutor {
+    fn run(&self, spec: &SandboxSpec, output: &mut dyn Write) -> Result<i32> {
+        let upper = spec.upper();
+        for dir in [&upper, &spec.work()] {
+            std::fs::create_dir_all(dir).map_err(Error::io("creating", dir.clone()))?;
+        }
+        (self.effect)(spec, &upper).map_err(Error::io("simulating a run in", upper.clone()))?;
+        if let Ok(mut runs) = self.runs.lock() {
+            runs.push(spec.clone());
+        }
+        output.write_all(&self.output).map_err(Error::io("relaying output of", spec.run_dir.clone()))?;
+        Ok(self.code)
+    }
+}

@@ -13,6 +13,7 @@ pub mod config;
 pub mod context;
 mod copy;
 mod executor;
+pub mod flags;
 mod mounts;
 pub mod record;
 pub mod rootfs;
@@ -25,13 +26,14 @@ mod vars;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use oci_spec::image::{Descriptor, Digest, MediaType};
 
-pub use executor::{Executor, ProcessExecutor};
+pub use executor::{Executor, ProcessExecutor, RecordingExecutor};
 pub use mounts::{remove_cache_mounts, Secret};
 pub use stage::StageOutcome;
+
+pub use crate::report::{Event, NoReport, Reporter};
 
 use crate::error::{Error, Result};
 use crate::reference::Reference;
@@ -66,6 +68,25 @@ impl Platform {
         Platform { os: "linux".into(), architecture, variant }
     }
 
+    /// Whether an index entry's platform is this one (any variant when this one names
+    /// none).
+    pub fn matches(&self, p: &oci_spec::image::Platform) -> bool {
+        p.os().to_string() == self.os
+            && p.architecture().to_string() == self.architecture
+            && (self.variant.is_none() || p.variant().as_deref() == self.variant.as_deref())
+    }
+
+    /// The kernel's name of the architecture (`uname -m`, binfmt_misc handler names).
+    pub fn machine(&self) -> &str {
+        match self.architecture.as_str() {
+            "amd64" => "x86_64",
+            "386" => "i386",
+            "arm64" => "aarch64",
+            "mips64le" => "mips64el",
+            other => other,
+        }
+    }
+
     /// Parses `os/arch[/variant]`.
     pub fn parse(text: &str) -> Result<Platform> {
         let parts: Vec<&str> = text.split('/').collect();
@@ -78,9 +99,9 @@ impl Platform {
                 architecture: arch.to_string(),
                 variant: Some(v.to_string()),
             }),
-            _ => {
-                Err(Error::Build(format!("invalid platform {text:?}: expected os/arch[/variant]")))
-            }
+            _ => Err(Error::InvalidOption(format!(
+                "invalid platform {text:?}: expected os/arch[/variant]"
+            ))),
         }
     }
 }
@@ -99,86 +120,16 @@ impl std::fmt::Display for Platform {
 /// (the builder itself knows no network).
 pub trait ImageSource: Send + Sync {
     /// Pulls `reference` for `platform` into the store and returns it.
-    fn pull(&self, store: &Store, reference: &Reference, platform: &Platform) -> Result<Image>;
+    fn pull(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        platform: &Platform,
+        reporter: &dyn Reporter,
+    ) -> Result<Image>;
     /// Downloads `url` into the file `dest`; returns the `Last-Modified` time (Unix
     /// seconds) when the server sent one.
     fn download(&self, url: &str, dest: &std::path::Path) -> Result<Option<i64>>;
-}
-
-/// What a build reports as it goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A step starts: `Step number/total : text`.
-    Step {
-        /// Stage index.
-        stage: usize,
-        /// Step number, from 1, across the stages built.
-        number: usize,
-        /// Steps in the build.
-        total: usize,
-        /// The instruction, as written.
-        text: String,
-    },
-    /// The step's result came from the cache.
-    Cached {
-        /// Step number.
-        number: usize,
-    },
-    /// A RUN starts in a sandbox with this ID.
-    Running {
-        /// Step number.
-        number: usize,
-        /// The sandbox's ID.
-        id: String,
-    },
-    /// Output of a RUN (standard output and error, as they come).
-    Output {
-        /// Step number.
-        number: usize,
-        /// The bytes.
-        bytes: Vec<u8>,
-    },
-    /// A base image is being pulled.
-    Pulling {
-        /// Stage index.
-        stage: usize,
-        /// The reference.
-        reference: String,
-    },
-    /// ONBUILD triggers of the base run.
-    Triggers {
-        /// Step number (the FROM).
-        number: usize,
-        /// How many.
-        count: usize,
-    },
-    /// A step ended; `id` is the image ID after it.
-    StepDone {
-        /// Step number.
-        number: usize,
-        /// Image ID (config digest) after the step.
-        id: Digest,
-        /// How long the step took (0 for a cache hit).
-        duration: Duration,
-        /// Whether it came from the cache.
-        cached: bool,
-    },
-    /// Something the user should know that does not stop the build.
-    Warning(String),
-}
-
-/// Receives a build's events (the CLI prints them).
-pub trait Reporter: Send + Sync {
-    /// One event.
-    fn event(&self, event: Event);
-}
-
-/// A reporter that drops everything.
-#[derive(Debug, Default)]
-pub struct NoReport;
-
-impl Reporter for NoReport {
-    fn event(&self, _: Event) {}
 }
 
 /// Network of RUN steps.

@@ -68,3 +68,81 @@ impl Store {
         self.root().join("logs").join(format!("{}.log", key.0))
     }
 }
+
+/// One layer of an image as `history` shows it: its history entry, and for steps of a
+/// build made here, that step's record.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    /// When the entry was made.
+    pub created: Option<String>,
+    /// What made it.
+    pub created_by: String,
+    /// Its layer's size (uncompressed when built here), 0 for none.
+    pub size: u64,
+    /// The entry's comment.
+    pub comment: String,
+    /// The step of the last build here that made it.
+    pub step: Option<StepRecord>,
+}
+
+impl Store {
+    /// The history of `image`, newest first, each entry paired with its layer and (for
+    /// images built here) its step; and whether the image was built here.
+    pub fn history(&self, image: &crate::store::Image) -> (Vec<HistoryRow>, bool) {
+        let history = image.config.history().clone().unwrap_or_default();
+        let layers = image.manifest.layers();
+        // Pair each history entry with its layer, counting only entries that made one.
+        let mut made = layers.iter();
+        let mut rows: Vec<HistoryRow> = history
+            .iter()
+            .map(|h| HistoryRow {
+                created: h.created().clone(),
+                created_by: h.created_by().clone().unwrap_or_default(),
+                size: if h.empty_layer().unwrap_or(false) {
+                    0
+                } else {
+                    made.next().map(|l| l.size()).unwrap_or(0)
+                },
+                comment: h.comment().clone().unwrap_or_default(),
+                step: None,
+            })
+            .collect();
+        let record = self.build_record(image.id());
+        // The steps of the build that made the image are its last history entries.
+        if let Some(record) = &record {
+            for (row, step) in rows.iter_mut().rev().zip(record.steps.iter().rev()) {
+                if step.size > 0 {
+                    row.size = step.size;
+                }
+                row.step = Some(step.clone());
+            }
+        }
+        rows.reverse();
+        (rows, record.is_some())
+    }
+
+    /// Opens the log of step `number` of the build that made `image` (`name` is how the
+    /// user named it, for messages).
+    pub fn open_step_log(
+        &self,
+        image: &crate::store::Image,
+        name: &str,
+        number: usize,
+    ) -> Result<fs::File> {
+        let missing = |why: String| Error::NoSuchLog(why);
+        let record = self.build_record(image.id()).ok_or_else(|| {
+            missing(format!("image {name} was not built here, so no step logs are kept for it"))
+        })?;
+        let step = record
+            .all_steps
+            .iter()
+            .find(|s| s.number == number)
+            .ok_or_else(|| missing(format!("the build of {name} has no step {number}")))?;
+        let key = step.cache_key.as_ref().filter(|_| step.has_log).ok_or_else(|| {
+            missing(format!("step {number} ({}) ran no command, so it has no log", step.created_by))
+        })?;
+        fs::File::open(self.step_log_path(key)).map_err(|_| {
+            missing(format!("the log of step {number} is gone (was the build cache pruned?)"))
+        })
+    }
+}

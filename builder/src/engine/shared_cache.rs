@@ -158,3 +158,87 @@ pub fn import(store: &Store, manifest: &ImageManifest) -> Result<usize> {
     }
     Ok(n)
 }
+
+/// Where a shared build cache lives (`--cache-from`, `--cache-to`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheLocation {
+    /// A registry repository and tag.
+    Registry(crate::reference::Reference),
+    /// An OCI image layout directory.
+    Local(std::path::PathBuf),
+}
+
+impl CacheLocation {
+    /// Reads buildx's syntax: `type=registry,ref=REF` (or just `REF`) or
+    /// `type=local,DIR_KEY=DIR` (`dir_key`: `src` to import, `dest` to export). `mode`,
+    /// `oci-mediatypes`, `compression` and `ignore-error` are accepted and change nothing.
+    pub fn parse(text: &str, dir_key: &str) -> Result<CacheLocation> {
+        use crate::reference::Reference;
+        if !text.contains('=') {
+            return Ok(CacheLocation::Registry(Reference::parse(text)?));
+        }
+        let invalid = |why: String| Error::InvalidOption(format!("cache location {text:?}: {why}"));
+        let (mut kind, mut reference, mut dir) = (None, None, None);
+        for field in text.split(',') {
+            match field.split_once('=') {
+                Some(("type", v)) => kind = Some(v.to_string()),
+                Some(("ref", v)) => reference = Some(v.to_string()),
+                Some((k, v)) if k == dir_key => dir = Some(std::path::PathBuf::from(v)),
+                Some(("mode", "max" | "min"))
+                | Some(("oci-mediatypes" | "compression" | "ignore-error", _)) => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "expected type=registry,ref=REF or type=local,{dir_key}=DIR"
+                    )))
+                }
+            }
+        }
+        match kind.as_deref() {
+            Some("registry") => Ok(CacheLocation::Registry(Reference::parse(
+                &reference.ok_or_else(|| invalid("type=registry needs ref=REF".into()))?,
+            )?)),
+            Some("local") => Ok(CacheLocation::Local(
+                dir.ok_or_else(|| invalid(format!("type=local needs {dir_key}=DIR")))?,
+            )),
+            other => Err(invalid(format!("cache type {other:?} is not registry or local"))),
+        }
+    }
+}
+
+/// Imports the cache at `location` into the store; returns how many records it held.
+pub fn import_from(
+    store: &Store,
+    location: &CacheLocation,
+    registry: &rbuild_registry_client::ClientOptions,
+    reporter: &dyn crate::report::Reporter,
+) -> Result<usize> {
+    match location {
+        CacheLocation::Local(dir) => read_local(store, dir),
+        CacheLocation::Registry(r) => {
+            let client = crate::remote::client(registry.clone())?;
+            let manifest = crate::remote::pull_blobs(store, &client, r, reporter)?;
+            import(store, &manifest)
+        }
+    }
+}
+
+/// Exports the cache of a build's steps to `location`.
+pub fn export_to(
+    store: &Store,
+    steps: &[StepRecord],
+    location: &CacheLocation,
+    registry: &rbuild_registry_client::ClientOptions,
+) -> Result<()> {
+    // The cache's config and manifest are named by nothing: no collection may run meanwhile.
+    let _in_use = store.in_use()?;
+    let bundle = bundle(store, steps)?;
+    match location {
+        CacheLocation::Local(dir) => write_local(store, &bundle, dir),
+        CacheLocation::Registry(r) => {
+            let client = crate::remote::client(registry.clone())?;
+            let quiet = crate::report::NoReport;
+            crate::remote::push_manifest(store, &client, &bundle.manifest, &bundle.blobs, r, &quiet)
+                .map(drop)
+        }
+    }
+}

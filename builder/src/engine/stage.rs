@@ -243,14 +243,7 @@ fn image_state<'s, 'a>(
 ) -> Result<State<'s, 'a>> {
     let raw = shared.store.read_blob(image.id())?;
     let config: ImageConfig = serde_json::from_slice(&raw).map_err(Error::json("image config"))?;
-    if config.rootfs.diff_ids.len() != image.manifest.layers().len() {
-        return Err(Error::BadArchive(format!(
-            "image {} lists {} diff IDs for {} layers",
-            image.id(),
-            config.rootfs.diff_ids.len(),
-            image.manifest.layers().len()
-        )));
-    }
+    crate::store::check_layer_count(config.rootfs.diff_ids.len(), image.manifest.layers().len())?;
     let mut layers = Vec::new();
     for (l, d) in image.manifest.layers().iter().zip(&config.rootfs.diff_ids) {
         let diff_id: Digest =
@@ -324,7 +317,7 @@ pub(crate) fn base_image(shared: &Shared<'_>, stage: usize, name: &str) -> Resul
         }
     }
     shared.reporter.event(Event::Pulling { stage, reference: reference.familiar() });
-    shared.source.pull(store, &reference, &shared.options.platform)
+    shared.source.pull(store, &reference, &shared.options.platform, shared.reporter)
 }
 
 /// Runs stage `index` to its end.

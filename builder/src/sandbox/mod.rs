@@ -30,3 +30,14 @@ pub use cgroups::{remove_stale_cgroups, Cgroup, Limits};
 pub use linux::{exit_with_parent, reap_finished, run, DOCKER_DEFAULT_CAPS};
 pub use nodes::{make_special, make_whiteout, SpecialFile};
 pub use spec::{LayerMount, Network, SandboxSpec, TmpfsMount, Volume};
+
+/// Runs the spec a [`ProcessExecutor`](crate::engine::ProcessExecutor) wrote to `path`,
+/// in the helper process it started: ties this process's life to `parent`'s, reads the
+/// spec and runs it; returns the command's exit code.
+pub fn run_spec_file(path: &std::path::Path, parent: u32) -> crate::Result<i32> {
+    exit_with_parent(parent)?;
+    let bytes = std::fs::read(path).map_err(crate::Error::io("reading", path))?;
+    let spec: SandboxSpec =
+        serde_json::from_slice(&bytes).map_err(crate::Error::json("the sandbox spec"))?;
+    run(&spec)
+}

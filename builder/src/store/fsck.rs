@@ -195,11 +195,10 @@ impl Store {
                                 let missing = m.layers().iter().find(|l| !blob_ok(l.digest()));
                                 if let Some(l) = missing {
                                     Some(format!("its layer {} is missing or corrupt", l.digest()))
-                                } else if diff_ids.len() != m.layers().len() {
-                                    Some(
-                                        "its config and manifest list different numbers of layers"
-                                            .into(),
-                                    )
+                                } else if let Err(e) =
+                                    super::check_layer_count(diff_ids.len(), m.layers().len())
+                                {
+                                    Some(e.to_string())
                                 } else {
                                     for (l, d) in m.layers().iter().zip(diff_ids) {
                                         layer_of.insert(

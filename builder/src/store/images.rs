@@ -235,11 +235,7 @@ impl Store {
     pub fn unpack(&self, image: &Image, dest: &std::path::Path) -> Result<()> {
         fs::create_dir_all(dest).map_err(Error::io("creating", dest))?;
         let diff_ids = image.config.rootfs().diff_ids();
-        if diff_ids.len() != image.manifest.layers().len() {
-            return Err(Error::BadArchive(
-                "the image config and manifest list different numbers of layers".into(),
-            ));
-        }
+        check_layer_count(diff_ids.len(), image.manifest.layers().len())?;
         for (layer, diff_id) in image.manifest.layers().iter().zip(diff_ids) {
             // Each layer is checked against its diff ID while it is applied.
             let blob = crate::snapshot::decompress(self.open_blob(layer.digest())?)?;
@@ -362,5 +358,49 @@ impl Store {
             *usage.entry(if used { "images" } else { "unused" }).or_default() += size;
         }
         Ok(usage)
+    }
+}
+
+/// Checks that an image config lists as many diff IDs as its manifest (or archive) has
+/// layers: the one rule every reader of an image applies before pairing them.
+pub fn check_layer_count(diff_ids: usize, layers: usize) -> Result<()> {
+    if diff_ids == layers {
+        return Ok(());
+    }
+    Err(Error::InvalidImage(format!(
+        "the image config lists {diff_ids} layers but its manifest has {layers}"
+    )))
+}
+
+impl Store {
+    /// The `docker image inspect` view of an image, as JSON.
+    pub fn inspect_view(&self, image: &Image) -> Result<serde_json::Value> {
+        let config = &image.config;
+        // The raw `config` object: Docker's fields that OCI leaves out (Healthcheck,
+        // Shell, OnBuild) are shown too.
+        let raw: serde_json::Value = serde_json::from_slice(&self.read_blob(image.id())?)
+            .map_err(Error::json("image config"))?;
+        let run_config = raw.get("config").cloned().unwrap_or(serde_json::Value::Null);
+        let names = &image.entry.names;
+        Ok(serde_json::json!({
+            "Id": image.id().to_string(),
+            "RepoTags": names.iter().filter(|n| n.tag().is_some()).map(|n| n.familiar()).collect::<Vec<_>>(),
+            "RepoDigests": names.iter()
+                .map(|n| format!("{}@{}", n.familiar_repository(), image.entry.manifest.digest()))
+                .collect::<std::collections::BTreeSet<_>>(),
+            "Created": config.created(),
+            "Author": config.author(),
+            "Config": run_config,
+            "Architecture": config.architecture().to_string(),
+            "Variant": config.variant(),
+            "Os": config.os().to_string(),
+            "Size": image.size(),
+            "RootFS": {
+                "Type": "layers",
+                "Layers": config.rootfs().diff_ids(),
+            },
+            "History": config.history(),
+            "Descriptor": image.entry.manifest,
+        }))
     }
 }

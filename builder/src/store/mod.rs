@@ -42,7 +42,7 @@ use oci_spec::image::{Descriptor, Digest, DigestAlgorithm};
 use serde::de::DeserializeOwned;
 
 pub use fsck::{summarize, FsckOptions, FsckReport, Problem, TreeSummary};
-pub use images::{Image, ImageEntry, RemoveReport};
+pub use images::{check_layer_count, Image, ImageEntry, RemoveReport};
 
 use crate::digest::HashingWriter;
 use crate::error::{Error, Result};

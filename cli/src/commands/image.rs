@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use rbuild_builder::archive::{self, ArchiveFormat};
 use rbuild_builder::reference::Reference;
 use rbuild_builder::store::{Image, Store};
+use rbuild_builder::workflow::PruneOptions;
 use serde_json::{json, Value};
 
 use crate::human;
@@ -210,35 +211,6 @@ pub fn images(store: &Store, args: ImagesArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The `docker image inspect` view of an image.
-fn inspect_json(store: &Store, image: &Image) -> Result<Value> {
-    let config = &image.config;
-    // The raw `config` object: Docker's fields that OCI leaves out (Healthcheck, Shell,
-    // OnBuild) are shown too.
-    let raw: Value = serde_json::from_slice(&store.read_blob(image.id())?)?;
-    let run_config = raw.get("config").cloned().unwrap_or(Value::Null);
-    Ok(json!({
-        "Id": image.id().to_string(),
-        "RepoTags": image.entry.names.iter().filter(|n| n.tag().is_some()).map(|n| n.familiar()).collect::<Vec<_>>(),
-        "RepoDigests": image.entry.names.iter()
-            .map(|n| format!("{}@{}", n.familiar_repository(), image.entry.manifest.digest()))
-            .collect::<std::collections::BTreeSet<_>>(),
-        "Created": created(image),
-        "Author": config.author(),
-        "Config": run_config,
-        "Architecture": config.architecture().to_string(),
-        "Variant": config.variant(),
-        "Os": config.os().to_string(),
-        "Size": image.size(),
-        "RootFS": {
-            "Type": "layers",
-            "Layers": config.rootfs().diff_ids(),
-        },
-        "History": config.history(),
-        "Descriptor": image.entry.manifest,
-    }))
-}
-
 /// `rbuild inspect`.
 pub fn inspect(store: &Store, args: InspectArgs) -> Result<ExitCode> {
     let _in_use = store.in_use()?;
@@ -246,7 +218,7 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<ExitCode> {
     let mut failed = false;
     for name in &args.images {
         match store.resolve(name) {
-            Ok(image) => out.push(inspect_json(store, &image)?),
+            Ok(image) => out.push(store.inspect_view(&image)?),
             Err(e) => {
                 eprintln!("error: {e}");
                 failed = true;
@@ -257,73 +229,16 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<ExitCode> {
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// One row of `rbuild history`.
-struct HistoryRow {
-    created: Option<String>,
-    created_by: String,
-    size: u64,
-    comment: String,
-    /// For steps of a build made here: the cache key, whether the last build took it
-    /// from the cache, and how long it ran.
-    step: Option<rbuild_builder::engine::record::StepRecord>,
-}
-
 /// `rbuild history`.
 pub fn history(store: &Store, args: HistoryArgs) -> Result<ExitCode> {
     let _in_use = store.in_use()?;
     let image = store.resolve(&args.image)?;
-    let record = store.build_record(image.id());
     if let Some(number) = args.logs {
-        let Some(record) = record else {
-            bail!("image {} was not built here, so no step logs are kept for it", args.image);
-        };
-        let step = record
-            .all_steps
-            .iter()
-            .find(|s| s.number == number)
-            .with_context(|| format!("the build of {} has no step {number}", args.image))?;
-        let key = step.cache_key.as_ref().filter(|_| step.has_log).with_context(|| {
-            format!("step {number} ({}) ran no command, so it has no log", step.created_by)
-        })?;
-        let path = store.step_log_path(key);
-        let mut file = std::fs::File::open(&path).with_context(|| {
-            format!("the log of step {number} is gone (was the build cache pruned?)")
-        })?;
-        std::io::copy(&mut file, &mut std::io::stdout().lock())?;
+        let mut log = store.open_step_log(&image, &args.image, number)?;
+        std::io::copy(&mut log, &mut std::io::stdout().lock())?;
         return Ok(ExitCode::SUCCESS);
     }
-    let history = image.config.history().clone().unwrap_or_default();
-    let layers = image.manifest.layers();
-    // Pair each history entry with its layer, counting only entries that made one.
-    let mut layer_index = 0;
-    let mut rows: Vec<HistoryRow> = Vec::new();
-    for h in &history {
-        let empty = h.empty_layer().unwrap_or(false);
-        let size = if empty {
-            0
-        } else {
-            let s = layers.get(layer_index).map(|l| l.size()).unwrap_or(0);
-            layer_index += 1;
-            s
-        };
-        rows.push(HistoryRow {
-            created: h.created().clone(),
-            created_by: h.created_by().clone().unwrap_or_default(),
-            size,
-            comment: h.comment().clone().unwrap_or_default(),
-            step: None,
-        });
-    }
-    // The steps of the build that made the image are its last history entries.
-    if let Some(record) = &record {
-        for (row, step) in rows.iter_mut().rev().zip(record.steps.iter().rev()) {
-            if step.size > 0 {
-                row.size = step.size;
-            }
-            row.step = Some(step.clone());
-        }
-    }
-    rows.reverse();
+    let (rows, built_here) = store.history(&image);
     let top = short_id(&image, args.no_trunc);
     let ids: Vec<String> = (0..rows.len())
         .map(|i| if i == 0 { top.clone() } else { "<missing>".to_string() })
@@ -348,7 +263,6 @@ pub fn history(store: &Store, args: HistoryArgs) -> Result<ExitCode> {
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let built_here = record.is_some();
     let table: Vec<Vec<String>> = rows
         .into_iter()
         .zip(ids)
@@ -442,35 +356,19 @@ pub fn save(store: &Store, args: SaveArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes images as an archive to `output` (atomically: no half-written file is left
-/// under its name), or to standard output when `None` (never a terminal).
-pub fn write_archive(
+/// Writes images as an archive to the file `output`, or to standard output when `None`
+/// (never a terminal).
+fn write_archive(
     store: &Store,
     images: &[(Image, Vec<Reference>)],
     format: ArchiveFormat,
     output: Option<&std::path::Path>,
 ) -> Result<()> {
-    match output {
-        Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("creating a file in {}", dir.display()))?;
-            archive::save(store, images, format, std::io::BufWriter::new(tmp.as_file_mut()))?;
-            tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
-        }
-        None => {
-            let stdout = std::io::stdout();
-            if stdout.is_terminal() {
-                bail!(
-                    "refusing to write an archive to a terminal: use a file or redirect the output"
-                );
-            }
-            archive::save(store, images, format, std::io::BufWriter::new(stdout.lock()))?;
-        }
+    let stdout = std::io::stdout();
+    if output.is_none() && stdout.is_terminal() {
+        bail!("refusing to write an archive to a terminal: use a file or redirect the output");
     }
+    rbuild_builder::export::write_archive(store, images, format, output, &mut stdout.lock())?;
     Ok(())
 }
 
@@ -503,23 +401,20 @@ pub fn load(store: &Store, args: LoadArgs) -> Result<ExitCode> {
 
 /// `rbuild prune`.
 pub fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
-    let mut removed = 0usize;
-    for entry in store.images()? {
-        if entry.names.is_empty() {
-            let report = store.remove(entry.manifest.digest().as_ref(), true)?;
-            for d in report.deleted {
-                println!("Deleted: {d}");
-                removed += 1;
-            }
-        }
+    let options = PruneOptions {
+        build_cache: args.build_cache,
+        cache_mounts: args.cache_mounts,
+        all_snapshots: args.all,
+    };
+    let report = rbuild_builder::workflow::prune(store, options)?;
+    for d in &report.deleted {
+        println!("Deleted: {d}");
     }
-    let mut freed = if args.build_cache { store.clear_cache()? } else { 0 };
-    if args.cache_mounts {
-        freed += rbuild_builder::engine::remove_cache_mounts(store)?;
-    }
-    freed += store.collect_garbage()?;
-    freed += store.remove_snapshots(args.all)?;
-    println!("Deleted {removed} untagged images; total reclaimed space: {}", human::size(freed));
+    println!(
+        "Deleted {} untagged images; total reclaimed space: {}",
+        report.deleted.len(),
+        human::size(report.freed)
+    );
     Ok(ExitCode::SUCCESS)
 }
 

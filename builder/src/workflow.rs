@@ -1,0 +1,118 @@
+//! A build as `rbuild build` and a CI job run it, end to end: import shared caches, build,
+//! write the outputs, export the cache, push the tags. Each step reports through the
+//! same [`Reporter`]; a failed cache import is a warning, as with buildx.
+
+use std::io::Write;
+
+use rbuild_registry_client::ClientOptions;
+
+use crate::engine::shared_cache::{self, CacheLocation};
+use crate::engine::{self, BuildOptions, BuildResult, Executor};
+use crate::error::Result;
+use crate::export::{self, Output};
+use crate::remote::{self, RegistrySource};
+use crate::report::{Event, Reporter};
+use crate::store::Store;
+use crate::Dockerfile;
+
+/// What to do around the build itself.
+#[derive(Debug, Clone, Default)]
+pub struct BuildJob {
+    /// Caches to import first (`--cache-from`).
+    pub cache_from: Vec<CacheLocation>,
+    /// Where to export the cache of every step (`--cache-to`).
+    pub cache_to: Option<CacheLocation>,
+    /// Where to write the result besides the store (`--output`).
+    pub output: Option<Output>,
+    /// Push every tag to its registry (`--push`).
+    pub push: bool,
+    /// How registries are reached (base images, caches, pushes).
+    pub registry: ClientOptions,
+}
+
+/// Runs `job` around the build of `df` with `options`: RUN steps through `executor`,
+/// events to `reporter`, outputs without a path to `stream`.
+pub fn build(
+    store: &Store,
+    df: &Dockerfile,
+    options: &BuildOptions,
+    job: &BuildJob,
+    executor: &dyn Executor,
+    reporter: &dyn Reporter,
+    stream: &mut dyn Write,
+) -> Result<BuildResult> {
+    for location in &job.cache_from {
+        match shared_cache::import_from(store, location, &job.registry, reporter) {
+            Ok(n) => tracing::info!(records = n, "imported a build cache"),
+            Err(e) => reporter.event(Event::Warning(format!(
+                "no build cache imported from {location:?}: {}",
+                crate::error::chain(&e)
+            ))),
+        }
+    }
+    if let Some(syntax) = df.tree.directive("syntax") {
+        if !engine::flags::builtin_syntax(syntax) {
+            reporter.event(Event::Warning(format!(
+                "the syntax image {syntax} is not used: rbuild builds with its own Dockerfile frontend"
+            )));
+        }
+    }
+    let source = RegistrySource::new(job.registry.clone());
+    let result = engine::build(store, df, options, &source, executor, reporter)?;
+    if let Some(output) = &job.output {
+        let image = store.resolve(result.image_id.as_ref())?;
+        export::export(store, &image, &options.tags, output, stream)?;
+    }
+    if let Some(location) = &job.cache_to {
+        shared_cache::export_to(store, &result.steps, location, &job.registry)?;
+    }
+    if job.push {
+        let client = remote::client(job.registry.clone())?;
+        for tag in &options.tags {
+            let image = store.resolve(&tag.to_string())?;
+            remote::push_image(store, &client, &image, tag, reporter)?;
+        }
+    }
+    Ok(result)
+}
+
+/// What `prune` removes besides untagged images and unused blobs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PruneOptions {
+    /// The build cache (cache records and step logs).
+    pub build_cache: bool,
+    /// `RUN --mount=type=cache` directories.
+    pub cache_mounts: bool,
+    /// Every layer snapshot, not only those of layers no image uses.
+    pub all_snapshots: bool,
+}
+
+/// What `prune` removed.
+#[derive(Debug, Clone, Default)]
+pub struct PruneReport {
+    /// IDs of the untagged images removed.
+    pub deleted: Vec<oci_spec::image::Digest>,
+    /// Bytes freed.
+    pub freed: u64,
+}
+
+/// Removes untagged images, unused blobs, leftovers of interrupted commands, and what
+/// `options` adds.
+pub fn prune(store: &Store, options: PruneOptions) -> Result<PruneReport> {
+    let mut report = PruneReport::default();
+    for entry in store.images()? {
+        if entry.names.is_empty() {
+            let removed = store.remove(entry.manifest.digest().as_ref(), true)?;
+            report.deleted.extend(removed.deleted);
+        }
+    }
+    if options.build_cache {
+        report.freed += store.clear_cache()?;
+    }
+    if options.cache_mounts {
+        report.freed += engine::remove_cache_mounts(store)?;
+    }
+    report.freed += store.collect_garbage()?;
+    report.freed += store.remove_snapshots(options.all_snapshots)?;
+    Ok(report)
+}
