@@ -3,7 +3,8 @@
 # missing (testdata/test-packages.txt; as root), the reference parser the differential
 # tests compare against (a Python virtual environment, from PyPI), then every test of
 # every crate. The shared corpus must be at ../shared/corpus
-# (or RBUILD_CORPUS). Ends with one line that sums up every test binary:
+# (or RBUILD_CORPUS). Then the library's build cases again as an unprivileged user
+# (testdata/lib-cases-rootless.sh). Ends with one line that sums up every test binary:
 # "tests: N passed, N failed". Exit status: cargo test's.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -29,6 +30,14 @@ set +e
 cargo test --workspace --locked 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# The library build cases once more as an unprivileged user, within 30 s: they need
+# neither root nor a sandbox (builder/tests/cases/).
+if [ "$status" = 0 ]; then
+  set +e
+  bash testdata/lib-cases-rootless.sh 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

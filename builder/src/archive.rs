@@ -483,6 +483,8 @@ impl crate::engine::ImageSource for ArchiveSource {
     }
 
     fn download(&self, url: &str, _dest: &std::path::Path) -> Result<Option<i64>> {
-        Err(Error::Download(format!("{url}: this build reads images from an archive and downloads nothing")))
+        Err(Error::Download(format!(
+            "{url}: this build reads images from an archive and downloads nothing"
+        )))
     }
 }

@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use rbuild_builder::snapshot::{apply_layer, ApplyOptions};
 
+mod cases;
+mod library;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

@@ -87,49 +87,42 @@ impl Executor for ProcessExecutor {
     }
 }
 
+/// What a [`RecordingExecutor`]'s run does instead of a command: it may change the
+/// directory whose contents become the step's change (overlayfs's upper directory) and
+/// write output, and returns the exit code.
+pub type Effect =
+    dyn Fn(&SandboxSpec, &std::path::Path, &mut dyn Write) -> std::io::Result<i32> + Send + Sync;
+
 /// An [`Executor`] that runs nothing: it keeps every spec it is given (command,
-/// environment, user, working directory, network, mounts), writes a fixed output and
-/// returns a fixed exit code. The step's change is what `effect` puts in the spec's upper
-/// directory (nothing by default), so builds, their cache keys and their layers can be
-/// tested without root or a sandbox.
+/// environment, user, working directory, network, mounts) and runs an [`Effect`] in its
+/// place (by default: no change, no output, exit code 0). So builds, their cache keys and
+/// their layers can be tested without root or a sandbox.
 pub struct RecordingExecutor {
     runs: std::sync::Mutex<Vec<SandboxSpec>>,
-    code: i32,
-    output: Vec<u8>,
-    effect: Box<dyn Fn(&SandboxSpec, &std::path::Path) -> std::io::Result<()> + Send + Sync>,
+    effect: Box<Effect>,
 }
 
 impl std::fmt::Debug for RecordingExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordingExecutor").field("code", &self.code).finish_non_exhaustive()
+        f.debug_struct("RecordingExecutor").finish_non_exhaustive()
     }
 }
 
 impl Default for RecordingExecutor {
     fn default() -> Self {
-        RecordingExecutor::new(0, b"")
+        RecordingExecutor::new(|_, _, _| Ok(0))
     }
 }
 
 impl RecordingExecutor {
-    /// An executor whose every run prints `output` and exits with `code`.
-    pub fn new(code: i32, output: &[u8]) -> Self {
-        RecordingExecutor {
-            runs: Default::default(),
-            code,
-            output: output.to_vec(),
-            effect: Box::new(|_, _| Ok(())),
-        }
-    }
-
-    /// Lets each run change the file system: `effect` gets the spec and the directory
-    /// whose contents become the step's change (overlayfs's upper directory).
-    pub fn with_effect(
-        mut self,
-        effect: impl Fn(&SandboxSpec, &std::path::Path) -> std::io::Result<()> + Send + Sync + 'static,
+    /// An executor whose every run does `effect`.
+    pub fn new(
+        effect: impl Fn(&SandboxSpec, &std::path::Path, &mut dyn Write) -> std::io::Result<i32>
+            + Send
+            + Sync
+            + 'static,
     ) -> Self {
-        self.effect = Box::new(effect);
-        self
+        RecordingExecutor { runs: Default::default(), effect: Box::new(effect) }
     }
 
     /// The specs run so far, in order.
@@ -144,11 +137,9 @@ impl Executor for RecordingExecutor {
         for dir in [&upper, &spec.work()] {
             std::fs::create_dir_all(dir).map_err(Error::io("creating", dir.clone()))?;
         }
-        (self.effect)(spec, &upper).map_err(Error::io("simulating a run in", upper.clone()))?;
         if let Ok(mut runs) = self.runs.lock() {
             runs.push(spec.clone());
         }
-        output.write_all(&self.output).map_err(Error::io("relaying output of", spec.run_dir.clone()))?;
-        Ok(self.code)
+        (self.effect)(spec, &upper, output).map_err(Error::io("simulating a run in", upper))
     }
 }

@@ -1,0 +1,166 @@
+//! The library's workflows end to end, as a program that embeds rbuild would run them:
+//! build and push to a real registry (Debian's docker-registry on a free loopback port),
+//! pull into a second store, export; every step's events checked.
+
+use std::path::Path;
+use std::process::Command;
+
+use rbuild_builder::engine::{BuildOptions, Platform, RecordingExecutor};
+use rbuild_builder::export::{self, Output};
+use rbuild_builder::reference::Reference;
+use rbuild_builder::remote;
+use rbuild_builder::report::{Direction, Event, RecordingReporter};
+use rbuild_builder::store::Store;
+use rbuild_builder::workflow::{self, BuildJob};
+use rbuild_registry_client::ClientOptions;
+
+/// Debian's docker-registry, started by `testdata/registry.sh`, stopped when dropped.
+struct Registry {
+    host: String,
+    pid: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let found = Command::new("sh").args(["-c", "command -v docker-registry"]).status();
+        assert!(
+            found.is_ok_and(|s| s.success()),
+            "this test needs docker-registry (Debian package docker-registry); .ci/run installs it"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let script = super::repo().join("testdata/registry.sh");
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(r#". "$1"; serve_registry "$2" >/dev/null && echo "$REGISTRY $REGISTRY_PID""#)
+            .arg("bash")
+            .arg(&script)
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (host, pid) = text.trim().split_once(' ').expect("docker-registry did not start");
+        Registry { host: host.to_string(), pid: pid.to_string(), _dir: dir }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(&self.pid).status();
+    }
+}
+
+fn options(context: &Path, tags: Vec<Reference>) -> BuildOptions {
+    let text = std::fs::read_to_string(context.join("Dockerfile")).unwrap();
+    BuildOptions {
+        context: context.to_path_buf(),
+        dockerfile_text: text,
+        dockerfile_name: "Dockerfile".into(),
+        dockerfile_path: Some(context.join("Dockerfile")),
+        tags,
+        build_args: Default::default(),
+        target: None,
+        no_cache: false,
+        pull: false,
+        labels: Default::default(),
+        network: rbuild_builder::sandbox::Network::Private,
+        allow_host_network: false,
+        platform: Platform::host(),
+        jobs: 2,
+        source_date_epoch: Some(1_700_000_000),
+        secrets: Default::default(),
+        ssh: Default::default(),
+    }
+}
+
+#[test]
+fn build_push_pull_and_export_through_the_library() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let context = work.path().join("context");
+    std::fs::create_dir(&context).unwrap();
+    std::fs::write(context.join("hello.txt"), "hello from the library\n").unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY hello.txt /hello.txt\nLABEL made.by=library\n",
+    )
+    .unwrap();
+    let tag: Reference = format!("{}/lib/hello:v1", registry.host).parse().unwrap();
+
+    // Build and push.
+    let first = Store::open(work.path().join("first")).unwrap();
+    let df = rbuild_builder::parse(&std::fs::read_to_string(context.join("Dockerfile")).unwrap())
+        .unwrap();
+    let job = BuildJob { push: true, registry: ClientOptions::default(), ..Default::default() };
+    let reporter = RecordingReporter::default();
+    let built = workflow::build(
+        &first,
+        &df,
+        &options(&context, vec![tag.clone()]),
+        &job,
+        &RecordingExecutor::default(),
+        &reporter,
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    let events = reporter.events();
+    let steps: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Step { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, ["FROM scratch", "COPY hello.txt /hello.txt", "LABEL made.by=library"]);
+    assert!(events.contains(&Event::PushStarted { repository: tag.repository() }), "{events:?}");
+    let pushed_blobs = events
+        .iter()
+        .filter(|e| matches!(e, Event::BlobDone { direction: Direction::Push, .. }))
+        .count();
+    assert_eq!(pushed_blobs, 2, "a layer and a config: {events:?}");
+    let pushed = events.iter().find_map(|e| match e {
+        Event::Pushed { tag, digest, .. } => Some((tag.clone(), digest.clone())),
+        _ => None,
+    });
+    let (pushed_tag, pushed_digest) = pushed.expect("a Pushed event");
+    assert_eq!(pushed_tag, "v1");
+    assert_eq!(pushed_digest, *built.manifest.digest());
+
+    // Pull into a second store.
+    let second = Store::open(work.path().join("second")).unwrap();
+    let client = remote::client(ClientOptions::default()).unwrap();
+    let reporter = RecordingReporter::default();
+    let pulled = remote::pull_image(&second, &client, &tag, &Platform::host(), &reporter).unwrap();
+    assert_eq!(pulled.image_id, built.image_id);
+    assert_eq!(pulled.digest, pushed_digest);
+    let events = reporter.events();
+    assert!(matches!(&events[0], Event::PullStarted { tag, .. } if tag == "v1"), "{events:?}");
+    let pulled_blobs = events
+        .iter()
+        .filter(|e| matches!(e, Event::BlobDone { direction: Direction::Pull, .. }))
+        .count();
+    assert_eq!(pulled_blobs, 2, "{events:?}");
+    // A second pull finds every blob in the store and downloads nothing.
+    let reporter = RecordingReporter::default();
+    remote::pull_image(&second, &client, &tag, &Platform::host(), &reporter).unwrap();
+    assert!(!reporter.events().iter().any(|e| matches!(e, Event::BlobStarted { .. })));
+
+    // Export the pulled image: its file system, and an OCI archive.
+    let image = second.resolve(&tag.to_string()).unwrap();
+    let rootfs = work.path().join("rootfs");
+    export::export(&second, &image, &[], &Output::Local(rootfs.clone()), &mut std::io::sink())
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("hello.txt")).unwrap(),
+        "hello from the library\n"
+    );
+    let archive = work.path().join("hello.tar");
+    let output = Output::parse(&format!("type=oci,dest={}", archive.display())).unwrap();
+    export::export(&second, &image, std::slice::from_ref(&tag), &output, &mut std::io::sink())
+        .unwrap();
+    let third = Store::open(work.path().join("third")).unwrap();
+    let loaded =
+        rbuild_builder::archive::load(&third, std::fs::File::open(&archive).unwrap()).unwrap();
+    assert_eq!(loaded.len(), 1);
+    assert_eq!(loaded[0].id, built.image_id);
+}
