@@ -9,6 +9,7 @@
 //! instructions change the [image config](config). Progress goes to a [`Reporter`].
 
 pub mod cache;
+mod commit;
 pub mod config;
 pub mod context;
 mod copy;
@@ -19,9 +20,9 @@ pub mod record;
 pub mod rootfs;
 mod run;
 pub mod shared_cache;
-mod sources;
 mod stage;
 mod vars;
+mod workdir;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

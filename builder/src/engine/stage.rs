@@ -450,7 +450,7 @@ fn dispatch(state: &mut State<'_, '_>, inst: &Instruction, number: usize) -> Res
             let abs = state.absolute(&path);
             let abs = if abs.len() > 1 { abs.trim_end_matches('/').to_string() } else { abs };
             state.config.config.working_dir = Some(abs.clone());
-            let cached = super::copy::make_workdir(state, inst, &abs, number)?;
+            let cached = super::workdir::make_workdir(state, inst, &abs, number)?;
             return Ok(cached);
         }
         InstructionKind::Env(pairs) => {

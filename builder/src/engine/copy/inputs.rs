@@ -5,11 +5,11 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use super::rootfs::RootfsView;
+use super::super::rootfs::RootfsView;
 use crate::error::{Error, Result};
 
 /// The compression of an archive, from its first bytes; `None` when it is not one.
-pub(super) fn archive_kind(path: &Path) -> Option<&'static str> {
+pub(crate) fn archive_kind(path: &Path) -> Option<&'static str> {
     let mut head = [0u8; 262];
     let n = fs::File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
     let head = &head[..n];
@@ -29,7 +29,7 @@ pub(super) fn archive_kind(path: &Path) -> Option<&'static str> {
 }
 
 /// Opens an archive for extraction, decompressing by content.
-pub(super) fn open_archive(path: &Path) -> Result<Box<dyn Read>> {
+pub(crate) fn open_archive(path: &Path) -> Result<Box<dyn Read>> {
     let file = fs::File::open(path).map_err(Error::io("reading", path))?;
     let reader = std::io::BufReader::new(file);
     Ok(match archive_kind(path) {
@@ -41,7 +41,7 @@ pub(super) fn open_archive(path: &Path) -> Result<Box<dyn Read>> {
 
 /// `--chown=user[:group]` as numbers, names looked up in the image's `/etc/passwd` and
 /// `/etc/group`. A user without a group gets the group with the user's number.
-pub(super) fn resolve_owner(
+pub(crate) fn resolve_owner(
     view: &RootfsView,
     spec: &str,
 ) -> std::result::Result<(u32, u32), String> {
@@ -71,7 +71,7 @@ pub(super) fn resolve_owner(
 }
 
 /// Applies `--chmod` (octal like `755`, or symbolic like `u+x,g-w,o=r`) to `mode`.
-pub(super) fn apply_chmod(spec: &str, mode: u32, is_dir: bool) -> std::result::Result<u32, String> {
+pub(crate) fn apply_chmod(spec: &str, mode: u32, is_dir: bool) -> std::result::Result<u32, String> {
     if !spec.is_empty() && spec.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         return u32::from_str_radix(spec, 8)
             .ok()
@@ -123,7 +123,7 @@ pub(super) fn apply_chmod(spec: &str, mode: u32, is_dir: bool) -> std::result::R
 }
 
 /// A file name taken from a URL or a heredoc, refused when it is not one plain name.
-pub(super) fn plain_name(name: &str, what: &str) -> std::result::Result<PathBuf, String> {
+pub(crate) fn plain_name(name: &str, what: &str) -> std::result::Result<PathBuf, String> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
         return Err(format!("{what} {name:?} does not give a usable file name"));
     }
@@ -132,7 +132,7 @@ pub(super) fn plain_name(name: &str, what: &str) -> std::result::Result<PathBuf,
 
 /// Whether an ADD source is a git repository (`https://host/repo.git#ref:dir`,
 /// `git://...`, `git@host:repo`, `ssh://...`).
-pub(super) fn is_git(s: &str) -> bool {
+pub(crate) fn is_git(s: &str) -> bool {
     let base = s.split('#').next().unwrap_or(s);
     s.starts_with("git://")
         || s.starts_with("git@")
@@ -142,7 +142,7 @@ pub(super) fn is_git(s: &str) -> bool {
 
 /// Fetches `source` (`URL[#REF[:SUBDIR]]`) into `dir` with the git command, one commit
 /// deep; removes `.git` unless `keep`. Returns the commit and the subdirectory.
-pub(super) fn fetch_git(
+pub(crate) fn fetch_git(
     source: &str,
     dir: &Path,
     keep: bool,
@@ -195,11 +195,11 @@ pub(super) fn fetch_git(
     Ok((commit, subdir.to_string()))
 }
 
-pub(super) fn is_url(s: &str) -> bool {
+pub(crate) fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
 }
 
-pub(super) fn file_name_of_url(url: &str) -> String {
+pub(crate) fn file_name_of_url(url: &str) -> String {
     let path = url.split(['?', '#']).next().unwrap_or(url);
     let path = path.splitn(4, '/').nth(3).unwrap_or("");
     path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("index.html").to_string()

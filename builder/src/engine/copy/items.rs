@@ -1,0 +1,366 @@
+//! What a COPY or ADD places: its sources (the context, another stage or image, git
+//! repositories, URLs, heredocs) turned into items, each a host path and where it goes
+//! below the destination.
+
+use std::fs::{self, Metadata};
+use std::path::{Path, PathBuf};
+
+use rbuild_parser::Instruction;
+
+use super::inputs::{archive_kind, fetch_git, file_name_of_url, is_git, is_url, plain_name};
+use super::{CopyPlan, Origin};
+use crate::engine::context::{has_wildcards, ContextEntry};
+use crate::engine::rootfs::RootfsView;
+use crate::engine::stage::State;
+use crate::error::{Error, Result};
+
+/// One thing to place in the layer.
+#[derive(Debug)]
+pub(super) struct Item {
+    /// Path below the destination ("" for the destination itself).
+    pub(super) dest_rel: PathBuf,
+    /// Where its content is on the host.
+    pub(super) host: PathBuf,
+    pub(super) meta: Metadata,
+    /// Its context entry, when it comes from the context (for content digests).
+    pub(super) context: Option<ContextEntry>,
+    /// ADD: extract this archive into the destination.
+    pub(super) extract: bool,
+    /// Inline content (a heredoc, a downloaded file's mode override).
+    pub(super) mode_override: Option<u32>,
+    /// Modification time override (downloads).
+    pub(super) mtime_override: Option<i64>,
+    /// The content's digest when it is known already (downloads).
+    pub(super) content_digest: Option<String>,
+}
+
+impl Item {
+    /// A file, directory or link placed as it is.
+    pub(super) fn plain(dest_rel: PathBuf, host: PathBuf, meta: Metadata) -> Item {
+        Item {
+            dest_rel,
+            host,
+            meta,
+            context: None,
+            extract: false,
+            mode_override: None,
+            mtime_override: None,
+            content_digest: None,
+        }
+    }
+}
+
+/// The URLs and git repositories fetched, each with its content's digest or commit.
+pub(super) type Pinned = Vec<(String, String)>;
+
+/// Every item of `plan`'s sources, in order, with the digests of the URLs and git
+/// commits fetched (for the cache key); downloads go to `tmp`.
+pub(super) fn gather(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    plan: &CopyPlan<'_>,
+    tmp: &Path,
+) -> Result<(Vec<Item>, Pinned)> {
+    let (c, verb) = (plan.c, plan.verb);
+    let mut items: Vec<Item> = Vec::new();
+    let mut url_digests = Vec::new();
+    for source in &plan.sources {
+        if plan.add && is_git(source) {
+            url_digests.push(git_items(state, inst, plan, source, tmp, &mut items)?);
+            continue;
+        }
+        if plan.add && is_url(source) {
+            let (item, digest) = url_item(state, inst, plan, source, tmp, items.len())?;
+            url_digests.push((source.clone(), digest));
+            items.push(item);
+            continue;
+        }
+        if c.checksum.is_some() {
+            return Err(state.error(inst, &format!("ADD --checksum is for URLs, not {source:?}")));
+        }
+        if plan.add && source.contains("://") {
+            return Err(state.error(
+                inst,
+                &format!("ADD of {source:?}: only http and https URLs are supported"),
+            ));
+        }
+        match &plan.origin {
+            Origin::Context => context_items(state, inst, plan, source, &mut items)?,
+            Origin::View(v, _) => {
+                let parts = v.resolve(source, true)?;
+                let Some((host, meta)) = v.entry(&parts) else {
+                    let from = c.from.as_deref().unwrap_or("");
+                    return Err(
+                        state.error(inst, &format!("{verb} failed: {source} not found in {from}"))
+                    );
+                };
+                if meta.is_dir() {
+                    for (rel, h, m) in v.walk(&parts)? {
+                        items.push(Item::plain(rel, h, m));
+                    }
+                } else {
+                    let name = parts.last().map(PathBuf::from).unwrap_or_default();
+                    let dest_rel = if plan.sources_go_inside() { name } else { PathBuf::new() };
+                    items.push(Item::plain(dest_rel, host, meta));
+                }
+            }
+        }
+    }
+    heredoc_items(state, inst, plan, tmp, &mut items)?;
+    exclude(state, inst, plan, &mut items)?;
+    Ok((items, url_digests))
+}
+
+/// ADD of a git repository: its tree (or the directory the URL names) at the commit
+/// fetched, which `--checksum` may pin. Returns the source and its commit.
+fn git_items(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    plan: &CopyPlan<'_>,
+    source: &str,
+    tmp: &Path,
+    items: &mut Vec<Item>,
+) -> Result<(String, String)> {
+    let dir = tmp.join(format!("git-{}", items.len()));
+    let (commit, subdir) = fetch_git(source, &dir, plan.c.keep_git_dir)
+        .map_err(|e| state.error(inst, &format!("ADD failed: {source}: {e}")))?;
+    if let Some(want) = &plan.c.checksum {
+        let want = state.expand(inst, want)?;
+        if !commit.starts_with(want.trim()) {
+            return Err(state
+                .error(inst, &format!("ADD failed: {source} is at commit {commit}, not {want}")));
+        }
+    }
+    let tree = RootfsView::new(vec![dir]);
+    let parts = tree.resolve(&subdir, true)?;
+    if !tree.entry(&parts).is_some_and(|(_, m)| m.is_dir()) {
+        return Err(state.error(
+            inst,
+            &format!("ADD failed: {source}: {subdir} is not a directory of the repository"),
+        ));
+    }
+    for (rel, host, meta) in tree.walk(&parts)? {
+        items.push(Item::plain(rel, host, meta));
+    }
+    Ok((source.to_string(), commit))
+}
+
+/// ADD of an http(s) URL: the file downloaded (mode 0600, its `Last-Modified` time),
+/// checked against `--checksum`, extracted only with `--unpack=true`. Returns the item
+/// and the content's digest.
+fn url_item(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    plan: &CopyPlan<'_>,
+    source: &str,
+    tmp: &Path,
+    n: usize,
+) -> Result<(Item, String)> {
+    let name = file_name_of_url(source);
+    let dest_rel = if plan.sources_go_inside() {
+        plain_name(&name, "the URL").map_err(|e| state.error(inst, &e))?
+    } else {
+        PathBuf::new()
+    };
+    let host = tmp.join(format!("download-{n}"));
+    let verb = plan.verb;
+    let mtime = state
+        .shared
+        .source
+        .download(source, &host)
+        .map_err(|e| state.error(inst, &format!("{verb} failed: downloading {source}: {e}")))?;
+    let meta = fs::symlink_metadata(&host).map_err(Error::io("inspecting", host.clone()))?;
+    let digest =
+        crate::digest::sha256(&fs::read(&host).map_err(Error::io("reading", host.clone()))?);
+    if let Some(want) = &plan.c.checksum {
+        let want = state.expand(inst, want)?;
+        let want = if want.contains(':') { want } else { format!("sha256:{want}") };
+        if digest.to_string() != want {
+            return Err(state.error(
+                inst,
+                &format!("ADD failed: {source} has the checksum {digest}, not {want}"),
+            ));
+        }
+    }
+    let extract = plan.c.unpack == Some(true) && archive_kind(&host).is_some();
+    let item = Item {
+        extract,
+        mode_override: Some(0o600),
+        mtime_override: mtime,
+        content_digest: Some(digest.to_string()),
+        ..Item::plain(if extract { PathBuf::new() } else { dest_rel }, host, meta)
+    };
+    Ok((item, digest.to_string()))
+}
+
+/// A source of the build context: the entries it selects (a directory stands for its
+/// content), named as Docker names them; `--parents` keeps their path from a `/./`
+/// pivot on.
+fn context_items(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    plan: &CopyPlan<'_>,
+    source: &str,
+    items: &mut Vec<Item>,
+) -> Result<()> {
+    let (c, ctx) = (plan.c, &state.shared.context);
+    let selected = ctx.select(source)?;
+    if selected.is_empty() {
+        let cleaned = rbuild_parser::dockerignore::clean_path(source.trim_start_matches('/'));
+        let why = if ctx.excluded(&cleaned) && ctx.host_path(&cleaned).exists() {
+            " (it is excluded by .dockerignore)"
+        } else {
+            ""
+        };
+        return Err(state.error(inst, &format!(
+            "{} failed: file not found in build context or excluded by .dockerignore: {source}{why}",
+            plan.verb
+        )));
+    }
+    let pivot = match source.rfind("/./") {
+        Some(i) if c.parents => {
+            let p = rbuild_parser::dockerignore::clean_path(source[..i].trim_start_matches('/'));
+            if p == "." {
+                String::new()
+            } else {
+                format!("{p}/")
+            }
+        }
+        _ => String::new(),
+    };
+    let kept = |path: &str| PathBuf::from(path.strip_prefix(pivot.as_str()).unwrap_or(path));
+    for e in selected {
+        if e.meta.is_dir() {
+            for inner in ctx.under(&e.path)? {
+                let rel = if c.parents {
+                    kept(&inner.path)
+                } else {
+                    let below = inner.path.strip_prefix(&e.path).unwrap_or(&inner.path);
+                    PathBuf::from(below.trim_start_matches('/'))
+                };
+                let host = ctx.host_path(&inner.path);
+                let meta = inner.meta.clone();
+                items.push(Item { context: Some(inner), ..Item::plain(rel, host, meta) });
+            }
+            continue;
+        }
+        let host = ctx.host_path(&e.path);
+        let extract = plan.add
+            && c.unpack != Some(false)
+            && e.meta.is_file()
+            && archive_kind(&host).is_some();
+        // A named source keeps its name even when it was a link followed.
+        let named = if has_wildcards(source) { e.path.as_str() } else { source };
+        let name = Path::new(named.trim_end_matches('/'))
+            .file_name()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        let dest_rel = if c.parents {
+            kept(&e.path)
+        } else if extract || !plan.sources_go_inside() {
+            PathBuf::new()
+        } else {
+            name
+        };
+        let meta = e.meta.clone();
+        items.push(Item { context: Some(e), extract, ..Item::plain(dest_rel, host, meta) });
+    }
+    Ok(())
+}
+
+/// Heredocs: inline files named by their terminator, written to `tmp`.
+fn heredoc_items(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    plan: &CopyPlan<'_>,
+    tmp: &Path,
+    items: &mut Vec<Item>,
+) -> Result<()> {
+    for h in &plan.c.heredocs {
+        let host = tmp.join(format!("heredoc-{}", items.len()));
+        let body = if h.expand {
+            state.expand(inst, &h.content).unwrap_or_else(|_| h.content.clone())
+        } else {
+            h.content.clone()
+        };
+        fs::write(&host, body).map_err(Error::io("writing", host.clone()))?;
+        let meta = fs::symlink_metadata(&host).map_err(Error::io("inspecting", host.clone()))?;
+        let dest_rel = if plan.sources_go_inside() {
+            plain_name(&h.name, "the heredoc name").map_err(|e| state.error(inst, &e))?
+        } else {
+            PathBuf::new()
+        };
+        items.push(Item { mode_override: Some(0o644), ..Item::plain(dest_rel, host, meta) });
+    }
+    Ok(())
+}
+
+/// `--exclude`: drops the items its patterns match, by their path below the destination
+/// or in the context.
+fn exclude(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    plan: &CopyPlan<'_>,
+    items: &mut Vec<Item>,
+) -> Result<()> {
+    if plan.c.exclude.is_empty() {
+        return Ok(());
+    }
+    let patterns: Vec<String> =
+        plan.c.exclude.iter().map(|p| state.expand(inst, p)).collect::<Result<_>>()?;
+    let matcher = rbuild_parser::dockerignore::IgnoreMatcher::parse(&patterns.join("\n"))
+        .map_err(|e| state.error(inst, &format!("{} --exclude: {e}", plan.verb)))?;
+    items.retain(|i| {
+        let rel = i.dest_rel.to_string_lossy();
+        let hit = (!rel.is_empty() && matcher.excludes(&rel))
+            || i.context.as_ref().is_some_and(|e| matcher.excludes(&e.path));
+        !hit
+    });
+    Ok(())
+}
+
+/// The digest of what the items are: their places, modes, owners and content (the
+/// part of the cache key that stands for the files).
+pub(super) fn listing_digest(
+    state: &State<'_, '_>,
+    plan: &CopyPlan<'_>,
+    items: &[Item],
+) -> Result<String> {
+    use sha2::Digest as _;
+    use std::os::unix::fs::MetadataExt;
+    let context_files: Vec<&ContextEntry> =
+        items.iter().filter_map(|i| i.context.as_ref()).filter(|e| e.meta.is_file()).collect();
+    let digests = state.shared.context.content_digests(&context_files)?;
+    let mut listing = sha2::Sha256::default();
+    for i in items {
+        let m = &i.meta;
+        let what = if m.file_type().is_symlink() {
+            let target = fs::read_link(&i.host).map(|t| t.display().to_string());
+            format!("link:{}", target.unwrap_or_default())
+        } else if let Some(d) = i.context.as_ref().and_then(|e| digests.get(&e.path)) {
+            format!("file:{d}")
+        } else if let Some(d) = &i.content_digest {
+            format!("file:{d}")
+        } else if m.is_file() && i.context.is_none() && matches!(plan.origin, Origin::Context) {
+            let bytes = fs::read(&i.host).map_err(Error::io("reading", i.host.clone()))?;
+            format!("file:{}", crate::digest::sha256(&bytes))
+        } else {
+            format!("{}", m.is_dir())
+        };
+        // The owner is part of a source's identity even where COPY gives the files to
+        // root, as the build issue asks and as Docker's classic builder did.
+        let owner = (m.uid(), m.gid());
+        listing.update(
+            format!(
+                "{}\0{:o}\0{:?}\0{:?}\0{}\0{what}\n",
+                i.dest_rel.display(),
+                m.mode(),
+                owner,
+                i.mode_override,
+                i.extract
+            )
+            .as_bytes(),
+        );
+    }
+    Ok(hex::encode(listing.finalize()))
+}

@@ -1,0 +1,287 @@
+//! COPY and ADD (and the directory WORKDIR makes): files placed into a new directory that
+//! becomes the layer's snapshot, with Docker's rules for sources and destinations.
+//!
+//! - A source directory stands for its content; a file is copied into the destination
+//!   when that ends with `/` or is a directory already, else becomes the destination.
+//! - Several sources (or a wildcard) need a directory destination.
+//! - The destination's parents keep the owner and mode they have in the image; new ones
+//!   are `root` and 0755. The destination is resolved through the image's symbolic links.
+//! - Files from the context belong to root unless `--chown`; files from a stage or image
+//!   keep their owners. Modes and modification times are kept; `--chmod` replaces modes.
+//! - ADD extracts local tar archives (plain, gzip, bzip2, xz, zstd, recognised by their
+//!   first bytes) and downloads http(s) URLs.
+
+mod inputs;
+mod items;
+mod place;
+
+use std::time::Instant;
+
+use rbuild_parser::{CopySource, Instruction};
+use serde_json::json;
+
+use super::cache::CacheKey;
+use super::commit::{commit, reuse};
+use super::context::has_wildcards;
+use super::rootfs::RootfsView;
+use super::stage::State;
+use super::Event;
+use crate::error::{Error, Result};
+use inputs::{apply_chmod, is_git, is_url, resolve_owner};
+pub(crate) use place::{make_parents, restore_parent_times};
+
+/// Where sources are read from.
+enum Origin {
+    Context,
+    /// Another stage's or an image's file system, with the key that stands for it.
+    View(RootfsView, String),
+}
+
+/// A COPY or ADD with its words expanded and its destination resolved.
+struct CopyPlan<'c> {
+    c: &'c CopySource,
+    add: bool,
+    verb: &'static str,
+    sources: Vec<String>,
+    chown: Option<String>,
+    /// The stage's file system before the step.
+    view: RootfsView,
+    /// Where the destination is resolved: the stage's file system, or nothing (`--link`).
+    dest_view: RootfsView,
+    dest_parts: Vec<std::ffi::OsString>,
+    dest_is_dir: bool,
+    /// More than one source, or a wildcard.
+    many: bool,
+    origin: Origin,
+}
+
+impl CopyPlan<'_> {
+    /// Whether sources go into the destination by name (rather than becoming it).
+    fn sources_go_inside(&self) -> bool {
+        self.dest_is_dir || self.many
+    }
+
+    /// The number of the destination's parent directories the layer holds.
+    fn parent_dirs(&self) -> usize {
+        if self.dest_is_dir {
+            self.dest_parts.len()
+        } else {
+            self.dest_parts.len().saturating_sub(1)
+        }
+    }
+}
+
+/// Expands the instruction's words and resolves its destination and origin.
+fn plan<'c>(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    c: &'c CopySource,
+    add: bool,
+) -> Result<CopyPlan<'c>> {
+    let verb = if add { "ADD" } else { "COPY" };
+    let sources: Vec<String> =
+        c.sources.iter().map(|s| state.expand(inst, s)).collect::<Result<_>>()?;
+    let git = add && sources.iter().any(|s| is_git(s));
+    if c.keep_git_dir && !git {
+        return Err(state.error(inst, "--keep-git-dir is for ADD of a git repository"));
+    }
+    let dest_word = state.expand(inst, &c.dest)?;
+    let chown = c.chown.as_deref().map(|s| state.expand(inst, s)).transpose()?;
+    if let Some(m) = &c.chmod {
+        apply_chmod(m, 0o644, false).map_err(|e| state.error(inst, &e))?;
+    }
+    let dest = state.absolute(&dest_word);
+    let dest_wants_dir = dest_word.ends_with('/') || dest_word == "." || dest_word.ends_with("/.");
+    let view = state.view()?;
+    // --link: the layer does not depend on the layers below: the destination is not
+    // resolved through them, and new parents are root's 0755 directories.
+    let dest_view = if c.link { RootfsView::default() } else { view.clone() };
+    let dest_parts = dest_view.resolve(&dest, true)?;
+    let dest_is_dir = dest_wants_dir
+        || dest_view.entry(&dest_parts).is_some_and(|(_, m)| m.is_dir())
+        || c.parents
+        || git;
+    let many = sources.len() + c.heredocs.len() > 1
+        || sources.iter().any(|s| has_wildcards(s) && !is_url(s));
+    let origin = origin(state, inst, c)?;
+    Ok(CopyPlan {
+        c,
+        add,
+        verb,
+        sources,
+        chown,
+        view,
+        dest_view,
+        dest_parts,
+        dest_is_dir,
+        many,
+        origin,
+    })
+}
+
+/// `--from`: a finished stage, else an image (pulled once per build when missing).
+fn origin(state: &mut State<'_, '_>, inst: &Instruction, c: &CopySource) -> Result<Origin> {
+    let Some(from) = &c.from else { return Ok(Origin::Context) };
+    let from = state.expand(inst, from)?;
+    let shared = state.shared;
+    match super::stage_by_ref(&shared.graph, &from) {
+        Some(i) => {
+            let done =
+                shared.done.lock().map_err(|_| Error::Build("a stage thread panicked".into()))?;
+            let o = done
+                .get(&i)
+                .cloned()
+                .ok_or_else(|| Error::Build(format!("stage {from} has not been built")))?;
+            Ok(Origin::View(RootfsView::new(o.snapshots.clone()), format!("stage:{}", o.chain.0)))
+        }
+        None => {
+            let image = copy_from_image(state, &from)?;
+            let snaps = shared.store.snapshots(&image)?;
+            Ok(Origin::View(RootfsView::new(snaps), format!("image:{}", image.id())))
+        }
+    }
+}
+
+/// The step's cache keys: its chain key, and a content key that stands for exactly what
+/// the layer holds (its inputs, the destination's parents whose metadata the layer
+/// copies, and how times and owners are written), so that a layer another chain made is
+/// used again without writing anything.
+fn keys(
+    state: &State<'_, '_>,
+    plan: &CopyPlan<'_>,
+    listing: &str,
+    url_digests: &[(String, String)],
+) -> (CacheKey, CacheKey) {
+    let c = plan.c;
+    let origin_key = match &plan.origin {
+        Origin::Context => "context".to_string(),
+        Origin::View(_, k) => k.clone(),
+    };
+    let dest_key = RootfsView::display(&plan.dest_parts);
+    let inputs = json!({"op": plan.verb, "dest": dest_key, "dest_is_dir": plan.dest_is_dir,
+        "chown": plan.chown, "chmod": c.chmod, "origin": origin_key, "files": listing,
+        "urls": url_digests});
+    // A linked layer's key does not depend on the steps before it; the chain after it
+    // depends on both.
+    let parent = if c.link { CacheKey::base("link") } else { state.chain.clone() };
+    let key = CacheKey::new(&parent, inputs.clone());
+    let parents: Vec<serde_json::Value> = (1..=plan.parent_dirs())
+        .map(|n| match plan.dest_view.entry(&plan.dest_parts[..n]) {
+            Some((_, m)) if m.is_dir() => {
+                use std::os::unix::fs::MetadataExt;
+                json!([m.mode(), m.uid(), m.gid(), m.mtime()])
+            }
+            _ => serde_json::Value::Null,
+        })
+        .collect();
+    let mut content = inputs;
+    content["parents"] = json!(parents);
+    content["epoch"] = json!(state.shared.options.source_date_epoch);
+    content["root"] = json!(crate::snapshot::is_root());
+    (key, CacheKey::new(&CacheKey::base("layer-content"), content))
+}
+
+/// Runs COPY (or ADD with `add`). Returns whether it came from the cache.
+pub(super) fn copy(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    c: &CopySource,
+    add: bool,
+    number: usize,
+) -> Result<bool> {
+    let shared = state.shared;
+    let plan = plan(state, inst, c, add)?;
+    let verb = plan.verb;
+    let tmp = tempfile::Builder::new()
+        .prefix("download-")
+        .tempdir_in(shared.store.tmp_dir())
+        .map_err(Error::io("creating a directory in", shared.store.tmp_dir()))?;
+    let (items, url_digests) = items::gather(state, inst, &plan, tmp.path())?;
+    if plan.many && !plan.dest_is_dir {
+        return Err(state.error(inst, &format!(
+            "When using {verb} with more than one source file, the destination must be a directory and end with a /"
+        )));
+    }
+    let listing = items::listing_digest(state, &plan, &items)?;
+    let (key, content_key) = keys(state, &plan, &listing, &url_digests);
+    let before = state.chain.clone();
+    let relink = |state: &mut State<'_, '_>, key: &CacheKey| {
+        if c.link {
+            state.chain = CacheKey::new(&before, json!({"linked": key.0}));
+        }
+    };
+    let created_by = format!(
+        "{verb} {}",
+        inst.original.trim().split_once(char::is_whitespace).map_or("", |p| p.1).trim()
+    );
+    if !shared.options.no_cache {
+        if let Some(record) = shared.store.cache_lookup(&key) {
+            shared.reporter.event(Event::Cached { number });
+            reuse(state, number, key.clone(), record, created_by)?;
+            relink(state, &key);
+            return Ok(true);
+        }
+    }
+    state.all_cached = false;
+    if !shared.options.no_cache {
+        if let Some(record) = shared.store.cache_lookup(&content_key).filter(|r| r.layer.is_some())
+        {
+            super::commit::reuse_layer(state, number, key.clone(), record, created_by)?;
+            relink(state, &key);
+            return Ok(false);
+        }
+    }
+    let started = Instant::now();
+    let owner = plan
+        .chown
+        .as_deref()
+        .map(|s| resolve_owner(&plan.view, s))
+        .transpose()
+        .map_err(|e| state.error(inst, &e))?;
+    if !crate::snapshot::is_root() && owner.is_some_and(|o| o != (0, 0)) {
+        // A rootless build maps only its caller (to root); other owners need root.
+        return Err(state.error(
+            inst,
+            &format!("{verb} --chown to a user other than root needs rbuild to run as root"),
+        ));
+    }
+    let layer_dir = shared.store.snapshot_tempdir()?;
+    let root = layer_dir.path();
+    let (view, parts) = (&plan.dest_view, &plan.dest_parts);
+    let dest_host = make_parents(view, root, parts, plan.dest_is_dir, owner)?;
+    let rules = place::PlaceRules {
+        owner,
+        keep_owners: !matches!(plan.origin, Origin::Context),
+        chmod: c.chmod.as_deref(),
+        as_root: crate::snapshot::is_root(),
+    };
+    rules.check(&items).map_err(|e| state.error(inst, &e))?;
+    let t_place = Instant::now();
+    let step_error = |message: &str| state.error(inst, message);
+    place::place_all(&rules, root, &dest_host, &items, shared.reporter, &step_error)?;
+    tracing::debug!(
+        items = items.len(),
+        placed_ms = t_place.elapsed().as_millis() as u64,
+        "COPY placed its files"
+    );
+    restore_parent_times(view, root, parts, plan.dest_is_dir);
+    commit(state, root, vec![key.clone(), content_key], created_by, number, started)?;
+    relink(state, &key);
+    Ok(false)
+}
+
+/// An image named by `COPY --from`, pulled once per build when missing.
+fn copy_from_image(
+    state: &State<'_, '_>,
+    name: &str,
+) -> Result<std::sync::Arc<crate::store::Image>> {
+    let shared = state.shared;
+    if let Some(i) = shared.images.lock().ok().and_then(|m| m.get(name).cloned()) {
+        return Ok(i);
+    }
+    let image = std::sync::Arc::new(super::stage::base_image(shared, state.stage, name)?);
+    if let Ok(mut m) = shared.images.lock() {
+        m.insert(name.to_string(), image.clone());
+    }
+    Ok(image)
+}

@@ -1,0 +1,63 @@
+//! WORKDIR's directory: made in a layer of its own when the image lacks it, as BuildKit
+//! does (an existing directory changes nothing).
+
+use std::time::Instant;
+
+use rbuild_parser::Instruction;
+use serde_json::json;
+
+use super::cache::CacheKey;
+use super::commit::{commit, reuse};
+use super::copy::{make_parents, restore_parent_times};
+use super::record::StepRecord;
+use super::rootfs::RootfsView;
+use super::stage::State;
+use super::Event;
+use crate::error::Result;
+
+/// WORKDIR: makes the directory (in a layer of its own) when the image lacks it.
+pub(super) fn make_workdir(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    path: &str,
+    number: usize,
+) -> Result<bool> {
+    let created_by = format!("WORKDIR {path}");
+    let view = state.view()?;
+    let parts = view.resolve(path, true)?;
+    if view.entry(&parts).is_some_and(|(_, m)| m.is_dir()) {
+        state.add_history(created_by.clone(), true, None);
+        state.record_step(StepRecord {
+            number,
+            created_by,
+            cache_key: None,
+            cached: state.all_cached,
+            duration_ms: (std::time::Duration::ZERO).as_millis() as u64,
+            size: 0,
+            has_log: false,
+        });
+        return Ok(state.all_cached);
+    }
+    if view.entry(&parts).is_some() {
+        return Err(
+            state.error(inst, &format!("WORKDIR {path}: a file of that name is in the way"))
+        );
+    }
+    let key =
+        CacheKey::new(&state.chain, json!({"op": "mkdir", "path": RootfsView::display(&parts)}));
+    let shared = state.shared;
+    if !shared.options.no_cache {
+        if let Some(record) = shared.store.cache_lookup(&key) {
+            shared.reporter.event(Event::Cached { number });
+            reuse(state, number, key, record, created_by)?;
+            return Ok(true);
+        }
+    }
+    state.all_cached = false;
+    let started = Instant::now();
+    let layer_dir = shared.store.snapshot_tempdir()?;
+    make_parents(&view, layer_dir.path(), &parts, true, None)?;
+    restore_parent_times(&view, layer_dir.path(), &parts, true);
+    commit(state, layer_dir.path(), vec![key], created_by, number, started)?;
+    Ok(false)
+}
