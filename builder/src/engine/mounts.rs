@@ -71,6 +71,39 @@ fn id_dir(id: &str) -> String {
     crate::digest::sha256(id.as_bytes()).digest()[..32].to_string()
 }
 
+/// One RUN's mounts being worked out: the step, its sandbox directory, and whether the
+/// mounts are made (else only the key and the environment are worked out, with no side
+/// effect: that is all a cache hit needs).
+struct Prep<'p, 's, 'a> {
+    state: &'p State<'s, 'a>,
+    inst: &'p Instruction,
+    run_dir: &'p Path,
+    materialize: bool,
+}
+
+/// One `--mount` with its words expanded.
+struct Request<'m> {
+    /// Its index among the RUN's mounts.
+    n: usize,
+    m: &'m Mount,
+    target: Option<String>,
+    source: Option<String>,
+    from: Option<String>,
+    id: Option<String>,
+}
+
+impl Prep<'_, '_, '_> {
+    fn error(&self, message: &str) -> Error {
+        self.state.error(self.inst, message)
+    }
+
+    fn target(&self, r: &Request<'_>, what: &str) -> Result<String> {
+        r.target
+            .clone()
+            .ok_or_else(|| self.error(&format!("RUN --mount=type={what} needs a target")))
+    }
+}
+
 /// Works out the mounts of one RUN; `run_dir` is its sandbox directory. Without
 /// `materialize` only the key (and the environment) is worked out, with no side effect:
 /// that is all a cache hit needs.
@@ -82,287 +115,277 @@ pub(super) fn prepare(
     materialize: bool,
 ) -> Result<Mounts> {
     let mut out = Mounts::default();
-    let shared = state.shared;
+    let prep = Prep { state, inst, run_dir, materialize };
     let mut ssh_count = 0;
     for (n, m) in mounts.iter().enumerate() {
         let expand = |s: &Option<String>| s.as_deref().map(|v| state.expand(inst, v)).transpose();
-        let target = expand(&m.target)?.map(|t| state.absolute(&t));
-        let source = expand(&m.source)?;
-        let from = expand(&m.from)?;
-        let id = expand(&m.id)?;
-        let needs_target = |what: &str| {
-            target.clone().ok_or_else(|| {
-                state.error(inst, &format!("RUN --mount=type={what} needs a target"))
-            })
+        let r = Request {
+            n,
+            m,
+            target: expand(&m.target)?.map(|t| state.absolute(&t)),
+            source: expand(&m.source)?,
+            from: expand(&m.from)?,
+            id: expand(&m.id)?,
         };
         match m.kind {
             MountKind::Tmpfs => {
-                let target = needs_target("tmpfs")?;
+                let target = prep.target(&r, "tmpfs")?;
                 out.key.push(json!({"type": "tmpfs", "target": target, "size": m.size}));
                 out.tmpfs.push(TmpfsMount { target: target.clone(), size: m.size });
                 out.targets.push(target);
             }
-            MountKind::Cache => {
-                let target = needs_target("cache")?;
-                // A new cache directory can start as a copy of a stage's or image's files.
-                let seed = match &from {
-                    Some(f) => {
-                        let (view, origin) = view_of(state, f)?;
-                        let src = source.as_deref().unwrap_or("/");
-                        let parts = view.resolve(src, true)?;
-                        if !view.entry(&parts).is_some_and(|(_, m)| m.is_dir()) {
-                            return Err(state.error(
-                                inst,
-                                &format!("RUN --mount=type=cache: {src} is not a directory of {f}"),
-                            ));
-                        }
-                        Some((view, parts, origin))
-                    }
-                    None if source.is_some() => {
-                        return Err(state.error(inst, "RUN --mount=type=cache: source= needs from="))
-                    }
-                    None => None,
-                };
-                // The seed is part of the cache's identity: another seed, another directory.
-                let id = id.unwrap_or_else(|| target.clone());
-                let seeded_from = seed
-                    .as_ref()
-                    .map(|(_, parts, origin)| format!("{origin}{}", RootfsView::display(parts)));
-                let base = shared.store.root().join("cache-mounts");
-                let name = id_dir(&format!("{id}\0{}", seeded_from.as_deref().unwrap_or("")));
-                let data = base.join(&name);
-                let (mode, uid, gid) =
-                    (m.mode.unwrap_or(0o755), m.uid.unwrap_or(0), m.gid.unwrap_or(0));
-                let sharing = m.sharing.as_deref().unwrap_or("shared");
-                if !["shared", "locked", "private"].contains(&sharing) {
-                    return Err(state.error(
-                        inst,
-                        &format!("invalid cache sharing {sharing:?}: shared, private or locked"),
-                    ));
-                }
-                out.key.push(json!({"type": "cache", "target": target, "from": seeded_from}));
-                out.targets.push(target.clone());
-                if !materialize {
-                    continue;
-                }
-                if !data.exists() {
-                    fs::create_dir_all(&base).map_err(io("creating", &base))?;
-                    // Made aside and renamed, so a half-made cache directory is never used.
-                    let tmp = shared.store.tmp_dir().join(format!("cache-mount-{name}"));
-                    make_dir(&tmp, mode, uid, gid)?;
-                    if let Some((view, parts, _)) = &seed {
-                        copy_tree(view, parts, &tmp)?;
-                    }
-                    if fs::rename(&tmp, &data).is_err() {
-                        let _ = fs::remove_dir_all(&tmp);
-                    }
-                }
-                let lock_path = base.join(format!("{name}.lock"));
-                let lock = fs::File::options()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .mode(0o600)
-                    .open(&lock_path)
-                    .map_err(io("opening", &lock_path))?;
-                let host = match sharing {
-                    "locked" => {
-                        lock.lock().map_err(io("locking", &lock_path))?;
-                        out.locks.push(lock);
-                        data
-                    }
-                    "private" => match lock.try_lock() {
-                        Ok(()) => {
-                            out.locks.push(lock);
-                            data
-                        }
-                        Err(_) => {
-                            let own = run_dir.join(format!("cache-{n}"));
-                            make_dir(&own, mode, uid, gid)?;
-                            own
-                        }
-                    },
-                    _ => data,
-                };
-                out.volumes.push(Volume { host, target, readonly: m.readonly });
-            }
-            MountKind::Secret => {
-                let id = id.or_else(|| {
-                    target.as_ref().and_then(|t| {
-                        Path::new(t).file_name().map(|n| n.to_string_lossy().into_owned())
-                    })
-                });
-                let Some(id) = id else {
-                    return Err(
-                        state.error(inst, "RUN --mount=type=secret needs an id or a target")
-                    );
-                };
-                let Some(value) = shared.options.secrets.get(&id) else {
-                    if m.required {
-                        return Err(state.error(inst, &format!("secret {id} is required but was not given (--secret id={id},src=FILE)")));
-                    }
-                    continue;
-                };
-                if let Some(var) = &m.env {
-                    out.env.push(format!("{var}={}", String::from_utf8_lossy(&value.0)));
-                }
-                out.key.push(json!({"type": "secret", "id": id, "target": target, "env": m.env}));
-                if m.env.is_some() && target.is_none() {
-                    continue;
-                }
-                let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
-                out.targets.push(target.clone());
-                if !materialize {
-                    continue;
-                }
-                let file = run_dir.join(format!("secret-{n}"));
-                // Made 0600 (never readable by others, even for a moment), then given
-                // the mount's mode.
-                fs::File::options()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&file)
-                    .and_then(|mut f| std::io::Write::write_all(&mut f, &value.0))
-                    .map_err(io("writing", &file))?;
-                fs::set_permissions(&file, fs::Permissions::from_mode(m.mode.unwrap_or(0o400)))
-                    .map_err(io("setting the mode of", &file))?;
-                if crate::snapshot::is_root() {
-                    std::os::unix::fs::chown(
-                        &file,
-                        Some(m.uid.unwrap_or(0)),
-                        Some(m.gid.unwrap_or(0)),
-                    )
-                    .map_err(io("changing the owner of", &file))?;
-                }
-                out.volumes.push(Volume { host: file, target, readonly: true });
-            }
+            MountKind::Cache => cache(&prep, r, &mut out)?,
+            MountKind::Secret => secret(&prep, r, &mut out)?,
             MountKind::Ssh => {
-                let id = id.unwrap_or_else(|| "default".into());
-                let Some(socket) = shared.options.ssh.get(&id) else {
-                    if m.required {
-                        return Err(state.error(
-                            inst,
-                            &format!(
-                                "SSH agent {id} is required but was not given (--ssh {id}=SOCKET)"
-                            ),
-                        ));
-                    }
-                    continue;
-                };
-                let target =
-                    target.unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{ssh_count}"));
-                if ssh_count == 0 {
-                    out.env.push(format!("SSH_AUTH_SOCK={target}"));
-                }
-                ssh_count += 1;
-                out.key.push(json!({"type": "ssh", "id": id, "target": target}));
-                out.volumes.push(Volume {
-                    host: socket.clone(),
-                    target: target.clone(),
-                    readonly: false,
-                });
-                out.targets.push(target);
-            }
-            MountKind::Bind => {
-                let target = needs_target("bind")?;
-                let source = source.unwrap_or_else(|| "/".into());
-                let rw = !m.readonly;
-                out.targets.push(target.clone());
-                match &from {
-                    Some(from) => {
-                        let (view, origin) = view_of(state, from)?;
-                        let parts = view.resolve(&source, true)?;
-                        let Some((_, meta)) = view.entry(&parts) else {
-                            return Err(state.error(
-                                inst,
-                                &format!("RUN --mount: {source} not found in {from}"),
-                            ));
-                        };
-                        let dir = run_dir.join(format!("layers-{n}"));
-                        out.key.push(json!({"type": "bind", "from": origin, "source": RootfsView::display(&parts), "target": target, "rw": rw}));
-                        if !materialize {
-                            continue;
-                        }
-                        out.layer_mounts.push(LayerMount {
-                            lowers: view.layers().to_vec(),
-                            dir,
-                            source: parts
-                                .iter()
-                                .map(|p| p.to_string_lossy())
-                                .collect::<Vec<_>>()
-                                .join("/"),
-                            target: target.clone(),
-                            readonly: !rw,
-                            file: !meta.is_dir(),
-                        });
-                    }
-                    None => {
-                        let ctx = &shared.context;
-                        let selected = ctx.select(&source)?;
-                        let Some(entry) = selected.into_iter().next() else {
-                            return Err(state.error(
-                                inst,
-                                &format!("RUN --mount: {source} not found in the build context"),
-                            ));
-                        };
-                        let mut inner =
-                            if entry.meta.is_dir() { ctx.under(&entry.path)? } else { Vec::new() };
-                        inner.insert(0, entry.clone());
-                        let files: Vec<&super::context::ContextEntry> =
-                            inner.iter().filter(|e| e.meta.is_file()).collect();
-                        let digests = ctx.content_digests(&files)?;
-                        let listing: Vec<String> = inner
-                            .iter()
-                            .map(|e| {
-                                format!(
-                                    "{}:{:o}:{}:{}",
-                                    e.path,
-                                    e.meta.mode(),
-                                    e.meta.uid(),
-                                    digests.get(&e.path).map_or("", |d| d.as_str())
-                                )
-                            })
-                            .collect();
-                        out.key.push(json!({"type": "bind", "from": "context", "files": crate::digest::sha256(listing.join("\n").as_bytes()).to_string(), "target": target, "rw": rw}));
-                        if !materialize {
-                            continue;
-                        }
-                        let host = context_source(ctx, &entry, &inner, run_dir, n)?;
-                        if rw {
-                            let dir = run_dir.join(format!("layers-{n}"));
-                            let (lower, source) = if entry.meta.is_dir() {
-                                (host, String::new())
-                            } else {
-                                let parent =
-                                    host.parent().map(Path::to_path_buf).unwrap_or_default();
-                                let name = host
-                                    .file_name()
-                                    .map(|n| n.to_string_lossy().into_owned())
-                                    .unwrap_or_default();
-                                (parent, name)
-                            };
-                            out.layer_mounts.push(LayerMount {
-                                lowers: vec![lower],
-                                dir,
-                                source,
-                                target: target.clone(),
-                                readonly: false,
-                                file: !entry.meta.is_dir(),
-                            });
-                        } else {
-                            out.volumes.push(Volume {
-                                host,
-                                target: target.clone(),
-                                readonly: true,
-                            });
-                        }
-                    }
+                if ssh(&prep, r, ssh_count, &mut out)? {
+                    ssh_count += 1;
                 }
             }
+            MountKind::Bind if r.from.is_some() => bind_from(&prep, r, &mut out)?,
+            MountKind::Bind => bind_context(&prep, r, &mut out)?,
         }
     }
     Ok(out)
+}
+
+/// `type=cache`: a directory of the store kept between builds (seeded from a stage or
+/// image when new), shared, locked or private.
+fn cache(prep: &Prep<'_, '_, '_>, r: Request<'_>, out: &mut Mounts) -> Result<()> {
+    let (m, shared) = (r.m, prep.state.shared);
+    let target = prep.target(&r, "cache")?;
+    // A new cache directory can start as a copy of a stage's or image's files.
+    let seed = match &r.from {
+        Some(f) => {
+            let (view, origin) = view_of(prep.state, f)?;
+            let src = r.source.as_deref().unwrap_or("/");
+            let parts = view.resolve(src, true)?;
+            if !view.entry(&parts).is_some_and(|(_, m)| m.is_dir()) {
+                return Err(
+                    prep.error(&format!("RUN --mount=type=cache: {src} is not a directory of {f}"))
+                );
+            }
+            Some((view, parts, origin))
+        }
+        None if r.source.is_some() => {
+            return Err(prep.error("RUN --mount=type=cache: source= needs from="))
+        }
+        None => None,
+    };
+    // The seed is part of the cache's identity: another seed, another directory.
+    let id = r.id.clone().unwrap_or_else(|| target.clone());
+    let seeded_from =
+        seed.as_ref().map(|(_, parts, origin)| format!("{origin}{}", RootfsView::display(parts)));
+    let base = shared.store.root().join("cache-mounts");
+    let name = id_dir(&format!("{id}\0{}", seeded_from.as_deref().unwrap_or("")));
+    let data = base.join(&name);
+    let (mode, uid, gid) = (m.mode.unwrap_or(0o755), m.uid.unwrap_or(0), m.gid.unwrap_or(0));
+    let sharing = m.sharing.as_deref().unwrap_or("shared");
+    if !["shared", "locked", "private"].contains(&sharing) {
+        return Err(
+            prep.error(&format!("invalid cache sharing {sharing:?}: shared, private or locked"))
+        );
+    }
+    out.key.push(json!({"type": "cache", "target": target, "from": seeded_from}));
+    out.targets.push(target.clone());
+    if !prep.materialize {
+        return Ok(());
+    }
+    if !data.exists() {
+        fs::create_dir_all(&base).map_err(io("creating", &base))?;
+        // Made aside and renamed, so a half-made cache directory is never used.
+        let tmp = shared.store.tmp_dir().join(format!("cache-mount-{name}"));
+        make_dir(&tmp, mode, uid, gid)?;
+        if let Some((view, parts, _)) = &seed {
+            copy_tree(view, parts, &tmp)?;
+        }
+        if fs::rename(&tmp, &data).is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+    }
+    let lock_path = base.join(format!("{name}.lock"));
+    let lock = fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io("opening", &lock_path))?;
+    let host = match sharing {
+        "locked" => {
+            lock.lock().map_err(io("locking", &lock_path))?;
+            out.locks.push(lock);
+            data
+        }
+        "private" => match lock.try_lock() {
+            Ok(()) => {
+                out.locks.push(lock);
+                data
+            }
+            Err(_) => {
+                let own = prep.run_dir.join(format!("cache-{}", r.n));
+                make_dir(&own, mode, uid, gid)?;
+                own
+            }
+        },
+        _ => data,
+    };
+    out.volumes.push(Volume { host, target, readonly: m.readonly });
+    Ok(())
+}
+
+/// `type=secret`: a file (mode 0400 unless told) and/or an environment variable with the
+/// value given with `--secret`; never in a layer or the key.
+fn secret(prep: &Prep<'_, '_, '_>, r: Request<'_>, out: &mut Mounts) -> Result<()> {
+    let m = r.m;
+    let id = r.id.clone().or_else(|| {
+        r.target
+            .as_ref()
+            .and_then(|t| Path::new(t).file_name().map(|n| n.to_string_lossy().into_owned()))
+    });
+    let Some(id) = id else {
+        return Err(prep.error("RUN --mount=type=secret needs an id or a target"));
+    };
+    let Some(value) = prep.state.shared.options.secrets.get(&id) else {
+        if m.required {
+            return Err(prep.error(&format!(
+                "secret {id} is required but was not given (--secret id={id},src=FILE)"
+            )));
+        }
+        return Ok(());
+    };
+    if let Some(var) = &m.env {
+        out.env.push(format!("{var}={}", String::from_utf8_lossy(&value.0)));
+    }
+    out.key.push(json!({"type": "secret", "id": id, "target": r.target, "env": m.env}));
+    if m.env.is_some() && r.target.is_none() {
+        return Ok(());
+    }
+    let target = r.target.unwrap_or_else(|| format!("/run/secrets/{id}"));
+    out.targets.push(target.clone());
+    if !prep.materialize {
+        return Ok(());
+    }
+    let file = prep.run_dir.join(format!("secret-{}", r.n));
+    // Made 0600 (never readable by others, even for a moment), then given the mount's mode.
+    fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &value.0))
+        .map_err(io("writing", &file))?;
+    fs::set_permissions(&file, fs::Permissions::from_mode(m.mode.unwrap_or(0o400)))
+        .map_err(io("setting the mode of", &file))?;
+    if crate::snapshot::is_root() {
+        std::os::unix::fs::chown(&file, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
+            .map_err(io("changing the owner of", &file))?;
+    }
+    out.volumes.push(Volume { host: file, target, readonly: true });
+    Ok(())
+}
+
+/// `type=ssh`: the agent socket given with `--ssh`; the first one is `SSH_AUTH_SOCK`.
+/// Returns whether a socket was mounted (`count` of them before this one).
+fn ssh(prep: &Prep<'_, '_, '_>, r: Request<'_>, count: usize, out: &mut Mounts) -> Result<bool> {
+    let id = r.id.unwrap_or_else(|| "default".into());
+    let Some(socket) = prep.state.shared.options.ssh.get(&id) else {
+        if r.m.required {
+            return Err(prep.error(&format!(
+                "SSH agent {id} is required but was not given (--ssh {id}=SOCKET)"
+            )));
+        }
+        return Ok(false);
+    };
+    let target = r.target.unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{count}"));
+    if count == 0 {
+        out.env.push(format!("SSH_AUTH_SOCK={target}"));
+    }
+    out.key.push(json!({"type": "ssh", "id": id, "target": target}));
+    out.volumes.push(Volume { host: socket.clone(), target: target.clone(), readonly: false });
+    out.targets.push(target);
+    Ok(true)
+}
+
+/// `type=bind,from=`: a path of a stage or image, as an overlay of its layers.
+fn bind_from(prep: &Prep<'_, '_, '_>, r: Request<'_>, out: &mut Mounts) -> Result<()> {
+    let target = prep.target(&r, "bind")?;
+    let source = r.source.clone().unwrap_or_else(|| "/".into());
+    let from = r.from.clone().unwrap_or_default();
+    let rw = !r.m.readonly;
+    out.targets.push(target.clone());
+    let (view, origin) = view_of(prep.state, &from)?;
+    let parts = view.resolve(&source, true)?;
+    let Some((_, meta)) = view.entry(&parts) else {
+        return Err(prep.error(&format!("RUN --mount: {source} not found in {from}")));
+    };
+    let shown = RootfsView::display(&parts);
+    out.key
+        .push(json!({"type": "bind", "from": origin, "source": shown, "target": target, "rw": rw}));
+    if !prep.materialize {
+        return Ok(());
+    }
+    out.layer_mounts.push(LayerMount {
+        lowers: view.layers().to_vec(),
+        dir: prep.run_dir.join(format!("layers-{}", r.n)),
+        source: parts.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join("/"),
+        target,
+        readonly: !rw,
+        file: !meta.is_dir(),
+    });
+    Ok(())
+}
+
+/// `type=bind` of the context: read-only, or an overlay whose writes are thrown away
+/// (`rw`); the files' content is in the key.
+fn bind_context(prep: &Prep<'_, '_, '_>, r: Request<'_>, out: &mut Mounts) -> Result<()> {
+    let target = prep.target(&r, "bind")?;
+    let source = r.source.clone().unwrap_or_else(|| "/".into());
+    let rw = !r.m.readonly;
+    out.targets.push(target.clone());
+    let ctx = &prep.state.shared.context;
+    let Some(entry) = ctx.select(&source)?.into_iter().next() else {
+        return Err(prep.error(&format!("RUN --mount: {source} not found in the build context")));
+    };
+    let mut inner = if entry.meta.is_dir() { ctx.under(&entry.path)? } else { Vec::new() };
+    inner.insert(0, entry.clone());
+    let files: Vec<&super::context::ContextEntry> =
+        inner.iter().filter(|e| e.meta.is_file()).collect();
+    let digests = ctx.content_digests(&files)?;
+    let listing: Vec<String> = inner
+        .iter()
+        .map(|e| {
+            let digest = digests.get(&e.path).map_or("", |d| d.as_str());
+            format!("{}:{:o}:{}:{digest}", e.path, e.meta.mode(), e.meta.uid())
+        })
+        .collect();
+    let files_digest = crate::digest::sha256(listing.join("\n").as_bytes()).to_string();
+    out.key.push(
+        json!({"type": "bind", "from": "context", "files": files_digest, "target": target, "rw": rw}),
+    );
+    if !prep.materialize {
+        return Ok(());
+    }
+    let host = context_source(ctx, &entry, &inner, prep.run_dir, r.n)?;
+    if !rw {
+        out.volumes.push(Volume { host, target, readonly: true });
+        return Ok(());
+    }
+    let (lower, source) = if entry.meta.is_dir() {
+        (host, String::new())
+    } else {
+        let parent = host.parent().map(Path::to_path_buf).unwrap_or_default();
+        let name = host.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        (parent, name)
+    };
+    out.layer_mounts.push(LayerMount {
+        lowers: vec![lower],
+        dir: prep.run_dir.join(format!("layers-{}", r.n)),
+        source,
+        target,
+        readonly: false,
+        file: !entry.meta.is_dir(),
+    });
+    Ok(())
 }
 
 /// The file system of a stage or image named by `from=`.

@@ -71,30 +71,37 @@ fn random_id(seed: &str) -> String {
     d.digest().to_string()
 }
 
-/// Runs a RUN instruction. Returns whether it came from the cache.
-pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) -> Result<bool> {
-    let InstructionKind::Run { command, heredocs, mounts, network, security } = &inst.kind else {
-        return Err(state.error(inst, "not a RUN instruction"));
-    };
-    let shared = state.shared;
-    if security.is_some() {
-        return Err(state.error(inst, "RUN --security is not supported"));
-    }
-    // Scripts given as heredocs: a lone heredoc is the script (run by its #! line if it
-    // has one, else by the shell); otherwise the heredocs follow the command as the shell
-    // reads them.
-    let mut script: Option<(String, String)> = None;
-    let argv = match (command, heredocs.as_slice()) {
+/// A RUN with its command line, environment and cache key worked out.
+struct RunPlan {
+    argv: Vec<String>,
+    /// A heredoc script with a `#!` line: where it is mounted, and its body.
+    script: Option<(String, String)>,
+    env: Vec<String>,
+    network: Network,
+    user: String,
+    workdir: String,
+    key: CacheKey,
+    /// The history's text: the ARGs the command saw, as Docker shows them.
+    created_by: String,
+}
+
+/// The command line: a lone heredoc is the script (run by its #! line if it has one,
+/// else by the shell); otherwise the heredocs follow the command as the shell reads them.
+fn command_line(
+    state: &State<'_, '_>,
+    command: &Command,
+    heredocs: &[Heredoc],
+) -> (Vec<String>, Option<(String, String)>) {
+    match (command, heredocs) {
         (Command::Shell(s), [h]) if only_heredoc_marker(s) => {
             let body = heredoc_body(h);
             if body.starts_with("#!") {
                 let target = format!("/dev/pipes/{}", h.name);
-                script = Some((target.clone(), body));
-                vec![target]
+                (vec![target.clone()], Some((target, body)))
             } else {
                 let mut v = state.shell();
                 v.push(body);
-                v
+                (v, None)
             }
         }
         (Command::Shell(s), hs) if !hs.is_empty() => {
@@ -106,10 +113,19 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
             }
             let mut v = state.shell();
             v.push(text);
-            v
+            (v, None)
         }
-        (c, _) => state.argv(c),
+        (c, _) => (state.argv(c), None),
+    }
+}
+
+/// Works out what a RUN runs, with what, and its cache key.
+fn plan(state: &mut State<'_, '_>, inst: &Instruction) -> Result<RunPlan> {
+    let InstructionKind::Run { command, heredocs, mounts, network, .. } = &inst.kind else {
+        return Err(state.error(inst, "not a RUN instruction"));
     };
+    let shared = state.shared;
+    let (argv, script) = command_line(state, command, heredocs);
     let proxies: Vec<(String, String)> = vars::PROXY_ARGS
         .iter()
         .filter_map(|k| shared.options.build_args.get(*k).map(|v| (k.to_string(), v.clone())))
@@ -117,7 +133,7 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
         .collect();
     let env_for_key = vars::run_env(&state.args, &state.env_list(), &[]);
     let env = vars::run_env(&state.args, &state.env_list(), &proxies);
-    let net = match network.unwrap_or(NetworkMode::Default) {
+    let network = match network.unwrap_or(NetworkMode::Default) {
         NetworkMode::None => Network::None,
         NetworkMode::Host if shared.options.allow_host_network => Network::Host,
         NetworkMode::Host => {
@@ -139,7 +155,7 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     let key = CacheKey::new(
         &state.chain,
         json!({"op": "run", "argv": argv, "env": env_for_key, "user": user, "workdir": workdir,
-               "network": format!("{net:?}"), "script": script, "mounts": mount_key}),
+               "network": format!("{network:?}"), "script": script, "mounts": mount_key}),
     );
     // The history shows the ARGs the command saw, as Docker does: `|2 A=1 B=2 cmd`.
     let arg_words: Vec<String> =
@@ -149,23 +165,35 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     } else {
         format!("RUN |{} {} {}", arg_words.len(), arg_words.join(" "), argv.join(" "))
     };
+    Ok(RunPlan { argv, script, env, network, user, workdir, key, created_by })
+}
+
+/// Runs a RUN instruction. Returns whether it came from the cache.
+pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) -> Result<bool> {
+    let InstructionKind::Run { mounts, security, .. } = &inst.kind else {
+        return Err(state.error(inst, "not a RUN instruction"));
+    };
+    if security.is_some() {
+        return Err(state.error(inst, "RUN --security is not supported"));
+    }
+    let shared = state.shared;
+    let plan = plan(state, inst)?;
     if !shared.options.no_cache {
-        if let Some(record) = shared.store.cache_lookup(&key) {
+        if let Some(record) = shared.store.cache_lookup(&plan.key) {
             shared.reporter.event(Event::Cached { number });
-            return reuse(state, number, key, record, created_by).map(|()| true);
+            return reuse(state, number, plan.key, record, plan.created_by).map(|()| true);
         }
     }
     state.all_cached = false;
     let started = Instant::now();
-    let store = shared.store;
-    let id = random_id(&key.0);
-    let run_dir = store.containers_dir().join(&id);
+    let id = random_id(&plan.key.0);
+    let run_dir = shared.store.containers_dir().join(&id);
     fs::create_dir_all(&run_dir).map_err(Error::io("creating", run_dir.clone()))?;
     let guard = RemoveOnDrop(run_dir.clone());
     fs::write(run_dir.join("pid"), std::process::id().to_string())
         .map_err(Error::io("writing", run_dir.join("pid")))?;
     let mut volumes = Vec::new();
-    if let Some((target, body)) = &script {
+    if let Some((target, body)) = &plan.script {
         let host = run_dir.join("script");
         fs::write(&host, body).map_err(Error::io("writing", host.clone()))?;
         use std::os::unix::fs::PermissionsExt;
@@ -175,20 +203,18 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     }
     let mounted = super::mounts::prepare(state, inst, mounts, &run_dir, true)?;
     volumes.extend(mounted.volumes);
-    let mut env = env;
+    let mut env = plan.env.clone();
     env.extend(mounted.env);
-    let lowers = state.snapshots()?;
     let view = state.view()?;
-    // The spec holds secrets given as environment variables: only root may read it.
     let spec = SandboxSpec {
-        lowers,
+        lowers: state.snapshots()?,
         run_dir: run_dir.clone(),
-        args: argv.clone(),
+        args: plan.argv.clone(),
         env,
-        cwd: workdir,
-        user,
+        cwd: plan.workdir.clone(),
+        user: plan.user.clone(),
         hostname: id[..12].to_string(),
-        network: net,
+        network: plan.network,
         volumes,
         limits: Default::default(),
         tty: false,
@@ -198,44 +224,72 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     let _cache_locks = mounted.locks;
     shared.reporter.event(Event::Running { number, id: id[..12].to_string() });
     let log_path = run_dir.join("log");
-    // A RUN's output can hold anything it printed: only the store's owner reads it.
-    let log = {
-        use std::os::unix::fs::OpenOptionsExt;
-        fs::File::options()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&log_path)
-            .map_err(Error::io("creating", log_path.clone()))?
-    };
-    let mut out = StepOutput { reporter: shared.reporter, number, log, tail: VecDeque::new() };
-    let code = shared.executor.run(&spec, &mut out)?;
-    let _ = out.flush();
-    if code != 0 {
-        let tail: Vec<u8> = out.tail.iter().copied().collect();
-        let tail = String::from_utf8_lossy(&tail);
-        let lines: Vec<&str> = tail.lines().collect();
-        let last: Vec<&str> = lines[lines.len().saturating_sub(20)..].to_vec();
-        let mut msg = format!("the command '{}' returned a non-zero code: {code}", argv.join(" "));
-        if !last.is_empty() {
-            msg.push_str("\n--- the end of its output:\n");
-            msg.push_str(&last.join("\n"));
-        }
-        return Err(state.error(inst, &msg));
-    }
+    execute(state, inst, &spec, number, &log_path)?;
     let upper = spec.upper();
     remove_mount_stubs(&upper, &view, &mounted.targets);
-    let changes = overlay_changes(&upper)?;
+    commit_run(state, &upper, plan, number, started, &log_path)?;
+    drop(guard);
+    Ok(false)
+}
+
+/// Runs the spec through the executor, its output to the reporter and to the log at
+/// `log_path` (readable by the store's owner only: it can hold anything the command
+/// printed). A non-zero exit is the step's error, with the end of the output.
+fn execute(
+    state: &State<'_, '_>,
+    inst: &Instruction,
+    spec: &SandboxSpec,
+    number: usize,
+    log_path: &Path,
+) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let log = fs::File::options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(log_path)
+        .map_err(Error::io("creating", log_path))?;
+    let reporter = state.shared.reporter;
+    let mut out = StepOutput { reporter, number, log, tail: VecDeque::new() };
+    let code = state.shared.executor.run(spec, &mut out)?;
+    let _ = out.flush();
+    if code == 0 {
+        return Ok(());
+    }
+    let tail: Vec<u8> = out.tail.iter().copied().collect();
+    let tail = String::from_utf8_lossy(&tail);
+    let lines: Vec<&str> = tail.lines().collect();
+    let last: Vec<&str> = lines[lines.len().saturating_sub(20)..].to_vec();
+    let mut msg = format!("the command '{}' returned a non-zero code: {code}", spec.args.join(" "));
+    if !last.is_empty() {
+        msg.push_str("\n--- the end of its output:\n");
+        msg.push_str(&last.join("\n"));
+    }
+    Err(state.error(inst, &msg))
+}
+
+/// Commits what the command changed (the upper directory) as the step's layer (none
+/// when it changed nothing) and keeps its log under the step's key.
+fn commit_run(
+    state: &mut State<'_, '_>,
+    upper: &Path,
+    plan: RunPlan,
+    number: usize,
+    started: Instant,
+    log_path: &Path,
+) -> Result<()> {
+    let (shared, store) = (state.shared, state.shared.store);
+    let changes = overlay_changes(upper)?;
     let created = super::now_rfc3339(shared.options.source_date_epoch);
     let written = if changes.is_empty() {
         None
     } else {
-        Some(write_layer_blob(store, &upper, &changes, shared.options.source_date_epoch)?)
+        Some(write_layer_blob(store, upper, &changes, shared.options.source_date_epoch)?)
     };
     let layer = written.as_ref().map(|(l, _)| l.clone());
     let snapshot = match &layer {
-        Some(l) => Some(store.adopt_snapshot(&upper, &l.diff_id)?),
+        Some(l) => Some(store.adopt_snapshot(upper, &l.diff_id)?),
         None => None,
     };
     let duration = started.elapsed();
@@ -244,27 +298,26 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
         created: created.clone(),
         duration_ms: duration.as_millis() as u64,
     };
+    let key = plan.key;
     match written {
         Some((l, writer)) => shared.finish_layer(writer, &l, vec![key.clone()], record.clone()),
         None => store.cache_store(&key, &record)?,
     }
     let logs = store.root().join("logs");
     fs::create_dir_all(&logs).map_err(Error::io("creating", logs.clone()))?;
-    fs::rename(&log_path, store.step_log_path(&key))
+    fs::rename(log_path, store.step_log_path(&key))
         .map_err(Error::io("keeping the log", log_path))?;
-    drop(guard);
     state.finish_step(FinishedStep {
         number,
         key,
-        created_by,
+        created_by: plan.created_by,
         layer,
         snapshot,
         created,
         cached: false,
         duration_ms: duration.as_millis() as u64,
         has_log: true,
-    })?;
-    Ok(false)
+    })
 }
 
 /// Removes the empty files and directories the sandbox made as mount points (`/proc`,

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use oci_spec::image::Digest;
 use rbuild_parser::shell::{Lexer, MapEnv};
 use rbuild_parser::{
-    Command, ErrorKind, HealthCheck, Instruction, InstructionKind, ParseError, Span, StageBase,
+    Command, ErrorKind, Instruction, InstructionKind, ParseError, Span, StageBase,
 };
 
 use super::cache::{CacheKey, LayerRecord};
-use super::config::{Empty, HealthConfig, HistoryEntry, ImageConfig};
+use super::config::{HistoryEntry, ImageConfig};
 use super::record::StepRecord;
 use super::rootfs::RootfsView;
-use super::{vars, Event, Platform, Shared};
+use super::{vars, Event, Shared};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::store::Image;
@@ -68,7 +68,7 @@ pub(crate) struct State<'s, 'a> {
     /// hits the cache gives the same image ID).
     pub last_created: String,
     /// Whether CMD was set in this stage (ENTRYPOINT then keeps it).
-    cmd_set: bool,
+    pub cmd_set: bool,
     /// Whether every step so far came from the cache.
     pub all_cached: bool,
     /// The base image's ID, until the first step changes anything.
@@ -77,7 +77,7 @@ pub(crate) struct State<'s, 'a> {
     base_manifest: Option<oci_spec::image::Descriptor>,
 }
 
-fn history_text(inst: &Instruction) -> String {
+pub(super) fn history_text(inst: &Instruction) -> String {
     inst.original.trim().to_string()
 }
 
@@ -432,15 +432,9 @@ fn stage_from_text(shared: &Shared<'_>, line: usize) -> String {
     text.trim().to_string()
 }
 
-/// Parses a Go duration in nanoseconds.
-fn nanos(d: Option<Duration>) -> Option<u64> {
-    d.map(|d| d.as_nanos() as u64)
-}
-
 /// Runs one instruction. Returns whether it came from the cache.
 fn dispatch(state: &mut State<'_, '_>, inst: &Instruction, number: usize) -> Result<bool> {
     state.base_id = None;
-    let created_by = history_text(inst);
     match &inst.kind {
         InstructionKind::Run { .. } => return super::run::run(state, inst, number),
         InstructionKind::Copy(c) => return super::copy::copy(state, inst, c, false, number),
@@ -450,193 +444,21 @@ fn dispatch(state: &mut State<'_, '_>, inst: &Instruction, number: usize) -> Res
             let abs = state.absolute(&path);
             let abs = if abs.len() > 1 { abs.trim_end_matches('/').to_string() } else { abs };
             state.config.config.working_dir = Some(abs.clone());
-            let cached = super::workdir::make_workdir(state, inst, &abs, number)?;
-            return Ok(cached);
-        }
-        InstructionKind::Env(pairs) => {
-            let mut done = Vec::new();
-            for (k, v) in pairs {
-                done.push((state.expand(inst, k)?, state.expand(inst, v)?));
-            }
-            for (k, v) in &done {
-                state.config.set_env(k, v);
-            }
-            let text = done.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-            state.add_history(format!("ENV {text}"), true, None);
-        }
-        InstructionKind::Label(pairs) => {
-            let mut done = Vec::new();
-            for (k, v) in pairs {
-                done.push((state.expand(inst, k)?, state.expand(inst, v)?));
-            }
-            let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
-            for (k, v) in &done {
-                labels.insert(k.clone(), v.clone());
-            }
-            let text = done.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-            state.add_history(format!("LABEL {text}"), true, None);
-        }
-        InstructionKind::Maintainer(name) => {
-            state.config.author = Some(name.clone());
-            state.add_history(created_by, true, None);
-        }
-        InstructionKind::Expose(ports) => {
-            let mut expanded = Vec::new();
-            for p in ports {
-                for word in state.expand(inst, p)?.split_whitespace() {
-                    expanded.extend(expose_ports(word).map_err(|m| state.error(inst, &m))?);
-                }
-            }
-            let map = state.config.config.exposed_ports.get_or_insert_with(BTreeMap::new);
-            for p in &expanded {
-                map.insert(p.clone(), Empty {});
-            }
-            state.add_history(format!("EXPOSE {}", expanded.join(" ")), true, None);
-        }
-        InstructionKind::Volume(paths) => {
-            for p in paths {
-                let v = state.expand(inst, p)?;
-                if v.trim().is_empty() {
-                    return Err(state.error(inst, "VOLUME specified can not be an empty string"));
-                }
-                state.config.config.volumes.get_or_insert_with(BTreeMap::new).insert(v, Empty {});
-            }
-            state.add_history(created_by, true, None);
-        }
-        InstructionKind::User(user) => {
-            let user = state.expand(inst, user)?;
-            state.config.config.user = Some(user.clone());
-            state.add_history(format!("USER {user}"), true, None);
-        }
-        InstructionKind::Cmd(command) => {
-            state.config.config.cmd = Some(state.argv(command));
-            state.cmd_set = true;
-            if matches!(command, Command::Shell(_)) {
-                state.config.config.args_escaped = Some(true);
-            }
-            state.add_history(created_by, true, None);
-        }
-        InstructionKind::Entrypoint(command) => {
-            state.config.config.entrypoint = Some(state.argv(command));
-            if !state.cmd_set {
-                state.config.config.cmd = None;
-            }
-            state.add_history(created_by, true, None);
-        }
-        InstructionKind::Shell(shell) => {
-            state.config.config.shell = Some(shell.clone());
-            state.add_history(created_by, true, None);
-        }
-        InstructionKind::StopSignal(signal) => {
-            let signal = state.expand(inst, signal)?;
-            state.config.config.stop_signal = Some(signal);
-            state.add_history(created_by, true, None);
-        }
-        InstructionKind::Healthcheck(check) => {
-            let health = match check {
-                HealthCheck::None => {
-                    HealthConfig { test: vec!["NONE".into()], ..Default::default() }
-                }
-                HealthCheck::Cmd {
-                    command,
-                    interval,
-                    timeout,
-                    start_period,
-                    start_interval,
-                    retries,
-                } => {
-                    let test = match command {
-                        Command::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
-                        Command::Exec(v) => {
-                            std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect()
-                        }
-                    };
-                    HealthConfig {
-                        test,
-                        interval: nanos(*interval),
-                        timeout: nanos(*timeout),
-                        start_period: nanos(*start_period),
-                        start_interval: nanos(*start_interval),
-                        retries: *retries,
-                    }
-                }
-            };
-            state.config.config.healthcheck = Some(health);
-            state.add_history(created_by, true, None);
-        }
-        InstructionKind::Onbuild(inner) => {
-            let text = inner.original.trim().to_string();
-            state.config.config.on_build.get_or_insert_with(Vec::new).push(text);
-            state.add_history(created_by, true, None);
-        }
-        InstructionKind::Arg(decls) => {
-            for (name, default) in decls {
-                let value = arg_value(state, inst, name, default.as_deref())?;
-                state.args.retain(|(n, _)| n != name);
-                state.args.push((name.clone(), value));
-            }
-            state.add_history(created_by, true, None);
+            return super::workdir::make_workdir(state, inst, &abs, number);
         }
         InstructionKind::From { .. } => {
             return Err(state.error(inst, "FROM cannot be used here"));
         }
+        _ => super::metadata::apply(state, inst)?,
     }
     state.record_step(StepRecord {
         number,
         created_by: history_text(inst),
         cache_key: None,
         cached: state.all_cached,
-        duration_ms: (Duration::ZERO).as_millis() as u64,
+        duration_ms: 0,
         size: 0,
         has_log: false,
     });
     Ok(state.all_cached)
-}
-
-/// The value of a stage ARG: `--build-arg`, else its default, else the global ARG's value,
-/// else the automatic platform value.
-fn arg_value(
-    state: &State<'_, '_>,
-    inst: &Instruction,
-    name: &str,
-    default: Option<&str>,
-) -> Result<Option<String>> {
-    let shared = state.shared;
-    if let Some(v) = shared.options.build_args.get(name) {
-        if let Ok(mut used) = shared.used_args.lock() {
-            used.insert(name.to_string());
-        }
-        return Ok(Some(v.clone()));
-    }
-    if let Some(d) = default {
-        return state.expand(inst, d).map(Some);
-    }
-    if let Some((_, Some(v))) = shared.graph.global_args.iter().find(|(n, _)| n == name) {
-        return Ok(Some(v.clone()));
-    }
-    let platform_args = vars::platform_args(&shared.options.platform, &Platform::host());
-    Ok(platform_args.into_iter().find(|(n, _)| n == name).map(|(_, v)| v))
-}
-
-/// `EXPOSE` words: `80`, `80/udp`, `8000-8002/tcp`.
-fn expose_ports(word: &str) -> std::result::Result<Vec<String>, String> {
-    let (ports, proto) = word.split_once('/').unwrap_or((word, "tcp"));
-    let proto = proto.to_lowercase();
-    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
-        return Err(format!("invalid proto: {proto}"));
-    }
-    let bad = || format!("invalid containerPort: {ports}");
-    let (lo, hi) = match ports.split_once('-') {
-        Some((a, b)) => {
-            (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?)
-        }
-        None => {
-            let p = ports.parse::<u16>().map_err(|_| bad())?;
-            (p, p)
-        }
-    };
-    if hi < lo || hi - lo > 10_000 {
-        return Err(bad());
-    }
-    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }

@@ -1,0 +1,197 @@
+//! The instructions that change only the image config (ENV, LABEL, EXPOSE, VOLUME, USER,
+//! CMD, ENTRYPOINT, SHELL, STOPSIGNAL, HEALTHCHECK, ONBUILD, ARG, MAINTAINER): each adds
+//! an empty-layer history entry.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rbuild_parser::{Command, HealthCheck, Instruction, InstructionKind};
+
+use super::config::{Empty, HealthConfig};
+use super::stage::{history_text, State};
+use super::{vars, Platform};
+use crate::error::Result;
+
+/// Applies a metadata instruction to the stage's config and history.
+pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()> {
+    let created_by = history_text(inst);
+    match &inst.kind {
+        InstructionKind::Env(pairs) => {
+            let done = expand_pairs(state, inst, pairs)?;
+            for (k, v) in &done {
+                state.config.set_env(k, v);
+            }
+            let text = done.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            state.add_history(format!("ENV {text}"), true, None);
+        }
+        InstructionKind::Label(pairs) => {
+            let done = expand_pairs(state, inst, pairs)?;
+            let labels = state.config.config.labels.get_or_insert_with(BTreeMap::new);
+            for (k, v) in &done {
+                labels.insert(k.clone(), v.clone());
+            }
+            let text = done.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            state.add_history(format!("LABEL {text}"), true, None);
+        }
+        InstructionKind::Maintainer(name) => {
+            state.config.author = Some(name.clone());
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::Expose(ports) => {
+            let mut expanded = Vec::new();
+            for p in ports {
+                for word in state.expand(inst, p)?.split_whitespace() {
+                    expanded.extend(expose_ports(word).map_err(|m| state.error(inst, &m))?);
+                }
+            }
+            let map = state.config.config.exposed_ports.get_or_insert_with(BTreeMap::new);
+            for p in &expanded {
+                map.insert(p.clone(), Empty {});
+            }
+            state.add_history(format!("EXPOSE {}", expanded.join(" ")), true, None);
+        }
+        InstructionKind::Volume(paths) => {
+            for p in paths {
+                let v = state.expand(inst, p)?;
+                if v.trim().is_empty() {
+                    return Err(state.error(inst, "VOLUME specified can not be an empty string"));
+                }
+                state.config.config.volumes.get_or_insert_with(BTreeMap::new).insert(v, Empty {});
+            }
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::User(user) => {
+            let user = state.expand(inst, user)?;
+            state.config.config.user = Some(user.clone());
+            state.add_history(format!("USER {user}"), true, None);
+        }
+        InstructionKind::Cmd(command) => {
+            state.config.config.cmd = Some(state.argv(command));
+            state.cmd_set = true;
+            if matches!(command, Command::Shell(_)) {
+                state.config.config.args_escaped = Some(true);
+            }
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::Entrypoint(command) => {
+            state.config.config.entrypoint = Some(state.argv(command));
+            if !state.cmd_set {
+                state.config.config.cmd = None;
+            }
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::Shell(shell) => {
+            state.config.config.shell = Some(shell.clone());
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::StopSignal(signal) => {
+            let signal = state.expand(inst, signal)?;
+            state.config.config.stop_signal = Some(signal);
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::Healthcheck(check) => {
+            state.config.config.healthcheck = Some(health_config(check));
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::Onbuild(inner) => {
+            let text = inner.original.trim().to_string();
+            state.config.config.on_build.get_or_insert_with(Vec::new).push(text);
+            state.add_history(created_by, true, None);
+        }
+        InstructionKind::Arg(decls) => {
+            for (name, default) in decls {
+                let value = arg_value(state, inst, name, default.as_deref())?;
+                state.args.retain(|(n, _)| n != name);
+                state.args.push((name.clone(), value));
+            }
+            state.add_history(created_by, true, None);
+        }
+        _ => return Err(state.error(inst, "not a metadata instruction")),
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE` pairs with both sides expanded.
+fn expand_pairs(
+    state: &State<'_, '_>,
+    inst: &Instruction,
+    pairs: &[(String, String)],
+) -> Result<Vec<(String, String)>> {
+    pairs.iter().map(|(k, v)| Ok((state.expand(inst, k)?, state.expand(inst, v)?))).collect()
+}
+
+/// HEALTHCHECK as Docker's config has it (durations in nanoseconds).
+fn health_config(check: &HealthCheck) -> HealthConfig {
+    match check {
+        HealthCheck::None => HealthConfig { test: vec!["NONE".into()], ..Default::default() },
+        HealthCheck::Cmd { command, interval, timeout, start_period, start_interval, retries } => {
+            let test = match command {
+                Command::Shell(s) => vec!["CMD-SHELL".into(), s.clone()],
+                Command::Exec(v) => {
+                    std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect()
+                }
+            };
+            HealthConfig {
+                test,
+                interval: nanos(*interval),
+                timeout: nanos(*timeout),
+                start_period: nanos(*start_period),
+                start_interval: nanos(*start_interval),
+                retries: *retries,
+            }
+        }
+    }
+}
+
+/// Parses a Go duration in nanoseconds.
+fn nanos(d: Option<Duration>) -> Option<u64> {
+    d.map(|d| d.as_nanos() as u64)
+}
+
+/// The value of a stage ARG: `--build-arg`, else its default, else the global ARG's value,
+/// else the automatic platform value.
+fn arg_value(
+    state: &State<'_, '_>,
+    inst: &Instruction,
+    name: &str,
+    default: Option<&str>,
+) -> Result<Option<String>> {
+    let shared = state.shared;
+    if let Some(v) = shared.options.build_args.get(name) {
+        if let Ok(mut used) = shared.used_args.lock() {
+            used.insert(name.to_string());
+        }
+        return Ok(Some(v.clone()));
+    }
+    if let Some(d) = default {
+        return state.expand(inst, d).map(Some);
+    }
+    if let Some((_, Some(v))) = shared.graph.global_args.iter().find(|(n, _)| n == name) {
+        return Ok(Some(v.clone()));
+    }
+    let platform_args = vars::platform_args(&shared.options.platform, &Platform::host());
+    Ok(platform_args.into_iter().find(|(n, _)| n == name).map(|(_, v)| v))
+}
+
+/// `EXPOSE` words: `80`, `80/udp`, `8000-8002/tcp`.
+fn expose_ports(word: &str) -> std::result::Result<Vec<String>, String> {
+    let (ports, proto) = word.split_once('/').unwrap_or((word, "tcp"));
+    let proto = proto.to_lowercase();
+    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+        return Err(format!("invalid proto: {proto}"));
+    }
+    let bad = || format!("invalid containerPort: {ports}");
+    let (lo, hi) = match ports.split_once('-') {
+        Some((a, b)) => {
+            (a.parse::<u16>().map_err(|_| bad())?, b.parse::<u16>().map_err(|_| bad())?)
+        }
+        None => {
+            let p = ports.parse::<u16>().map_err(|_| bad())?;
+            (p, p)
+        }
+    };
+    if hi < lo || hi - lo > 10_000 {
+        return Err(bad());
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}
