@@ -117,10 +117,7 @@ pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Resu
     let reader = decompress(input)?;
     let mut archive = tar::Archive::new(reader);
     let mut report = ApplyReport::default();
-    let mut written: HashSet<PathBuf> = HashSet::new();
-    let mut whiteouts: Vec<PathBuf> = Vec::new();
-    let mut opaque_dirs: Vec<PathBuf> = Vec::new();
-    let mut dir_times: Vec<(PathBuf, FileTime)> = Vec::new();
+    let mut pending = Pending::default();
     let entries =
         archive.entries().map_err(|e| Error::BadArchive(format!("reading the layer: {e}")))?;
     for entry in entries {
@@ -132,7 +129,7 @@ pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Resu
         let name = raw.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if name == OPAQUE {
             let parts = archive_components(raw.parent().unwrap_or(Path::new("")))?;
-            opaque_dirs.push(resolve_in_root(root, &parts)?);
+            pending.opaque_dirs.push(resolve_in_root(root, &parts)?);
             continue;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
@@ -140,7 +137,7 @@ pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Resu
                 return Err(bad(&raw, "a whiteout must name a file"));
             }
             let (_, dest) = entry_destination(root, &raw.with_file_name(hidden))?;
-            whiteouts.push(dest);
+            pending.whiteouts.push(dest);
             continue;
         }
         let (parent, dest) = entry_destination(root, &raw)?;
@@ -148,176 +145,216 @@ pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Resu
             // The root itself: only its metadata could change; keep the target as it is.
             continue;
         }
-        let header = entry.header().clone();
-        let kind = header.entry_type();
-
-        // A missing or garbled mode is read as the usual default rather than refused.
-        let default_mode = if kind == tar::EntryType::Directory { 0o755 } else { 0o644 };
-        let mode = header.mode().unwrap_or(default_mode) & 0o7777;
-        let mtime = FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0);
         fs::create_dir_all(&parent).map_err(Error::io("creating", parent.clone()))?;
-        match kind {
-            tar::EntryType::Directory => {
-                match fs::symlink_metadata(&dest) {
-                    Ok(m) if m.is_dir() => {}
-                    Ok(_) => {
-                        remove_any(&dest)?;
-                        fs::create_dir(&dest).map_err(Error::io("creating", dest.clone()))?;
-                    }
-                    Err(_) => fs::create_dir(&dest).map_err(Error::io("creating", dest.clone()))?,
-                }
-                fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
-                    .map_err(Error::io("setting the mode of", dest.clone()))?;
-                dir_times.push((dest.clone(), mtime));
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                remove_any(&dest)?;
-                let mut file =
-                    fs::File::create(&dest).map_err(Error::io("creating", dest.clone()))?;
-                let copied = io::copy(&mut entry, &mut file)
-                    .map_err(|e| Error::BadArchive(format!("{}: {e}", raw.display())))?;
-                let declared = header.size().unwrap_or(0);
-                if copied != declared {
-                    return Err(Error::BadArchive(format!(
-                        "{}: the layer ends inside this file ({copied} of the {declared} bytes it declares)",
-                        raw.display()
-                    )));
-                }
-                report.bytes += copied;
-                file.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(Error::io("setting the mode of", dest.clone()))?;
-                drop(file);
-                filetime::set_file_mtime(&dest, mtime)
-                    .map_err(Error::io("setting the time of", dest.clone()))?;
-            }
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| bad(&raw, "a symbolic link without a target"))?;
-                remove_any(&dest)?;
-                symlink(&*target, &dest).map_err(Error::io("creating the link", dest.clone()))?;
-                filetime::set_symlink_file_times(&dest, mtime, mtime)
-                    .map_err(Error::io("setting the time of", dest.clone()))?;
-            }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| bad(&raw, "a hard link without a target"))?;
-                let (_, source) = entry_destination(root, &target)?;
-                let meta = fs::symlink_metadata(&source).map_err(|_| {
-                    bad(
-                        &raw,
-                        format!("hard link to {}, which the layer does not have", target.display()),
-                    )
-                })?;
-                if meta.is_dir() {
-                    return Err(bad(&raw, "a hard link to a directory"));
-                }
-                if source != dest {
-                    remove_any(&dest)?;
-                    fs::hard_link(&source, &dest).map_err(Error::io("linking", dest.clone()))?;
-                }
-            }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                let special = match kind {
-                    tar::EntryType::Char => SpecialFile::Char,
-                    tar::EntryType::Block => SpecialFile::Block,
-                    _ => SpecialFile::Fifo,
-                };
-                if !options.preserve_owners && special != SpecialFile::Fifo {
-                    report.skipped_devices += 1;
-                    continue;
-                }
-                remove_any(&dest)?;
-                let major = header.device_major().ok().flatten().unwrap_or(0) as u64;
-                let minor = header.device_minor().ok().flatten().unwrap_or(0) as u64;
-                make_special(&dest, special, mode, major, minor)?;
-            }
-            tar::EntryType::XGlobalHeader
-            | tar::EntryType::XHeader
-            | tar::EntryType::GNULongName
-            | tar::EntryType::GNULongLink => continue,
-            other => return Err(bad(&raw, format!("unsupported entry type {other:?}"))),
+        if write_entry(&mut entry, root, &raw, &dest, options, &mut report, &mut pending)? {
+            pending.written.insert(dest);
+            report.entries += 1;
         }
-        if options.preserve_owners {
-            let uid = header.uid().unwrap_or(0) as u32;
-            let gid = header.gid().unwrap_or(0) as u32;
-            std::os::unix::fs::lchown(&dest, Some(uid), Some(gid))
-                .map_err(Error::io("setting the owner of", dest.clone()))?;
-            // chown clears set-id bits; put the mode back for files and directories.
-            if !matches!(kind, tar::EntryType::Symlink) && mode & 0o6000 != 0 {
-                fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
-                    .map_err(Error::io("setting the mode of", dest.clone()))?;
-            }
-        }
-        if let Ok(Some(pax)) = entry.pax_extensions() {
-            for ext in pax.flatten() {
-                if ext.key() == Ok("SCHILY.xattr.security.capability") && options.preserve_owners {
-                    xattr::set(&dest, "security.capability", ext.value_bytes())
-                        .map_err(Error::io("setting capabilities on", dest.clone()))?;
-                }
-            }
-        }
-        written.insert(dest);
-        report.entries += 1;
     }
     // Read the stream to its end, so that a compressed layer cut short fails its checksum
     // here instead of passing for a complete one.
     io::copy(&mut archive.into_inner(), &mut io::sink())
         .map_err(|e| Error::BadArchive(format!("reading the layer: {e}")))?;
-    if options.whiteouts == WhiteoutMode::Overlay {
+    pending.finish(root, options, &mut report)?;
+    Ok(report)
+}
+
+/// What applying a layer leaves for after its entries.
+#[derive(Default)]
+struct Pending {
+    /// Every path the layer wrote.
+    written: HashSet<PathBuf>,
+    /// Paths its whiteouts remove.
+    whiteouts: Vec<PathBuf>,
+    /// Directories it makes opaque.
+    opaque_dirs: Vec<PathBuf>,
+    /// Directory times, set last (writing into a directory changes its time).
+    dir_times: Vec<(PathBuf, FileTime)>,
+}
+
+impl Pending {
+    /// Applies the whiteouts and opaque directories (never to what this layer wrote), or
+    /// records them as overlayfs reads them ([`WhiteoutMode::Overlay`]); then the
+    /// directories' times, deepest first.
+    fn finish(self, root: &Path, options: ApplyOptions, report: &mut ApplyReport) -> Result<()> {
+        let Pending { written, mut whiteouts, mut opaque_dirs, mut dir_times } = self;
+        if options.whiteouts == WhiteoutMode::Overlay {
+            for dir in std::mem::take(&mut opaque_dirs) {
+                fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
+                xattr::set(&dir, opaque_xattr(), b"y")
+                    .map_err(Error::io("marking opaque", dir.clone()))?;
+                report.whiteouts += 1;
+            }
+            for path in std::mem::take(&mut whiteouts) {
+                if written.contains(&path) {
+                    continue;
+                }
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+                }
+                remove_any(&path)?;
+                make_whiteout(&path)?;
+                report.whiteouts += 1;
+            }
+        }
+        // A child of an opaque directory stays when this layer wrote it or something in it.
+        let mut kept: HashSet<PathBuf> = HashSet::new();
+        if !opaque_dirs.is_empty() {
+            for w in &written {
+                kept.extend(
+                    w.ancestors().take_while(|a| a.starts_with(root)).map(Path::to_path_buf),
+                );
+            }
+        }
         for dir in opaque_dirs {
-            fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
-            xattr::set(&dir, opaque_xattr(), b"y")
-                .map_err(Error::io("marking opaque", dir.clone()))?;
-            report.whiteouts += 1;
+            let Ok(children) = fs::read_dir(&dir) else { continue };
+            for child in children.flatten() {
+                let path = child.path();
+                if !kept.contains(&path) {
+                    remove_any(&path)?;
+                    report.whiteouts += 1;
+                }
+            }
         }
         for path in whiteouts {
-            if written.contains(&path) {
-                continue;
-            }
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
-            }
-            remove_any(&path)?;
-            make_whiteout(&path)?;
-            report.whiteouts += 1;
-        }
-        whiteouts = Vec::new();
-        opaque_dirs = Vec::new();
-    }
-    // A child of an opaque directory stays when this layer wrote it or something in it.
-    let mut kept: HashSet<PathBuf> = HashSet::new();
-    if !opaque_dirs.is_empty() {
-        for w in &written {
-            kept.extend(w.ancestors().take_while(|a| a.starts_with(root)).map(Path::to_path_buf));
-        }
-    }
-    for dir in opaque_dirs {
-        let Ok(children) = fs::read_dir(&dir) else { continue };
-        for child in children.flatten() {
-            let path = child.path();
-            if !kept.contains(&path) {
+            if !written.contains(&path) && fs::symlink_metadata(&path).is_ok() {
                 remove_any(&path)?;
                 report.whiteouts += 1;
             }
         }
+        dir_times.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
+        for (dir, time) in dir_times {
+            filetime::set_file_mtime(&dir, time)
+                .map_err(Error::io("setting the time of", dir.clone()))?;
+        }
+        Ok(())
     }
-    for path in whiteouts {
-        if !written.contains(&path) && fs::symlink_metadata(&path).is_ok() {
-            remove_any(&path)?;
-            report.whiteouts += 1;
+}
+
+/// Writes one entry at `dest` (its parent exists) with its mode, time, owner (with
+/// `preserve_owners`) and file capabilities. Returns false when the entry was skipped.
+fn write_entry<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    root: &Path,
+    raw: &Path,
+    dest: &Path,
+    options: ApplyOptions,
+    report: &mut ApplyReport,
+    pending: &mut Pending,
+) -> Result<bool> {
+    let header = entry.header().clone();
+    let kind = header.entry_type();
+    // A missing or garbled mode is read as the usual default rather than refused.
+    let default_mode = if kind == tar::EntryType::Directory { 0o755 } else { 0o644 };
+    let mode = header.mode().unwrap_or(default_mode) & 0o7777;
+    let mtime = FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0);
+    let link_target = |what: &str| {
+        entry.link_name().ok().flatten().map(|t| t.into_owned()).ok_or_else(|| bad(raw, what))
+    };
+    match kind {
+        tar::EntryType::Directory => {
+            match fs::symlink_metadata(dest) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    remove_any(dest)?;
+                    fs::create_dir(dest).map_err(Error::io("creating", dest))?;
+                }
+                Err(_) => fs::create_dir(dest).map_err(Error::io("creating", dest))?,
+            }
+            fs::set_permissions(dest, fs::Permissions::from_mode(mode))
+                .map_err(Error::io("setting the mode of", dest))?;
+            pending.dir_times.push((dest.to_path_buf(), mtime));
+        }
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            report.bytes += write_file(entry, raw, dest, header.size().unwrap_or(0), mode)?;
+            filetime::set_file_mtime(dest, mtime)
+                .map_err(Error::io("setting the time of", dest))?;
+        }
+        tar::EntryType::Symlink => {
+            let target = link_target("a symbolic link without a target")?;
+            remove_any(dest)?;
+            symlink(&target, dest).map_err(Error::io("creating the link", dest))?;
+            filetime::set_symlink_file_times(dest, mtime, mtime)
+                .map_err(Error::io("setting the time of", dest))?;
+        }
+        tar::EntryType::Link => {
+            let target = link_target("a hard link without a target")?;
+            let (_, source) = entry_destination(root, &target)?;
+            let meta = fs::symlink_metadata(&source).map_err(|_| {
+                bad(raw, format!("hard link to {}, which the layer does not have", target.display()))
+            })?;
+            if meta.is_dir() {
+                return Err(bad(raw, "a hard link to a directory"));
+            }
+            if source != dest {
+                remove_any(dest)?;
+                fs::hard_link(&source, dest).map_err(Error::io("linking", dest))?;
+            }
+        }
+        tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+            let special = match kind {
+                tar::EntryType::Char => SpecialFile::Char,
+                tar::EntryType::Block => SpecialFile::Block,
+                _ => SpecialFile::Fifo,
+            };
+            if !options.preserve_owners && special != SpecialFile::Fifo {
+                report.skipped_devices += 1;
+                return Ok(false);
+            }
+            remove_any(dest)?;
+            let major = header.device_major().ok().flatten().unwrap_or(0) as u64;
+            let minor = header.device_minor().ok().flatten().unwrap_or(0) as u64;
+            make_special(dest, special, mode, major, minor)?;
+        }
+        tar::EntryType::XGlobalHeader
+        | tar::EntryType::XHeader
+        | tar::EntryType::GNULongName
+        | tar::EntryType::GNULongLink => return Ok(false),
+        other => return Err(bad(raw, format!("unsupported entry type {other:?}"))),
+    }
+    if options.preserve_owners {
+        let uid = header.uid().unwrap_or(0) as u32;
+        let gid = header.gid().unwrap_or(0) as u32;
+        std::os::unix::fs::lchown(dest, Some(uid), Some(gid))
+            .map_err(Error::io("setting the owner of", dest))?;
+        // chown clears set-id bits; put the mode back for files and directories.
+        if !matches!(kind, tar::EntryType::Symlink) && mode & 0o6000 != 0 {
+            fs::set_permissions(dest, fs::Permissions::from_mode(mode))
+                .map_err(Error::io("setting the mode of", dest))?;
+        }
+        if let Ok(Some(pax)) = entry.pax_extensions() {
+            for ext in pax.flatten() {
+                if ext.key() == Ok("SCHILY.xattr.security.capability") {
+                    xattr::set(dest, "security.capability", ext.value_bytes())
+                        .map_err(Error::io("setting capabilities on", dest))?;
+                }
+            }
         }
     }
-    // Directory times last, deepest first: writing into a directory changes its time.
-    dir_times.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
-    for (dir, time) in dir_times {
-        filetime::set_file_mtime(&dir, time)
-            .map_err(Error::io("setting the time of", dir.clone()))?;
-    }
-    Ok(report)
+    Ok(true)
 }
+
+/// A regular file's content; fails when the layer ends before the size it declares.
+/// Returns the bytes written.
+fn write_file(
+    entry: &mut impl Read,
+    raw: &Path,
+    dest: &Path,
+    declared: u64,
+    mode: u32,
+) -> Result<u64> {
+    remove_any(dest)?;
+    let mut file = fs::File::create(dest).map_err(Error::io("creating", dest))?;
+    let copied = io::copy(entry, &mut file)
+        .map_err(|e| Error::BadArchive(format!("{}: {e}", raw.display())))?;
+    if copied != declared {
+        return Err(Error::BadArchive(format!(
+            "{}: the layer ends inside this file ({copied} of the {declared} bytes it declares)",
+            raw.display()
+        )));
+    }
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(Error::io("setting the mode of", dest))?;
+    Ok(copied)
+}
+
