@@ -4,7 +4,8 @@
 # tests compare against (a Python virtual environment, from PyPI), then every test of
 # every crate. The shared corpus must be at ../shared/corpus
 # (or RBUILD_CORPUS). Then the library's build cases again as an unprivileged user
-# (testdata/lib-cases-rootless.sh). Ends with one line that sums up every test binary:
+# (testdata/lib-cases-rootless.sh), and the length of every library function
+# (testdata/function-lengths.py). Ends with one line that sums up every test binary:
 # "tests: N passed, N failed". Exit status: cargo test's.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -37,6 +38,10 @@ if [ "$status" = 0 ]; then
   bash testdata/lib-cases-rootless.sh 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
   set -e
+fi
+# No function of the library crates over 120 lines (the engine stays readable).
+if [ "$status" = 0 ]; then
+  python3 testdata/function-lengths.py 120 builder/src registry-client/src || status=1
 fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

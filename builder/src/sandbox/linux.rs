@@ -84,7 +84,7 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     let cgroup = super::cgroups::Cgroup::create(&id, &spec.limits)?;
     // The launcher of slirp4netns is forked first, while this process is still in the
     // host's user and PID namespaces.
-    let mut slirp = match spec.network {
+    let slirp = match spec.network {
         Network::Private => Some(super::network::Slirp::fork(&spec.run_dir, rootless)?),
         _ => None,
     };
@@ -117,127 +117,165 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     } else {
         None
     };
+    let parts = Parts { slirp, sync, cgroup, report: (report_read, report_write), pty };
     // SAFETY: rbuild is single-threaded when it runs a sandbox (the `run` path starts no
     // threads), so the child may allocate and run ordinary Rust code after fork.
     match unsafe { fork() }.map_err(io_err("forking for", &spec.run_dir))? {
-        ForkResult::Child => {
-            // The init keeps the signals rbuild passes on from the start (a namespace's
-            // PID 1 ignores those it has no handler for), and passes them to the command
-            // once it runs.
-            catch_signals(true);
-            drop(report_read);
-            drop(slirp);
-            let (ns_made, go) = match sync {
-                Some(((_, ns_made), (go, _))) => (Some(ns_made), Some(go)),
-                None => (None, None),
-            };
-            let slave = pty.map(|p| p.slave);
-            // Nothing rbuild inherited (a descriptor its caller left open, say) reaches the
-            // init, and so the command: only the report pipe and the terminal stay.
-            {
-                use std::os::fd::AsRawFd;
-                let mut keep = vec![report_write.as_raw_fd()];
-                keep.extend(slave.as_ref().map(|s| s.as_raw_fd()));
-                keep.extend(ns_made.as_ref().map(|f| f.as_raw_fd()));
-                keep.extend(go.as_ref().map(|f| f.as_raw_fd()));
-                close_other_fds(&keep);
-            }
-            let entered = cgroup.as_ref().map_or(Ok(()), |c| c.enter());
-            let code = match entered.and_then(|()| enter_namespaces(spec)).and_then(|()| {
-                if let Some(fd) = ns_made {
-                    let _ = nix::unistd::write(&fd, b"n");
-                }
-                init(spec, &plan, slave, go)
-            }) {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("rbuild: sandbox: {e}");
-                    125
-                }
-            };
-            let _ = nix::unistd::write(&report_write, &code.to_le_bytes());
-            std::process::exit(code);
+        ForkResult::Child => be_init(spec, &plan, parts),
+        ForkResult::Parent { child } => supervise(child, parts),
+    }
+}
+
+type OwnedFd = std::os::fd::OwnedFd;
+
+/// What the sandbox's two sides share at the fork.
+struct Parts {
+    /// The launcher of slirp4netns (the default network).
+    slirp: Option<super::network::Slirp>,
+    /// With the default network: the init says when its namespace exists (first pipe),
+    /// and waits for the word that the interface is up (second pipe).
+    sync: Option<((OwnedFd, OwnedFd), (OwnedFd, OwnedFd))>,
+    cgroup: Option<super::cgroups::Cgroup>,
+    /// The init reports the command's exit code here (read end, write end).
+    report: (OwnedFd, OwnedFd),
+    pty: Option<nix::pty::OpenptyResult>,
+}
+
+/// The child's side: the sandbox's PID 1. Enters the cgroup and the namespaces, says so,
+/// and runs the init; reports the command's exit code and exits with it.
+fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
+    // The init keeps the signals rbuild passes on from the start (a namespace's PID 1
+    // ignores those it has no handler for), and passes them to the command once it runs.
+    catch_signals(true);
+    let Parts { slirp, sync, cgroup, report: (report_read, report_write), pty } = parts;
+    drop(report_read);
+    drop(slirp);
+    let (ns_made, go) = match sync {
+        Some(((_, ns_made), (go, _))) => (Some(ns_made), Some(go)),
+        None => (None, None),
+    };
+    let slave = pty.map(|p| p.slave);
+    // Nothing rbuild inherited (a descriptor its caller left open, say) reaches the init,
+    // and so the command: only the report pipe and the terminal stay.
+    {
+        use std::os::fd::AsRawFd;
+        let mut keep = vec![report_write.as_raw_fd()];
+        keep.extend(slave.as_ref().map(|s| s.as_raw_fd()));
+        keep.extend(ns_made.as_ref().map(|f| f.as_raw_fd()));
+        keep.extend(go.as_ref().map(|f| f.as_raw_fd()));
+        close_other_fds(&keep);
+    }
+    let entered = cgroup.as_ref().map_or(Ok(()), |c| c.enter());
+    let code = match entered.and_then(|()| enter_namespaces(spec)).and_then(|()| {
+        if let Some(fd) = ns_made {
+            let _ = nix::unistd::write(&fd, b"n");
         }
-        ForkResult::Parent { child } => {
-            drop(report_write);
-            // From here on a signal for rbuild is kept and passed on, also one that comes
-            // while the network starts.
-            catch_signals(true);
-            if let (Some(launcher), Some(((ns_made, _), (_, go)))) = (slirp.as_mut(), sync) {
-                // The init's namespace first (a read of nothing: it failed before), then
-                // slirp4netns, then the word to go on. Without that word the init ends.
-                let mut byte = [0u8; 1];
-                let made = loop {
-                    match nix::unistd::read(&ns_made, &mut byte) {
-                        Err(nix::Error::EINTR) => continue,
-                        other => break other.is_ok_and(|n| n == 1),
-                    }
-                };
-                let started = if made { launcher.start(child) } else { Ok(()) };
-                match started {
-                    Ok(()) if made => {
-                        let _ = nix::unistd::write(&go, b"g");
-                        forward_caught(child);
-                    }
-                    Ok(()) => {}
-                    Err(e) => {
-                        // The init may have failed first (and said why): then its failure
-                        // is the one to report, not the network's.
-                        let init_ended = matches!(
-                            waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
-                            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
-                        );
-                        drop(go);
-                        let code = if init_ended { 125 } else { wait_code(child) };
-                        if let Some(s) = slirp.take() {
-                            wait_code(s.stop());
-                        }
-                        if let Some(cgroup) = cgroup {
-                            cgroup.remove();
-                        }
-                        return if init_ended { Ok(code) } else { Err(e) };
-                    }
-                }
-            }
-            let mut buf = [0u8; 4];
-            let mut got = 0;
-            if let Some(pty) = pty {
-                drop(pty.slave);
-                got = relay_terminal(&pty.master, &report_read, &mut buf, child);
-            }
-            while got < 4 {
-                match nix::unistd::read(&report_read, &mut buf[got..]) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(nix::Error::EINTR) => forward_caught(child),
-                    Err(_) => break,
-                }
-            }
-            catch_signals(false);
-            if let Some(s) = slirp {
-                // slirp4netns exits as its exit pipe closes; it is reaped with the init.
-                if let Ok(mut pending) = PENDING.lock() {
-                    pending.push(s.stop());
-                }
+        init(spec, plan, slave, go)
+    }) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rbuild: sandbox: {e}");
+            125
+        }
+    };
+    let _ = nix::unistd::write(&report_write, &code.to_le_bytes());
+    std::process::exit(code);
+}
+
+/// The parent's side: starts the network once the init's namespace exists, relays the
+/// terminal, and returns the command's exit code as soon as the init reports it.
+fn supervise(child: Pid, parts: Parts) -> Result<i32> {
+    let Parts { mut slirp, sync, cgroup, report: (report_read, report_write), pty } = parts;
+    drop(report_write);
+    // From here on a signal for rbuild is kept and passed on, also one that comes while
+    // the network starts.
+    catch_signals(true);
+    if let (Some(launcher), Some(((ns_made, _), (_, go)))) = (slirp.as_mut(), sync) {
+        if let Err((e, init_ended)) = start_network(launcher, child, &ns_made, go) {
+            let code = if init_ended { 125 } else { wait_code(child) };
+            if let Some(s) = slirp.take() {
+                wait_code(s.stop());
             }
             if let Some(cgroup) = cgroup {
-                // A cgroup can only go once every process in it has ended: wait for the
-                // init this time.
-                let status = wait_code(child);
                 cgroup.remove();
-                return Ok(if got == 4 { i32::from_le_bytes(buf) } else { status });
             }
-            if got == 4 {
-                // The init is exiting; it is reaped later (by the next run, or never if
-                // rbuild exits first), not waited for now.
-                if let Ok(mut pending) = PENDING.lock() {
-                    pending.push(child);
-                }
-                Ok(i32::from_le_bytes(buf))
-            } else {
-                // The init died without a report (killed, or failed before the command).
-                Ok(wait_code(child))
-            }
+            return if init_ended { Ok(code) } else { Err(e) };
+        }
+    }
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    if let Some(pty) = pty {
+        drop(pty.slave);
+        got = relay_terminal(&pty.master, &report_read, &mut buf, child);
+    }
+    while got < 4 {
+        match nix::unistd::read(&report_read, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(nix::Error::EINTR) => forward_caught(child),
+            Err(_) => break,
+        }
+    }
+    catch_signals(false);
+    if let Some(s) = slirp {
+        // slirp4netns exits as its exit pipe closes; it is reaped with the init.
+        if let Ok(mut pending) = PENDING.lock() {
+            pending.push(s.stop());
+        }
+    }
+    if let Some(cgroup) = cgroup {
+        // A cgroup can only go once every process in it has ended: wait for the init
+        // this time.
+        let status = wait_code(child);
+        cgroup.remove();
+        return Ok(if got == 4 { i32::from_le_bytes(buf) } else { status });
+    }
+    if got == 4 {
+        // The init is exiting; it is reaped later (by the next run, or never if rbuild
+        // exits first), not waited for now.
+        if let Ok(mut pending) = PENDING.lock() {
+            pending.push(child);
+        }
+        Ok(i32::from_le_bytes(buf))
+    } else {
+        // The init died without a report (killed, or failed before the command).
+        Ok(wait_code(child))
+    }
+}
+
+/// Waits for the init's namespace (a read of nothing: it failed before), starts
+/// slirp4netns on it, then sends the word to go on (without it the init ends). On a
+/// failure: the error, and whether the init had ended already (then its failure is the
+/// one to report, not the network's).
+fn start_network(
+    launcher: &mut super::network::Slirp,
+    child: Pid,
+    ns_made: &OwnedFd,
+    go: OwnedFd,
+) -> std::result::Result<(), (Error, bool)> {
+    let mut byte = [0u8; 1];
+    let made = loop {
+        match nix::unistd::read(ns_made, &mut byte) {
+            Err(nix::Error::EINTR) => continue,
+            other => break other.is_ok_and(|n| n == 1),
+        }
+    };
+    if !made {
+        return Ok(());
+    }
+    match launcher.start(child) {
+        Ok(()) => {
+            let _ = nix::unistd::write(&go, b"g");
+            forward_caught(child);
+            Ok(())
+        }
+        Err(e) => {
+            let init_ended = matches!(
+                waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..))
+            );
+            drop(go);
+            Err((e, init_ended))
         }
     }
 }
@@ -630,6 +668,44 @@ fn remount_bind(target: &Path, extra: MsFlags) -> Result<()> {
     mount(NONE, target, NONE, flags, NONE).map_err(io_err("remounting", target))
 }
 
+/// A bind mount, remounted read-only and/or `nodev` as asked.
+fn bind(source: &Path, target: &Path, readonly: bool, file: bool, device: bool) -> Result<()> {
+    const NONE: Option<&str> = None;
+    if file {
+        touch(target)?;
+    } else {
+        mkdirs(target)?;
+    }
+    mount(Some(source), target, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
+        .map_err(io_err("bind-mounting", target))?;
+    let mut extra = MsFlags::empty();
+    if readonly {
+        extra |= MsFlags::MS_RDONLY;
+    }
+    if !device {
+        extra |= MsFlags::MS_NODEV;
+    }
+    if !extra.is_empty() {
+        remount_bind(target, extra)?;
+    }
+    Ok(())
+}
+
+/// Hides a path: an empty read-only tmpfs over a directory, `/dev/null` over a file.
+fn mask(path: &Path) -> Result<()> {
+    const NONE: Option<&str> = None;
+    let Ok(meta) = fs::symlink_metadata(path) else { return Ok(()) };
+    if meta.is_dir() {
+        let flags =
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount(Some("tmpfs"), path, Some("tmpfs"), flags, Some("size=0,mode=0555"))
+            .map_err(io_err("masking", path))
+    } else {
+        mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)
+            .map_err(io_err("masking", path))
+    }
+}
+
 /// Carries out one mount step.
 fn apply(step: &MountStep) -> Result<()> {
     const NONE: Option<&str> = None;
@@ -645,44 +721,9 @@ fn apply(step: &MountStep) -> Result<()> {
             mount_overlay(lowers, upper, work, target, *userxattr)
         }
         MountStep::Bind { source, target, readonly, file, device } => {
-            if *file {
-                touch(target)?;
-            } else {
-                mkdirs(target)?;
-            }
-            mount(Some(source), target, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
-                .map_err(io_err("bind-mounting", target))?;
-            let mut extra = MsFlags::empty();
-            if *readonly {
-                extra |= MsFlags::MS_RDONLY;
-            }
-            if !*device {
-                extra |= MsFlags::MS_NODEV;
-            }
-            if !extra.is_empty() {
-                remount_bind(target, extra)?;
-            }
-            Ok(())
+            bind(source, target, *readonly, *file, *device)
         }
-        MountStep::Mask(path) => {
-            let Ok(meta) = fs::symlink_metadata(path) else { return Ok(()) };
-            if meta.is_dir() {
-                mount(
-                    Some("tmpfs"),
-                    path,
-                    Some("tmpfs"),
-                    MsFlags::MS_RDONLY
-                        | MsFlags::MS_NOSUID
-                        | MsFlags::MS_NODEV
-                        | MsFlags::MS_NOEXEC,
-                    Some("size=0,mode=0555"),
-                )
-                .map_err(io_err("masking", path))
-            } else {
-                mount(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)
-                    .map_err(io_err("masking", path))
-            }
-        }
+        MountStep::Mask(path) => mask(path),
         MountStep::ReadOnly(path) => {
             if fs::symlink_metadata(path).is_err() {
                 return Ok(());

@@ -281,7 +281,10 @@ fn write_entry<R: Read>(
             let target = link_target("a hard link without a target")?;
             let (_, source) = entry_destination(root, &target)?;
             let meta = fs::symlink_metadata(&source).map_err(|_| {
-                bad(raw, format!("hard link to {}, which the layer does not have", target.display()))
+                bad(
+                    raw,
+                    format!("hard link to {}, which the layer does not have", target.display()),
+                )
             })?;
             if meta.is_dir() {
                 return Err(bad(raw, "a hard link to a directory"));
@@ -357,4 +360,3 @@ fn write_file(
         .map_err(Error::io("setting the mode of", dest))?;
     Ok(copied)
 }
-

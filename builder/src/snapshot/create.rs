@@ -279,23 +279,7 @@ pub fn write_tar(
         h.set_gid(gid as u64);
         h.set_mtime(clamp(m.mtime()));
         if let Some(cap) = capability(&path) {
-            let mut record = Vec::new();
-            let key = "SCHILY.xattr.security.capability";
-            // A PAX record is "LEN key=value\n" where LEN counts the whole record.
-            let body_len = key.len() + cap.len() + 3;
-            let mut len = body_len + 1;
-            while len.to_string().len() + body_len != len {
-                len = len.to_string().len() + body_len;
-            }
-            record.extend_from_slice(format!("{len} {key}=").as_bytes());
-            record.extend_from_slice(&cap);
-            record.push(b'\n');
-            let mut ph = tar::Header::new_ustar();
-            ph.set_entry_type(tar::EntryType::XHeader);
-            ph.set_mode(0o644);
-            ph.set_size(record.len() as u64);
-            ph.set_mtime(0);
-            tar.append_data(&mut ph, "PaxHeaders/capability", &record[..]).map_err(io_err)?;
+            append_capability(&mut tar, &cap).map_err(io_err)?;
         }
         let ft = m.file_type();
         if ft.is_dir() {
@@ -323,20 +307,7 @@ pub fn write_tar(
             let file = fs::File::open(&path).map_err(Error::io("reading", path.clone()))?;
             tar.append_data(&mut h, &name, file).map_err(io_err)?;
         } else {
-            let kind = if ft.is_char_device() {
-                tar::EntryType::Char
-            } else if ft.is_block_device() {
-                tar::EntryType::Block
-            } else {
-                tar::EntryType::Fifo
-            };
-            h.set_entry_type(kind);
-            h.set_size(0);
-            let rdev = m.rdev();
-            let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0x0000_0fff);
-            let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0x0000_00ff);
-            h.set_device_major(major as u32).map_err(io_err)?;
-            h.set_device_minor(minor as u32).map_err(io_err)?;
+            device_header(&mut h, &m).map_err(io_err)?;
             tar.append_data(&mut h, &name, io::empty()).map_err(io_err)?;
         }
     }
@@ -344,6 +315,47 @@ pub fn write_tar(
     let (mut out, diff_id, size) = hashing.finish();
     out.flush().map_err(io_err)?;
     Ok((diff_id, size))
+}
+
+/// Adds the PAX header that carries a file's `security.capability` attribute (for the
+/// entry that follows).
+fn append_capability<W: Write>(tar: &mut tar::Builder<W>, cap: &[u8]) -> io::Result<()> {
+    let mut record = Vec::new();
+    let key = "SCHILY.xattr.security.capability";
+    // A PAX record is "LEN key=value\n" where LEN counts the whole record.
+    let body_len = key.len() + cap.len() + 3;
+    let mut len = body_len + 1;
+    while len.to_string().len() + body_len != len {
+        len = len.to_string().len() + body_len;
+    }
+    record.extend_from_slice(format!("{len} {key}=").as_bytes());
+    record.extend_from_slice(cap);
+    record.push(b'\n');
+    let mut ph = tar::Header::new_ustar();
+    ph.set_entry_type(tar::EntryType::XHeader);
+    ph.set_mode(0o644);
+    ph.set_size(record.len() as u64);
+    ph.set_mtime(0);
+    tar.append_data(&mut ph, "PaxHeaders/capability", &record[..])
+}
+
+/// A device node's or FIFO's type and numbers.
+fn device_header(h: &mut tar::Header, m: &fs::Metadata) -> io::Result<()> {
+    let ft = m.file_type();
+    let kind = if ft.is_char_device() {
+        tar::EntryType::Char
+    } else if ft.is_block_device() {
+        tar::EntryType::Block
+    } else {
+        tar::EntryType::Fifo
+    };
+    h.set_entry_type(kind);
+    h.set_size(0);
+    let rdev = m.rdev();
+    let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0x0000_0fff);
+    let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0x0000_00ff);
+    h.set_device_major(major as u32)?;
+    h.set_device_minor(minor as u32)
 }
 
 /// Writes the layer blob for `changes` (compressed as asked) to `out`, computing the
