@@ -1,35 +1,66 @@
 //! # rbuild-builder
 //!
-//! The build engine behind `rbuild build`, and the local image store every command shares.
-//!
-//! Here today:
-//! - [`reference`](mod@reference): image references, parsed and normalised as Docker does;
-//! - [`store`]: the content-addressed image store (an OCI image layout: verified blobs,
-//!   crash-safe writes, names in `index.json`, garbage collection);
-//! - [`archive`]: `docker save` and OCI image archives, read and written;
-//! - [`snapshot`]: layers applied onto directories with OCI whiteouts and never writing
-//!   outside them, and layers created from changes (tree compare or overlayfs upper),
-//!   deterministic, compressed on every core;
-//! - [`digest`]: sha256 digests and hashing readers and writers.
-//!
-//! - [`sandbox`]: the only place with raw system calls: running a command in Linux
-//!   namespaces over an overlay of layer snapshots (`rbuild run`, and RUN steps to come),
-//!   and `mknod` for device nodes and overlay whiteouts.
+//! The build engine behind `rbuild build`, the local image store every command shares,
+//! and the workflows around them. A program that embeds rbuild (a CI tool, a test
+//! harness, a server) calls these; the `rbuild` binary only reads flags and draws events.
 //!
 //! - [`engine`]: the build itself: the stage graph run step by step (stages in parallel),
-//!   RUN in the sandbox, COPY and ADD from the context or other stages, content-based
-//!   cache keys kept in the store, Docker's image config and history.
+//!   RUN through an [`Executor`](engine::Executor) (the sandbox in a helper process, or a
+//!   [`RecordingExecutor`](engine::RecordingExecutor) in tests), COPY and ADD, content-based
+//!   cache keys, Docker's image config and history; [`engine::flags`] reads buildx's
+//!   flag syntaxes.
+//! - [`workflow`]: a build as CI runs it (cache import, build, outputs, cache export,
+//!   push), and prune.
+//! - [`remote`]: the bridge between the store and registries (pull, push, base images for
+//!   the engine); [`export`]: `--output` and image archives; [`archive`]: `docker save`
+//!   and OCI archives read and written.
+//! - [`container`]: a command run in an image (`rbuild run`).
+//! - [`report`]: the [`Event`](report::Event)s every workflow sends to one
+//!   [`Reporter`](report::Reporter).
+//! - [`store`]: the content-addressed image store (an OCI image layout: verified blobs,
+//!   crash-safe writes, names in `index.json`, garbage collection, fsck).
+//! - [`snapshot`]: layers applied onto directories (OCI whiteouts, never writing outside
+//!   them) and made from changes, deterministic, compressed on every core.
+//! - [`sandbox`]: the only place with raw system calls: a command in Linux namespaces over
+//!   an overlay of layer snapshots, confined as Docker confines a container.
+//! - [`reference`], [`digest`], [`limits`]: image references, digests, input caps.
+//!
+//! Build a Dockerfile from a directory into a store (a `FROM scratch` build needs
+//! neither root nor a network; RUN steps go to the executor):
 //!
 //! ```
-//! use rbuild_builder::reference::Reference;
-//! let r: Reference = "busybox".parse()?;
-//! assert_eq!(r.to_string(), "docker.io/library/busybox:latest");
-//! assert_eq!(r.familiar(), "busybox:latest");
-//! # Ok::<(), rbuild_builder::reference::ReferenceError>(())
+//! use rbuild_builder::engine::{self, BuildOptions, RecordingExecutor};
+//! use rbuild_builder::remote::RegistrySource;
+//! use rbuild_builder::report::{Event, RecordingReporter};
+//! use rbuild_builder::store::Store;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let context = dir.path().join("context");
+//! std::fs::create_dir(&context)?;
+//! std::fs::write(context.join("hello.txt"), "hello\n")?;
+//! std::fs::write(context.join("Dockerfile"), "FROM scratch\nCOPY hello.txt /\n")?;
+//!
+//! let store = Store::open(dir.path().join("store"))?;
+//! let mut options = BuildOptions::from_context(&context)?;
+//! options.tags = vec!["hello:latest".parse()?];
+//! let dockerfile = rbuild_builder::parse(&options.dockerfile_text)?;
+//! let events = RecordingReporter::default();
+//! let built = engine::build(
+//!     &store,
+//!     &dockerfile,
+//!     &options,
+//!     &RegistrySource::default(),
+//!     &RecordingExecutor::default(),
+//!     &events,
+//! )?;
+//! assert_eq!(store.resolve("hello")?.id(), &built.image_id);
+//! assert!(events.events().iter().any(|e| matches!(e, Event::Step { number: 2, .. })));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod container;
 pub mod digest;
 pub mod engine;
 mod error;

@@ -7,6 +7,7 @@
 mod commands;
 mod human;
 mod progress;
+mod shared_flags;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -176,6 +176,35 @@ pub struct BuildOptions {
     pub ssh: BTreeMap<String, PathBuf>,
 }
 
+impl BuildOptions {
+    /// The options `rbuild build CONTEXT` starts from: the context's `Dockerfile` (or
+    /// `Containerfile`), no tags or build arguments, the cache used, the default network,
+    /// this machine's platform, a stage per core at once.
+    pub fn from_context(context: impl Into<PathBuf>) -> Result<BuildOptions> {
+        let context = context.into();
+        let dockerfile = flags::DockerfileInput::read(None, &context, false, std::io::empty())?;
+        Ok(BuildOptions {
+            context,
+            dockerfile_text: dockerfile.text,
+            dockerfile_name: dockerfile.name,
+            dockerfile_path: dockerfile.path,
+            tags: Vec::new(),
+            build_args: BTreeMap::new(),
+            target: None,
+            no_cache: false,
+            pull: false,
+            labels: BTreeMap::new(),
+            network: Network::Private,
+            allow_host_network: false,
+            platform: Platform::host(),
+            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            source_date_epoch: None,
+            secrets: BTreeMap::new(),
+            ssh: BTreeMap::new(),
+        })
+    }
+}
+
 /// What a build made.
 #[derive(Debug, Clone)]
 pub struct BuildResult {

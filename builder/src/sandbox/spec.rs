@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 /// The network a sandbox gets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Network {
     /// The host's network: its interfaces, its loopback services, raw sockets on its
     /// traffic. Only when asked for.
@@ -13,6 +13,7 @@ pub enum Network {
     /// The default: a new network namespace with loopback and an interface to the
     /// outside through slirp4netns (see [`super::network`]); the host's loopback is not
     /// reachable.
+    #[default]
     Private,
 }
 

@@ -15,8 +15,8 @@ use rbuild_builder::sandbox::Network;
 use rbuild_builder::store::Store;
 use rbuild_builder::workflow::{self, BuildJob};
 
-use super::registry::RegistryArgs;
 use crate::progress::{self, ProgressMode};
+use crate::shared_flags::RegistryArgs;
 
 /// RUN's network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,10 +1,8 @@
 //! The registry commands: pull, push, login, logout.
 
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -12,34 +10,10 @@ use rbuild_builder::engine::Platform;
 use rbuild_builder::reference::Reference;
 use rbuild_builder::remote;
 use rbuild_builder::store::Store;
-use rbuild_registry_client::{Client, ClientOptions, CredentialSource, Credentials, DockerConfig};
+use rbuild_registry_client::{Client, CredentialSource, Credentials, DockerConfig};
 
 use crate::progress::{self, BuildOutput, ProgressMode};
-
-/// Options every registry command takes.
-#[derive(Debug, Args, Clone)]
-pub struct RegistryArgs {
-    /// Reach this registry (`HOST[:PORT]`) over plain HTTP when it does not speak TLS
-    /// (loopback registries always may). A certificate that does not verify is an error
-    /// either way, never a reason to fall back to HTTP.
-    #[arg(long = "insecure-registry", value_name = "HOST")]
-    insecure: Vec<String>,
-    /// Also trust this CA certificate (PEM) for HTTPS.
-    #[arg(long = "ca-file", value_name = "FILE")]
-    ca_files: Vec<PathBuf>,
-    /// How many blobs to transfer at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    concurrency: u16,
-    /// Seconds a request that moves no blob (ping, token, manifest) may take in all.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
-    registry_timeout: u64,
-    /// Seconds one blob download or upload request may take in all.
-    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
-    registry_transfer_timeout: u64,
-    /// Seconds a connection may go without delivering a byte.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    registry_stall_timeout: u64,
-}
+use crate::shared_flags::RegistryArgs;
 
 /// Arguments of `rbuild pull`.
 #[derive(Debug, Args)]
@@ -91,21 +65,6 @@ pub struct LoginArgs {
 pub struct LogoutArgs {
     /// The registry (default: Docker Hub).
     registry: Option<String>,
-}
-
-impl RegistryArgs {
-    /// The registry client's options these flags set.
-    pub fn options(&self) -> ClientOptions {
-        ClientOptions {
-            insecure_registries: self.insecure.clone(),
-            ca_files: self.ca_files.clone(),
-            concurrency: self.concurrency as usize,
-            request_timeout: Duration::from_secs(self.registry_timeout),
-            transfer_timeout: Duration::from_secs(self.registry_transfer_timeout),
-            stall_timeout: Duration::from_secs(self.registry_stall_timeout),
-            ..ClientOptions::default()
-        }
-    }
 }
 
 /// The reporter of a transfer command: nothing with `quiet`, else bars on a terminal

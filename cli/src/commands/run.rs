@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use rbuild_builder::sandbox::{self, Network, SandboxSpec, Volume};
+use rbuild_builder::container::{self, RunOptions};
+use rbuild_builder::sandbox::{Limits, Network, Volume};
 use rbuild_builder::store::Store;
 
 /// Network modes of `rbuild run`.
@@ -96,65 +97,24 @@ fn parse_memory(text: &str) -> Result<u64, String> {
         })
 }
 
-fn random_id() -> String {
-    let mut bytes = [0u8; 16];
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-        ^ ((std::process::id() as u128) << 64);
-    let digest = rbuild_builder::digest::sha256(&seed.to_le_bytes());
-    let hex = digest.digest().to_string();
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16).unwrap_or(0);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `rbuild run`.
 pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
-    let _ = args.rm;
+    let _ = (args.rm, args.interactive);
     if args.cpus.is_some_and(|c| !(c > 0.0 && c <= 1024.0)) {
         bail!("--cpus must be a positive number of CPUs");
     }
-    let _ = args.interactive;
     let image = store.resolve(&args.image)?;
-    let config = image.config.config().clone().unwrap_or_default();
-    let entrypoint: Vec<String> = match &args.entrypoint {
-        Some(e) if e.is_empty() => Vec::new(),
-        Some(e) => vec![e.clone()],
-        None => config.entrypoint().clone().unwrap_or_default(),
-    };
-    let cmd = if args.command.is_empty() {
-        config.cmd().clone().unwrap_or_default()
-    } else {
-        args.command.clone()
-    };
-    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
-    if argv.is_empty() {
-        bail!("no command given and the image has no ENTRYPOINT or CMD");
-    }
-    let mut env: Vec<String> = config.env().clone().unwrap_or_default();
-    let mut set = |kv: String| {
-        let key = kv.split('=').next().unwrap_or("").to_string();
-        env.retain(|e| e.split('=').next() != Some(key.as_str()));
-        env.push(kv);
-    };
+    let mut env = Vec::new();
     for file in &args.env_files {
         let text =
             std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            set(line.to_string());
-        }
+        let lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
+        env.extend(lines.map(str::to_string));
     }
     for e in &args.env {
         match e.split_once('=') {
-            Some(_) => set(e.clone()),
-            None => {
-                if let Ok(v) = std::env::var(e) {
-                    set(format!("{e}={v}"));
-                }
-            }
+            Some(_) => env.push(e.clone()),
+            None => env.extend(std::env::var(e).ok().map(|v| format!("{e}={v}"))),
         }
     }
     let mut volumes = Vec::new();
@@ -173,39 +133,22 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
             std::fs::canonicalize(host).with_context(|| format!("volume {v:?}: the host path"))?;
         volumes.push(Volume { host, target: target.to_string(), readonly });
     }
-    let _in_use = store.in_use()?;
-    let lowers = store.snapshots(&image)?;
-    let containers = store.containers_dir();
-    let id = random_id();
-    let run_dir = containers.join(&id);
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    std::fs::write(run_dir.join("pid"), std::process::id().to_string())
-        .context("writing the pid file")?;
-    let spec = SandboxSpec {
-        lowers,
-        run_dir: run_dir.clone(),
-        args: argv,
+    let options = RunOptions {
+        command: args.command,
+        entrypoint: args.entrypoint,
         env,
-        cwd: args
-            .workdir
-            .clone()
-            .or_else(|| config.working_dir().clone())
-            .unwrap_or_else(|| "/".into()),
-        user: args.user.clone().or_else(|| config.user().clone()).unwrap_or_default(),
-        hostname: args.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+        volumes,
+        workdir: args.workdir,
+        user: args.user,
+        hostname: args.hostname,
         network: match args.network {
             NetworkArg::Default => Network::Private,
             NetworkArg::Host => Network::Host,
             NetworkArg::None => Network::None,
         },
-        volumes,
-        limits: sandbox::Limits { memory: args.memory, pids: args.pids_limit, cpus: args.cpus },
+        limits: Limits { memory: args.memory, pids: args.pids_limit, cpus: args.cpus },
         tty: args.tty,
-        layer_mounts: Vec::new(),
-        tmpfs: Vec::new(),
     };
-    let result = sandbox::run(&spec);
-    let _ = rbuild_builder::store::remove_tree(&run_dir);
-    let code = result?;
+    let code = container::run(store, &image, &options)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
