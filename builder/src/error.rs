@@ -69,9 +69,12 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
-    /// A build failed; the message says where in the Dockerfile and why.
+    /// A build failed; the message says why.
     #[error("{0}")]
     Build(String),
+    /// A Dockerfile instruction failed (or did not parse): where, and why.
+    #[error("{}", .0.rendered)]
+    Step(Box<StepError>),
     /// A registry request failed.
     #[error("{action}")]
     Registry {
@@ -93,9 +96,42 @@ pub enum Error {
     /// An image whose documents disagree with each other.
     #[error("{0}")]
     InvalidImage(String),
+    /// The sandbox could not be set up or the command not started (a namespace, a mount,
+    /// the network, a capability, the seccomp filter ...).
+    #[error("{0}")]
+    Sandbox(String),
+    /// A thread or task of rbuild's own ended in a panic.
+    #[error("{0} panicked")]
+    Panicked(&'static str),
     /// The store refuses an operation (an image in use, a name that is taken...).
     #[error("{0}")]
     Conflict(String),
+}
+
+/// Where in a Dockerfile a build failed, and why: the fields a JSON consumer reads, and
+/// the text a terminal shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepError {
+    /// The Dockerfile's name as the user gave it.
+    pub file: String,
+    /// The instruction's span (1-based lines and columns).
+    pub span: rbuild_parser::Span,
+    /// What went wrong.
+    pub message: String,
+    /// `FILE:LINE:COL: message`, the offending line and a caret under the instruction.
+    pub rendered: String,
+}
+
+impl StepError {
+    /// The error of a parse or step failure in the Dockerfile `text` named `file`.
+    pub fn new(file: &str, text: &str, error: &rbuild_parser::ParseError) -> StepError {
+        StepError {
+            file: file.to_string(),
+            span: error.span,
+            message: error.kind.to_string(),
+            rendered: rbuild_parser::render_error(file, text, error),
+        }
+    }
 }
 
 impl Error {

@@ -76,5 +76,5 @@ pub mod snapshot;
 pub mod store;
 pub mod workflow;
 
-pub use error::{chain, Error, Result};
+pub use error::{chain, Error, Result, StepError};
 pub use rbuild_parser::{parse, Dockerfile, StageGraph};

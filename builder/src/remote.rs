@@ -82,7 +82,7 @@ fn reporting<T: Send>(
         for event in rx {
             reporter.event(event);
         }
-        worker.join().unwrap_or_else(|_| Err(Error::Conflict("a transfer thread panicked".into())))
+        worker.join().unwrap_or_else(|_| Err(Error::Panicked("a transfer thread")))
     })
 }
 
@@ -196,10 +196,7 @@ fn download_blobs(
                     })
                 })
                 .buffer_unordered(client.options().concurrency.max(1))
-                .map(|joined| {
-                    joined
-                        .unwrap_or_else(|_| Err(Error::Conflict("a download task panicked".into())))
-                })
+                .map(|joined| joined.unwrap_or_else(|_| Err(Error::Panicked("a download task"))))
                 .try_collect::<Vec<_>>()
                 .await
         })?;
@@ -262,7 +259,7 @@ pub fn push_manifest(
     reporter: &dyn Reporter,
 ) -> Result<Digest> {
     let Some(tag) = dest.tag().map(str::to_string) else {
-        return Err(Error::Conflict(format!("the destination needs a tag: {dest}")));
+        return Err(Error::InvalidOption(format!("the destination needs a tag: {dest}")));
     };
     let failed = |e| Error::registry(format!("pushing to {}", dest.familiar()), e);
     let repo = Repository::new(dest.domain(), dest.path());

@@ -38,10 +38,13 @@ impl ProgressMode {
     }
 }
 
+/// How a build ended.
+pub type Outcome<'a> = Result<&'a BuildResult, &'a rbuild_builder::Error>;
+
 /// A reporter that also closes the output at the end.
 pub trait BuildOutput: Reporter {
-    /// The build ended (with its result, or failed).
-    fn finish(&self, result: Option<&BuildResult>);
+    /// The build ended, with its result or its error.
+    fn finish(&self, outcome: Outcome<'_>);
 }
 
 /// The reporter for a mode.
@@ -105,7 +108,7 @@ impl Reporter for Plain {
 }
 
 impl BuildOutput for Plain {
-    fn finish(&self, _: Option<&BuildResult>) {}
+    fn finish(&self, _: Outcome<'_>) {}
 }
 
 /// Nothing.
@@ -120,7 +123,7 @@ impl Reporter for Quiet {
 }
 
 impl BuildOutput for Quiet {
-    fn finish(&self, _: Option<&BuildResult>) {}
+    fn finish(&self, _: Outcome<'_>) {}
 }
 
 /// One JSON object per line.
@@ -157,11 +160,14 @@ impl Reporter for Json {
 }
 
 impl BuildOutput for Json {
-    fn finish(&self, result: Option<&BuildResult>) {
-        let v = match result {
-            Some(r) => json!({"event": "built", "id": r.image_id.to_string(),
+    fn finish(&self, outcome: Outcome<'_>) {
+        let v = match outcome {
+            Ok(r) => json!({"event": "built", "id": r.image_id.to_string(),
                 "manifest": r.manifest.digest().to_string(), "steps": r.steps.len(), "cached": r.cached}),
-            None => json!({"event": "failed"}),
+            Err(rbuild_builder::Error::Step(step)) => json!({"event": "failed",
+                "error": step.message, "file": step.file, "line": step.span.start.line,
+                "column": step.span.start.column}),
+            Err(e) => json!({"event": "failed", "error": rbuild_builder::chain(e)}),
         };
         println!("{v}");
     }
@@ -290,14 +296,14 @@ impl Reporter for Tty {
 }
 
 impl BuildOutput for Tty {
-    fn finish(&self, result: Option<&BuildResult>) {
+    fn finish(&self, outcome: Outcome<'_>) {
         if let Ok(mut bars) = self.bars.lock() {
             for (_, (bar, label, _)) in std::mem::take(&mut *bars) {
                 bar.finish_and_clear();
                 let _ = self.multi.println(format!("✘ {label}"));
             }
         }
-        if let Some(r) = result {
+        if let Ok(r) = outcome {
             let _ = self.multi.println(format!(
                 "Built in {:.1}s: {} steps, {} from cache",
                 self.started.elapsed().as_secs_f64(),

@@ -186,3 +186,25 @@ fn rootless_build() {
         }
     }
 }
+
+/// `--progress json` ends a failed build with the error and where it is in the
+/// Dockerfile, so a CI tool can point at the line.
+#[test]
+fn json_progress_carries_the_failed_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY missing.txt /m\n").unwrap();
+    let out = crate::util::rbuild_in(
+        &dir.path().join("store"),
+        &["build", "--progress", "json", ctx.to_str().unwrap()],
+    );
+    assert!(!out.status.success(), "the build should fail");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    assert_eq!(last["event"], "failed", "{stdout}");
+    assert_eq!((last["line"].as_u64(), last["column"].as_u64()), (Some(2), Some(1)), "{last}");
+    assert!(last["file"].as_str().is_some_and(|f| f.ends_with("Dockerfile")), "{last}");
+    assert!(last["error"].as_str().is_some_and(|e| e.contains("missing.txt")), "{last}");
+}

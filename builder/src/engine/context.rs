@@ -340,10 +340,7 @@ impl BuildContext {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Error::Build("a hashing thread panicked".into())))
-                })
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Panicked("a hashing thread"))))
                 .collect()
         });
         for r in results {

@@ -263,14 +263,46 @@ impl Shared<'_> {
         }
     }
 
+    /// The outcome of stage `index`, which must have finished.
+    pub fn finished(&self, index: usize) -> Result<Arc<StageOutcome>> {
+        let done = self.done.lock().map_err(|_| Error::Panicked("a stage thread"))?;
+        done.get(&index)
+            .cloned()
+            .ok_or_else(|| Error::Build(format!("stage {index} has not been built")))
+    }
+
+    /// The file system a `--from=NAME` names (COPY, `RUN --mount`), with the key that
+    /// stands for it: a finished stage's, else an image's (from the store, or pulled once
+    /// per build).
+    pub fn view_of(&self, stage: usize, name: &str) -> Result<(rootfs::RootfsView, String)> {
+        if let Some(i) = stage_by_ref(&self.graph, name) {
+            let o = self.finished(i)?;
+            return Ok((
+                rootfs::RootfsView::new(o.snapshots.clone()),
+                format!("stage:{}", o.chain.0),
+            ));
+        }
+        let cached = self.images.lock().ok().and_then(|m| m.get(name).cloned());
+        let image = match cached {
+            Some(image) => image,
+            None => {
+                let image = Arc::new(stage::base_image(self, stage, name)?);
+                if let Ok(mut m) = self.images.lock() {
+                    m.insert(name.to_string(), image.clone());
+                }
+                image
+            }
+        };
+        let snaps = self.store.snapshots(&image)?;
+        Ok((rootfs::RootfsView::new(snaps), format!("image:{}", image.id())))
+    }
+
     /// Waits for every layer being finished; the first failure, if any.
     fn join_pending(&self) -> Result<()> {
         let handles = self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
         let mut first = Ok(());
         for h in handles {
-            let r = h
-                .join()
-                .unwrap_or_else(|_| Err(Error::Build("a layer-writing thread panicked".into())));
+            let r = h.join().unwrap_or_else(|_| Err(Error::Panicked("a layer-writing thread")));
             if first.is_ok() {
                 first = r;
             }
@@ -390,7 +422,7 @@ pub fn build(
             unused.join(" ")
         )));
     }
-    let done = shared.done.lock().map_err(|_| Error::Build("a stage thread panicked".into()))?;
+    let done = shared.done.lock().map_err(|_| Error::Panicked("a stage thread"))?;
     let outcome = done
         .get(&target)
         .cloned()
@@ -419,7 +451,8 @@ pub fn build(
 }
 
 fn parse_error(options: &BuildOptions, e: &rbuild_parser::ParseError) -> Error {
-    Error::Build(rbuild_parser::render_error(&options.dockerfile_name, &options.dockerfile_text, e))
+    let step = crate::error::StepError::new(&options.dockerfile_name, &options.dockerfile_text, e);
+    Error::Step(Box::new(step))
 }
 
 /// Runs the stages of `order`, each once its dependencies are done, at most

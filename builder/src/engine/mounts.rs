@@ -390,23 +390,7 @@ fn bind_context(prep: &Prep<'_, '_, '_>, r: Request<'_>, out: &mut Mounts) -> Re
 
 /// The file system of a stage or image named by `from=`.
 fn view_of(state: &State<'_, '_>, from: &str) -> Result<(RootfsView, String)> {
-    let shared = state.shared;
-    match super::stage_by_ref(&shared.graph, from) {
-        Some(i) => {
-            let done =
-                shared.done.lock().map_err(|_| Error::Build("a stage thread panicked".into()))?;
-            let o = done
-                .get(&i)
-                .cloned()
-                .ok_or_else(|| Error::Build(format!("stage {from} has not been built")))?;
-            Ok((RootfsView::new(o.snapshots.clone()), format!("stage:{}", o.chain.0)))
-        }
-        None => {
-            let image = super::stage::base_image(shared, state.stage, from)?;
-            let snaps = shared.store.snapshots(&image)?;
-            Ok((RootfsView::new(snaps), format!("image:{}", image.id())))
-        }
-    }
+    state.shared.view_of(state.stage, from)
 }
 
 /// The host path to bind for a context source: the file or directory itself when

@@ -15,7 +15,7 @@ use super::config::{HistoryEntry, ImageConfig};
 use super::record::StepRecord;
 use super::rootfs::RootfsView;
 use super::{vars, Event, Shared};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StepError};
 use crate::reference::Reference;
 use crate::store::Image;
 
@@ -139,11 +139,12 @@ impl<'s, 'a> State<'s, 'a> {
         let keyword = inst.original.split_whitespace().next().map_or(1, |k| k.len());
         let span = Span::on_line(inst.span.start.line, inst.span.start.column.max(1), keyword);
         let e = ParseError::new(ErrorKind::Invalid(message.to_string()), span);
-        Error::Build(rbuild_parser::render_error(
-            &self.shared.options.dockerfile_name,
-            &self.shared.options.dockerfile_text,
+        let options = self.shared.options;
+        Error::Step(Box::new(StepError::new(
+            &options.dockerfile_name,
+            &options.dockerfile_text,
             &e,
-        ))
+        )))
     }
 
     pub fn add_history(&mut self, created_by: String, empty: bool, created: Option<String>) {
@@ -340,13 +341,7 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
     let mut state = match &stage.base {
         StageBase::Scratch => scratch_state(shared, index),
         StageBase::Stage(i) => {
-            let done =
-                shared.done.lock().map_err(|_| Error::Build("a stage thread panicked".into()))?;
-            let base = done
-                .get(i)
-                .cloned()
-                .ok_or_else(|| Error::Build(format!("stage {i} has not been built")))?;
-            drop(done);
+            let base = shared.finished(*i)?;
             State {
                 shared,
                 stage: index,

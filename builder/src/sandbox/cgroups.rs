@@ -124,7 +124,7 @@ impl Cgroup {
         for controller in wanted {
             let Some(base) = own_path(controller) else {
                 group.remove();
-                return Err(Error::Conflict(format!(
+                return Err(Error::Sandbox(format!(
                     "this limit needs the {controller} cgroup controller, which this machine does not offer"
                 )));
             };

@@ -67,7 +67,7 @@ fn write_etc(spec: &SandboxSpec, dir: &Path) -> Result<()> {
 /// Runs the command of `spec` in a sandbox and returns its exit code (128 + the signal
 /// number when a signal ended it). Needs root.
 pub fn run(spec: &SandboxSpec) -> Result<i32> {
-    super::plan::check_depth(spec).map_err(Error::Conflict)?;
+    super::plan::check_depth(spec).map_err(Error::Sandbox)?;
     for dir in [spec.upper(), spec.work(), spec.merged()] {
         fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
     }
@@ -75,7 +75,7 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     write_etc(spec, &etc)?;
     let rootless = !crate::snapshot::is_root();
     if rootless && spec.limits.any() {
-        return Err(Error::Conflict(
+        return Err(Error::Sandbox(
             "resource limits need root (cgroups are not delegated to users here)".into(),
         ));
     }
@@ -305,7 +305,7 @@ pub fn exit_with_parent(parent: u32) -> Result<()> {
         .map_err(io_err("setting the parent-death signal of", Path::new("/proc/self")))?;
     // The parent may have died before the signal was asked for.
     if nix::unistd::getppid().as_raw() as u32 != parent {
-        return Err(Error::Conflict("the process that started this sandbox is gone".into()));
+        return Err(Error::Sandbox("the process that started this sandbox is gone".into()));
     }
     Ok(())
 }
@@ -552,7 +552,7 @@ fn mount_overlay(
     mounted.map_err(|e| {
         let e = io_err("mounting the overlay on", target)(e);
         if options.len() >= 4096 {
-            Error::Conflict(format!(
+            Error::Sandbox(format!(
                 "{e}: this kernel takes at most one page of overlay options, too few for {} layers (Linux 6.8 and later take any number up to 500)",
                 lowers.len()
             ))
@@ -824,7 +824,7 @@ fn resolve_user(spec: &str) -> Result<Identity> {
         ),
         (None, Ok(uid)) => (uid, uid, String::new(), "/".to_string()),
         (None, Err(_)) => {
-            return Err(Error::Conflict(format!(
+            return Err(Error::Sandbox(format!(
                 "unable to find user {user}: no matching entries in passwd file"
             )))
         }
@@ -839,7 +839,7 @@ fn resolve_user(spec: &str) -> Result<Identity> {
         gid = match group_entries.iter().find(|f| f[0] == g || f[2] == g) {
             Some(f) => f[2].parse().unwrap_or(0),
             None => g.parse().map_err(|_| {
-                Error::Conflict(format!(
+                Error::Sandbox(format!(
                     "unable to find group {g}: no matching entries in group file"
                 ))
             })?,
@@ -879,7 +879,7 @@ fn init(
             }
         };
         if !ok {
-            return Err(Error::Conflict("the sandbox's network did not come up".into()));
+            return Err(Error::Sandbox("the sandbox's network did not come up".into()));
         }
     }
     // The init holds the spec (environment values included): the command, root in the
@@ -942,14 +942,14 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
             nix::unistd::setsid().map_err(io_err("starting a session in", Path::new("/")))?;
             // SAFETY: TIOCSCTTY takes an int argument; the fd is the open terminal slave.
             if unsafe { nix::libc::ioctl(tty.as_raw_fd(), nix::libc::TIOCSCTTY, 0) } != 0 {
-                return Err(Error::Conflict(
+                return Err(Error::Sandbox(
                     "could not make the terminal the controlling one".into(),
                 ));
             }
             for target in 0..3 {
                 // SAFETY: dup2 onto the standard descriptors of this process, which owns them.
                 if unsafe { nix::libc::dup2(tty.as_raw_fd(), target) } < 0 {
-                    return Err(Error::Conflict("could not attach the terminal".into()));
+                    return Err(Error::Sandbox("could not attach the terminal".into()));
                 }
             }
         }
@@ -957,17 +957,17 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
         for cap in caps::all() {
             if !keep.contains(&cap) {
                 caps::drop(None, CapSet::Bounding, cap)
-                    .map_err(|e| Error::Conflict(format!("dropping {cap}: {e}")))?;
+                    .map_err(|e| Error::Sandbox(format!("dropping {cap}: {e}")))?;
             }
         }
         caps::set(None, CapSet::Inheritable, &keep)
-            .map_err(|e| Error::Conflict(format!("setting capabilities: {e}")))?;
+            .map_err(|e| Error::Sandbox(format!("setting capabilities: {e}")))?;
         let groups: Vec<Gid> = who.groups.iter().map(|g| Gid::from_raw(*g)).collect();
         // In a user namespace setgroups is denied, and only root is mapped.
         let in_user_namespace =
             fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
         if in_user_namespace && (who.uid != 0 || who.gid != 0) {
-            return Err(Error::Conflict(format!(
+            return Err(Error::Sandbox(format!(
                 "user {}:{} is not available in a rootless sandbox: only root is mapped (no subordinate ids)",
                 who.uid, who.gid
             )));
@@ -998,14 +998,14 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
         if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
             env.push(format!("HOSTNAME={}", spec.hostname));
         }
-        let name = spec.args.first().ok_or_else(|| Error::Conflict("no command to run".into()))?;
+        let name = spec.args.first().ok_or_else(|| Error::Sandbox("no command to run".into()))?;
         let program = find_program(name, &env).ok_or_else(|| Error::Io {
             action: "running (no such executable on $PATH)",
             path: PathBuf::from(name),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         })?;
         let cstr =
-            |s: &str| CString::new(s).map_err(|_| Error::Conflict(format!("a NUL byte in {s:?}")));
+            |s: &str| CString::new(s).map_err(|_| Error::Sandbox(format!("a NUL byte in {s:?}")));
         let argv: Vec<CString> = spec.args.iter().map(|a| cstr(a)).collect::<Result<_>>()?;
         let envp: Vec<CString> = env.iter().map(|e| cstr(e)).collect::<Result<_>>()?;
         let path = cstr(&program.display().to_string())?;

@@ -55,7 +55,7 @@ fn find() -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     std::env::split_paths(&path).map(|d| d.join("slirp4netns")).find(|p| p.is_file()).ok_or_else(
         || {
-            Error::Conflict(
+            Error::Sandbox(
                 "the default network needs slirp4netns (Debian and Ubuntu package slirp4netns) \
                  on the PATH; install it, or choose --network none (no network) or \
                  --network host (the host's own network)"
@@ -81,7 +81,7 @@ impl Slirp {
             )
             .is_err()
         {
-            return Err(Error::Conflict(
+            return Err(Error::Sandbox(
                 "the default network of a rootless sandbox needs /dev/net/tun readable and \
                  writable by every user (mode 0666, as distributions' device rules make it); \
                  run `chmod 0666 /dev/net/tun` as root, or choose --network none or \
@@ -153,7 +153,7 @@ impl Slirp {
         if !head.is_empty() {
             message.push_str(&format!(" (slirp4netns: {})", head.join(" | ")));
         }
-        Error::Conflict(message)
+        Error::Sandbox(message)
     }
 
     /// Stops slirp4netns (it exits when its exit pipe closes) and returns its process to

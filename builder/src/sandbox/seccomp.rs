@@ -37,7 +37,7 @@ pub fn install() -> Result<()> {
     let filter = instructions();
     let program = nix::libc::sock_fprog {
         len: u16::try_from(filter.len())
-            .map_err(|_| Error::Conflict("seccomp: the filter is too long".into()))?,
+            .map_err(|_| Error::Sandbox("seccomp: the filter is too long".into()))?,
         filter: filter.as_ptr().cast_mut(),
     };
     // SAFETY: `program` points at `filter`, which lives until the call returns; the kernel
@@ -52,7 +52,7 @@ pub fn install() -> Result<()> {
         )
     };
     if rc != 0 {
-        return Err(Error::Conflict(format!(
+        return Err(Error::Sandbox(format!(
             "seccomp: loading the filter: {}",
             std::io::Error::last_os_error()
         )));

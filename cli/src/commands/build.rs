@@ -203,7 +203,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
     let mut stdout = std::io::stdout();
     let built =
         workflow::build(store, &df, &options, &job, &executor, reporter.as_ref(), &mut stdout);
-    reporter.finish(built.as_ref().ok());
+    reporter.finish(built.as_ref());
     let result = built?;
     if let Some(path) = &args.iidfile {
         std::fs::write(path, result.image_id.to_string())

@@ -123,23 +123,8 @@ fn plan<'c>(
 fn origin(state: &mut State<'_, '_>, inst: &Instruction, c: &CopySource) -> Result<Origin> {
     let Some(from) = &c.from else { return Ok(Origin::Context) };
     let from = state.expand(inst, from)?;
-    let shared = state.shared;
-    match super::stage_by_ref(&shared.graph, &from) {
-        Some(i) => {
-            let done =
-                shared.done.lock().map_err(|_| Error::Build("a stage thread panicked".into()))?;
-            let o = done
-                .get(&i)
-                .cloned()
-                .ok_or_else(|| Error::Build(format!("stage {from} has not been built")))?;
-            Ok(Origin::View(RootfsView::new(o.snapshots.clone()), format!("stage:{}", o.chain.0)))
-        }
-        None => {
-            let image = copy_from_image(state, &from)?;
-            let snaps = shared.store.snapshots(&image)?;
-            Ok(Origin::View(RootfsView::new(snaps), format!("image:{}", image.id())))
-        }
-    }
+    let (view, key) = state.shared.view_of(state.stage, &from)?;
+    Ok(Origin::View(view, key))
 }
 
 /// The step's cache keys: its chain key, and a content key that stands for exactly what
@@ -268,20 +253,4 @@ pub(super) fn copy(
     commit(state, root, vec![key.clone(), content_key], created_by, number, started)?;
     relink(state, &key);
     Ok(false)
-}
-
-/// An image named by `COPY --from`, pulled once per build when missing.
-fn copy_from_image(
-    state: &State<'_, '_>,
-    name: &str,
-) -> Result<std::sync::Arc<crate::store::Image>> {
-    let shared = state.shared;
-    if let Some(i) = shared.images.lock().ok().and_then(|m| m.get(name).cloned()) {
-        return Ok(i);
-    }
-    let image = std::sync::Arc::new(super::stage::base_image(shared, state.stage, name)?);
-    if let Ok(mut m) = shared.images.lock() {
-        m.insert(name.to_string(), image.clone());
-    }
-    Ok(image)
 }

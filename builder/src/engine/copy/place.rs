@@ -220,9 +220,9 @@ fn place_targets(
                 scope.spawn(move || part.iter().try_for_each(|(t, i)| rules.place(i, t, reporter)))
             })
             .collect();
-        handles.into_iter().try_for_each(|h| {
-            h.join().unwrap_or_else(|_| Err(Error::Build("a copying thread panicked".into())))
-        })
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|_| Err(Error::Panicked("a copying thread"))))
     })
 }
 
