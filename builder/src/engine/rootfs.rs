@@ -14,9 +14,6 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// Links followed while resolving one path (Linux's own limit).
-const MAX_LINKS: usize = 40;
-
 /// One layer's view of a path.
 enum Seen {
     /// The layer has it.
@@ -117,41 +114,14 @@ impl RootfsView {
     /// were `/`; the last component is followed too when `follow_last`. Components that
     /// do not exist are kept as they are.
     pub fn resolve(&self, path: &str, follow_last: bool) -> Result<Vec<OsString>> {
-        let mut resolved: Vec<OsString> = Vec::new();
-        let mut pending: Vec<OsString> = components(path).into_iter().rev().collect();
-        let mut links = 0;
-        while let Some(part) = pending.pop() {
-            if part == ".." {
-                resolved.pop();
-                continue;
-            }
-            resolved.push(part);
-            let last = pending.is_empty();
-            if last && !follow_last {
-                break;
-            }
-            let Some((host, meta)) = self.entry(&resolved) else { continue };
-            if !meta.file_type().is_symlink() {
-                continue;
-            }
-            links += 1;
-            if links > MAX_LINKS {
-                return Err(Error::Build(format!("too many levels of symbolic links in {path}")));
-            }
-            let target = fs::read_link(&host).map_err(Error::io("reading the link", host))?;
-            resolved.pop();
-            if target.is_absolute() {
-                resolved.clear();
-            }
-            for c in target.components().rev() {
-                match c {
-                    Component::Normal(p) => pending.push(p.to_os_string()),
-                    Component::ParentDir => pending.push("..".into()),
-                    _ => {}
+        crate::snapshot::path::follow_links(&components(path), follow_last, |resolved| {
+            match self.entry(resolved) {
+                Some((host, meta)) if meta.file_type().is_symlink() => {
+                    fs::read_link(&host).map(Some).map_err(Error::io("reading the link", host))
                 }
+                _ => Ok(None),
             }
-        }
-        Ok(resolved)
+        })
     }
 
     /// Metadata of `path` after following links (`None` when it does not exist).

@@ -35,10 +35,17 @@ pub(crate) fn archive_components(path: &Path) -> Result<Vec<OsString>> {
     Ok(parts)
 }
 
-/// Resolves `parts` under `root`, following every symbolic link on the way as if `root`
-/// were `/`. Components that do not exist yet are taken as they are. Returns a path that
-/// is `root` or below it.
-pub(crate) fn resolve_in_root(root: &Path, parts: &[OsString]) -> Result<PathBuf> {
+/// Follows the symbolic links in `parts` as if the root were `/`: an absolute target
+/// starts again at the root, `..` stops there, at most [`MAX_LINKS`] links. `link_at`
+/// says whether the path resolved so far is a link, and its target; components that do
+/// not exist are kept as they are. The last component is followed only with
+/// `follow_last`. This is the one resolver of container paths: over a directory
+/// ([`resolve_in_root`]) and over a stack of layers (the engine's `RootfsView`).
+pub(crate) fn follow_links(
+    parts: &[OsString],
+    follow_last: bool,
+    mut link_at: impl FnMut(&[OsString]) -> Result<Option<PathBuf>>,
+) -> Result<Vec<OsString>> {
     let mut resolved: Vec<OsString> = Vec::new();
     let mut pending: Vec<OsString> = parts.iter().rev().cloned().collect();
     let mut links = 0;
@@ -50,36 +57,50 @@ pub(crate) fn resolve_in_root(root: &Path, parts: &[OsString]) -> Result<PathBuf
         if part == "." || part.is_empty() {
             continue;
         }
-        let candidate: PathBuf = std::iter::once(root.as_os_str().to_os_string())
-            .chain(resolved.iter().cloned())
-            .chain(std::iter::once(part.clone()))
-            .collect();
-        match std::fs::symlink_metadata(&candidate) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                links += 1;
-                if links > MAX_LINKS {
-                    return Err(Error::UnsafeEntry {
-                        path: PathBuf::from_iter(parts).display().to_string(),
-                        reason: "too many levels of symbolic links".into(),
-                    });
-                }
-                let target = std::fs::read_link(&candidate)
-                    .map_err(Error::io("reading the link", candidate.clone()))?;
-                if target.is_absolute() {
-                    resolved.clear();
-                }
-                for c in target.components().rev() {
-                    match c {
-                        Component::Normal(p) => pending.push(p.to_os_string()),
-                        Component::ParentDir => pending.push("..".into()),
-                        _ => {}
-                    }
-                }
+        resolved.push(part);
+        if pending.is_empty() && !follow_last {
+            break;
+        }
+        let Some(target) = link_at(&resolved)? else { continue };
+        links += 1;
+        if links > MAX_LINKS {
+            return Err(Error::UnsafeEntry {
+                path: PathBuf::from_iter(parts).display().to_string(),
+                reason: "too many levels of symbolic links".into(),
+            });
+        }
+        resolved.pop();
+        if target.is_absolute() {
+            resolved.clear();
+        }
+        for c in target.components().rev() {
+            match c {
+                Component::Normal(p) => pending.push(p.to_os_string()),
+                Component::ParentDir => pending.push("..".into()),
+                _ => {}
             }
-            _ => resolved.push(part),
         }
     }
-    Ok(std::iter::once(root.as_os_str().to_os_string()).chain(resolved).collect())
+    Ok(resolved)
+}
+
+/// Resolves `parts` under `root`, following every symbolic link on the way as if `root`
+/// were `/`. Components that do not exist yet are taken as they are. Returns a path that
+/// is `root` or below it.
+pub(crate) fn resolve_in_root(root: &Path, parts: &[OsString]) -> Result<PathBuf> {
+    let host = |resolved: &[OsString]| -> PathBuf {
+        std::iter::once(root.as_os_str().to_os_string()).chain(resolved.iter().cloned()).collect()
+    };
+    let resolved = follow_links(parts, true, |resolved| {
+        let candidate = host(resolved);
+        match std::fs::symlink_metadata(&candidate) {
+            Ok(meta) if meta.file_type().is_symlink() => std::fs::read_link(&candidate)
+                .map(Some)
+                .map_err(Error::io("reading the link", candidate.clone())),
+            _ => Ok(None),
+        }
+    })?;
+    Ok(host(&resolved))
 }
 
 /// Where an entry goes: its parent resolved inside `root` (links followed), and its own
