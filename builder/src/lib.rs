@@ -23,7 +23,8 @@
 //!   them) and made from changes, deterministic, compressed on every core.
 //! - [`sandbox`]: the only place with raw system calls: a command in Linux namespaces over
 //!   an overlay of layer snapshots, confined as Docker confines a container.
-//! - [`reference`], [`digest`], [`limits`]: image references, digests, input caps.
+//! - [`reference`], [`digest`], [`limits`], [`users`]: image references, digests, input
+//!   caps, an image's users and groups.
 //!
 //! Build a Dockerfile from a directory into a store (a `FROM scratch` build needs
 //! neither root nor a network; RUN steps go to the executor):
@@ -74,6 +75,7 @@ pub mod report;
 pub mod sandbox;
 pub mod snapshot;
 pub mod store;
+pub mod users;
 pub mod workflow;
 
 pub use error::{chain, Error, Result, StepError};

@@ -14,7 +14,7 @@ fn build_dir() -> PathBuf {
 
 fn run_case(name: &str) {
     assert!(
-        rbuild_builder::snapshot::is_root(),
+        rbuild_builder::users::is_root(),
         "the build cases run RUN steps in the sandbox, which needs root (CI runs as root)"
     );
     let archive = busybox_images().join("busybox-oci.tar");
@@ -126,7 +126,7 @@ fn every_case_is_listed() {
 /// root), never the caller's own ids.
 #[test]
 fn rootless_build() {
-    assert!(rbuild_builder::snapshot::is_root(), "the harness makes a user, which needs root");
+    assert!(rbuild_builder::users::is_root(), "the harness makes a user, which needs root");
     let user = "rbuild-rootless-build";
     let u = crate::util::AsUser::new(user);
     let (store, archive, ctx) = (&u.store, &u.archive, u.work.path().join("ctx"));

@@ -2,7 +2,6 @@
 //! records stored), or taken from the cache, or a layer another chain made used again.
 //! RUN, COPY, ADD and WORKDIR all end here.
 
-use std::fs;
 use std::path::Path;
 use std::time::Instant;
 
@@ -121,7 +120,7 @@ pub(super) fn write_layer_blob(
         LayerOptions {
             compression: Compression::None,
             source_date_epoch: epoch,
-            root_ids: rootless_ids(),
+            root_ids: crate::users::rootless_ids(),
         },
         &mut writer,
     )?;
@@ -133,14 +132,4 @@ pub(super) fn write_layer_blob(
         tar_size: blob.size,
     };
     Ok((layer, writer))
-}
-
-/// When rbuild is not root, the caller's user and group, which are root in the sandbox's
-/// user namespace and in the image.
-fn rootless_ids() -> Option<(u32, u32)> {
-    use std::os::unix::fs::MetadataExt;
-    if crate::snapshot::is_root() {
-        return None;
-    }
-    fs::metadata("/proc/self").ok().map(|m| (m.uid(), m.gid()))
 }

@@ -59,7 +59,7 @@ fn make_dir(path: &Path, mode: u32, uid: u32, gid: u32) -> Result<()> {
     fs::create_dir_all(path).map_err(io("creating", path))?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .map_err(io("setting the mode of", path))?;
-    if crate::snapshot::is_root() {
+    if crate::users::is_root() {
         std::os::unix::fs::chown(path, Some(uid), Some(gid))
             .map_err(io("changing the owner of", path))?;
     }
@@ -276,7 +276,7 @@ fn secret(prep: &Prep<'_, '_, '_>, r: Request<'_>, out: &mut Mounts) -> Result<(
         .map_err(io("writing", &file))?;
     fs::set_permissions(&file, fs::Permissions::from_mode(m.mode.unwrap_or(0o400)))
         .map_err(io("setting the mode of", &file))?;
-    if crate::snapshot::is_root() {
+    if crate::users::is_root() {
         std::os::unix::fs::chown(&file, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0)))
             .map_err(io("changing the owner of", &file))?;
     }
@@ -466,7 +466,7 @@ fn copy_tree(view: &RootfsView, parts: &[std::ffi::OsString], dest: &Path) -> Re
         }
         fs::set_permissions(&target, fs::Permissions::from_mode(meta.mode() & 0o7777))
             .map_err(io("setting the mode of", &target))?;
-        if crate::snapshot::is_root() {
+        if crate::users::is_root() {
             std::os::unix::fs::lchown(&target, Some(meta.uid()), Some(meta.gid()))
                 .map_err(io("changing the owner of", &target))?;
         }

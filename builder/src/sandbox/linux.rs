@@ -16,6 +16,7 @@ use nix::unistd::{fork, ForkResult, Gid, Pid, Uid};
 use super::plan::{mount_plan, MountStep};
 use super::spec::{Network, SandboxSpec};
 use crate::error::{Error, Result};
+use crate::users::Identity;
 
 /// Docker's default capability set, which the command keeps (when it runs as root).
 pub const DOCKER_DEFAULT_CAPS: &[Capability] = &[
@@ -73,7 +74,7 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     }
     let etc = spec.run_dir.join("etc");
     write_etc(spec, &etc)?;
-    let rootless = !crate::snapshot::is_root();
+    let rootless = !crate::users::is_root();
     if rootless && spec.limits.any() {
         return Err(Error::Sandbox(
             "resource limits need root (cgroups are not delegated to users here)".into(),
@@ -794,70 +795,12 @@ fn apply(step: &MountStep) -> Result<()> {
     }
 }
 
-/// A user as resolved from the image.
-struct Identity {
-    uid: u32,
-    gid: u32,
-    groups: Vec<u32>,
-    home: String,
-}
-
 /// Resolves `user[:group]` (names or numbers) from the root file system's `/etc/passwd`
 /// and `/etc/group`.
 fn resolve_user(spec: &str) -> Result<Identity> {
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let user = if user.is_empty() { "0" } else { user };
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let entry = passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() >= 7 && (f[0] == user || f[2] == user));
-    let (uid, mut gid, name, home) = match (&entry, user.parse::<u32>()) {
-        (Some(f), _) => (
-            f[2].parse().unwrap_or(0),
-            f[3].parse().unwrap_or(0),
-            f[0].to_string(),
-            f[5].to_string(),
-        ),
-        (None, Ok(uid)) => (uid, uid, String::new(), "/".to_string()),
-        (None, Err(_)) => {
-            return Err(Error::Sandbox(format!(
-                "unable to find user {user}: no matching entries in passwd file"
-            )))
-        }
-    };
-    let groups_file = fs::read_to_string("/etc/group").unwrap_or_default();
-    let group_entries: Vec<Vec<&str>> = groups_file
-        .lines()
-        .map(|l| l.split(':').collect())
-        .filter(|f: &Vec<&str>| f.len() >= 3)
-        .collect();
-    if let Some(g) = group {
-        gid = match group_entries.iter().find(|f| f[0] == g || f[2] == g) {
-            Some(f) => f[2].parse().unwrap_or(0),
-            None => g.parse().map_err(|_| {
-                Error::Sandbox(format!(
-                    "unable to find group {g}: no matching entries in group file"
-                ))
-            })?,
-        };
-    }
-    let mut groups = vec![gid];
-    if !name.is_empty() {
-        for f in &group_entries {
-            if f.get(3).is_some_and(|m| m.split(',').any(|m| m == name)) {
-                if let Ok(g) = f[2].parse::<u32>() {
-                    if !groups.contains(&g) {
-                        groups.push(g);
-                    }
-                }
-            }
-        }
-    }
-    Ok(Identity { uid, gid, groups, home })
+    let group = fs::read_to_string("/etc/group").unwrap_or_default();
+    crate::users::identity(spec, &passwd, &group).map_err(Error::Sandbox)
 }
 
 /// PID 1 of the sandbox: assemble the root, start the command, reap until it exits.

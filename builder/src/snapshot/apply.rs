@@ -39,23 +39,16 @@ pub struct ApplyOptions {
 /// The attribute that marks an overlayfs directory opaque: `trusted.` as root; `user.`
 /// otherwise (overlayfs mounted with `userxattr` in a user namespace reads that one).
 pub fn opaque_xattr() -> &'static str {
-    if is_root() {
+    if crate::users::is_root() {
         "trusted.overlay.opaque"
     } else {
         "user.overlay.opaque"
     }
 }
 
-/// Whether this process runs as root.
-pub fn is_root() -> bool {
-    fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
-}
-
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { preserve_owners: is_root(), whiteouts: WhiteoutMode::Remove }
+        ApplyOptions { preserve_owners: crate::users::is_root(), whiteouts: WhiteoutMode::Remove }
     }
 }
 

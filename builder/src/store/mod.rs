@@ -71,7 +71,7 @@ pub fn default_root() -> PathBuf {
     if let Some(root) = std::env::var_os("RBUILD_ROOT").filter(|v| !v.is_empty()) {
         return PathBuf::from(root);
     }
-    let is_root = crate::snapshot::is_root();
+    let is_root = crate::users::is_root();
     if is_root {
         return PathBuf::from("/var/lib/rbuild");
     }

@@ -47,7 +47,7 @@ fn copy_owner_mode() {
     };
     mode("script.sh", 0o755);
     mode("plain.txt", 0o600);
-    if !rbuild_builder::snapshot::is_root() {
+    if !rbuild_builder::users::is_root() {
         // Without root, files cannot be given to other users: a clear refusal.
         let out = c.build_fails(&["-t", "own"]);
         assert!(out.contains("COPY --chown to a user other than root needs rbuild to run as root"));
@@ -213,7 +213,7 @@ fn add_archives() {
     tar_of(&["-cJf"], "tree.tar.xz");
     tar_of(&["--zstd", "-cf"], "tree.tar.zst");
     c.write("notarchive.gz", "not gzip at all\n");
-    if !rbuild_builder::snapshot::is_root() {
+    if !rbuild_builder::users::is_root() {
         // Without root, files cannot be given to other users: a clear refusal.
         let out = c.build_fails(&["-t", "arch"]);
         assert!(out.contains("ADD --chown to a user other than root needs rbuild to run as root"));

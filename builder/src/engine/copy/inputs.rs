@@ -40,34 +40,21 @@ pub(crate) fn open_archive(path: &Path) -> Result<Box<dyn Read>> {
 }
 
 /// `--chown=user[:group]` as numbers, names looked up in the image's `/etc/passwd` and
-/// `/etc/group`. A user without a group gets the group with the user's number.
+/// `/etc/group` ([`crate::users::chown_ids`]).
 pub(crate) fn resolve_owner(
     view: &RootfsView,
     spec: &str,
 ) -> std::result::Result<(u32, u32), String> {
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
+    let read = |file: &str| -> std::result::Result<String, String> {
+        let bytes = view.read(file).map_err(|e| e.to_string())?.unwrap_or_default();
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     };
-    let lookup = |file: &str, name: &str, what: &str| -> std::result::Result<u32, String> {
-        if let Ok(n) = name.parse::<u32>() {
-            return Ok(n);
-        }
-        let text = view.read(file).map_err(|e| e.to_string())?.unwrap_or_default();
-        String::from_utf8_lossy(&text)
-            .lines()
-            .find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[0] == name).then(|| f[2].parse::<u32>().ok()).flatten()
-            })
-            .ok_or_else(|| format!("unable to find {what} {name}: no matching entries in {file}"))
-    };
-    let uid = lookup("/etc/passwd", user, "user")?;
-    let gid = match group {
-        Some(g) => lookup("/etc/group", g, "group")?,
-        None => uid,
-    };
-    Ok((uid, gid))
+    let numeric = |s: &str| s.is_empty() || s.parse::<u32>().is_ok();
+    let (user, group) = spec.split_once(':').unwrap_or((spec, ""));
+    // The files are read only when a name needs them.
+    let passwd = if numeric(user) { String::new() } else { read("/etc/passwd")? };
+    let group = if numeric(group) { String::new() } else { read("/etc/group")? };
+    crate::users::chown_ids(spec, &passwd, &group)
 }
 
 /// Applies `--chmod` (octal like `755`, or symbolic like `u+x,g-w,o=r`) to `mode`.

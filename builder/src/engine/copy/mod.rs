@@ -162,7 +162,7 @@ fn keys(
     let mut content = inputs;
     content["parents"] = json!(parents);
     content["epoch"] = json!(state.shared.options.source_date_epoch);
-    content["root"] = json!(crate::snapshot::is_root());
+    content["root"] = json!(crate::users::is_root());
     (key, CacheKey::new(&CacheKey::base("layer-content"), content))
 }
 
@@ -223,7 +223,7 @@ pub(super) fn copy(
         .map(|s| resolve_owner(&plan.view, s))
         .transpose()
         .map_err(|e| state.error(inst, &e))?;
-    if !crate::snapshot::is_root() && owner.is_some_and(|o| o != (0, 0)) {
+    if !crate::users::is_root() && owner.is_some_and(|o| o != (0, 0)) {
         // A rootless build maps only its caller (to root); other owners need root.
         return Err(state.error(
             inst,
@@ -238,7 +238,7 @@ pub(super) fn copy(
         owner,
         keep_owners: !matches!(plan.origin, Origin::Context),
         chmod: c.chmod.as_deref(),
-        as_root: crate::snapshot::is_root(),
+        as_root: crate::users::is_root(),
     };
     rules.check(&items).map_err(|e| state.error(inst, &e))?;
     let t_place = Instant::now();

@@ -253,7 +253,7 @@ pub(crate) fn make_parents(
         };
         fs::set_permissions(&host, fs::Permissions::from_mode(mode))
             .map_err(Error::io("setting the mode of", host.clone()))?;
-        if crate::snapshot::is_root() {
+        if crate::users::is_root() {
             std::os::unix::fs::lchown(&host, Some(uid), Some(gid))
                 .map_err(Error::io("changing the owner of", host.clone()))?;
         }
