@@ -385,3 +385,59 @@ pub fn extract_tar(
     crate::snapshot::apply_layer(reader, dir.path(), options)?;
     Ok(dir)
 }
+
+/// Whether a build context names a remote place: a git repository or an http(s) URL.
+pub fn is_remote(spec: &str) -> bool {
+    super::copy::inputs::is_git(spec) || super::copy::inputs::is_url(spec)
+}
+
+/// A build context fetched from a remote place, in the store's temporary folder (removed
+/// when this is dropped).
+#[derive(Debug)]
+pub struct RemoteContext {
+    _dir: tempfile::TempDir,
+    /// The context's directory.
+    pub path: std::path::PathBuf,
+}
+
+/// Fetches a remote build context as `docker build URL` does: a git repository
+/// (`URL[#REF[:DIR]]`: the commit REF, its directory DIR); an http(s) URL of a tar
+/// archive (plain or compressed: its content); or of any other file, which is then the
+/// Dockerfile of an empty context. Downloads go through `source`.
+pub fn fetch_remote(
+    store: &crate::store::Store,
+    spec: &str,
+    source: &dyn super::ImageSource,
+) -> Result<RemoteContext> {
+    use super::copy::inputs::{archive_kind, fetch_git, is_git, open_archive};
+    let dir = tempfile::Builder::new()
+        .prefix("context-")
+        .tempdir_in(store.tmp_dir())
+        .map_err(Error::io("making a directory in", store.tmp_dir()))?;
+    let tree = dir.path().join("tree");
+    if is_git(spec) {
+        let (_, subdir) =
+            fetch_git(spec, &tree, false).map_err(|e| Error::Download(format!("{spec}: {e}")))?;
+        let path = tree.join(subdir.trim_start_matches('/'));
+        if !path.starts_with(&tree) || subdir.split('/').any(|p| p == "..") {
+            return Err(Error::InvalidOption(format!(
+                "{spec}: {subdir} climbs out of the repository"
+            )));
+        }
+        return Ok(RemoteContext { _dir: dir, path });
+    }
+    let file = dir.path().join("download");
+    source.download(spec, &file)?;
+    fs::create_dir(&tree).map_err(Error::io("creating", tree.clone()))?;
+    if archive_kind(&file).is_some() {
+        let options = crate::snapshot::ApplyOptions {
+            preserve_owners: false,
+            whiteouts: crate::snapshot::WhiteoutMode::Remove,
+        };
+        crate::snapshot::apply_layer(open_archive(&file)?, &tree, options)?;
+    } else {
+        let dockerfile = tree.join("Dockerfile");
+        fs::rename(&file, &dockerfile).map_err(Error::io("moving", dockerfile))?;
+    }
+    Ok(RemoteContext { _dir: dir, path: tree })
+}

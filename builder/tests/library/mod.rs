@@ -164,3 +164,72 @@ fn build_push_pull_and_export_through_the_library() {
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].id, built.image_id);
 }
+
+/// Serves `body` for every request on a free loopback port, `count` times; the URL.
+fn serve_once(body: Vec<u8>, count: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten().take(count) {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://127.0.0.1:{port}")
+}
+
+#[test]
+fn a_context_from_a_url() {
+    use rbuild_builder::engine::context;
+    let work = tempfile::tempdir().unwrap();
+    let store = Store::open(work.path().join("store")).unwrap();
+    let source = remote::RegistrySource::default();
+    // A compressed tar archive: its content is the context.
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, text: &str| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(text.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, name, text.as_bytes()).unwrap();
+    };
+    add("Dockerfile", "FROM scratch\nCOPY hello.txt /\n");
+    add("hello.txt", "from a URL\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
+    let url = format!("{}/context.tar.gz", serve_once(gz.finish().unwrap(), 1));
+    assert!(context::is_remote(&url));
+    let fetched = context::fetch_remote(&store, &url, &source).unwrap();
+    let options = BuildOptions::from_context(&fetched.path).unwrap();
+    let df = rbuild_builder::parse(&options.dockerfile_text).unwrap();
+    let exec = RecordingExecutor::default();
+    let built = rbuild_builder::engine::build(
+        &store,
+        &df,
+        &options,
+        &source,
+        &exec,
+        &RecordingReporter::default(),
+    )
+    .unwrap();
+    let rootfs = work.path().join("rootfs");
+    let image = store.resolve(built.image_id.as_ref()).unwrap();
+    export::export(&store, &image, &[], &Output::Local(rootfs.clone()), &mut std::io::sink())
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(rootfs.join("hello.txt")).unwrap(), "from a URL\n");
+    // Any other file is the Dockerfile of an empty context.
+    let url = format!("{}/Dockerfile", serve_once(b"FROM scratch\nLABEL a=b\n".to_vec(), 1));
+    let fetched = context::fetch_remote(&store, &url, &source).unwrap();
+    let names: Vec<String> = std::fs::read_dir(&fetched.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["Dockerfile"]);
+}

@@ -11,6 +11,7 @@ use rbuild_builder::engine::shared_cache::CacheLocation;
 use rbuild_builder::engine::{context, BuildOptions, Platform, ProcessExecutor};
 use rbuild_builder::export::Output;
 use rbuild_builder::reference::Reference;
+use rbuild_builder::remote::RegistrySource;
 use rbuild_builder::sandbox::Network;
 use rbuild_builder::store::Store;
 use rbuild_builder::workflow::{self, BuildJob};
@@ -105,7 +106,9 @@ pub struct BuildArgs {
     output: Option<String>,
     #[command(flatten)]
     registry: RegistryArgs,
-    /// The build context: a directory, or `-` for a tar archive on standard input.
+    /// The build context: a directory; `-` for a tar archive on standard input; a git
+    /// repository (`URL[#REF[:DIR]]`); or an http(s) URL of a tar archive (or of a lone
+    /// Dockerfile).
     #[arg(value_name = "PATH")]
     path: String,
 }
@@ -142,17 +145,33 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
     } else {
         None
     };
-    let context_dir = match &tar_context {
-        Some(dir) => dir.path().to_path_buf(),
-        None => PathBuf::from(&args.path),
+    let remote = if context::is_remote(&args.path) {
+        let source = RegistrySource::new(args.registry.options());
+        let fetched = context::fetch_remote(store, &args.path, &source)
+            .with_context(|| format!("fetching the build context {}", args.path))?;
+        Some(fetched)
+    } else {
+        None
+    };
+    let context_dir = match (&tar_context, &remote) {
+        (Some(dir), _) => dir.path().to_path_buf(),
+        (None, Some(fetched)) => fetched.path.clone(),
+        (None, None) => PathBuf::from(&args.path),
     };
     if !context_dir.is_dir() {
         bail!("unable to prepare context: path {:?} not found or not a directory", args.path);
     }
+    // In a remote context, -f names a file of the context.
+    let file = match (&remote, &args.file) {
+        (Some(_), Some(f)) if f != "-" && !f.starts_with('/') => {
+            Some(context_dir.join(f).display().to_string())
+        }
+        _ => args.file.clone(),
+    };
     let dockerfile = DockerfileInput::read(
-        args.file.as_deref(),
+        file.as_deref(),
         &context_dir,
-        stdin_context,
+        stdin_context || remote.is_some(),
         std::io::stdin().lock(),
     )?;
     let df = match rbuild_parser::parse(&dockerfile.text) {

@@ -11,7 +11,7 @@
 //! - ADD extracts local tar archives (plain, gzip, bzip2, xz, zstd, recognised by their
 //!   first bytes) and downloads http(s) URLs.
 
-mod inputs;
+pub(super) mod inputs;
 mod items;
 mod place;
 
