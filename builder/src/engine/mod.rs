@@ -177,14 +177,12 @@ pub struct BuildOptions {
 }
 
 impl BuildOptions {
-    /// The options `rbuild build CONTEXT` starts from: the context's `Dockerfile` (or
-    /// `Containerfile`), no tags or build arguments, the cache used, the default network,
-    /// this machine's platform, a stage per core at once.
-    pub fn from_context(context: impl Into<PathBuf>) -> Result<BuildOptions> {
-        let context = context.into();
-        let dockerfile = flags::DockerfileInput::read(None, &context, false, std::io::empty())?;
-        Ok(BuildOptions {
-            context,
+    /// The options `rbuild build` starts from for `dockerfile` in `context`: no tags or
+    /// build arguments, the cache used, the default network, this machine's platform, a
+    /// stage per core at once.
+    pub fn new(context: impl Into<PathBuf>, dockerfile: flags::DockerfileInput) -> BuildOptions {
+        BuildOptions {
+            context: context.into(),
             dockerfile_text: dockerfile.text,
             dockerfile_name: dockerfile.name,
             dockerfile_path: dockerfile.path,
@@ -201,7 +199,14 @@ impl BuildOptions {
             source_date_epoch: None,
             secrets: BTreeMap::new(),
             ssh: BTreeMap::new(),
-        })
+        }
+    }
+
+    /// [`BuildOptions::new`] for the context's own `Dockerfile` (or `Containerfile`).
+    pub fn from_context(context: impl Into<PathBuf>) -> Result<BuildOptions> {
+        let context = context.into();
+        let dockerfile = flags::DockerfileInput::read(None, &context, false, std::io::empty())?;
+        Ok(BuildOptions::new(context, dockerfile))
     }
 }
 

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use rbuild_builder::archive::{ArchiveFormat, ArchiveSource};
-use rbuild_builder::engine::{flags, BuildOptions, BuildResult, Platform, RecordingExecutor};
+use rbuild_builder::engine::flags::{self, DockerfileInput};
+use rbuild_builder::engine::{BuildOptions, BuildResult, Platform, RecordingExecutor};
 use rbuild_builder::reference::Reference;
 use rbuild_builder::report::{Event, RecordingReporter};
 use rbuild_builder::sandbox::{Network, SandboxSpec};
@@ -92,25 +93,12 @@ fn base_archive() -> &'static Path {
 /// `context`.
 fn options(context: &Path, file: &str) -> BuildOptions {
     let path = context.join(file);
-    BuildOptions {
-        context: context.to_path_buf(),
-        dockerfile_text: std::fs::read_to_string(&path).unwrap(),
-        dockerfile_name: file.to_string(),
-        dockerfile_path: Some(path),
-        tags: Vec::new(),
-        build_args: BTreeMap::new(),
-        target: None,
-        no_cache: false,
-        pull: false,
-        labels: BTreeMap::new(),
-        network: Network::Private,
-        allow_host_network: false,
-        platform: Platform::host(),
-        jobs: 2,
-        source_date_epoch: None,
-        secrets: BTreeMap::new(),
-        ssh: BTreeMap::new(),
-    }
+    let dockerfile = DockerfileInput {
+        text: std::fs::read_to_string(&path).unwrap(),
+        name: file.to_string(),
+        path: Some(path),
+    };
+    BuildOptions { jobs: 2, ..BuildOptions::new(context, dockerfile) }
 }
 
 /// One case: a copy of its directory and a store of its own.

@@ -51,26 +51,8 @@ impl Drop for Registry {
 }
 
 fn options(context: &Path, tags: Vec<Reference>) -> BuildOptions {
-    let text = std::fs::read_to_string(context.join("Dockerfile")).unwrap();
-    BuildOptions {
-        context: context.to_path_buf(),
-        dockerfile_text: text,
-        dockerfile_name: "Dockerfile".into(),
-        dockerfile_path: Some(context.join("Dockerfile")),
-        tags,
-        build_args: Default::default(),
-        target: None,
-        no_cache: false,
-        pull: false,
-        labels: Default::default(),
-        network: rbuild_builder::sandbox::Network::Private,
-        allow_host_network: false,
-        platform: Platform::host(),
-        jobs: 2,
-        source_date_epoch: Some(1_700_000_000),
-        secrets: Default::default(),
-        ssh: Default::default(),
-    }
+    let options = BuildOptions::from_context(context).unwrap();
+    BuildOptions { tags, source_date_epoch: Some(1_700_000_000), ..options }
 }
 
 #[test]

@@ -191,10 +191,6 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
     };
     let build_args = flags::key_values(&args.build_args, "build argument")?;
     let options = BuildOptions {
-        context: context_dir,
-        dockerfile_text: dockerfile.text,
-        dockerfile_name: dockerfile.name,
-        dockerfile_path: dockerfile.path,
         tags: tags.clone(),
         source_date_epoch: flags::source_date_epoch(&build_args),
         build_args,
@@ -209,9 +205,9 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         },
         allow_host_network: flags::host_network_allowed(&args.allow)?,
         platform,
-        jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         secrets: flags::secrets(&args.secrets)?,
         ssh: flags::ssh_agents(&args.ssh)?,
+        ..BuildOptions::new(context_dir, dockerfile)
     };
     let executor = ProcessExecutor {
         program: std::env::current_exe().context("finding rbuild's own executable")?,
