@@ -17,13 +17,18 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "tests":
         print(m["executable"])')"
 [ -x "$bin" ] || { echo "lib-cases-rootless.sh: the builder's test binary was not built" >&2; exit 1; }
-# The user reads the repository and the binary; it writes only to a folder of its own.
-chmod o+rx "$root" "$root/target" "$(dirname "$bin")" "$(dirname "$(dirname "$bin")")"
+# The user gets a copy of the binary and of the cases in a folder of its own (the checkout
+# may be where it cannot read, under /root say), and writes nowhere else.
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-chown "$user" "$tmp"
+mkdir -p "$tmp/repo/testdata"
+cp -a "$root/testdata/build" "$tmp/repo/testdata/"
+cp "$bin" "$tmp/cases"
+chmod 0755 "$tmp"
+chown -R "$user" "$tmp"
 start=$(date +%s%N)
-runuser -u "$user" -- env HOME="$tmp" TMPDIR="$tmp" "$bin" cases:: --test-threads 2
+runuser -u "$user" -- env HOME="$tmp" TMPDIR="$tmp" RBUILD_TESTDATA_ROOT="$tmp/repo" \
+  "$tmp/cases" cases:: --test-threads 2
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "library build cases as user $user: ${elapsed_ms} ms"
 [ "$elapsed_ms" -lt 30000 ] || { echo "FAIL: the library build cases took ${elapsed_ms} ms (limit 30000)" >&2; exit 1; }

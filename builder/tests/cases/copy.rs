@@ -104,7 +104,7 @@ fn dockerignore() {
     c.build(&["-t", "ign"]);
     let mut files: Vec<String> = c
         .tree("ign")
-        .into_iter()
+        .iter()
         .filter(|(p, e)| p.starts_with("/ctx/") && e.kind == 'f')
         .map(|(p, _)| p.replacen("/ctx/", "./", 1))
         .collect();
@@ -166,7 +166,8 @@ fn scratch() {
     c.write("hello.txt", "from scratch\n");
     c.build(&["-t", "scr"]);
     assert_eq!(c.file("scr", "/hello.txt"), "from scratch");
-    let paths: Vec<String> = c.tree("scr").into_keys().filter(|p| p.starts_with("/bin")).collect();
+    let paths: Vec<String> =
+        c.tree("scr").keys().filter(|p| p.starts_with("/bin")).cloned().collect();
     assert_eq!(paths, ["/bin", "/bin/busybox"]);
     let d = c.inspect("scr");
     assert_eq!(d["Os"], "linux");

@@ -14,6 +14,7 @@ mod runs;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 use rbuild_builder::archive::{ArchiveFormat, ArchiveSource};
@@ -24,8 +25,13 @@ use rbuild_builder::report::{Event, RecordingReporter};
 use rbuild_builder::sandbox::{Network, SandboxSpec};
 use rbuild_builder::store::Store;
 
+/// The repository, or a copy of its `testdata/build` under `$RBUILD_TESTDATA_ROOT` (for
+/// a user who cannot read the checkout, see `testdata/lib-cases-rootless.sh`).
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    match std::env::var_os("RBUILD_TESTDATA_ROOT") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    }
 }
 
 /// The base image `busybox:latest` as an OCI archive, made once per test run through the
@@ -113,6 +119,8 @@ pub struct Case {
     pub run_output: Vec<u8>,
     /// How RUNs exit, by the command's text (0 for the others).
     codes: BTreeMap<String, i32>,
+    /// Image trees read so far, by image ID (an ID's content never changes).
+    trees: std::cell::RefCell<BTreeMap<String, Rc<Tree>>>,
 }
 
 /// A file or directory of an image, as its layers give it.
@@ -129,6 +137,9 @@ pub struct Entry {
     /// A link's target.
     pub link: String,
 }
+
+/// An image's file system: every path and its entry.
+pub type Tree = BTreeMap<String, Entry>;
 
 /// What one build did.
 pub struct Built {
@@ -211,6 +222,7 @@ impl Case {
             effects: BTreeMap::new(),
             run_output: Vec::new(),
             codes: BTreeMap::new(),
+            trees: Default::default(),
         }
     }
 
@@ -326,8 +338,12 @@ impl Case {
 
     /// The image's file system: every path (absolute) and its entry, the layers applied
     /// in order with their whiteouts.
-    pub fn tree(&self, image: &str) -> BTreeMap<String, Entry> {
+    pub fn tree(&self, image: &str) -> Rc<Tree> {
         let image = self.store.resolve(image).unwrap();
+        let id = image.id().to_string();
+        if let Some(tree) = self.trees.borrow().get(&id) {
+            return Rc::clone(tree);
+        }
         let mut tree: BTreeMap<String, Entry> = BTreeMap::new();
         for layer in image.manifest.layers() {
             let blob = self.store.open_blob(layer.digest()).unwrap();
@@ -375,6 +391,8 @@ impl Case {
                 tree.insert(path, e);
             }
         }
+        let tree = Rc::new(tree);
+        self.trees.borrow_mut().insert(id, Rc::clone(&tree));
         tree
     }
 
