@@ -75,10 +75,15 @@ pub fn run(store: &Store, image: &Image, options: &RunOptions) -> Result<i32> {
             "no command given and the image has no ENTRYPOINT or CMD".into(),
         ));
     }
-    let env = merge_env(&config.env().clone().unwrap_or_default(), &options.env);
+    let id = new_id();
+    let hostname = options.hostname.clone().unwrap_or_else(|| id[..12].to_string());
+    // Docker sets HOSTNAME in a container's environment (a build's RUN gets none).
+    let mut env = merge_env(&config.env().clone().unwrap_or_default(), &options.env);
+    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
+        env.push(format!("HOSTNAME={hostname}"));
+    }
     let _in_use = store.in_use()?;
     let lowers = store.snapshots(image)?;
-    let id = new_id();
     let run_dir: PathBuf = store.containers_dir().join(&id);
     std::fs::create_dir_all(&run_dir).map_err(Error::io("creating", run_dir.clone()))?;
     let pid_file = run_dir.join("pid");
@@ -95,7 +100,7 @@ pub fn run(store: &Store, image: &Image, options: &RunOptions) -> Result<i32> {
             .or_else(|| config.working_dir().clone())
             .unwrap_or_else(|| "/".into()),
         user: options.user.clone().or_else(|| config.user().clone()).unwrap_or_default(),
-        hostname: options.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+        hostname,
         network: options.network,
         volumes: options.volumes.clone(),
         limits: options.limits,

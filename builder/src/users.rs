@@ -89,36 +89,36 @@ pub fn group_lines(text: &str) -> Vec<GroupLine<'_>> {
         .collect()
 }
 
-/// `--chown=user[:group]` as numbers: numbers as they are, names looked up in `passwd`
-/// and `group` (the image's files). A user without a group gets the group with the
-/// user's number.
+/// `--chown=user[:group]` as numbers, as BuildKit reads it: numbers as they are, names
+/// looked up in `passwd` and `group` (the image's files); an empty user is root. Without
+/// a group (or with an empty one), a user named in `passwd` gets its primary group, and
+/// a number the group of the same number.
 pub fn chown_ids(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32), String> {
-    let (user, group_name) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
+    let (user, group_name) = spec.split_once(':').unwrap_or((spec, ""));
+    let (uid, primary) = if user.is_empty() {
+        (0, 0)
+    } else if let Ok(n) = user.parse::<u32>() {
+        (n, n)
+    } else {
+        let lines = passwd_lines(passwd);
+        let line = lines.iter().find(|l| l.name() == user).ok_or_else(|| {
+            format!("unable to find user {user}: no matching entries in /etc/passwd")
+        })?;
+        let uid = line.uid().parse().map_err(|_| format!("user {user} has no valid ID"))?;
+        (uid, line.gid().parse().unwrap_or(uid))
     };
-    let uid = match user.parse::<u32>() {
-        Ok(n) => n,
-        Err(_) => passwd_lines(passwd)
+    let gid = if group_name.is_empty() {
+        primary
+    } else if let Ok(n) = group_name.parse::<u32>() {
+        n
+    } else {
+        group_lines(group)
             .iter()
-            .find(|l| l.name() == user)
-            .and_then(|l| l.uid().parse().ok())
+            .find(|l| l.name() == group_name)
+            .and_then(|l| l.gid().parse().ok())
             .ok_or_else(|| {
-                format!("unable to find user {user}: no matching entries in /etc/passwd")
-            })?,
-    };
-    let gid = match group_name {
-        None => uid,
-        Some(g) => match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => group_lines(group)
-                .iter()
-                .find(|l| l.name() == g)
-                .and_then(|l| l.gid().parse().ok())
-                .ok_or_else(|| {
-                    format!("unable to find group {g}: no matching entries in /etc/group")
-                })?,
-        },
+                format!("unable to find group {group_name}: no matching entries in /etc/group")
+            })?
     };
     Ok((uid, gid))
 }
@@ -190,7 +190,14 @@ mod tests {
     #[test]
     fn chown_takes_numbers_and_names() {
         assert_eq!(super::chown_ids("42:43", "", ""), Ok((42, 43)));
-        assert_eq!(super::chown_ids("app", PASSWD, GROUP), Ok((1000, 1000)));
+        // A name without a group gets its primary group (BuildKit); a number its own.
+        assert_eq!(super::chown_ids("app", PASSWD, GROUP), Ok((1000, 1001)));
+        assert_eq!(super::chown_ids("1000", PASSWD, GROUP), Ok((1000, 1000)));
+        assert_eq!(
+            super::chown_ids(":", PASSWD, GROUP),
+            Ok((0, 0)),
+            "--chown=${{UNSET}}:${{UNSET}}"
+        );
         assert_eq!(super::chown_ids("app:extra", PASSWD, GROUP), Ok((1000, 2000)));
         assert_eq!(super::chown_ids("short", PASSWD, GROUP), Ok((7, 7)));
         let err = super::chown_ids("nosuch", PASSWD, GROUP).unwrap_err();

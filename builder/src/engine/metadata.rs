@@ -66,7 +66,8 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
             state.add_history(format!("USER {user}"), true, None);
         }
         InstructionKind::Cmd(command) => {
-            state.config.config.cmd = Some(state.argv(command));
+            // An empty exec form (`CMD []`) leaves the config's Cmd null, as BuildKit does.
+            state.config.config.cmd = Some(state.argv(command)).filter(|a| !a.is_empty());
             state.cmd_set = true;
             if matches!(command, Command::Shell(_)) {
                 state.config.config.args_escaped = Some(true);
@@ -74,7 +75,7 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
             state.add_history(created_by, true, None);
         }
         InstructionKind::Entrypoint(command) => {
-            state.config.config.entrypoint = Some(state.argv(command));
+            state.config.config.entrypoint = Some(state.argv(command)).filter(|a| !a.is_empty());
             if !state.cmd_set {
                 state.config.config.cmd = None;
             }

@@ -124,7 +124,8 @@ pub(super) fn prepare(
             m,
             target: expand(&m.target)?.map(|t| state.absolute(&t)),
             source: expand(&m.source)?,
-            from: expand(&m.from)?,
+            // An empty `from=` is the build context, as in BuildKit.
+            from: expand(&m.from)?.filter(|f| !f.is_empty()),
             id: expand(&m.id)?,
         };
         match m.kind {

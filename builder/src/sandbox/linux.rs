@@ -938,9 +938,6 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
         if !env.iter().any(|e| e.starts_with("HOME=")) {
             env.push(format!("HOME={}", if who.home.is_empty() { "/" } else { &who.home }));
         }
-        if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
-            env.push(format!("HOSTNAME={}", spec.hostname));
-        }
         let name = spec.args.first().ok_or_else(|| Error::Sandbox("no command to run".into()))?;
         let program = find_program(name, &env).ok_or_else(|| Error::Io {
             action: "running (no such executable on $PATH)",

@@ -7,6 +7,7 @@
 //! effect; files, owners, modes and configs are read from the image's layers. The shell
 //! versions of the same cases (`cli/tests/build.rs`) run the real binary and sandbox.
 
+mod buildkit;
 mod copy;
 mod meta;
 mod runs;
@@ -215,6 +216,33 @@ impl Case {
         assert!(ok.success(), "copying the case {name}");
         let store = Store::open(tmp.path().join("store")).unwrap();
         let _ = archive;
+        Case {
+            dir,
+            _tmp: tmp,
+            store,
+            effects: BTreeMap::new(),
+            run_output: Vec::new(),
+            codes: BTreeMap::new(),
+            trees: Default::default(),
+        }
+    }
+
+    /// A context of its own: `files` (path, content; a path ending in `/` is an empty
+    /// folder) and an empty store.
+    pub fn inline(files: &[(&str, &str)]) -> Case {
+        let _ = base_archive();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("work");
+        for (path, content) in files {
+            let p = dir.join(path);
+            if path.ends_with('/') {
+                std::fs::create_dir_all(&p).unwrap();
+                continue;
+            }
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        let store = Store::open(tmp.path().join("store")).unwrap();
         Case {
             dir,
             _tmp: tmp,

@@ -64,15 +64,19 @@ pub(super) fn gather(
     let (c, verb) = (plan.c, plan.verb);
     let mut items: Vec<Item> = Vec::new();
     let mut url_digests = Vec::new();
+    // Sources found: more than one needs a directory destination.
+    let mut matched = 0;
     for source in &plan.sources {
         if plan.add && is_git(source) {
             url_digests.push(git_items(state, inst, plan, source, tmp, &mut items)?);
+            matched += 1;
             continue;
         }
         if plan.add && is_url(source) {
             let (item, digest) = url_item(state, inst, plan, source, tmp, items.len())?;
             url_digests.push((source.clone(), digest));
             items.push(item);
+            matched += 1;
             continue;
         }
         if c.checksum.is_some() {
@@ -84,31 +88,74 @@ pub(super) fn gather(
                 &format!("ADD of {source:?}: only http and https URLs are supported"),
             ));
         }
-        match &plan.origin {
+        matched += match &plan.origin {
             Origin::Context => context_items(state, inst, plan, source, &mut items)?,
-            Origin::View(v, _) => {
-                let parts = v.resolve(source, true)?;
-                let Some((host, meta)) = v.entry(&parts) else {
-                    let from = c.from.as_deref().unwrap_or("");
-                    return Err(
-                        state.error(inst, &format!("{verb} failed: {source} not found in {from}"))
-                    );
-                };
-                if meta.is_dir() {
-                    for (rel, h, m) in v.walk(&parts)? {
-                        items.push(Item::plain(rel, h, m));
-                    }
-                } else {
-                    let name = parts.last().map(PathBuf::from).unwrap_or_default();
-                    let dest_rel = if plan.sources_go_inside() { name } else { PathBuf::new() };
-                    items.push(Item::plain(dest_rel, host, meta));
-                }
-            }
-        }
+            Origin::View(v, _) => view_items(state, inst, plan, v, source, &mut items)?,
+        };
+    }
+    if (plan.many || matched > 1) && !plan.dest_is_dir {
+        return Err(state.error(inst, &format!(
+            "When using {verb} with more than one source file, the destination must be a directory and end with a /"
+        )));
     }
     heredoc_items(state, inst, plan, tmp, &mut items)?;
     exclude(state, inst, plan, &mut items)?;
     Ok((items, url_digests))
+}
+
+/// A source of another stage or image (`--from`): its entry (links followed, named as
+/// the source names it) or, for a wildcard in its last component, every entry that
+/// matches (none is no error, as in BuildKit). Returns how many it matched.
+fn view_items(
+    state: &mut State<'_, '_>,
+    inst: &Instruction,
+    plan: &CopyPlan<'_>,
+    v: &RootfsView,
+    source: &str,
+    items: &mut Vec<Item>,
+) -> Result<usize> {
+    let trimmed = source.trim_end_matches('/');
+    let found: Vec<(PathBuf, String)> = if has_wildcards(trimmed) {
+        let (parent, pattern) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+        if has_wildcards(parent) {
+            return Err(state.error(
+                inst,
+                &format!("{}: --from takes wildcards in the last path component only", plan.verb),
+            ));
+        }
+        let glob = rbuild_parser::dockerignore::Glob::new(pattern)
+            .map_err(|e| state.error(inst, &format!("invalid source pattern {source:?}: {e}")))?;
+        let parent_parts = v.resolve(if parent.is_empty() { "/" } else { parent }, true)?;
+        v.read_dir(&parent_parts)?
+            .into_keys()
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| glob.matches(n))
+            .map(|n| (PathBuf::from(&n), format!("{parent}/{n}")))
+            .collect()
+    } else {
+        // A link copied by name keeps the name it was given, as from the context.
+        let name = Path::new(trimmed).file_name().map(PathBuf::from).unwrap_or_default();
+        vec![(name, source.to_string())]
+    };
+    let inside = plan.sources_go_inside() || found.len() > 1;
+    for (name, path) in &found {
+        let parts = v.resolve(path, true)?;
+        let Some((host, meta)) = v.entry(&parts) else {
+            let from = plan.c.from.as_deref().unwrap_or("");
+            return Err(
+                state.error(inst, &format!("{} failed: {source} not found in {from}", plan.verb))
+            );
+        };
+        if meta.is_dir() {
+            for (rel, h, m) in v.walk(&parts)? {
+                items.push(Item::plain(rel, h, m));
+            }
+        } else {
+            let dest_rel = if inside { name.clone() } else { PathBuf::new() };
+            items.push(Item::plain(dest_rel, host, meta));
+        }
+    }
+    Ok(found.len())
 }
 
 /// ADD of a git repository: its tree (or the directory the URL names) at the commit
@@ -202,9 +249,13 @@ fn context_items(
     plan: &CopyPlan<'_>,
     source: &str,
     items: &mut Vec<Item>,
-) -> Result<()> {
+) -> Result<usize> {
     let (c, ctx) = (plan.c, &state.shared.context);
     let selected = ctx.select(source)?;
+    if selected.is_empty() && has_wildcards(source) {
+        // A wildcard that matches nothing copies nothing, as in BuildKit.
+        return Ok(0);
+    }
     if selected.is_empty() {
         let cleaned = rbuild_parser::dockerignore::clean_path(source.trim_start_matches('/'));
         let why = if ctx.excluded(&cleaned) && ctx.host_path(&cleaned).exists() {
@@ -229,6 +280,9 @@ fn context_items(
         _ => String::new(),
     };
     let kept = |path: &str| PathBuf::from(path.strip_prefix(pivot.as_str()).unwrap_or(path));
+    // A wildcard matching one entry names it as a plain source would.
+    let inside = plan.sources_go_inside() || selected.len() > 1;
+    let count = selected.len();
     for e in selected {
         if e.meta.is_dir() {
             for inner in ctx.under(&e.path)? {
@@ -257,7 +311,7 @@ fn context_items(
             .unwrap_or_default();
         let dest_rel = if c.parents {
             kept(&e.path)
-        } else if extract || !plan.sources_go_inside() {
+        } else if extract || !inside {
             PathBuf::new()
         } else {
             name
@@ -265,7 +319,7 @@ fn context_items(
         let meta = e.meta.clone();
         items.push(Item { context: Some(e), extract, ..Item::plain(dest_rel, host, meta) });
     }
-    Ok(())
+    Ok(count)
 }
 
 /// Heredocs: inline files named by their terminator, written to `tmp`.

@@ -22,12 +22,11 @@ use serde_json::json;
 
 use super::cache::CacheKey;
 use super::commit::{commit, reuse};
-use super::context::has_wildcards;
 use super::rootfs::RootfsView;
 use super::stage::State;
 use super::Event;
 use crate::error::{Error, Result};
-use inputs::{apply_chmod, is_git, is_url, resolve_owner};
+use inputs::{apply_chmod, is_git, resolve_owner};
 pub(crate) use place::{make_parents, restore_parent_times};
 
 /// Where sources are read from.
@@ -50,7 +49,7 @@ struct CopyPlan<'c> {
     dest_view: RootfsView,
     dest_parts: Vec<std::ffi::OsString>,
     dest_is_dir: bool,
-    /// More than one source, or a wildcard.
+    /// More than one source given (a wildcard counts by what it matches).
     many: bool,
     origin: Origin,
 }
@@ -101,8 +100,8 @@ fn plan<'c>(
         || dest_view.entry(&dest_parts).is_some_and(|(_, m)| m.is_dir())
         || c.parents
         || git;
-    let many = sources.len() + c.heredocs.len() > 1
-        || sources.iter().any(|s| has_wildcards(s) && !is_url(s));
+    // A wildcard counts by what it matches (in `items::gather`).
+    let many = sources.len() + c.heredocs.len() > 1;
     let origin = origin(state, inst, c)?;
     Ok(CopyPlan {
         c,
@@ -182,11 +181,6 @@ pub(super) fn copy(
         .tempdir_in(shared.store.tmp_dir())
         .map_err(Error::io("creating a directory in", shared.store.tmp_dir()))?;
     let (items, url_digests) = items::gather(state, inst, &plan, tmp.path())?;
-    if plan.many && !plan.dest_is_dir {
-        return Err(state.error(inst, &format!(
-            "When using {verb} with more than one source file, the destination must be a directory and end with a /"
-        )));
-    }
     let listing = items::listing_digest(state, &plan, &items)?;
     let (key, content_key) = keys(state, &plan, &listing, &url_digests);
     let before = state.chain.clone();

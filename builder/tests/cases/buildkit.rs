@@ -1,0 +1,102 @@
+//! Behaviours where rbuild now does what BuildKit v0.13 does (issue 15's list of
+//! divergences), each checked on the image the library builds.
+
+use serde_json::json;
+
+use super::{has_env, owner_mode, Case};
+
+#[test]
+fn a_wildcard_matching_one_file_names_the_destination() {
+    let c = Case::inline(&[
+        ("Dockerfile", "FROM busybox\nCOPY app-*.conf /etc/app.conf\n"),
+        ("app-1.conf", "one\n"),
+    ]);
+    c.build(&["-t", "w"]);
+    assert_eq!(c.entry("w", "/etc/app.conf").unwrap().kind, 'f');
+    assert_eq!(c.file("w", "/etc/app.conf"), "one");
+}
+
+#[test]
+fn a_wildcard_matching_several_files_still_needs_a_directory() {
+    let c = Case::inline(&[
+        ("Dockerfile", "FROM busybox\nCOPY *.txt /dst\n"),
+        ("a.txt", "a\n"),
+        ("b.txt", "b\n"),
+    ]);
+    let out = c.build_fails(&["-t", "w"]);
+    assert!(out.contains("the destination must be a directory and end with a /"), "{out}");
+}
+
+#[test]
+fn a_wildcard_matching_nothing_copies_nothing() {
+    let c = Case::inline(&[
+        ("Dockerfile", "FROM busybox\nCOPY *.none /dst/\nCOPY *.none real.txt /both/\n"),
+        ("real.txt", "real\n"),
+    ]);
+    c.build(&["-t", "w"]);
+    assert!(!c.exists("w", "/dst/real.txt"));
+    assert_eq!(c.ls("w", "/both"), ["real.txt"]);
+}
+
+#[test]
+fn copy_from_a_stage_expands_wildcards_and_keeps_link_names() {
+    let mut c = Case::inline(&[(
+        "Dockerfile",
+        "FROM busybox AS base\nRUN make-outputs\nFROM busybox\nCOPY --from=base /out/app* /dst/\nCOPY --from=base /bin/sh /bin2/\nCOPY --from=base /out/none* /empty/\n",
+    )]);
+    c.effect("make-outputs", "/out/app-1", "1");
+    c.effect("make-outputs", "/out/app-2", "2");
+    c.effect("make-outputs", "/out/other", "x");
+    c.build(&["-t", "f"]);
+    assert_eq!(c.ls("f", "/dst"), ["app-1", "app-2"]);
+    // /bin/sh is a link to busybox: the copy is the file, under the name `sh`.
+    let sh = c.entry("f", "/bin2/sh").unwrap();
+    assert_eq!(sh.kind, 'f');
+    assert!(!c.exists("f", "/bin2/busybox"));
+}
+
+#[test]
+fn chown_without_a_group_takes_the_primary_group() {
+    let mut c = Case::inline(&[
+        ("Dockerfile", "FROM busybox\nRUN add-app-user\nCOPY --chown=app f /named\nCOPY --chown=${UNSET}:${UNSET} f /nobody-named\n"),
+        ("f", "f\n"),
+    ]);
+    c.effect(
+        "add-app-user",
+        "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh",
+    );
+    if !rbuild_builder::users::is_root() {
+        // Without root, files cannot be given to other users: a clear refusal.
+        let out = c.build_fails(&["-t", "o"]);
+        assert!(out.contains("needs rbuild to run as root"), "{out}");
+        return;
+    }
+    c.build(&["-t", "o"]);
+    let named = c.entry("o", "/named").unwrap();
+    assert_eq!((named.uid, named.gid), (1000, 1001));
+    assert_eq!(owner_mode(&c.entry("o", "/nobody-named").unwrap()).0, 0);
+    assert_eq!(c.entry("o", "/nobody-named").unwrap().gid, 0);
+}
+
+#[test]
+fn run_has_no_hostname_variable_and_an_empty_from_is_the_context() {
+    let c = Case::inline(&[
+        ("Dockerfile", "FROM busybox\nRUN --mount=type=bind,from=,source=f,target=/f cat /f\n"),
+        ("f", "f\n"),
+    ]);
+    let built = c.build(&["-t", "h"]);
+    let run = built.run_with("cat /f");
+    assert!(!run.env.iter().any(|e| e.starts_with("HOSTNAME=")), "{:?}", run.env);
+    assert!(run.volumes.iter().any(|v| v.target == "/f"), "the context's f is bound");
+    assert!(!has_env(run, "HOSTNAME="));
+}
+
+#[test]
+fn empty_exec_forms_leave_cmd_and_entrypoint_null() {
+    let c = Case::inline(&[("Dockerfile", "FROM busybox\nENTRYPOINT []\nCMD []\n")]);
+    c.build(&["-t", "e"]);
+    let config = c.inspect("e")["Config"].clone();
+    assert_eq!(config.get("Entrypoint").cloned().unwrap_or(json!(null)), json!(null));
+    assert_eq!(config.get("Cmd").cloned().unwrap_or(json!(null)), json!(null));
+}
