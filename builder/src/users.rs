@@ -136,9 +136,10 @@ pub struct Identity {
     pub home: String,
 }
 
-/// `USER user[:group]` (names or numbers; empty is root) resolved as Docker resolves it
-/// when the container starts: a user found by name or number in `passwd` gets its
-/// primary group and home; an unknown number is used as it is, with the same group.
+/// `USER user[:group]` (names or numbers; empty is root) resolved as BuildKit and Docker
+/// resolve it when the command starts: a user found by name or number in `passwd` gets
+/// its primary group, its home and the groups that list it; an unknown number is used as
+/// it is, with group 0. An explicit group replaces the primary one and adds no others.
 pub fn identity(spec: &str, passwd: &str, group: &str) -> Result<Identity, String> {
     let (user, group_name) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
@@ -154,7 +155,7 @@ pub fn identity(spec: &str, passwd: &str, group: &str) -> Result<Identity, Strin
             l.name().to_string(),
             l.home().to_string(),
         ),
-        (None, Ok(uid)) => (uid, uid, String::new(), "/".to_string()),
+        (None, Ok(uid)) => (uid, 0, String::new(), "/".to_string()),
         (None, Err(_)) => {
             return Err(format!("unable to find user {user}: no matching entries in passwd file"))
         }
@@ -169,7 +170,7 @@ pub fn identity(spec: &str, passwd: &str, group: &str) -> Result<Identity, Strin
         };
     }
     let mut groups = vec![gid];
-    if !name.is_empty() {
+    if !name.is_empty() && group_name.is_none() {
         for l in groups_file.iter().filter(|l| l.has_member(&name)) {
             if let Ok(g) = l.gid().parse::<u32>() {
                 if !groups.contains(&g) {
@@ -215,6 +216,9 @@ mod tests {
         assert_eq!(by_number.uid, 1000);
         let unknown = super::identity("4242:4343", PASSWD, GROUP).unwrap();
         assert_eq!((unknown.uid, unknown.gid, unknown.home.as_str()), (4242, 4343, "/"));
+        assert_eq!(super::identity("4242", PASSWD, GROUP).unwrap().gid, 0, "BuildKit: group 0");
+        let grouped = super::identity("app:0", PASSWD, GROUP).unwrap();
+        assert_eq!(grouped.groups, vec![0], "an explicit group adds no supplementary ones");
         assert_eq!(super::identity("", PASSWD, GROUP).unwrap().uid, 0);
         assert!(super::identity("short", PASSWD, GROUP).is_err(), "an incomplete line is no user");
     }

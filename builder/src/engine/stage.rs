@@ -36,6 +36,9 @@ pub struct StageOutcome {
     pub last_created: String,
     /// The base image (ID and manifest) when the stage changed nothing in it.
     pub unchanged_base: Option<(Digest, oci_spec::image::Descriptor)>,
+    /// The ARGs in scope at its end, with their values: a stage built `FROM` this one
+    /// starts with them, as in BuildKit.
+    pub args: Vec<(String, Option<String>)>,
 }
 
 /// A RUN, COPY, ADD or WORKDIR step that is done, for [`State::finish_step`].
@@ -281,10 +284,12 @@ fn scratch_state<'s, 'a>(shared: &'s Shared<'a>, stage: usize) -> State<'s, 'a> 
         architecture: p.architecture.clone(),
         os: p.os.clone(),
         variant: p.variant.clone(),
+        // BuildKit's empty image: the default PATH, and `/` as the working directory.
         config: super::config::RunConfig {
             env: Some(vec![
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
             ]),
+            working_dir: Some("/".into()),
             ..Default::default()
         },
         ..Default::default()
@@ -349,7 +354,7 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
                 layers: base.layers.clone(),
                 snapshots: Some(base.snapshots.clone()),
                 chain: base.chain.clone(),
-                args: Vec::new(),
+                args: base.args.clone(),
                 steps: Vec::new(),
                 last_created: base.last_created.clone(),
                 cmd_set: false,
@@ -412,6 +417,7 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
     let unchanged_base = state.base_id.clone().zip(state.base_manifest.clone());
     Ok(StageOutcome {
         unchanged_base,
+        args: state.args,
         config: state.config,
         layers: state.layers,
         snapshots,

@@ -43,8 +43,23 @@ pub(super) fn make_workdir(
             state.error(inst, &format!("WORKDIR {path}: a file of that name is in the way"))
         );
     }
-    let key =
-        CacheKey::new(&state.chain, json!({"op": "mkdir", "path": RootfsView::display(&parts)}));
+    // Made as BuildKit makes it: owned by the stage's USER (its primary group).
+    let user = state.config.config.user.clone().unwrap_or_default();
+    let owner = if user.is_empty() {
+        None
+    } else {
+        let text = |file: &str| -> Result<String> {
+            Ok(String::from_utf8_lossy(&view.read(file)?.unwrap_or_default()).into_owned())
+        };
+        let who = crate::users::identity(&user, &text("/etc/passwd")?, &text("/etc/group")?)
+            .map_err(|e| state.error(inst, &e))?;
+        Some((who.uid, who.gid))
+    };
+    let mut inputs = json!({"op": "mkdir", "path": RootfsView::display(&parts)});
+    if let Some(owner) = owner {
+        inputs["owner"] = json!(owner);
+    }
+    let key = CacheKey::new(&state.chain, inputs);
     let shared = state.shared;
     if !shared.options.no_cache {
         if let Some(record) = shared.store.cache_lookup(&key) {
@@ -56,7 +71,7 @@ pub(super) fn make_workdir(
     state.all_cached = false;
     let started = Instant::now();
     let layer_dir = shared.store.snapshot_tempdir()?;
-    make_parents(&view, layer_dir.path(), &parts, true, None)?;
+    make_parents(&view, layer_dir.path(), &parts, true, owner)?;
     restore_parent_times(&view, layer_dir.path(), &parts, true);
     commit(state, layer_dir.path(), vec![key], created_by, number, started)?;
     Ok(false)

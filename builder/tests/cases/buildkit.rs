@@ -100,3 +100,70 @@ fn empty_exec_forms_leave_cmd_and_entrypoint_null() {
     assert_eq!(config.get("Entrypoint").cloned().unwrap_or(json!(null)), json!(null));
     assert_eq!(config.get("Cmd").cloned().unwrap_or(json!(null)), json!(null));
 }
+
+#[test]
+fn a_scratch_stage_has_the_root_as_working_directory() {
+    let c = Case::inline(&[("Dockerfile", "FROM scratch\nLABEL a=b\n")]);
+    c.build(&["-t", "s"]);
+    assert_eq!(c.inspect("s")["Config"]["WorkingDir"], json!("/"));
+}
+
+#[test]
+fn new_parents_and_workdirs_belong_to_the_step_owner() {
+    let mut c = Case::inline(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nRUN add-app-user\nCOPY --chown=1234:5678 f /new/parent/f\nUSER app\nWORKDIR /srv/app\n",
+        ),
+        ("f", "f\n"),
+    ]);
+    c.effect(
+        "add-app-user",
+        "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh",
+    );
+    if !rbuild_builder::users::is_root() {
+        let out = c.build_fails(&["-t", "p"]);
+        assert!(out.contains("needs rbuild to run as root"), "{out}");
+        return;
+    }
+    c.build(&["-t", "p"]);
+    for dir in ["/new", "/new/parent"] {
+        let e = c.entry("p", dir).unwrap();
+        assert_eq!((e.uid, e.gid), (1234, 5678), "{dir}");
+    }
+    let srv = c.entry("p", "/srv").unwrap();
+    let app = c.entry("p", "/srv/app").unwrap();
+    assert_eq!((srv.uid, srv.gid, app.uid, app.gid), (1000, 1001, 1000, 1001));
+}
+
+#[test]
+fn an_empty_directory_makes_its_destination() {
+    let c = Case::inline(&[("Dockerfile", "FROM busybox\nCOPY empty /made\n"), ("empty/", "")]);
+    c.build(&["-t", "d"]);
+    assert_eq!(c.entry("d", "/made").map(|e| e.kind), Some('d'));
+}
+
+#[test]
+fn add_copies_a_compressed_file_that_is_no_tar_as_it_is() {
+    let c = Case::inline(&[("Dockerfile", "FROM busybox\nADD notes.gz /n/\n")]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, b"just some text, not a tar\n").unwrap();
+    let bytes = gz.finish().unwrap();
+    std::fs::write(c.dir.join("notes.gz"), &bytes).unwrap();
+    c.build(&["-t", "g"]);
+    assert_eq!(c.entry("g", "/n/notes.gz").unwrap().data, bytes);
+}
+
+#[test]
+fn a_stage_from_a_stage_inherits_its_args() {
+    let c = Case::inline(&[(
+        "Dockerfile",
+        "FROM busybox AS base\nARG V=from-base\nFROM base\nRUN echo \"$V\" > /v\n",
+    )]);
+    let built = c.build(&["-t", "a"]);
+    assert!(has_env(built.run_with("/v"), "V=from-base"));
+    let history = c.inspect("a")["History"].clone();
+    let last = history.as_array().unwrap().last().unwrap()["created_by"].clone();
+    assert_eq!(last, json!("RUN |1 V=from-base /bin/sh -c echo \"$V\" > /v"));
+}

@@ -8,35 +8,72 @@ use std::path::{Path, PathBuf};
 use super::super::rootfs::RootfsView;
 use crate::error::{Error, Result};
 
-/// The compression of an archive, from its first bytes; `None` when it is not one.
+/// The compression of an archive, from its first bytes; `None` when it is not one. A
+/// compressed file is an archive only when what it holds starts with a tar header: a
+/// gzip file of anything else is copied as it is, as BuildKit does.
 pub(crate) fn archive_kind(path: &Path) -> Option<&'static str> {
-    let mut head = [0u8; 262];
+    let mut head = [0u8; 512];
     let n = fs::File::open(path).and_then(|mut f| f.read(&mut head)).ok()?;
     let head = &head[..n];
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Some("gzip")
+    let kind = if head.starts_with(&[0x1f, 0x8b]) {
+        "gzip"
     } else if head.starts_with(b"BZh") {
-        Some("bzip2")
+        "bzip2"
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Some("xz")
+        "xz"
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some("zstd")
-    } else if n >= 262 && &head[257..262] == b"ustar" {
-        Some("tar")
+        "zstd"
     } else {
-        None
+        return is_tar_header(head).then_some("tar");
+    };
+    let mut inner = [0u8; 512];
+    let mut reader = decompressor(path, kind).ok()?;
+    let mut got = 0;
+    while got < inner.len() {
+        match reader.read(&mut inner[got..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => got += k,
+        }
     }
+    is_tar_header(&inner[..got]).then_some(kind)
+}
+
+/// Whether `block` is a tar header: the `ustar` magic, or (old tars) a checksum that adds
+/// up.
+fn is_tar_header(block: &[u8]) -> bool {
+    if block.len() < 512 {
+        return false;
+    }
+    if &block[257..262] == b"ustar" {
+        return true;
+    }
+    let field = String::from_utf8_lossy(&block[148..156]);
+    let Ok(stored) = u32::from_str_radix(field.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+    else {
+        return false;
+    };
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) })
+        .sum();
+    sum == stored && block[0] != 0
+}
+
+/// A reader of the file at `path` decompressed as `kind` says.
+fn decompressor(path: &Path, kind: &str) -> Result<Box<dyn Read>> {
+    let file = fs::File::open(path).map_err(Error::io("reading", path))?;
+    let reader = std::io::BufReader::new(file);
+    Ok(match kind {
+        "bzip2" => Box::new(bzip2::read::MultiBzDecoder::new(reader)),
+        "xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
+        _ => crate::snapshot::decompress(reader)?,
+    })
 }
 
 /// Opens an archive for extraction, decompressing by content.
 pub(crate) fn open_archive(path: &Path) -> Result<Box<dyn Read>> {
-    let file = fs::File::open(path).map_err(Error::io("reading", path))?;
-    let reader = std::io::BufReader::new(file);
-    Ok(match archive_kind(path) {
-        Some("bzip2") => Box::new(bzip2::read::MultiBzDecoder::new(reader)),
-        Some("xz") => Box::new(liblzma::read::XzDecoder::new_multi_decoder(reader)),
-        _ => crate::snapshot::decompress(reader)?,
-    })
+    decompressor(path, archive_kind(path).unwrap_or("tar"))
 }
 
 /// `--chown=user[:group]` as numbers, names looked up in the image's `/etc/passwd` and

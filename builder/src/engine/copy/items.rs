@@ -285,7 +285,14 @@ fn context_items(
     let count = selected.len();
     for e in selected {
         if e.meta.is_dir() {
-            for inner in ctx.under(&e.path)? {
+            let under = ctx.under(&e.path)?;
+            if under.is_empty() && !c.parents && !plan.dest_is_dir {
+                // An empty directory still makes its (new) destination, as in BuildKit.
+                let (host, meta) = (ctx.host_path(&e.path), e.meta.clone());
+                items.push(Item { context: Some(e), ..Item::plain(PathBuf::new(), host, meta) });
+                continue;
+            }
+            for inner in under {
                 let rel = if c.parents {
                     kept(&inner.path)
                 } else {

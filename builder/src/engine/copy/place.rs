@@ -227,7 +227,7 @@ fn place_targets(
 }
 
 /// Makes the destination's parent directories in the layer (with their mode and owner from
-/// the image when they exist there; their times come last, `restore_parent_times`) and
+/// the image when they exist there, else 0755 and `owner`; their times come last, `restore_parent_times`) and
 /// returns the host path of the destination directory
 /// (of its parent when the destination is a file).
 pub(crate) fn make_parents(
@@ -243,13 +243,14 @@ pub(crate) fn make_parents(
         host.push(&dest_parts[n - 1]);
         let existing = view.entry(&dest_parts[..n]).filter(|(_, m)| m.is_dir());
         fs::create_dir(&host).map_err(Error::io("creating", host.clone()))?;
+        // Directories made here belong to the step's owner, parents included, as
+        // BuildKit makes them; existing ones keep what the image gives them.
         let (mode, uid, gid) = match &existing {
             Some((_, m)) => (m.mode() & 0o7777, m.uid(), m.gid()),
-            None if n == dirs && dest_is_dir => {
+            None => {
                 let (u, g) = owner.unwrap_or((0, 0));
                 (0o755, u, g)
             }
-            None => (0o755, 0, 0),
         };
         fs::set_permissions(&host, fs::Permissions::from_mode(mode))
             .map_err(Error::io("setting the mode of", host.clone()))?;
