@@ -23,8 +23,6 @@ struct Pattern {
     text: String,
     /// An exception (`!pattern`).
     exception: bool,
-    /// Number of path elements in the pattern (for matching parent directories).
-    elements: usize,
     regex: Regex,
 }
 
@@ -189,8 +187,7 @@ impl IgnoreMatcher {
                 line: n + 1,
                 reason,
             })?;
-            let elements = cleaned.split('/').count();
-            patterns.push(Pattern { text: cleaned, exception, elements, regex });
+            patterns.push(Pattern { text: cleaned, exception, regex });
         }
         Ok(IgnoreMatcher { patterns })
     }
@@ -227,7 +224,10 @@ impl IgnoreMatcher {
             }
             let mut hit = p.regex.is_match(&path);
             if !hit {
-                for i in 0..parents.len().min(p.elements) {
+                // Every parent, as BuildKit's MatchesOrParentMatches does: `**/tmp`
+                // excludes `x/y/tmp/h` (Docker's older Matches stopped at the pattern's
+                // own depth).
+                for i in 0..parents.len() {
                     if p.regex.is_match(&parents[..=i].join("/")) {
                         hit = true;
                         break;
@@ -251,6 +251,14 @@ mod tests {
             Ok(m) => m,
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn double_star_excludes_below_any_depth() {
+        let ig = m("**/tmp\n");
+        assert!(ig.excludes("tmp/h"));
+        assert!(ig.excludes("x/y/tmp/h"), "BuildKit checks every parent");
+        assert!(!ig.excludes("x/tmpfile"));
     }
 
     #[test]

@@ -182,13 +182,20 @@ impl BuildContext {
             return Ok(Vec::new());
         }
         if !has_wildcards(&cleaned) {
-            if self.excluded(&cleaned) {
+            // An excluded directory still stands for the files an exception (`!`)
+            // re-includes in it, as in BuildKit.
+            let reincluded = |path: &str| {
+                self.ignore.has_exceptions()
+                    && self.host_path(path).is_dir()
+                    && self.under(path).is_ok_and(|u| !u.is_empty())
+            };
+            if self.excluded(&cleaned) && !reincluded(&cleaned) {
                 return Ok(Vec::new());
             }
             // Symbolic links on the way (and the named source itself) are followed as if
             // the context were `/`, so a link can never reach outside the context.
             let Some(resolved) = self.resolve(&cleaned)? else { return Ok(Vec::new()) };
-            if resolved != cleaned && self.excluded(&resolved) {
+            if resolved != cleaned && self.excluded(&resolved) && !reincluded(&resolved) {
                 return Ok(Vec::new());
             }
             let host = self.host_path(&resolved);

@@ -167,3 +167,19 @@ fn a_stage_from_a_stage_inherits_its_args() {
     let last = history.as_array().unwrap().last().unwrap()["created_by"].clone();
     assert_eq!(last, json!("RUN |1 V=from-base /bin/sh -c echo \"$V\" > /v"));
 }
+
+#[test]
+fn dockerignore_patterns_as_buildkit_reads_them() {
+    let c = Case::inline(&[
+        (".dockerignore", "**/tmp\nsubdir\n!*/sub1*\n"),
+        ("Dockerfile", "FROM busybox\nCOPY x /x/\nCOPY subdir ./s/\n"),
+        ("x/y/tmp/h", "hidden\n"),
+        ("x/y/kept", "kept\n"),
+        ("subdir/sub1.txt", "one\n"),
+        ("subdir/sub2.txt", "two\n"),
+    ]);
+    c.build(&["-t", "i"]);
+    assert!(!c.exists("i", "/x/y/tmp/h"), "**/tmp excludes at any depth");
+    assert_eq!(c.file("i", "/x/y/kept"), "kept");
+    assert_eq!(c.ls("i", "/s"), ["sub1.txt"], "the exception re-includes sub1.txt only");
+}
