@@ -183,3 +183,15 @@ fn dockerignore_patterns_as_buildkit_reads_them() {
     assert_eq!(c.file("i", "/x/y/kept"), "kept");
     assert_eq!(c.ls("i", "/s"), ["sub1.txt"], "the exception re-includes sub1.txt only");
 }
+
+#[test]
+fn hard_links_of_the_context_stay_one_file() {
+    let c =
+        Case::inline(&[("Dockerfile", "FROM busybox\nCOPY data/ /data/\n"), ("data/a", "same\n")]);
+    std::fs::hard_link(c.dir.join("data/a"), c.dir.join("data/b")).unwrap();
+    c.build(&["-t", "l"]);
+    let (a, b) = (c.entry("l", "/data/a").unwrap(), c.entry("l", "/data/b").unwrap());
+    // The layer holds the file once and a hard link to it.
+    assert_eq!((a.kind, b.kind), ('f', 'h'), "{a:?} {b:?}");
+    assert_eq!(b.link.trim_start_matches('/'), "data/a");
+}

@@ -206,11 +206,39 @@ fn place_targets(
             rules.place(i, target, reporter)?;
         }
     }
-    let files: Vec<&(PathBuf, &Item)> =
-        targets.iter().filter(|(_, i)| i.meta.file_type().is_file()).collect();
+    // Files hard-linked to each other at their source stay one file with several names,
+    // as in BuildKit: the first of each group is copied, the others linked to it after.
+    let mut first_of: std::collections::HashMap<(u64, u64), &Path> = Default::default();
+    let mut links: Vec<(&Path, &Path)> = Vec::new();
+    let mut files: Vec<&(PathBuf, &Item)> = Vec::new();
+    for t in targets.iter().filter(|(_, i)| i.meta.file_type().is_file()) {
+        let (target, i) = (t.0.as_path(), t.1);
+        if i.meta.nlink() > 1 && i.mode_override.is_none() {
+            let inode = (i.meta.dev(), i.meta.ino());
+            if let Some(first) = first_of.get(&inode) {
+                links.push((target, first));
+                continue;
+            }
+            first_of.insert(inode, target);
+        }
+        files.push(t);
+    }
+    copy_files(rules, &files, reporter)?;
+    for (target, first) in links {
+        fs::hard_link(first, target).map_err(Error::io("linking", target))?;
+    }
+    Ok(())
+}
+
+/// Copies the files' content on every core (their directories all exist by then).
+fn copy_files(
+    rules: &PlaceRules<'_>,
+    files: &[&(PathBuf, &Item)],
+    reporter: &dyn Reporter,
+) -> Result<()> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
     if files.len() < 64 || threads < 2 {
-        return files.into_iter().try_for_each(|(target, i)| rules.place(i, target, reporter));
+        return files.iter().try_for_each(|(target, i)| rules.place(i, target, reporter));
     }
     let chunk = files.len().div_ceil(threads);
     std::thread::scope(|scope| {
