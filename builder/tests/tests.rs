@@ -727,3 +727,28 @@ fn fuzz_regressions_and_hostile_inputs_do_not_panic() {
         let _ = store.collect_garbage();
     }
 }
+
+/// A hard link entry's header mode applies to the file it links (as containerd and
+/// BuildKit unpack it).
+#[test]
+fn a_hard_link_header_sets_the_mode() {
+    use std::os::unix::fs::MetadataExt;
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, "a", &b"abc"[..]).unwrap();
+    let mut l = tar::Header::new_gnu();
+    l.set_entry_type(tar::EntryType::Link);
+    l.set_size(0);
+    l.set_mode(0o755);
+    tar.append_link(&mut l, "b", "a").unwrap();
+    let bytes = tar.into_inner().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    apply_layer(&bytes[..], dir.path(), ApplyOptions::default()).unwrap();
+    let (a, b) =
+        (fs::metadata(dir.path().join("a")).unwrap(), fs::metadata(dir.path().join("b")).unwrap());
+    assert_eq!(a.ino(), b.ino(), "one file, two names");
+    assert_eq!(b.mode() & 0o7777, 0o755);
+}

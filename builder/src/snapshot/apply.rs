@@ -286,6 +286,16 @@ fn write_entry<R: Read>(
                 remove_any(dest)?;
                 fs::hard_link(&source, dest).map_err(Error::io("linking", dest))?;
             }
+            // The link's header mode, when it has one, applies to the file (its target
+            // too), as containerd and BuildKit unpack it; a link to a symbolic link has
+            // no mode of its own.
+            let own = std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777;
+            if let Some(link_mode) = header.mode().ok().map(|m| m & 0o7777) {
+                if !meta.file_type().is_symlink() && link_mode != own {
+                    fs::set_permissions(dest, fs::Permissions::from_mode(link_mode))
+                        .map_err(Error::io("setting the mode of", dest))?;
+                }
+            }
         }
         tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
             let special = match kind {
