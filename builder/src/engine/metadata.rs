@@ -69,9 +69,9 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
             // An empty exec form (`CMD []`) leaves the config's Cmd null, as BuildKit does.
             state.config.config.cmd = Some(state.argv(command)).filter(|a| !a.is_empty());
             state.cmd_set = true;
-            if matches!(command, Command::Shell(_)) {
-                state.config.config.args_escaped = Some(true);
-            }
+            // BuildKit sets ArgsEscaped for every CMD and ENTRYPOINT (Docker's image spec
+            // keeps the field for Windows images).
+            state.config.config.args_escaped = Some(true);
             state.add_history(created_by, true, None);
         }
         InstructionKind::Entrypoint(command) => {
@@ -79,6 +79,7 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
             if !state.cmd_set {
                 state.config.config.cmd = None;
             }
+            state.config.config.args_escaped = Some(true);
             state.add_history(created_by, true, None);
         }
         InstructionKind::Shell(shell) => {

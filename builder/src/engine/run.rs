@@ -157,13 +157,14 @@ fn plan(state: &mut State<'_, '_>, inst: &Instruction) -> Result<RunPlan> {
         json!({"op": "run", "argv": argv, "env": env_for_key, "user": user, "workdir": workdir,
                "network": format!("{network:?}"), "script": script, "mounts": mount_key}),
     );
-    // The history shows the ARGs the command saw, as Docker does: `|2 A=1 B=2 cmd`.
+    // The history shows the ARGs the command saw, as Docker does (`|2 A=1 B=2 cmd`), and
+    // ends as BuildKit ends the entries of steps that make a layer.
     let arg_words: Vec<String> =
         state.args.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))).collect();
     let created_by = if arg_words.is_empty() {
-        format!("RUN {}", argv.join(" "))
+        format!("RUN {} # buildkit", argv.join(" "))
     } else {
-        format!("RUN |{} {} {}", arg_words.len(), arg_words.join(" "), argv.join(" "))
+        format!("RUN |{} {} {} # buildkit", arg_words.len(), arg_words.join(" "), argv.join(" "))
     };
     Ok(RunPlan { argv, script, env, network, user, workdir, key, created_by })
 }

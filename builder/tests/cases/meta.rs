@@ -141,7 +141,9 @@ fn platform_flag() {
         [
             "ARG TARGETARCH".to_string(),
             "ARG ONE=1 TWO".to_string(),
-            format!("RUN |2 TARGETARCH={arch} ONE=1 /bin/sh -c echo \"$TARGETARCH\" > /arch.txt"),
+            format!(
+                "RUN |2 TARGETARCH={arch} ONE=1 /bin/sh -c echo \"$TARGETARCH\" > /arch.txt # buildkit"
+            ),
         ]
     );
     let other = if arch == "s390x" { "amd64" } else { "s390x" };
@@ -229,7 +231,7 @@ fn arg_env_precedence() {
     assert!(!d["Config"]["Env"].to_string().contains("OTHER=arg-only"));
     assert_eq!(
         d["History"].as_array().unwrap().last().unwrap()["created_by"],
-        "RUN |2 NAME=cli OTHER=arg-only /bin/sh -c echo \"$OTHER\" > /other.txt"
+        "RUN |2 NAME=cli OTHER=arg-only /bin/sh -c echo \"$OTHER\" > /other.txt # buildkit"
     );
 }
 

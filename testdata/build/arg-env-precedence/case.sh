@@ -4,4 +4,4 @@ build -t prec --build-arg NAME=cli .
 file_is prec /name.txt from-env
 file_is prec /other.txt arg-only
 config_is prec '"OTHER=arg-only" in d["Config"]["Env"]' 'false'
-config_is prec 'd["History"][-1]["created_by"]' '"RUN |2 NAME=cli OTHER=arg-only /bin/sh -c echo \"$OTHER\" > /other.txt"'
+config_is prec 'd["History"][-1]["created_by"]' '"RUN |2 NAME=cli OTHER=arg-only /bin/sh -c echo \"$OTHER\" > /other.txt # buildkit"'

@@ -42,6 +42,8 @@ struct CopyPlan<'c> {
     add: bool,
     verb: &'static str,
     sources: Vec<String>,
+    /// The destination as written, expanded.
+    dest_word: String,
     chown: Option<String>,
     /// The stage's file system before the step.
     view: RootfsView,
@@ -55,6 +57,27 @@ struct CopyPlan<'c> {
 }
 
 impl CopyPlan<'_> {
+    /// The history entry, as BuildKit writes it: the verb, `--parents`, `--chown` and
+    /// `--chmod` (no other flag), the sources and destination as expanded, and
+    /// `# buildkit`.
+    fn history_text(&self) -> String {
+        let mut text = self.verb.to_string();
+        if self.c.parents {
+            text.push_str(" --parents");
+        }
+        if let Some(chown) = &self.chown {
+            text.push_str(&format!(" --chown={chown}"));
+        }
+        if let Some(chmod) = &self.c.chmod {
+            text.push_str(&format!(" --chmod={chmod}"));
+        }
+        for source in &self.sources {
+            text.push(' ');
+            text.push_str(source);
+        }
+        format!("{text} {} # buildkit", self.dest_word)
+    }
+
     /// Whether sources go into the destination by name (rather than becoming it).
     fn sources_go_inside(&self) -> bool {
         self.dest_is_dir || self.many
@@ -108,6 +131,7 @@ fn plan<'c>(
         add,
         verb,
         sources,
+        dest_word,
         chown,
         view,
         dest_view,
@@ -189,10 +213,7 @@ pub(super) fn copy(
             state.chain = CacheKey::new(&before, json!({"linked": key.0}));
         }
     };
-    let created_by = format!(
-        "{verb} {}",
-        inst.original.trim().split_once(char::is_whitespace).map_or("", |p| p.1).trim()
-    );
+    let created_by = plan.history_text();
     if !shared.options.no_cache {
         if let Some(record) = shared.store.cache_lookup(&key) {
             shared.reporter.event(Event::Cached { number });
@@ -227,6 +248,12 @@ pub(super) fn copy(
     let layer_dir = shared.store.snapshot_tempdir()?;
     let root = layer_dir.path();
     let (view, parts) = (&plan.dest_view, &plan.dest_parts);
+    if items.is_empty() {
+        // Nothing matched: BuildKit commits an empty layer, without the destination.
+        commit(state, root, vec![key.clone(), content_key], created_by, number, started)?;
+        relink(state, &key);
+        return Ok(false);
+    }
     let dest_host = make_parents(view, root, parts, plan.dest_is_dir, owner)?;
     let rules = place::PlaceRules {
         owner,
