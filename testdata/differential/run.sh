@@ -5,7 +5,8 @@
 # its own data root and socket), both from the same busybox base served by a local
 # docker-registry. Each pair of images is compared by compare.py (tree, config, history,
 # layers); prints a line per case and the count, exits 1 when a case differs or fails.
-# Root only. Usage: testdata/differential/run.sh [CASE...]
+# Root only. KEEP=DIR keeps both images of each case in DIR/CASE/.
+# Usage: testdata/differential/run.sh [CASE...]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -68,6 +69,9 @@ for case in "${cases[@]}"; do
   if ! /usr/bin/docker build --network host -q -t "diff/$case" "$ctx" >"$out/buildkit.log" 2>&1 ||
      ! /usr/bin/docker save -o "$out/buildkit.tar" "diff/$case" >>"$out/buildkit.log" 2>&1; then
     echo "FAILED in BuildKit: $case"; sed 's/^/  /' "$out/buildkit.log" | tail -5; differ=$((differ + 1)); continue
+  fi
+  if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP/$case" && cp "$out"/*.tar "$KEEP/$case/"
   fi
   if python3 "$here/compare.py" "$out/rbuild.tar" "$out/buildkit.tar" >"$out/diff.txt"; then
     echo "same:    $case"; same=$((same + 1))

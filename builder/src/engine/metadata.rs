@@ -48,17 +48,25 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
             for p in &expanded {
                 map.insert(p.clone(), Empty {});
             }
-            state.add_history(format!("EXPOSE {}", expanded.join(" ")), true, None);
+            // BuildKit writes the instruction's ports as Go prints a map: sorted keys.
+            let mut ports: Vec<&String> = expanded.iter().collect();
+            ports.sort();
+            ports.dedup();
+            let shown: Vec<String> = ports.iter().map(|p| format!("{p}:{{}}")).collect();
+            state.add_history(format!("EXPOSE map[{}]", shown.join(" ")), true, None);
         }
         InstructionKind::Volume(paths) => {
+            let mut added = Vec::new();
             for p in paths {
                 let v = state.expand(inst, p)?;
                 if v.trim().is_empty() {
                     return Err(state.error(inst, "VOLUME specified can not be an empty string"));
                 }
+                added.push(v.clone());
                 state.config.config.volumes.get_or_insert_with(BTreeMap::new).insert(v, Empty {});
             }
-            state.add_history(created_by, true, None);
+            // As BuildKit writes it: Go's print of the list.
+            state.add_history(format!("VOLUME [{}]", added.join(" ")), true, None);
         }
         InstructionKind::User(user) => {
             let user = state.expand(inst, user)?;
@@ -72,7 +80,8 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
             // BuildKit sets ArgsEscaped for every CMD and ENTRYPOINT (Docker's image spec
             // keeps the field for Windows images).
             state.config.config.args_escaped = Some(true);
-            state.add_history(created_by, true, None);
+            let args = state.config.config.cmd.clone().unwrap_or_default();
+            state.add_history(format!("CMD {}", go_quoted(&args)), true, None);
         }
         InstructionKind::Entrypoint(command) => {
             state.config.config.entrypoint = Some(state.argv(command)).filter(|a| !a.is_empty());
@@ -80,11 +89,12 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
                 state.config.config.cmd = None;
             }
             state.config.config.args_escaped = Some(true);
-            state.add_history(created_by, true, None);
+            let args = state.config.config.entrypoint.clone().unwrap_or_default();
+            state.add_history(format!("ENTRYPOINT {}", go_quoted(&args)), true, None);
         }
         InstructionKind::Shell(shell) => {
             state.config.config.shell = Some(shell.clone());
-            state.add_history(created_by, true, None);
+            state.add_history(format!("SHELL [{}]", shell.join(" ")), true, None);
         }
         InstructionKind::StopSignal(signal) => {
             let signal = state.expand(inst, signal)?;
@@ -97,8 +107,8 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
         }
         InstructionKind::Onbuild(inner) => {
             let text = inner.original.trim().to_string();
+            // BuildKit keeps ONBUILD in the config only, with no history entry.
             state.config.config.on_build.get_or_insert_with(Vec::new).push(text);
-            state.add_history(created_by, true, None);
         }
         InstructionKind::Arg(decls) => {
             for (name, default) in decls {
@@ -196,4 +206,28 @@ fn expose_ports(word: &str) -> std::result::Result<Vec<String>, String> {
         return Err(bad());
     }
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// A list as Go's `%q` prints it, as BuildKit's history shows CMD and ENTRYPOINT:
+/// `["a" "b"]`, each element quoted as Go's strconv.Quote quotes it.
+fn go_quoted(args: &[String]) -> String {
+    let quote = |s: &String| {
+        let mut q = String::from('"');
+        for c in s.chars() {
+            match c {
+                '"' => q.push_str("\\\""),
+                '\\' => q.push_str("\\\\"),
+                '\n' => q.push_str("\\n"),
+                '\t' => q.push_str("\\t"),
+                '\r' => q.push_str("\\r"),
+                c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                    q.push_str(&format!("\\x{:02x}", c as u32))
+                }
+                c => q.push(c),
+            }
+        }
+        q.push('"');
+        q
+    };
+    format!("[{}]", args.iter().map(quote).collect::<Vec<_>>().join(" "))
 }

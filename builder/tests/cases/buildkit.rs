@@ -195,3 +195,34 @@ fn hard_links_of_the_context_stay_one_file() {
     assert_eq!((a.kind, b.kind), ('f', 'h'), "{a:?} {b:?}");
     assert_eq!(b.link.trim_start_matches('/'), "data/a");
 }
+
+#[test]
+fn history_entries_are_written_as_buildkit_writes_them() {
+    let c = Case::inline(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nEXPOSE 80 53/udp\nVOLUME /data\nSHELL [\"/bin/sh\", \"-e\", \"-c\"]\nENTRYPOINT [\"/bin/echo\", \"entry\"]\nCMD echo \"hi\"\nONBUILD RUN true\nCOPY --from=busybox --chmod=755 /bin/busybox /bb\n",
+        ),
+    ]);
+    c.build(&["-t", "h"]);
+    let d = c.inspect("h");
+    let by: Vec<String> = d["History"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["created_by"].as_str().map(str::to_string))
+        .collect();
+    let base = c.inspect("busybox")["History"].as_array().unwrap().len();
+    assert_eq!(
+        by[base..],
+        [
+            "EXPOSE map[53/udp:{} 80/tcp:{}]",
+            "VOLUME [/data]",
+            "SHELL [/bin/sh -e -c]",
+            "ENTRYPOINT [\"/bin/echo\" \"entry\"]",
+            "CMD [\"/bin/sh\" \"-e\" \"-c\" \"echo \\\"hi\\\"\"]",
+            "COPY --chmod=755 /bin/busybox /bb # buildkit",
+        ]
+    );
+    assert_eq!(d["Config"]["ArgsEscaped"], json!(true));
+}
