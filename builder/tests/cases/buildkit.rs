@@ -5,6 +5,15 @@ use serde_json::json;
 
 use super::{has_env, owner_mode, Case};
 
+/// Makes `RUN add-app-user` write an `/etc/passwd` with the user app (1000, group 1001).
+fn add_app_user(c: &mut Case) {
+    c.effect(
+        "add-app-user",
+        "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh",
+    );
+}
+
 #[test]
 fn a_wildcard_matching_one_file_names_the_destination() {
     let c = Case::inline(&[
@@ -61,11 +70,7 @@ fn chown_without_a_group_takes_the_primary_group() {
         ("Dockerfile", "FROM busybox\nRUN add-app-user\nCOPY --chown=app f /named\nCOPY --chown=${UNSET}:${UNSET} f /nobody-named\n"),
         ("f", "f\n"),
     ]);
-    c.effect(
-        "add-app-user",
-        "/etc/passwd",
-        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh",
-    );
+    add_app_user(&mut c);
     if !rbuild_builder::users::is_root() {
         // Without root, files cannot be given to other users: a clear refusal.
         let out = c.build_fails(&["-t", "o"]);
@@ -117,11 +122,7 @@ fn new_parents_and_workdirs_belong_to_the_step_owner() {
         ),
         ("f", "f\n"),
     ]);
-    c.effect(
-        "add-app-user",
-        "/etc/passwd",
-        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh",
-    );
+    add_app_user(&mut c);
     if !rbuild_builder::users::is_root() {
         let out = c.build_fails(&["-t", "p"]);
         assert!(out.contains("needs rbuild to run as root"), "{out}");

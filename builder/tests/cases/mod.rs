@@ -204,7 +204,7 @@ pub fn has_env(spec: &SandboxSpec, entry: &str) -> bool {
 impl Case {
     /// A fresh copy of `testdata/build/NAME` and an empty store.
     pub fn new(name: &str) -> Case {
-        let archive = base_archive();
+        let _ = base_archive();
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("work");
         let ok = std::process::Command::new("cp")
@@ -214,17 +214,7 @@ impl Case {
             .status()
             .unwrap();
         assert!(ok.success(), "copying the case {name}");
-        let store = Store::open(tmp.path().join("store")).unwrap();
-        let _ = archive;
-        Case {
-            dir,
-            _tmp: tmp,
-            store,
-            effects: BTreeMap::new(),
-            run_output: Vec::new(),
-            codes: BTreeMap::new(),
-            trees: Default::default(),
-        }
+        Case::at(tmp, dir)
     }
 
     /// A context of its own: `files` (path, content; a path ending in `/` is an empty
@@ -242,6 +232,11 @@ impl Case {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, content).unwrap();
         }
+        Case::at(tmp, dir)
+    }
+
+    /// A case whose context is `dir` (inside `tmp`), with an empty store beside it.
+    fn at(tmp: tempfile::TempDir, dir: PathBuf) -> Case {
         let store = Store::open(tmp.path().join("store")).unwrap();
         Case {
             dir,

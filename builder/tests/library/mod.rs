@@ -215,3 +215,44 @@ fn a_context_from_a_url() {
         .collect();
     assert_eq!(names, ["Dockerfile"]);
 }
+
+/// A context tar from a URL is hostile input: an entry that climbs out with `..` is
+/// refused, and nothing is written outside the context's folder.
+#[test]
+fn a_remote_context_cannot_write_outside_its_folder() {
+    use rbuild_builder::engine::context;
+    let work = tempfile::tempdir().unwrap();
+    let store = Store::open(work.path().join("store")).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    // tar::Builder refuses `..` in names: write the name into the header directly.
+    h.as_gnu_mut().unwrap().name[..12].copy_from_slice(b"../escaped.t");
+    h.set_cksum();
+    tar.append(&h, &b"evil"[..]).unwrap();
+    let url = format!("{}/context.tar", serve_once(tar.into_inner().unwrap(), 1));
+    let err = context::fetch_remote(&store, &url, &remote::RegistrySource::default())
+        .expect_err("an escaping entry must be refused");
+    assert!(rbuild_builder::chain(&err).contains("climbs out"), "{}", rbuild_builder::chain(&err));
+    let tmp = store.tmp_dir();
+    let escaped: Vec<_> =
+        walk(work.path()).into_iter().filter(|p| p.ends_with("escaped.t")).collect();
+    assert!(escaped.is_empty(), "written outside: {escaped:?} (store tmp {})", tmp.display());
+}
+
+/// Every path under `dir`.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                stack.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out
+}
