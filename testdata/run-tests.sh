@@ -4,7 +4,8 @@
 # tests compare against (a Python virtual environment, from PyPI), then every test of
 # every crate. The shared corpus must be at ../shared/corpus
 # (or RBUILD_CORPUS). Then the library's build cases again as an unprivileged user
-# (testdata/lib-cases-rootless.sh), and the length of every library function
+# (testdata/lib-cases-rootless.sh), the differential suite against BuildKit
+# (testdata/differential/run.sh, root) and the length of every library function
 # (testdata/function-lengths.py). Ends with one line that sums up every test binary:
 # "tests: N passed, N failed". Exit status: cargo test's.
 set -euo pipefail
@@ -38,6 +39,17 @@ if [ "$status" = 0 ]; then
   bash testdata/lib-cases-rootless.sh 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
   set -e
+fi
+# The differential suite: every case built by rbuild and by BuildKit v0.13, the images
+# compared file by file (testdata/differential/; root). Its count joins the summary.
+if [ "$status" = 0 ]; then
+  set +e
+  bash testdata/differential/run.sh 2>&1 | tee "$log.differential"
+  status=${PIPESTATUS[0]}
+  set -e
+  awk '/^differential: / { printf "test result: differential. %d passed; %d failed\n", $2, $4 }' \
+    "$log.differential" >>"$log"
+  rm -f "$log.differential"
 fi
 # No function of the library crates over 120 lines (the engine stays readable).
 if [ "$status" = 0 ]; then

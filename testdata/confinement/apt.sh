@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A Debian build with apt-get on rbuild's default network: makes a Debian 12 base image
-# with debootstrap (minbase, from deb.debian.org; the root file system is kept in
-# .cache/debian-bookworm-minbase.tar for later runs), then builds
+# with testdata/images/make-debian.sh (debootstrap minbase; the root file system is kept
+# in .cache/debian-bookworm-minbase.tar for later runs), then builds
 #   FROM debian-base
 #   RUN apt-get update && apt-get install -y --no-install-recommends curl && curl --version
 # with the default network (a private network namespace through slirp4netns, under the
@@ -11,27 +11,12 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 rbuild="${1:-$repo/target/debug/rbuild}"
-mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 [ "$(id -u)" = 0 ] || { echo "apt.sh: needs root (debootstrap, the sandbox)" >&2; exit 1; }
-command -v debootstrap >/dev/null || { echo "apt.sh: needs debootstrap (Debian package debootstrap)" >&2; exit 1; }
 cache="$repo/.cache"
 base_tar="$cache/debian-bookworm-minbase.tar"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-if [ ! -s "$base_tar" ]; then
-  mkdir -p "$cache"
-  if ! timeout 60 bash -c "exec 3<>/dev/tcp/deb.debian.org/80" 2>/dev/null; then
-    echo "apt.sh: the Debian mirror deb.debian.org cannot be reached from this machine" >&2
-    exit 1
-  fi
-  echo "== debootstrap --variant=minbase bookworm ($mirror)"
-  timeout 900 debootstrap --variant=minbase bookworm "$work/rootfs" "$mirror" > "$work/debootstrap.log" 2>&1 \
-    || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
-  rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
-  tar -C "$work/rootfs" -cf "$base_tar.tmp" .
-  mv "$base_tar.tmp" "$base_tar"
-  rm -rf "$work/rootfs"
-fi
+bash "$repo/testdata/images/make-debian.sh" "$base_tar"
 store="$work/store"
 mkdir -p "$work/base" "$work/app"
 cp "$base_tar" "$work/base/rootfs.tar"

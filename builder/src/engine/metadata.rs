@@ -9,7 +9,7 @@ use rbuild_parser::{Command, HealthCheck, Instruction, InstructionKind};
 
 use super::config::{Empty, HealthConfig};
 use super::stage::{history_text, State};
-use super::{vars, Platform};
+use super::{gofmt, vars, Platform};
 use crate::error::Result;
 
 /// Applies a metadata instruction to the stage's config and history.
@@ -20,6 +20,8 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
             let done = expand_pairs(state, inst, pairs)?;
             for (k, v) in &done {
                 state.config.set_env(k, v);
+                // A later ENV wins over an earlier ARG of the name.
+                state.arg_env.retain(|(n, _)| n != k);
             }
             let text = done.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
             state.add_history(format!("ENV {text}"), true, None);
@@ -81,7 +83,7 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
             // keeps the field for Windows images).
             state.config.config.args_escaped = Some(true);
             let args = state.config.config.cmd.clone().unwrap_or_default();
-            state.add_history(format!("CMD {}", go_quoted(&args)), true, None);
+            state.add_history(format!("CMD {}", gofmt::quote_list(&args)), true, None);
         }
         InstructionKind::Entrypoint(command) => {
             state.config.config.entrypoint = Some(state.argv(command)).filter(|a| !a.is_empty());
@@ -90,7 +92,7 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
             }
             state.config.config.args_escaped = Some(true);
             let args = state.config.config.entrypoint.clone().unwrap_or_default();
-            state.add_history(format!("ENTRYPOINT {}", go_quoted(&args)), true, None);
+            state.add_history(format!("ENTRYPOINT {}", gofmt::quote_list(&args)), true, None);
         }
         InstructionKind::Shell(shell) => {
             state.config.config.shell = Some(shell.clone());
@@ -102,8 +104,9 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
             state.add_history(created_by, true, None);
         }
         InstructionKind::Healthcheck(check) => {
-            state.config.config.healthcheck = Some(health_config(check));
-            state.add_history(created_by, true, None);
+            let health = health_config(check);
+            state.add_history(health_history(&health), true, None);
+            state.config.config.healthcheck = Some(health);
         }
         InstructionKind::Onbuild(inner) => {
             let text = inner.original.trim().to_string();
@@ -113,8 +116,11 @@ pub(super) fn apply(state: &mut State<'_, '_>, inst: &Instruction) -> Result<()>
         InstructionKind::Arg(decls) => {
             for (name, default) in decls {
                 let value = arg_value(state, inst, name, default.as_deref())?;
-                state.args.retain(|(n, _)| n != name);
-                state.args.push((name.clone(), value));
+                state.args.push(name.clone());
+                if let Some(value) = value {
+                    state.arg_env.retain(|(n, _)| n != name);
+                    state.arg_env.push((name.clone(), value));
+                }
             }
             state.add_history(created_by, true, None);
         }
@@ -153,6 +159,21 @@ fn health_config(check: &HealthCheck) -> HealthConfig {
             }
         }
     }
+}
+
+/// HEALTHCHECK's history entry as BuildKit writes it: Go's `%q` of its config struct
+/// (`&{["CMD-SHELL" "true"] "5s" "0s" "0s" "0s" '\x00'}`, unset durations `0s`).
+fn health_history(h: &HealthConfig) -> String {
+    let d = |n: Option<u64>| gofmt::quote(&gofmt::duration(n.unwrap_or(0)));
+    format!(
+        "HEALTHCHECK &{{{} {} {} {} {} {}}}",
+        gofmt::quote_list(&h.test),
+        d(h.interval),
+        d(h.timeout),
+        d(h.start_period),
+        d(h.start_interval),
+        gofmt::quote_rune(h.retries.map_or(0, i64::from))
+    )
 }
 
 /// Parses a Go duration in nanoseconds.
@@ -206,28 +227,4 @@ fn expose_ports(word: &str) -> std::result::Result<Vec<String>, String> {
         return Err(bad());
     }
     Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
-}
-
-/// A list as Go's `%q` prints it, as BuildKit's history shows CMD and ENTRYPOINT:
-/// `["a" "b"]`, each element quoted as Go's strconv.Quote quotes it.
-fn go_quoted(args: &[String]) -> String {
-    let quote = |s: &String| {
-        let mut q = String::from('"');
-        for c in s.chars() {
-            match c {
-                '"' => q.push_str("\\\""),
-                '\\' => q.push_str("\\\\"),
-                '\n' => q.push_str("\\n"),
-                '\t' => q.push_str("\\t"),
-                '\r' => q.push_str("\\r"),
-                c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                    q.push_str(&format!("\\x{:02x}", c as u32))
-                }
-                c => q.push(c),
-            }
-        }
-        q.push('"');
-        q
-    };
-    format!("[{}]", args.iter().map(quote).collect::<Vec<_>>().join(" "))
 }

@@ -15,6 +15,7 @@ pub mod context;
 mod copy;
 mod executor;
 pub mod flags;
+mod gofmt;
 mod metadata;
 mod mounts;
 pub mod record;

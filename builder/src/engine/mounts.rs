@@ -138,9 +138,8 @@ pub(super) fn prepare(
             MountKind::Cache => cache(&prep, r, &mut out)?,
             MountKind::Secret => secret(&prep, r, &mut out)?,
             MountKind::Ssh => {
-                if ssh(&prep, r, ssh_count, &mut out)? {
-                    ssh_count += 1;
-                }
+                ssh(&prep, r, ssh_count, &mut out)?;
+                ssh_count += 1;
             }
             MountKind::Bind if r.from.is_some() => bind_from(&prep, r, &mut out)?,
             MountKind::Bind => bind_context(&prep, r, &mut out)?,
@@ -285,26 +284,27 @@ fn secret(prep: &Prep<'_, '_, '_>, r: Request<'_>, out: &mut Mounts) -> Result<(
     Ok(())
 }
 
-/// `type=ssh`: the agent socket given with `--ssh`; the first one is `SSH_AUTH_SOCK`.
-/// Returns whether a socket was mounted (`count` of them before this one).
-fn ssh(prep: &Prep<'_, '_, '_>, r: Request<'_>, count: usize, out: &mut Mounts) -> Result<bool> {
+/// `type=ssh`: the agent socket given with `--ssh` (`count` ssh mounts before this one in
+/// the RUN). As in BuildKit, the first ssh mount's target is `SSH_AUTH_SOCK` (unless the
+/// stage sets it), even when it is optional and no agent was given.
+fn ssh(prep: &Prep<'_, '_, '_>, r: Request<'_>, count: usize, out: &mut Mounts) -> Result<()> {
     let id = r.id.unwrap_or_else(|| "default".into());
+    let target = r.target.unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{count}"));
+    if count == 0 && super::vars::get_var(&prep.state.vars(), "SSH_AUTH_SOCK").is_none() {
+        out.env.push(format!("SSH_AUTH_SOCK={target}"));
+    }
     let Some(socket) = prep.state.shared.options.ssh.get(&id) else {
         if r.m.required {
             return Err(prep.error(&format!(
                 "SSH agent {id} is required but was not given (--ssh {id}=SOCKET)"
             )));
         }
-        return Ok(false);
+        return Ok(());
     };
-    let target = r.target.unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{count}"));
-    if count == 0 {
-        out.env.push(format!("SSH_AUTH_SOCK={target}"));
-    }
     out.key.push(json!({"type": "ssh", "id": id, "target": target}));
     out.volumes.push(Volume { host: socket.clone(), target: target.clone(), readonly: false });
     out.targets.push(target);
-    Ok(true)
+    Ok(())
 }
 
 /// `type=bind,from=`: a path of a stage or image, as an overlay of its layers.

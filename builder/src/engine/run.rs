@@ -126,13 +126,8 @@ fn plan(state: &mut State<'_, '_>, inst: &Instruction) -> Result<RunPlan> {
     };
     let shared = state.shared;
     let (argv, script) = command_line(state, command, heredocs);
-    let proxies: Vec<(String, String)> = vars::PROXY_ARGS
-        .iter()
-        .filter_map(|k| shared.options.build_args.get(*k).map(|v| (k.to_string(), v.clone())))
-        .filter(|(k, _)| !state.args.iter().any(|(n, _)| n == k))
-        .collect();
-    let env_for_key = vars::run_env(&state.args, &state.env_list(), &[]);
-    let env = vars::run_env(&state.args, &state.env_list(), &proxies);
+    let env_for_key = state.vars();
+    let env = vars::run_env(&env_for_key, &shared.options.build_args);
     let network = match network.unwrap_or(NetworkMode::Default) {
         NetworkMode::None => Network::None,
         NetworkMode::Host if shared.options.allow_host_network => Network::Host,
@@ -157,10 +152,14 @@ fn plan(state: &mut State<'_, '_>, inst: &Instruction) -> Result<RunPlan> {
         json!({"op": "run", "argv": argv, "env": env_for_key, "user": user, "workdir": workdir,
                "network": format!("{network:?}"), "script": script, "mounts": mount_key}),
     );
-    // The history shows the ARGs the command saw, as Docker does (`|2 A=1 B=2 cmd`), and
-    // ends as BuildKit ends the entries of steps that make a layer.
-    let arg_words: Vec<String> =
-        state.args.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))).collect();
+    // The history shows the ARGs the stage declared (`|2 A=1 B=2 cmd`), each with its
+    // value now (`A=` when it has none), and ends as BuildKit ends the entries of steps
+    // that make a layer.
+    let arg_words: Vec<String> = state
+        .args
+        .iter()
+        .map(|k| format!("{k}={}", vars::get_var(&env_for_key, k).unwrap_or("")))
+        .collect();
     let created_by = if arg_words.is_empty() {
         format!("RUN {} # buildkit", argv.join(" "))
     } else {
@@ -214,7 +213,9 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
         env,
         cwd: plan.workdir.clone(),
         user: plan.user.clone(),
-        hostname: id[..12].to_string(),
+        // BuildKit's name for every RUN's sandbox (a per-step name would make the layers
+        // of commands that write it differ from build to build).
+        hostname: "buildkitsandbox".to_string(),
         network: plan.network,
         volumes,
         limits: Default::default(),
@@ -283,27 +284,18 @@ fn commit_run(
     let (shared, store) = (state.shared, state.shared.store);
     let changes = overlay_changes(upper)?;
     let created = super::now_rfc3339(shared.options.source_date_epoch);
-    let written = if changes.is_empty() {
-        None
-    } else {
-        Some(write_layer_blob(store, upper, &changes, shared.options.source_date_epoch)?)
-    };
-    let layer = written.as_ref().map(|(l, _)| l.clone());
-    let snapshot = match &layer {
-        Some(l) => Some(store.adopt_snapshot(upper, &l.diff_id)?),
-        None => None,
-    };
+    // A RUN that changed nothing still commits its (empty) layer, as BuildKit does.
+    let (layer, writer) =
+        write_layer_blob(store, upper, &changes, shared.options.source_date_epoch)?;
+    let snapshot = store.adopt_snapshot(upper, &layer.diff_id)?;
     let duration = started.elapsed();
     let record = CacheRecord {
-        layer: layer.clone(),
+        layer: Some(layer.clone()),
         created: created.clone(),
         duration_ms: duration.as_millis() as u64,
     };
     let key = plan.key;
-    match written {
-        Some((l, writer)) => shared.finish_layer(writer, &l, vec![key.clone()], record.clone()),
-        None => store.cache_store(&key, &record)?,
-    }
+    shared.finish_layer(writer, &layer, vec![key.clone()], record);
     let logs = store.root().join("logs");
     fs::create_dir_all(&logs).map_err(Error::io("creating", logs.clone()))?;
     fs::rename(log_path, store.step_log_path(&key))
@@ -312,8 +304,8 @@ fn commit_run(
         number,
         key,
         created_by: plan.created_by,
-        layer,
-        snapshot,
+        layer: Some(layer),
+        snapshot: Some(snapshot),
         created,
         cached: false,
         duration_ms: duration.as_millis() as u64,
@@ -321,10 +313,13 @@ fn commit_run(
     })
 }
 
-/// Removes the empty files and directories the sandbox made as mount points (`/proc`,
-/// `/etc/hosts` ...) where the image had none, so they do not end up in the layer.
+/// Removes the empty files and directories the sandbox made as mount points (`/etc/hosts`,
+/// the targets of `--mount` ...) where the image had none, so they do not end up in the
+/// layer. `/proc`, `/sys` and `/dev` stay: BuildKit's runc makes them (root, 0755) in an
+/// image that lacks them and only removes the stubs of `/etc/hosts`, `/etc/resolv.conf`
+/// and the step's own mounts, so its layer has them.
 fn remove_mount_stubs(upper: &Path, view: &super::rootfs::RootfsView, targets: &[String]) {
-    let fixed = ["etc/hosts", "etc/resolv.conf", "etc/hostname", "proc", "sys", "dev"];
+    let fixed = ["etc/hosts", "etc/resolv.conf", "etc/hostname"];
     let mut stubs: Vec<PathBuf> = fixed.iter().map(PathBuf::from).collect();
     // A mount target, and each of its parents the sandbox had to make.
     for t in targets {

@@ -36,9 +36,9 @@ pub struct StageOutcome {
     pub last_created: String,
     /// The base image (ID and manifest) when the stage changed nothing in it.
     pub unchanged_base: Option<(Digest, oci_spec::image::Descriptor)>,
-    /// The ARGs in scope at its end, with their values: a stage built `FROM` this one
-    /// starts with them, as in BuildKit.
-    pub args: Vec<(String, Option<String>)>,
+    /// The ARG values set over its ENV at its end: a stage built `FROM` this one starts
+    /// with them (in its RUN environment, not in its history), as in BuildKit.
+    pub arg_env: Vec<(String, String)>,
 }
 
 /// A RUN, COPY, ADD or WORKDIR step that is done, for [`State::finish_step`].
@@ -64,8 +64,12 @@ pub(crate) struct State<'s, 'a> {
     pub layers: Vec<LayerRecord>,
     snapshots: Option<Vec<PathBuf>>,
     pub chain: CacheKey,
-    /// ARGs declared in the stage, with their values (`None`: declared, no value).
-    pub args: Vec<(String, Option<String>)>,
+    /// ARGs declared in the stage, in order, a name again each time it is declared again
+    /// (RUN's history entry lists them so, as BuildKit does).
+    pub args: Vec<String>,
+    /// ARG values set over the image's ENV (see [`vars::stage_vars`]); inherited by a
+    /// stage built `FROM` this one.
+    pub arg_env: Vec<(String, String)>,
     pub steps: Vec<StepRecord>,
     /// Created time of the latest layer (metadata steps take it, so a build that only
     /// hits the cache gives the same image ID).
@@ -129,9 +133,14 @@ impl<'s, 'a> State<'s, 'a> {
         self.config.config.env.clone().unwrap_or_default()
     }
 
+    /// The stage's variables: ENV with the ARG values set over it.
+    pub fn vars(&self) -> Vec<String> {
+        vars::stage_vars(&self.env_list(), &self.arg_env)
+    }
+
     /// Expands `$VAR`s in a word with the stage's ARGs and ENV.
     pub fn expand(&self, inst: &Instruction, word: &str) -> Result<String> {
-        let env: MapEnv = vars::expansion_env(&self.args, &self.env_list());
+        let env: MapEnv = vars::expansion_env(&self.vars());
         Lexer::new(self.shared.escape)
             .process_word(word, &env)
             .map_err(|e| self.error(inst, &e.to_string()))
@@ -269,6 +278,7 @@ fn image_state<'s, 'a>(
         layers,
         snapshots: None,
         args: Vec::new(),
+        arg_env: Vec::new(),
         steps: Vec::new(),
         last_created,
         cmd_set: false,
@@ -302,6 +312,7 @@ fn scratch_state<'s, 'a>(shared: &'s Shared<'a>, stage: usize) -> State<'s, 'a> 
         layers: Vec::new(),
         snapshots: Some(Vec::new()),
         args: Vec::new(),
+        arg_env: Vec::new(),
         steps: Vec::new(),
         last_created: super::now_rfc3339(shared.options.source_date_epoch),
         cmd_set: false,
@@ -354,7 +365,8 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
                 layers: base.layers.clone(),
                 snapshots: Some(base.snapshots.clone()),
                 chain: base.chain.clone(),
-                args: base.args.clone(),
+                args: Vec::new(),
+                arg_env: base.arg_env.clone(),
                 steps: Vec::new(),
                 last_created: base.last_created.clone(),
                 cmd_set: false,
@@ -417,7 +429,7 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
     let unchanged_base = state.base_id.clone().zip(state.base_manifest.clone());
     Ok(StageOutcome {
         unchanged_base,
-        args: state.args,
+        arg_env: state.arg_env,
         config: state.config,
         layers: state.layers,
         snapshots,
@@ -442,10 +454,9 @@ fn dispatch(state: &mut State<'_, '_>, inst: &Instruction, number: usize) -> Res
         InstructionKind::Add(c) => return super::copy::copy(state, inst, c, true, number),
         InstructionKind::Workdir(path) => {
             let path = state.expand(inst, path)?;
-            let abs = state.absolute(&path);
-            let abs = if abs.len() > 1 { abs.trim_end_matches('/').to_string() } else { abs };
-            state.config.config.working_dir = Some(abs.clone());
-            return super::workdir::make_workdir(state, inst, &abs, number);
+            let wd = super::workdir::normalize(&state.workdir(), &path);
+            state.config.config.working_dir = Some(wd.clone());
+            return super::workdir::make_workdir(state, inst, &wd, number);
         }
         InstructionKind::From { .. } => {
             return Err(state.error(inst, "FROM cannot be used here"));

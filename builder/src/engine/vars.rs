@@ -38,43 +38,64 @@ pub fn platform_args(target: &Platform, build: &Platform) -> Vec<(String, String
     out
 }
 
-/// The variables an instruction's words are expanded with: the stage's ARGs, then ENV
-/// over them (an ENV always wins over an ARG of the same name).
-pub fn expansion_env(args: &[(String, Option<String>)], env: &[String]) -> MapEnv {
-    let mut m = MapEnv::default();
-    for (k, v) in args {
-        if let Some(v) = v {
-            m.set(k.clone(), v.clone());
-        }
+/// A stage's variables as BuildKit keeps them (its LLB state's environment): the image's
+/// ENV, with each ARG value set over it in order, later instructions winning. An ARG after
+/// an ENV of the same name wins, unlike what the Dockerfile reference says ("ENV always
+/// overrides ARG"): BuildKit's `ARG` adds to the same environment `ENV` does, and its RUN
+/// sees the later one.
+pub fn stage_vars(env: &[String], arg_env: &[(String, String)]) -> Vec<String> {
+    let mut out: Vec<String> = env.to_vec();
+    for (k, v) in arg_env {
+        set_var(&mut out, k, v);
     }
-    for kv in env {
+    out
+}
+
+/// Sets `key` in a `KEY=VALUE` list, in place when it is there, else at the end.
+pub fn set_var(vars: &mut Vec<String>, key: &str, value: &str) {
+    let entry = format!("{key}={value}");
+    match vars.iter_mut().find(|kv| kv.split_once('=').map_or(kv.as_str(), |p| p.0) == key) {
+        Some(kv) => *kv = entry,
+        None => vars.push(entry),
+    }
+}
+
+/// The value of `key` in a `KEY=VALUE` list.
+pub fn get_var<'v>(vars: &'v [String], key: &str) -> Option<&'v str> {
+    vars.iter().find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == key).map(|(_, v)| v))
+}
+
+/// The variables an instruction's words are expanded with.
+pub fn expansion_env(vars: &[String]) -> MapEnv {
+    let mut m = MapEnv::default();
+    for kv in vars {
         let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
         m.set(k.to_string(), v.to_string());
     }
     m
 }
 
-/// The environment of a RUN: the image's ENV plus the stage's ARGs that ENV does not
-/// set, and the proxy ARGs given on the command line.
+/// The environment of a RUN: the stage's variables, then the proxy variables of the
+/// command line's `--build-arg`s, each under both its upper- and lower-case name
+/// (`--build-arg HTTP_PROXY=x` sets `HTTP_PROXY` and `http_proxy`), as BuildKit passes
+/// them whether or not the stage declares them. When both spellings are given with
+/// different values BuildKit picks either (it walks a Go map); rbuild takes the
+/// lower-case one.
 pub fn run_env(
-    args: &[(String, Option<String>)],
-    env: &[String],
-    proxies: &[(String, String)],
+    vars: &[String],
+    build_args: &std::collections::BTreeMap<String, String>,
 ) -> Vec<String> {
-    let mut out: Vec<String> = env.to_vec();
-    let set = |out: &Vec<String>, k: &str| {
-        out.iter().any(|kv| kv.split_once('=').map_or(kv.as_str(), |p| p.0) == k)
-    };
-    for (k, v) in args {
-        if let Some(v) = v {
-            if !set(&out, k) {
-                out.push(format!("{k}={v}"));
-            }
-        }
-    }
-    for (k, v) in proxies {
-        if !set(&out, k) {
-            out.push(format!("{k}={v}"));
+    let mut out = vars.to_vec();
+    for name in PROXY_ARGS.iter().filter(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+    {
+        let value = build_args
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .max_by_key(|(k, _)| k.as_str() == *name)
+            .map(|(_, v)| v);
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            set_var(&mut out, &name.to_uppercase(), v);
+            set_var(&mut out, name, v);
         }
     }
     out

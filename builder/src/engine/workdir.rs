@@ -1,5 +1,5 @@
-//! WORKDIR's directory: made in a layer of its own when the image lacks it, as BuildKit
-//! does (an existing directory changes nothing).
+//! WORKDIR's directory, made in a layer of its own as BuildKit makes it: every WORKDIR but
+//! `/` commits a layer, an empty one when the directory is there already.
 
 use std::time::Instant;
 
@@ -15,7 +15,20 @@ use super::stage::State;
 use super::Event;
 use crate::error::Result;
 
-/// WORKDIR: makes the directory (in a layer of its own) when the image lacks it.
+/// The working directory after `WORKDIR path`, as BuildKit sets it: an absolute path as
+/// written (not cleaned: `/a/../b/` stays, in the config and the history), a relative one
+/// joined to the current directory and cleaned.
+pub(super) fn normalize(current: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        return path.to_string();
+    }
+    let current = if current.is_empty() { "/" } else { current };
+    rbuild_parser::dockerignore::clean_path(&format!("{current}/{path}"))
+}
+
+/// WORKDIR: makes the directory when the image lacks it, in a layer of its own (an empty
+/// layer when it is there: BuildKit's mkdir step commits one all the same). `/` makes no
+/// layer.
 pub(super) fn make_workdir(
     state: &mut State<'_, '_>,
     inst: &Instruction,
@@ -25,7 +38,7 @@ pub(super) fn make_workdir(
     let created_by = format!("WORKDIR {path}");
     let view = state.view()?;
     let parts = view.resolve(path, true)?;
-    if view.entry(&parts).is_some_and(|(_, m)| m.is_dir()) {
+    if path == "/" {
         state.add_history(created_by.clone(), true, None);
         state.record_step(StepRecord {
             number,
@@ -38,7 +51,8 @@ pub(super) fn make_workdir(
         });
         return Ok(state.all_cached);
     }
-    if view.entry(&parts).is_some() {
+    let exists = view.entry(&parts).is_some_and(|(_, m)| m.is_dir());
+    if view.entry(&parts).is_some() && !exists {
         return Err(
             state.error(inst, &format!("WORKDIR {path}: a file of that name is in the way"))
         );
@@ -71,8 +85,10 @@ pub(super) fn make_workdir(
     state.all_cached = false;
     let started = Instant::now();
     let layer_dir = shared.store.snapshot_tempdir()?;
-    make_parents(&view, layer_dir.path(), &parts, true, owner)?;
-    restore_parent_times(&view, layer_dir.path(), &parts, true);
+    if !exists {
+        make_parents(&view, layer_dir.path(), &parts, true, owner)?;
+        restore_parent_times(&view, layer_dir.path(), &parts, true);
+    }
     commit(state, layer_dir.path(), vec![key], created_by, number, started)?;
     Ok(false)
 }

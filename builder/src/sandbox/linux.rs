@@ -48,8 +48,9 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(nix::Error) -> Error
 /// Writes the generated `/etc` files of the sandbox.
 fn write_etc(spec: &SandboxSpec, dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+    // As BuildKit writes it for RUN (its own name on the loopback line).
     let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+        "127.0.0.1\tlocalhost {}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
         spec.hostname
     );
     let resolv = match spec.network {
@@ -768,6 +769,12 @@ fn apply(step: &MountStep) -> Result<()> {
                 Some("newinstance,ptmxmode=0666,mode=0620"),
             )
             .map_err(io_err("mounting devpts on", target))
+        }
+        MountStep::Mqueue(target) => {
+            mkdirs(target)?;
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount(Some("mqueue"), target, Some("mqueue"), flags, NONE)
+                .map_err(io_err("mounting mqueue on", target))
         }
         MountStep::Sysfs(target) => {
             mkdirs(target)?;

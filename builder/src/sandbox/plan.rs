@@ -50,6 +50,9 @@ pub enum MountStep {
     Tmpfs(PathBuf, String),
     /// A new `devpts` instance.
     Devpts(PathBuf),
+    /// The POSIX message queues of the sandbox's IPC namespace, as Docker and BuildKit
+    /// mount them at `/dev/mqueue`.
+    Mqueue(PathBuf),
     /// `sysfs`, read-only (skipped where the kernel refuses).
     Sysfs(PathBuf),
     /// A symbolic link to make.
@@ -143,6 +146,7 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
     }
     steps.push(MountStep::Devpts(root.join("dev/pts")));
     steps.push(MountStep::Tmpfs(root.join("dev/shm"), "mode=1777,size=65536k".into()));
+    steps.push(MountStep::Mqueue(root.join("dev/mqueue")));
     for (target, path) in [
         ("pts/ptmx", "dev/ptmx"),
         ("/proc/self/fd", "dev/fd"),

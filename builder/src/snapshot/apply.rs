@@ -1,6 +1,7 @@
 //! Applying a layer tar onto a directory with OCI semantics.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::fs::{symlink, PermissionsExt};
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
 
-use super::path::{archive_components, entry_destination, resolve_in_root};
+use super::path::{archive_components, entry_destination, follow_links, resolve_in_root};
 use crate::error::{Error, Result};
 use crate::sandbox::{make_special, make_whiteout, SpecialFile};
 
@@ -107,6 +108,44 @@ fn remove_any(path: &Path) -> Result<()> {
 /// met on the way are resolved as if `root` were `/`, and hard links may only point at
 /// files inside the root.
 pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Result<ApplyReport> {
+    apply(input, &Resolver { root, below: None }, options)
+}
+
+/// The file system an archive is unpacked over (ADD's image), below the layer directory
+/// being written: what `apply_layer_below` resolves the archive's paths through.
+pub struct Below<'a> {
+    /// The container path of the directory the archive is unpacked at (ADD's destination).
+    pub at: Vec<OsString>,
+    /// The image's entry at a container path (its host path and metadata, the last
+    /// component not followed), or `None`.
+    pub entry: &'a BelowLookup<'a>,
+}
+
+/// How [`Below`] looks an entry of the image up.
+pub type BelowLookup<'a> = dyn Fn(&[OsString]) -> Option<(PathBuf, fs::Metadata)> + 'a;
+
+impl std::fmt::Debug for Below<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Below").field("at", &self.at).finish_non_exhaustive()
+    }
+}
+
+/// Unpacks an archive (ADD) into the layer directory `root` (the container's `/`), at
+/// `below.at`, as BuildKit unpacks it onto the image: the links an entry's path passes
+/// through are followed in the image as well as in the layer (inside the root), a parent
+/// directory the image has is made with the image's mode and owner, and a directory entry
+/// that replaces one of the image's links or files is marked opaque (overlayfs marks the
+/// directory so in BuildKit's layer).
+pub fn apply_layer_below(
+    input: impl Read,
+    root: &Path,
+    below: &Below<'_>,
+    options: ApplyOptions,
+) -> Result<ApplyReport> {
+    apply(input, &Resolver { root, below: Some(below) }, options)
+}
+
+fn apply(input: impl Read, at: &Resolver<'_>, options: ApplyOptions) -> Result<ApplyReport> {
     let reader = decompress(input)?;
     let mut archive = tar::Archive::new(reader);
     let mut report = ApplyReport::default();
@@ -122,24 +161,29 @@ pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Resu
         let name = raw.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         if name == OPAQUE {
             let parts = archive_components(raw.parent().unwrap_or(Path::new("")))?;
-            pending.opaque_dirs.push(resolve_in_root(root, &parts)?);
+            pending.opaque_dirs.push(at.resolve(&parts)?);
             continue;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
             if hidden.is_empty() || hidden == "." || hidden == ".." {
                 return Err(bad(&raw, "a whiteout must name a file"));
             }
-            let (_, dest) = entry_destination(root, &raw.with_file_name(hidden))?;
+            let (_, dest) = at.destination(&raw.with_file_name(hidden))?;
             pending.whiteouts.push(dest);
             continue;
         }
-        let (parent, dest) = entry_destination(root, &raw)?;
-        if dest == root {
+        let (parent, dest) = at.destination(&raw)?;
+        if dest == at.root {
             // The root itself: only its metadata could change; keep the target as it is.
             continue;
         }
-        fs::create_dir_all(&parent).map_err(Error::io("creating", parent.clone()))?;
-        if write_entry(&mut entry, root, &raw, &dest, options, &mut report, &mut pending)? {
+        at.make_parent(&parent, &mut pending)?;
+        let replaces = at.replaces_below(&dest);
+        if write_entry(&mut entry, at, &raw, &dest, options, &mut report, &mut pending)? {
+            if replaces && dest.is_dir() {
+                xattr::set(&dest, opaque_xattr(), b"y")
+                    .map_err(Error::io("marking opaque", dest.clone()))?;
+            }
             pending.written.insert(dest);
             report.entries += 1;
         }
@@ -148,8 +192,103 @@ pub fn apply_layer(input: impl Read, root: &Path, options: ApplyOptions) -> Resu
     // here instead of passing for a complete one.
     io::copy(&mut archive.into_inner(), &mut io::sink())
         .map_err(|e| Error::BadArchive(format!("reading the layer: {e}")))?;
-    pending.finish(root, options, &mut report)?;
+    pending.finish(at.root, options, &mut report)?;
     Ok(report)
+}
+
+/// Where an archive's entries go: inside `root`, links followed as if it were `/`, in the
+/// image below too when there is one.
+struct Resolver<'a> {
+    root: &'a Path,
+    below: Option<&'a Below<'a>>,
+}
+
+impl Resolver<'_> {
+    /// The container path of a host path inside the root.
+    fn parts_of(&self, host: &Path) -> Vec<OsString> {
+        let rel = host.strip_prefix(self.root).unwrap_or(host);
+        rel.components().map(|c| c.as_os_str().to_os_string()).collect()
+    }
+
+    /// Resolves an archive path (its components) to a host path inside the root.
+    fn resolve(&self, parts: &[OsString]) -> Result<PathBuf> {
+        let Some(below) = self.below else { return resolve_in_root(self.root, parts) };
+        let full: Vec<OsString> = below.at.iter().chain(parts).cloned().collect();
+        let host = |resolved: &[OsString]| -> PathBuf {
+            std::iter::once(self.root.as_os_str().to_os_string())
+                .chain(resolved.iter().cloned())
+                .collect()
+        };
+        let resolved = follow_links(&full, true, |resolved| {
+            let candidate = host(resolved);
+            let (link, meta) = match fs::symlink_metadata(&candidate) {
+                Ok(meta) => (candidate, meta),
+                Err(_) => match (below.entry)(resolved) {
+                    Some(found) => found,
+                    None => return Ok(None),
+                },
+            };
+            if !meta.file_type().is_symlink() {
+                return Ok(None);
+            }
+            fs::read_link(&link).map(Some).map_err(Error::io("reading the link", link.clone()))
+        })?;
+        Ok(host(&resolved))
+    }
+
+    /// An entry's parent (resolved) and its own path (the last name not followed).
+    fn destination(&self, path: &Path) -> Result<(PathBuf, PathBuf)> {
+        if self.below.is_none() {
+            return entry_destination(self.root, path);
+        }
+        let mut parts = archive_components(path)?;
+        let Some(name) = parts.pop() else {
+            return Ok((self.root.to_path_buf(), self.resolve(&[])?));
+        };
+        let parent = self.resolve(&parts)?;
+        let dest = parent.join(name);
+        Ok((parent, dest))
+    }
+
+    /// Makes an entry's parent directory in the layer; the ones the image has get its
+    /// mode, owner and time.
+    fn make_parent(&self, parent: &Path, pending: &mut Pending) -> Result<()> {
+        let Some(below) = self.below else {
+            return fs::create_dir_all(parent).map_err(Error::io("creating", parent));
+        };
+        if parent.is_dir() {
+            return Ok(());
+        }
+        let parts = self.parts_of(parent);
+        let mut host = self.root.to_path_buf();
+        for n in 1..=parts.len() {
+            host.push(&parts[n - 1]);
+            if host.is_dir() {
+                continue;
+            }
+            fs::create_dir(&host).map_err(Error::io("creating", host.clone()))?;
+            if let Some((_, m)) = (below.entry)(&parts[..n]).filter(|(_, m)| m.is_dir()) {
+                use std::os::unix::fs::MetadataExt;
+                fs::set_permissions(&host, fs::Permissions::from_mode(m.mode() & 0o7777))
+                    .map_err(Error::io("setting the mode of", host.clone()))?;
+                if crate::users::is_root() {
+                    std::os::unix::fs::lchown(&host, Some(m.uid()), Some(m.gid()))
+                        .map_err(Error::io("changing the owner of", host.clone()))?;
+                }
+                let time = FileTime::from_unix_time(m.mtime(), m.mtime_nsec() as u32);
+                pending.dir_times.push((host.clone(), time));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an entry at `dest` replaces a link or file of the image (nothing of the
+    /// layer's own is there).
+    fn replaces_below(&self, dest: &Path) -> bool {
+        let Some(below) = self.below else { return false };
+        fs::symlink_metadata(dest).is_err()
+            && (below.entry)(&self.parts_of(dest)).is_some_and(|(_, m)| !m.is_dir())
+    }
 }
 
 /// What applying a layer leaves for after its entries.
@@ -228,7 +367,7 @@ impl Pending {
 /// `preserve_owners`) and file capabilities. Returns false when the entry was skipped.
 fn write_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
-    root: &Path,
+    at: &Resolver<'_>,
     raw: &Path,
     dest: &Path,
     options: ApplyOptions,
@@ -272,7 +411,7 @@ fn write_entry<R: Read>(
         }
         tar::EntryType::Link => {
             let target = link_target("a hard link without a target")?;
-            let (_, source) = entry_destination(root, &target)?;
+            let (_, source) = at.destination(&target)?;
             let meta = fs::symlink_metadata(&source).map_err(|_| {
                 bad(
                     raw,

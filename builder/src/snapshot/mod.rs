@@ -7,7 +7,9 @@ mod create;
 pub(crate) mod path;
 mod pgzip;
 
-pub use apply::{apply_layer, decompress, ApplyOptions, ApplyReport, WhiteoutMode};
+pub use apply::{
+    apply_layer, apply_layer_below, decompress, ApplyOptions, ApplyReport, Below, WhiteoutMode,
+};
 pub use create::{
     diff_trees, overlay_changes, write_layer, write_tar, Change, Compression, LayerBlob,
     LayerOptions,

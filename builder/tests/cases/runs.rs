@@ -231,8 +231,8 @@ fn repeated_layers() {
     assert_eq!(c.file("rep", "/a"), "x");
     assert_eq!(c.file("rep", "/seen"), "x");
     let layers = c.inspect("rep")["RootFS"]["Layers"].clone();
-    assert_eq!(layers.as_array().unwrap().len(), 4, "{layers}");
-    assert_eq!(layers[1], layers[2], "the two RUNs made one layer twice");
+    assert_eq!(layers.as_array().unwrap().len(), 5, "{layers}");
+    assert_eq!(layers[2], layers[3], "the two RUNs made one layer twice");
 }
 
 #[test]

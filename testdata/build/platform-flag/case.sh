@@ -5,7 +5,7 @@
 arch="$(uname -m | sed 's/x86_64/amd64/; s/aarch64/arm64/')"
 build -t pf --platform "linux/$arch" .
 file_is pf /arch.txt "$arch"
-config_is pf '[h["created_by"] for h in d["History"]][-3:]' "[\"ARG TARGETARCH\", \"ARG ONE=1 TWO\", \"RUN |2 TARGETARCH=$arch ONE=1 /bin/sh -c echo \\\"\$TARGETARCH\\\" > /arch.txt # buildkit\"]"
+config_is pf '[h["created_by"] for h in d["History"]][-3:]' "[\"ARG TARGETARCH\", \"ARG ONE=1 TWO\", \"RUN |3 TARGETARCH=$arch ONE=1 TWO= /bin/sh -c echo \\\"\$TARGETARCH\\\" > /arch.txt # buildkit\"]"
 other=s390x; [ "$arch" = s390x ] && other=amd64
 build_fails -t pf2 --platform "linux/$other" .
 expect_output "cannot build for linux/$other"

@@ -53,17 +53,28 @@ impl Item {
 /// The URLs and git repositories fetched, each with its content's digest or commit.
 pub(super) type Pinned = Vec<(String, String)>;
 
-/// Every item of `plan`'s sources, in order, with the digests of the URLs and git
-/// commits fetched (for the cache key); downloads go to `tmp`.
+/// What a COPY's sources gave.
+pub(super) struct Gathered {
+    pub(super) items: Vec<Item>,
+    /// The digests of the URLs and git commits fetched (for the cache key).
+    pub(super) pinned: Pinned,
+    /// A source was a directory, so its content goes into the destination, which is
+    /// made (0755, the step's owner, as BuildKit's mkdir makes it) even when the source
+    /// is empty.
+    pub(super) dir_source: bool,
+}
+
+/// Every item of `plan`'s sources, in order; downloads go to `tmp`.
 pub(super) fn gather(
     state: &mut State<'_, '_>,
     inst: &Instruction,
     plan: &CopyPlan<'_>,
     tmp: &Path,
-) -> Result<(Vec<Item>, Pinned)> {
+) -> Result<Gathered> {
     let (c, verb) = (plan.c, plan.verb);
     let mut items: Vec<Item> = Vec::new();
     let mut url_digests = Vec::new();
+    let mut dir_source = false;
     // Sources found: more than one needs a directory destination.
     let mut matched = 0;
     for source in &plan.sources {
@@ -88,10 +99,12 @@ pub(super) fn gather(
                 &format!("ADD of {source:?}: only http and https URLs are supported"),
             ));
         }
-        matched += match &plan.origin {
+        let (n, dir) = match &plan.origin {
             Origin::Context => context_items(state, inst, plan, source, &mut items)?,
             Origin::View(v, _) => view_items(state, inst, plan, v, source, &mut items)?,
         };
+        matched += n;
+        dir_source |= dir;
     }
     if (plan.many || matched > 1) && !plan.dest_is_dir {
         return Err(state.error(inst, &format!(
@@ -100,12 +113,13 @@ pub(super) fn gather(
     }
     heredoc_items(state, inst, plan, tmp, &mut items)?;
     exclude(state, inst, plan, &mut items)?;
-    Ok((items, url_digests))
+    Ok(Gathered { items, pinned: url_digests, dir_source })
 }
 
 /// A source of another stage or image (`--from`): its entry (links followed, named as
 /// the source names it) or, for a wildcard in its last component, every entry that
-/// matches (none is no error, as in BuildKit). Returns how many it matched.
+/// matches (none is no error, as in BuildKit). Returns how many it matched, and whether
+/// one was a directory.
 fn view_items(
     state: &mut State<'_, '_>,
     inst: &Instruction,
@@ -113,7 +127,7 @@ fn view_items(
     v: &RootfsView,
     source: &str,
     items: &mut Vec<Item>,
-) -> Result<usize> {
+) -> Result<(usize, bool)> {
     let trimmed = source.trim_end_matches('/');
     let found: Vec<(PathBuf, String)> = if has_wildcards(trimmed) {
         let (parent, pattern) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
@@ -138,6 +152,7 @@ fn view_items(
         vec![(name, source.to_string())]
     };
     let inside = plan.sources_go_inside() || found.len() > 1;
+    let mut dir_source = false;
     for (name, path) in &found {
         let parts = v.resolve(path, true)?;
         let Some((host, meta)) = v.entry(&parts) else {
@@ -147,6 +162,7 @@ fn view_items(
             );
         };
         if meta.is_dir() {
+            dir_source = true;
             for (rel, h, m) in v.walk(&parts)? {
                 items.push(Item::plain(rel, h, m));
             }
@@ -155,7 +171,7 @@ fn view_items(
             items.push(Item::plain(dest_rel, host, meta));
         }
     }
-    Ok(found.len())
+    Ok((found.len(), dir_source))
 }
 
 /// ADD of a git repository: its tree (or the directory the URL names) at the commit
@@ -242,19 +258,19 @@ fn url_item(
 
 /// A source of the build context: the entries it selects (a directory stands for its
 /// content), named as Docker names them; `--parents` keeps their path from a `/./`
-/// pivot on.
+/// pivot on. Returns how many it matched, and whether one was a directory.
 fn context_items(
     state: &mut State<'_, '_>,
     inst: &Instruction,
     plan: &CopyPlan<'_>,
     source: &str,
     items: &mut Vec<Item>,
-) -> Result<usize> {
+) -> Result<(usize, bool)> {
     let (c, ctx) = (plan.c, &state.shared.context);
     let selected = ctx.select(source)?;
     if selected.is_empty() && has_wildcards(source) {
         // A wildcard that matches nothing copies nothing, as in BuildKit.
-        return Ok(0);
+        return Ok((0, false));
     }
     if selected.is_empty() {
         let cleaned = rbuild_parser::dockerignore::clean_path(source.trim_start_matches('/'));
@@ -283,16 +299,11 @@ fn context_items(
     // A wildcard matching one entry names it as a plain source would.
     let inside = plan.sources_go_inside() || selected.len() > 1;
     let count = selected.len();
+    let mut dir_source = false;
     for e in selected {
         if e.meta.is_dir() {
-            let under = ctx.under(&e.path)?;
-            if under.is_empty() && !c.parents && !plan.dest_is_dir {
-                // An empty directory still makes its (new) destination, as in BuildKit.
-                let (host, meta) = (ctx.host_path(&e.path), e.meta.clone());
-                items.push(Item { context: Some(e), ..Item::plain(PathBuf::new(), host, meta) });
-                continue;
-            }
-            for inner in under {
+            dir_source = true;
+            for inner in ctx.under(&e.path)? {
                 let rel = if c.parents {
                     kept(&inner.path)
                 } else {
@@ -326,7 +337,7 @@ fn context_items(
         let meta = e.meta.clone();
         items.push(Item { context: Some(e), extract, ..Item::plain(dest_rel, host, meta) });
     }
-    Ok(count)
+    Ok((count, dir_source))
 }
 
 /// Heredocs: inline files named by their terminator, written to `tmp`.

@@ -57,15 +57,15 @@ struct CopyPlan<'c> {
 }
 
 impl CopyPlan<'_> {
-    /// The history entry, as BuildKit writes it: the verb, `--parents`, `--chown` and
-    /// `--chmod` (no other flag), the sources and destination as expanded, and
-    /// `# buildkit`.
+    /// The history entry, as BuildKit writes it: the verb, `--parents`, `--chown` (unless
+    /// it expanded to nothing) and `--chmod` (no other flag), the sources as expanded,
+    /// `<<NAME` for each heredoc, the destination as expanded, and `# buildkit`.
     fn history_text(&self) -> String {
         let mut text = self.verb.to_string();
         if self.c.parents {
             text.push_str(" --parents");
         }
-        if let Some(chown) = &self.chown {
+        if let Some(chown) = self.chown.as_ref().filter(|c| !c.is_empty()) {
             text.push_str(&format!(" --chown={chown}"));
         }
         if let Some(chmod) = &self.c.chmod {
@@ -74,6 +74,9 @@ impl CopyPlan<'_> {
         for source in &self.sources {
             text.push(' ');
             text.push_str(source);
+        }
+        for heredoc in &self.c.heredocs {
+            text.push_str(&format!(" <<{}", heredoc.name));
         }
         format!("{text} {} # buildkit", self.dest_word)
     }
@@ -158,7 +161,7 @@ fn keys(
     state: &State<'_, '_>,
     plan: &CopyPlan<'_>,
     listing: &str,
-    url_digests: &[(String, String)],
+    gathered: &items::Gathered,
 ) -> (CacheKey, CacheKey) {
     let c = plan.c;
     let origin_key = match &plan.origin {
@@ -166,15 +169,9 @@ fn keys(
         Origin::View(_, k) => k.clone(),
     };
     let dest_key = RootfsView::display(&plan.dest_parts);
-    let inputs = json!({"op": plan.verb, "dest": dest_key, "dest_is_dir": plan.dest_is_dir,
-        "chown": plan.chown, "chmod": c.chmod, "origin": origin_key, "files": listing,
-        "urls": url_digests});
-    // A linked layer's key does not depend on the steps before it; the chain after it
-    // depends on both.
-    let parent = if c.link { CacheKey::base("link") } else { state.chain.clone() };
-    let key = CacheKey::new(&parent, inputs.clone());
+    // The metadata of the destination's parents that the image has (the layer copies it).
     let parents: Vec<serde_json::Value> = (1..=plan.parent_dirs())
-        .map(|n| match plan.dest_view.entry(&plan.dest_parts[..n]) {
+        .map(|n| match plan.view.entry(&plan.dest_parts[..n]) {
             Some((_, m)) if m.is_dir() => {
                 use std::os::unix::fs::MetadataExt;
                 json!([m.mode(), m.uid(), m.gid(), m.mtime()])
@@ -182,11 +179,57 @@ fn keys(
             _ => serde_json::Value::Null,
         })
         .collect();
+    let mut inputs = json!({"op": plan.verb, "dest": dest_key, "dest_is_dir": plan.dest_is_dir,
+        "chown": plan.chown, "chmod": c.chmod, "origin": origin_key, "files": listing,
+        "urls": gathered.pinned, "dir_source": gathered.dir_source});
+    // A linked layer's key does not depend on the steps before it, only on the parents'
+    // metadata it copies; the chain after it depends on both.
+    let parent = if c.link {
+        inputs["parents"] = json!(parents);
+        CacheKey::base("link")
+    } else {
+        state.chain.clone()
+    };
+    let key = CacheKey::new(&parent, inputs.clone());
     let mut content = inputs;
     content["parents"] = json!(parents);
     content["epoch"] = json!(state.shared.options.source_date_epoch);
     content["root"] = json!(crate::users::is_root());
     (key, CacheKey::new(&CacheKey::base("layer-content"), content))
+}
+
+/// Refuses what BuildKit refuses to copy over the image: a directory where the image has a
+/// link or a file ("cannot copy to non-directory"), a file where it has a directory
+/// ("cannot replace to directory ... with file"). The destination itself was resolved
+/// (its links followed); below it, nothing is followed.
+fn check_collisions(
+    plan: &CopyPlan<'_>,
+    gathered: &items::Gathered,
+) -> std::result::Result<(), String> {
+    let view = &plan.dest_view;
+    let display = |parts: &[std::ffi::OsString]| RootfsView::display(parts);
+    match view.entry(&plan.dest_parts) {
+        None => return Ok(()),
+        Some((_, m)) if !m.is_dir() && gathered.dir_source && !plan.dest_is_dir => {
+            return Err(format!("cannot copy to non-directory: {}", display(&plan.dest_parts)));
+        }
+        Some((_, m)) if !m.is_dir() => return Ok(()),
+        Some(_) => {}
+    }
+    for i in gathered.items.iter().filter(|i| !i.extract && !i.dest_rel.as_os_str().is_empty()) {
+        let mut parts = plan.dest_parts.clone();
+        parts.extend(i.dest_rel.components().map(|c| c.as_os_str().to_os_string()));
+        match view.entry(&parts) {
+            Some((_, m)) if i.meta.is_dir() && !m.is_dir() => {
+                return Err(format!("cannot copy to non-directory: {}", display(&parts)));
+            }
+            Some((_, m)) if !i.meta.is_dir() && m.is_dir() => {
+                return Err(format!("cannot replace to directory {} with file", display(&parts)));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Runs COPY (or ADD with `add`). Returns whether it came from the cache.
@@ -204,9 +247,10 @@ pub(super) fn copy(
         .prefix("download-")
         .tempdir_in(shared.store.tmp_dir())
         .map_err(Error::io("creating a directory in", shared.store.tmp_dir()))?;
-    let (items, url_digests) = items::gather(state, inst, &plan, tmp.path())?;
-    let listing = items::listing_digest(state, &plan, &items)?;
-    let (key, content_key) = keys(state, &plan, &listing, &url_digests);
+    let gathered = items::gather(state, inst, &plan, tmp.path())?;
+    let items = &gathered.items;
+    let listing = items::listing_digest(state, &plan, items)?;
+    let (key, content_key) = keys(state, &plan, &listing, &gathered);
     let before = state.chain.clone();
     let relink = |state: &mut State<'_, '_>, key: &CacheKey| {
         if c.link {
@@ -247,24 +291,38 @@ pub(super) fn copy(
     }
     let layer_dir = shared.store.snapshot_tempdir()?;
     let root = layer_dir.path();
-    let (view, parts) = (&plan.dest_view, &plan.dest_parts);
-    if items.is_empty() {
+    // Parents the image has keep their metadata in the layer, `--link` or not (BuildKit's
+    // linked layers show them so too); `--link` only resolves the destination without
+    // the image's links.
+    let (view, parts) = (&plan.view, &plan.dest_parts);
+    if items.is_empty() && !gathered.dir_source {
         // Nothing matched: BuildKit commits an empty layer, without the destination.
         commit(state, root, vec![key.clone(), content_key], created_by, number, started)?;
         relink(state, &key);
         return Ok(false);
     }
-    let dest_host = make_parents(view, root, parts, plan.dest_is_dir, owner)?;
+    // A directory's content goes into the destination, made as BuildKit makes it.
+    let dest_host =
+        make_parents(view, root, parts, plan.dest_is_dir || gathered.dir_source, owner)?;
     let rules = place::PlaceRules {
         owner,
         keep_owners: !matches!(plan.origin, Origin::Context),
         chmod: c.chmod.as_deref(),
         as_root: crate::users::is_root(),
     };
-    rules.check(&items).map_err(|e| state.error(inst, &e))?;
+    rules.check(items).map_err(|e| state.error(inst, &e))?;
+    check_collisions(&plan, &gathered).map_err(|e| state.error(inst, &e))?;
     let t_place = Instant::now();
     let step_error = |message: &str| state.error(inst, message);
-    place::place_all(&rules, root, &dest_host, &items, shared.reporter, &step_error)?;
+    place::place_all(
+        &rules,
+        &plan.dest_view,
+        root,
+        &dest_host,
+        items,
+        shared.reporter,
+        &step_error,
+    )?;
     tracing::debug!(
         items = items.len(),
         placed_ms = t_place.elapsed().as_millis() as u64,

@@ -132,10 +132,11 @@ impl PlaceRules<'_> {
 
 /// Places `items` below `dest_host` in the layer directory `root`. Targets first, in
 /// order: a link an earlier item placed is followed inside the layer directory (as if it
-/// were `/`), never out of it; archives are extracted then (`step_error` makes the error
-/// of one that does not extract).
+/// were `/`), never out of it; archives are extracted then, over `view` (the image the
+/// layer goes on; `step_error` makes the error of one that does not extract).
 pub(super) fn place_all(
     rules: &PlaceRules<'_>,
+    view: &RootfsView,
     root: &Path,
     dest_host: &Path,
     items: &[Item],
@@ -161,7 +162,13 @@ pub(super) fn place_all(
             let reader = open_archive(&i.host)?;
             let options =
                 ApplyOptions { whiteouts: WhiteoutMode::Remove, ..ApplyOptions::default() };
-            crate::snapshot::apply_layer(reader, &target, options).map_err(|e| {
+            let rel = target.strip_prefix(root).unwrap_or(&target);
+            let lookup = |parts: &[std::ffi::OsString]| view.entry(parts);
+            let below = crate::snapshot::Below {
+                at: rel.components().map(|c| c.as_os_str().to_os_string()).collect(),
+                entry: &lookup,
+            };
+            crate::snapshot::apply_layer_below(reader, root, &below, options).map_err(|e| {
                 step_error(&format!("ADD failed: extracting {}: {e}", i.host.display()))
             })?;
             // What the archive holds is unknown here: resolve every later target.

@@ -1,0 +1,4 @@
+echo data > one
+ln one two
+mkdir d && ln one d/three
+echo other > four

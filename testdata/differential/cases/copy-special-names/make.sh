@@ -1,0 +1,6 @@
+echo s > "with space"
+echo u > "ünïcode-名前"
+mkdir -p "$(printf 'long-%.0s' $(seq 30))/dir"
+echo l > "$(printf 'long-%.0s' $(seq 30))/dir/$(printf 'name%.0s' $(seq 30))"
+echo d > "-dash"
+echo h > ".hidden"
