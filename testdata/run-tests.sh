@@ -5,7 +5,7 @@
 # every crate. The shared corpus must be at ../shared/corpus
 # (or RBUILD_CORPUS). Then the library's build cases again as an unprivileged user
 # (testdata/lib-cases-rootless.sh), the differential suite against BuildKit
-# (testdata/differential/run.sh, root) and the length of every library function
+# (testdata/differential/run.sh and apt.sh, root) and the length of every library function
 # (testdata/function-lengths.py). Ends with one line that sums up every test binary:
 # "tests: N passed, N failed". Exit status: cargo test's.
 set -euo pipefail
@@ -50,6 +50,15 @@ if [ "$status" = 0 ]; then
   awk '/^differential: / { printf "test result: differential. %d passed; %d failed\n", $2, $4 }' \
     "$log.differential" >>"$log"
   rm -f "$log.differential"
+fi
+# The same for an apt-get install on a Debian base, apart from build-to-build noise.
+if [ "$status" = 0 ]; then
+  if bash testdata/differential/apt.sh; then
+    echo "test result: apt comparison. 1 passed; 0 failed" >>"$log"
+  else
+    echo "test result: apt comparison. 0 passed; 1 failed" >>"$log"
+    status=1
+  fi
 fi
 # No function of the library crates over 120 lines (the engine stays readable).
 if [ "$status" = 0 ]; then
