@@ -5,7 +5,8 @@
 # every crate. The shared corpus must be at ../shared/corpus
 # (or RBUILD_CORPUS). Then the library's build cases again as an unprivileged user
 # (testdata/lib-cases-rootless.sh), the differential suite against BuildKit
-# (testdata/differential/run.sh and apt.sh, root) and the length of every library function
+# (testdata/differential/run.sh and apt.sh, root), rbuild inside containers
+# (testdata/in-container/run.sh, root) and the length of every library function
 # (testdata/function-lengths.py). Ends with one line that sums up every test binary:
 # "tests: N passed, N failed". Exit status: cargo test's.
 set -euo pipefail
@@ -57,6 +58,15 @@ if [ "$status" = 0 ]; then
     echo "test result: apt comparison. 1 passed; 0 failed" >>"$log"
   else
     echo "test result: apt comparison. 0 passed; 1 failed" >>"$log"
+    status=1
+  fi
+fi
+# rbuild inside containers, as CI jobs run it (testdata/in-container/; root).
+if [ "$status" = 0 ]; then
+  if bash testdata/in-container/run.sh; then
+    echo "test result: in-container. 1 passed; 0 failed" >>"$log"
+  else
+    echo "test result: in-container. 0 passed; 1 failed" >>"$log"
     status=1
   fi
 fi

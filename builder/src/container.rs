@@ -108,7 +108,14 @@ pub fn run(store: &Store, image: &Image, options: &RunOptions) -> Result<i32> {
         layer_mounts: Vec::new(),
         tmpfs: Vec::new(),
     };
-    let result = sandbox::run(&spec);
+    let result = sandbox::run(&spec).map_err(|e| match e {
+        // What the environment refused, with what to do about it.
+        crate::Error::Sandbox(m) => crate::Error::Sandbox(sandbox::explain(&m)),
+        crate::Error::Io { .. } => {
+            crate::Error::Sandbox(sandbox::explain(&crate::error::chain(&e)))
+        }
+        other => other,
+    });
     let _ = crate::store::remove_tree(&run_dir);
     result
 }

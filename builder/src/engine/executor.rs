@@ -83,7 +83,16 @@ impl Executor for ProcessExecutor {
         }
         let status = child.wait().map_err(Error::io("waiting for", self.program.clone()))?;
         use std::os::unix::process::ExitStatusExt;
-        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        // A sandbox that could not be set up is rbuild's error, not the command's.
+        if code == crate::sandbox::SANDBOX_FAILED {
+            if let Ok(message) =
+                std::fs::read_to_string(spec.run_dir.join(crate::sandbox::ERROR_FILE))
+            {
+                return Err(Error::Sandbox(crate::sandbox::explain(&message)));
+            }
+        }
+        Ok(code)
     }
 }
 

@@ -66,11 +66,15 @@ fn write_etc(spec: &SandboxSpec, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The exit code of a sandbox that could not be set up (as `docker run`'s for a container
+/// that could not start); the error says what failed.
+pub const SANDBOX_FAILED: i32 = 125;
+
 /// Runs the command of `spec` in a sandbox and returns its exit code (128 + the signal
 /// number when a signal ended it). Needs root.
 pub fn run(spec: &SandboxSpec) -> Result<i32> {
     super::plan::check_depth(spec).map_err(Error::Sandbox)?;
-    for dir in [spec.upper(), spec.work(), spec.merged()] {
+    for dir in [spec.upper(), spec.work(), spec.merged(), spec.empty_lower()] {
         fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
     }
     let etc = spec.run_dir.join("etc");
@@ -176,8 +180,11 @@ fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
     }) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rbuild: sandbox: {e}");
-            125
+            // The code, then what failed: the supervisor tells it from a command's own
+            // exit 125 by the message that follows.
+            let _ = nix::unistd::write(&report_write, &SANDBOX_FAILED.to_le_bytes());
+            let _ = nix::unistd::write(&report_write, crate::error::chain(&e).as_bytes());
+            std::process::exit(SANDBOX_FAILED);
         }
     };
     let _ = nix::unistd::write(&report_write, &code.to_le_bytes());
@@ -231,6 +238,23 @@ fn supervise(child: Pid, parts: Parts) -> Result<i32> {
         let status = wait_code(child);
         cgroup.remove();
         return Ok(if got == 4 { i32::from_le_bytes(buf) } else { status });
+    }
+    if got == 4 && i32::from_le_bytes(buf) == SANDBOX_FAILED {
+        // The init could not set the sandbox up: its message follows the code.
+        let mut message = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while message.len() < 64 * 1024 {
+            match nix::unistd::read(&report_read, &mut chunk) {
+                Ok(0) => break,
+                Ok(n) => message.extend_from_slice(&chunk[..n]),
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => break,
+            }
+        }
+        if !message.is_empty() {
+            wait_code(child);
+            return Err(Error::Sandbox(String::from_utf8_lossy(&message).into_owned()));
+        }
     }
     if got == 4 {
         // The init is exiting; it is reaped later (by the next run, or never if rbuild
@@ -739,14 +763,18 @@ fn apply(step: &MountStep) -> Result<()> {
         }
         MountStep::Proc(target) => {
             mkdirs(target)?;
-            mount(
-                Some("proc"),
-                target,
-                Some("proc"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                NONE,
-            )
-            .map_err(io_err("mounting proc on", target))
+            let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            match mount(Some("proc"), target, Some("proc"), flags, NONE) {
+                // In a container whose /proc has masked paths (Docker's default
+                // `systempaths`), the kernel refuses a new proc in a user namespace: the
+                // container's own /proc is bound instead, as BuildKit's rootless worker
+                // does without a process sandbox (its processes show, and its masks stay).
+                Err(nix::Error::EPERM | nix::Error::EACCES) => {
+                    mount(Some("/proc"), target, NONE, MsFlags::MS_BIND | MsFlags::MS_REC, NONE)
+                        .map_err(io_err("binding the container's /proc on", target))
+                }
+                other => other.map_err(io_err("mounting proc on", target)),
+            }
         }
         MountStep::Tmpfs(target, options) => {
             mkdirs(target)?;

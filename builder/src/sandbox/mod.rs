@@ -19,6 +19,7 @@
 //! Device nodes and overlayfs whiteouts (`mknod`) for the layer engine live here too.
 
 mod cgroups;
+pub mod environment;
 mod linux;
 pub mod network;
 mod nodes;
@@ -27,17 +28,32 @@ pub mod seccomp;
 mod spec;
 
 pub use cgroups::{remove_stale_cgroups, Cgroup, Limits};
-pub use linux::{exit_with_parent, reap_finished, run, DOCKER_DEFAULT_CAPS};
+pub use environment::explain;
+pub use linux::{exit_with_parent, reap_finished, run, DOCKER_DEFAULT_CAPS, SANDBOX_FAILED};
 pub use nodes::{make_special, make_whiteout, SpecialFile};
 pub use spec::{LayerMount, Network, SandboxSpec, TmpfsMount, Volume};
 
+/// Where the helper process leaves the error of a sandbox it could not set up, in the
+/// run's directory, for the [`ProcessExecutor`](crate::engine::ProcessExecutor).
+pub const ERROR_FILE: &str = "sandbox-error";
+
 /// Runs the spec a [`ProcessExecutor`](crate::engine::ProcessExecutor) wrote to `path`,
 /// in the helper process it started: ties this process's life to `parent`'s, reads the
-/// spec and runs it; returns the command's exit code.
+/// spec and runs it; returns the command's exit code. When the sandbox cannot be set up,
+/// the error goes to [`ERROR_FILE`] in the run's directory and the code is
+/// [`SANDBOX_FAILED`].
 pub fn run_spec_file(path: &std::path::Path, parent: u32) -> crate::Result<i32> {
     exit_with_parent(parent)?;
     let bytes = std::fs::read(path).map_err(crate::Error::io("reading", path))?;
     let spec: SandboxSpec =
         serde_json::from_slice(&bytes).map_err(crate::Error::json("the sandbox spec"))?;
-    run(&spec)
+    match run(&spec) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            let file = spec.run_dir.join(ERROR_FILE);
+            std::fs::write(&file, crate::error::chain(&e))
+                .map_err(crate::Error::io("writing", file))?;
+            Ok(SANDBOX_FAILED)
+        }
+    }
 }

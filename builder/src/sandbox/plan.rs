@@ -126,7 +126,13 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
     let mut steps = vec![
         MountStep::PrivateRoot,
         MountStep::Overlay {
-            lowers: overlay_lowers(&spec.lowers),
+            // An image without layers (FROM scratch): one empty lower directory, as
+            // overlayfs needs one.
+            lowers: if spec.lowers.is_empty() {
+                vec![spec.empty_lower()]
+            } else {
+                overlay_lowers(&spec.lowers)
+            },
             upper: spec.upper(),
             work: spec.work(),
             target: root.clone(),

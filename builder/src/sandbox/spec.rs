@@ -97,6 +97,11 @@ impl SandboxSpec {
         self.run_dir.join("upper")
     }
 
+    /// The empty lower directory of an image without layers.
+    pub fn empty_lower(&self) -> PathBuf {
+        self.run_dir.join("empty")
+    }
+
     /// The overlay's work directory.
     pub fn work(&self) -> PathBuf {
         self.run_dir.join("work")

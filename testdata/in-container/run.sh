@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# rbuild inside containers, as a CI job runs it: Debian 12's docker.io (20.10) started
+# with its own data root and socket, rbuild's own image (cli/image/build.sh, a debug
+# build) loaded into it, a local docker-registry on the host's loopback (the containers
+# share the host's network to reach it). Checks:
+# - root in a default `docker run` (Docker's capabilities and seccomp profile): a
+#   COPY-only build works with the store on the container's own root; a RUN fails with
+#   rbuild's explanation of what the container refuses, not as the command's failure;
+# - a non-root user with seccomp and AppArmor unconfined and Docker's default masked
+#   /proc paths: the multi-stage build of multistage/ (RUN with a cache mount, COPY, ADD,
+#   WORKDIR, COPY --from) works, isolated by a user namespace (the store on a tmpfs), and
+#   the image it pushes has the tree, config and history of the one rbuild builds on the
+#   host with the full sandbox.
+# Prints a line per check; exits 1 when one fails. Root only.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+[ "$(id -u)" = 0 ] || { echo "in-container: needs root (dockerd)" >&2; exit 1; }
+[ -x /usr/sbin/dockerd ] || bash "$root/testdata/apt-install.sh" docker.io
+work="$(mktemp -d)"
+# Readable by the containers' non-root user (the contexts are in it).
+chmod 0755 "$work"
+# shellcheck source=testdata/registry.sh
+. "$root/testdata/registry.sh"
+cleanup() {
+  [ -f "$work/dockerd.pid" ] && kill "$(cat "$work/dockerd.pid")" 2>/dev/null || true
+  kill "${REGISTRY_PID:-}" 2>/dev/null || true
+  sleep 1
+  awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+setsid /usr/sbin/dockerd --host "unix://$work/docker.sock" --data-root "$work/docker" \
+  --exec-root "$work/exec" --pidfile "$work/dockerd.pid" --iptables=false --ip6tables=false \
+  --bridge=none --storage-driver overlay2 >"$work/dockerd.log" 2>&1 </dev/null &
+export DOCKER_HOST="unix://$work/docker.sock"
+for _ in $(seq 120); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
+docker version >/dev/null 2>&1 || { tail -20 "$work/dockerd.log" >&2; exit 1; }
+serve_registry "$work/registry" || { echo "docker-registry did not start" >&2; exit 1; }
+bash "$root/testdata/images/make-busybox.sh" "$work/images" >/dev/null
+skopeo copy -q --dest-tls-verify=false "oci-archive:$work/images/busybox-oci.tar" "docker://$REGISTRY/busybox:latest"
+PROFILE=debug bash "$root/cli/image/build.sh" rbuild:test --root "$work/host-store" -q \
+  -o "type=docker,dest=$work/rbuild-image.tar" >/dev/null
+docker load -q -i "$work/rbuild-image.tar" >/dev/null
+rbuild="$root/target/debug/rbuild"
+
+failed=0
+check() { # check NAME CONDITION-EXIT-STATUS [DETAIL]
+  if [ "$2" = 0 ]; then echo "ok:   $1"; else echo "FAIL: $1"; [ -z "${3:-}" ] || sed 's/^/      /' <<<"$3"; failed=1; fi
+}
+ctx() { # ctx NAME: a copy of a context with its FROM lines naming the local registry
+  cp -a "$1" "$work/ctx-$2"
+  sed -i "s#^FROM busybox#FROM $REGISTRY/busybox:latest#" "$work/ctx-$2/Dockerfile"
+  echo "$work/ctx-$2"
+}
+in_container() { # in_container DOCKER-RUN-FLAGS... -- RBUILD-ARGS...
+  local flags=()
+  while [ "$1" != -- ]; do flags+=("$1"); shift; done
+  shift
+  # The work folder is /work in the container (away from /tmp, which may be a tmpfs).
+  docker run --rm --network host -v "$work:/work:ro" "${flags[@]}" rbuild:test "$@"
+}
+
+# Root, Docker's defaults.
+mkdir -p "$work/copy-only" && echo f >"$work/copy-only/f"
+printf 'FROM busybox\nCOPY f /f\n' >"$work/copy-only/Dockerfile"
+c="$(ctx "$work/copy-only" copy)"
+set +e
+out="$(in_container -- build --network host "/work/ctx-copy" 2>&1)"
+check "root, default container: a COPY-only build" $? "$out"
+printf 'FROM busybox\nRUN true\n' >"$work/copy-only/Dockerfile"
+c="$(ctx "$work/copy-only" run)"
+out="$(in_container -- build --network host "/work/ctx-run" 2>&1)"; status=$?
+[ "$status" != 0 ] && grep -q "rbuild runs each RUN in new Linux namespaces" <<<"$out" &&
+  ! grep -q "returned a non-zero code" <<<"$out"
+check "root, default container: a RUN says what the container refuses (exit $status)" $? "$out"
+
+# A non-root user, seccomp and AppArmor unconfined: a user namespace.
+c="$(ctx "$here/multistage" multi)"
+( cd "$c" && mkdir -p t/files && echo packed >t/files/p && tar -C t -cf files.tar files && rm -rf t )
+out="$(in_container --user 1000:1000 --security-opt seccomp=unconfined \
+  --security-opt apparmor=unconfined --tmpfs /tmp:exec,mode=1777 -- \
+  --root /tmp/store build --network host --push -t "$REGISTRY/in-container:user" /work/ctx-multi 2>&1)"
+check "non-root, unconfined: the multi-stage build, pushed" $? "$out"
+"$rbuild" --root "$work/host-store" build -q --network host -t host-built \
+  -o "type=oci,dest=$work/host.tar" "$c" >/dev/null 2>&1
+check "the same build on the host, full sandbox" $?
+skopeo copy -q --src-tls-verify=false "docker://$REGISTRY/in-container:user" "oci-archive:$work/pushed.tar" 2>&1
+out="$(python3 "$root/testdata/differential/compare.py" "$work/pushed.tar" "$work/host.tar" 2>&1)"
+check "the pushed image equals the host's, file by file" $? "$out"
+set -e
+[ "$failed" = 0 ] && echo "in-container: all checks passed" || { echo "in-container: some checks failed"; exit 1; }
