@@ -4,13 +4,20 @@
 # build) loaded into it, a local docker-registry on the host's loopback (the containers
 # share the host's network to reach it). Checks:
 # - root in a default `docker run` (Docker's capabilities and seccomp profile): a
-#   COPY-only build works with the store on the container's own root; a RUN fails with
+#   COPY-only build works with the store on the container's own root; with
+#   --isolation sandbox, a RUN fails with
 #   rbuild's explanation of what the container refuses, not as the command's failure;
+# - root in a default `docker run` again: the multi-stage build of multistage/ (RUN with a
+#   cache mount, COPY, ADD, USER, WORKDIR, COPY --from) works in the container isolation
+#   rbuild chooses there, with the store on the container's own root (overlayfs), and the
+#   image it pushes has the tree, config and history of the one rbuild builds on the host
+#   with the full sandbox;
 # - a non-root user with seccomp and AppArmor unconfined and Docker's default masked
-#   /proc paths: the multi-stage build of multistage/ (RUN with a cache mount, COPY, ADD,
-#   WORKDIR, COPY --from) works, isolated by a user namespace (the store on a tmpfs), and
-#   the image it pushes has the tree, config and history of the one rbuild builds on the
-#   host with the full sandbox.
+#   /proc paths: the same build without its USER step (a user namespace maps one user
+#   only) works, isolated by a user namespace (the store on a tmpfs), and equals the
+#   host's build of it;
+# - outside a container (a root of its own that shows none), --isolation container
+#   refuses to start.
 # Prints a line per check; exits 1 when one fails. Root only.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -39,7 +46,7 @@ docker version >/dev/null 2>&1 || { tail -20 "$work/dockerd.log" >&2; exit 1; }
 serve_registry "$work/registry" || { echo "docker-registry did not start" >&2; exit 1; }
 bash "$root/testdata/images/make-busybox.sh" "$work/images" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci-archive:$work/images/busybox-oci.tar" "docker://$REGISTRY/busybox:latest"
-PROFILE=debug bash "$root/cli/image/build.sh" rbuild:test --root "$work/host-store" -q \
+RBUILD_ROOT="$work/host-store" PROFILE=debug bash "$root/cli/image/build.sh" rbuild:test -q \
   -o "type=docker,dest=$work/rbuild-image.tar" >/dev/null
 docker load -q -i "$work/rbuild-image.tar" >/dev/null
 rbuild="$root/target/debug/rbuild"
@@ -70,23 +77,52 @@ out="$(in_container -- build --network host "/work/ctx-copy" 2>&1)"
 check "root, default container: a COPY-only build" $? "$out"
 printf 'FROM busybox\nRUN true\n' >"$work/copy-only/Dockerfile"
 c="$(ctx "$work/copy-only" run)"
-out="$(in_container -- build --network host "/work/ctx-run" 2>&1)"; status=$?
+out="$(in_container -- build --isolation sandbox --network host "/work/ctx-run" 2>&1)"; status=$?
 [ "$status" != 0 ] && grep -q "rbuild runs each RUN in new Linux namespaces" <<<"$out" &&
   ! grep -q "returned a non-zero code" <<<"$out"
-check "root, default container: a RUN says what the container refuses (exit $status)" $? "$out"
+check "root, default container, --isolation sandbox: a RUN says what the container refuses (exit $status)" $? "$out"
 
-# A non-root user, seccomp and AppArmor unconfined: a user namespace.
+# The multi-stage build as root in a default container: the container isolation.
 c="$(ctx "$here/multistage" multi)"
 ( cd "$c" && mkdir -p t/files && echo packed >t/files/p && tar -C t -cf files.tar files && rm -rf t )
-out="$(in_container --user 1000:1000 --security-opt seccomp=unconfined \
-  --security-opt apparmor=unconfined --tmpfs /tmp:exec,mode=1777 -- \
-  --root /tmp/store build --network host --push -t "$REGISTRY/in-container:user" /work/ctx-multi 2>&1)"
-check "non-root, unconfined: the multi-stage build, pushed" $? "$out"
 "$rbuild" --root "$work/host-store" build -q --network host -t host-built \
   -o "type=oci,dest=$work/host.tar" "$c" >/dev/null 2>&1
-check "the same build on the host, full sandbox" $?
-skopeo copy -q --src-tls-verify=false "docker://$REGISTRY/in-container:user" "oci-archive:$work/pushed.tar" 2>&1
-out="$(python3 "$root/testdata/differential/compare.py" "$work/pushed.tar" "$work/host.tar" 2>&1)"
-check "the pushed image equals the host's, file by file" $? "$out"
+check "the multi-stage build on the host, full sandbox" $?
+out="$(in_container -- build --network host --push -t "$REGISTRY/in-container:root" /work/ctx-multi 2>&1)"
+status=$?
+grep -q "isolation: the container" <<<"$out"
+check "root, default container: the multi-stage build, pushed (container isolation said)" \
+  $((status + $?)) "$out"
+skopeo copy -q --src-tls-verify=false "docker://$REGISTRY/in-container:root" "oci-archive:$work/pushed-root.tar" 2>&1
+out="$(python3 "$root/testdata/differential/compare.py" "$work/pushed-root.tar" "$work/host.tar" 2>&1)"
+check "its image equals the host's, file by file" $? "$out"
+
+# A non-root user, seccomp and AppArmor unconfined: a user namespace.
+cp -a "$c" "$work/ctx-nouser"
+sed -i '/^USER /d' "$work/ctx-nouser/Dockerfile"
+"$rbuild" --root "$work/host-store" build -q --network host -t host-nouser \
+  -o "type=oci,dest=$work/host-nouser.tar" "$work/ctx-nouser" >/dev/null 2>&1
+check "the build without USER on the host, full sandbox" $?
+out="$(in_container --user 1000:1000 --security-opt seccomp=unconfined \
+  --security-opt apparmor=unconfined --tmpfs /tmp:exec,mode=1777 -e HOME=/tmp -- \
+  --root /tmp/store build --network host --push -t "$REGISTRY/in-container:user" /work/ctx-nouser 2>&1)"
+check "non-root, unconfined: the build without USER, pushed" $? "$out"
+skopeo copy -q --src-tls-verify=false "docker://$REGISTRY/in-container:user" "oci-archive:$work/pushed-user.tar" 2>&1
+out="$(python3 "$root/testdata/differential/compare.py" "$work/pushed-user.tar" "$work/host-nouser.tar" 2>&1)"
+check "its image equals the host's, file by file" $? "$out"
+# Outside a container, the container isolation refuses to start. This machine may itself
+# be a container (CI machines often are): rbuild runs in a root of its own (chroot, new
+# mount and PID namespaces, a fresh /proc) that shows no sign of one; were it to start
+# anyway, it could only remove that root's files.
+jail="$work/jail"
+mkdir -p "$jail/rbuild" "$jail/proc" "$jail/ctx" "$jail/tmp"
+cp "$root/target/x86_64-unknown-linux-gnu/debug/rbuild" "$jail/rbuild/rbuild"
+printf 'FROM scratch\nRUN true\n' >"$jail/ctx/Dockerfile"
+echo canary >"$jail/canary"
+out="$(env -i PATH=/rbuild "$(command -v unshare)" --mount --pid --fork --root="$jail" --mount-proc=/proc \
+  /rbuild/rbuild --root /tmp/store build --isolation container /ctx 2>&1)"
+status=$?
+[ "$status" != 0 ] && grep -q "refuses to run outside a container" <<<"$out" && [ -f "$jail/canary" ]
+check "outside a container, --isolation container refuses to start (exit $status)" $? "$out"
 set -e
 [ "$failed" = 0 ] && echo "in-container: all checks passed" || { echo "in-container: some checks failed"; exit 1; }

@@ -16,6 +16,7 @@ mod copy;
 mod executor;
 pub mod flags;
 mod gofmt;
+mod in_place;
 mod metadata;
 mod mounts;
 pub mod record;
@@ -33,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 
 pub use executor::{Executor, ProcessExecutor, RecordingExecutor};
+pub use in_place::InPlaceExecutor;
 pub use mounts::{remove_cache_mounts, Secret};
 pub use stage::StageOutcome;
 

@@ -32,6 +32,15 @@ fn is_opaque(path: &Path) -> bool {
     ["trusted.overlay.opaque", "user.overlay.opaque"]
         .iter()
         .any(|k| xattr::get(path, k).ok().flatten().is_some_and(|v| v == b"y"))
+        || path.join(crate::snapshot::OPAQUE_FILE).exists()
+}
+
+/// Whether a snapshot hides `name` in the directory `dir` with a whiteout file
+/// (`.wh.NAME`, a snapshot made where overlayfs's own whiteouts cannot be).
+fn has_whiteout_file(dir: &Path, name: &std::ffi::OsStr) -> bool {
+    let mut file = OsString::from(".wh.");
+    file.push(name);
+    fs::symlink_metadata(dir.join(file)).is_ok()
 }
 
 /// The merged file system of some layer snapshots.
@@ -76,7 +85,13 @@ impl RootfsView {
         let mut here = layer.to_path_buf();
         for (i, part) in parts.iter().enumerate() {
             here.push(part);
-            let Ok(m) = fs::symlink_metadata(&here) else { return Seen::Absent { opaque } };
+            let Ok(m) = fs::symlink_metadata(&here) else {
+                let parent = here.parent().unwrap_or(layer);
+                if has_whiteout_file(parent, part) {
+                    return Seen::Hidden;
+                }
+                return Seen::Absent { opaque };
+            };
             if is_whiteout(&m) {
                 return Seen::Hidden;
             }
@@ -157,6 +172,14 @@ impl RootfsView {
             for e in entries {
                 let e = e.map_err(Error::io("listing", dir.clone()))?;
                 let name = e.file_name();
+                // Whiteout files: `.wh.NAME` hides NAME below; the opaque marker is read
+                // by `is_opaque`.
+                if let Some(n) = name.to_str().and_then(|n| n.strip_prefix(".wh.")) {
+                    if n != ".wh..opq" {
+                        hidden.insert(OsString::from(n));
+                    }
+                    continue;
+                }
                 if out.contains_key(&name) || hidden.contains(&name) {
                     continue;
                 }

@@ -35,6 +35,142 @@ pub fn container_evidence_in(root: &Path, has_var: impl Fn(&str) -> bool) -> Opt
     None
 }
 
+/// How RUN steps are isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// New Linux namespaces for each RUN (in a user namespace as a normal user).
+    Sandbox,
+    /// The container rbuild runs in, its root file system rewritten for each step.
+    Container,
+}
+
+/// Whether this process may make the namespaces of a sandbox: `None` when it may, else
+/// what refused it. Tried in a child process (unshare there changes nothing here).
+pub fn namespaces_refused() -> Option<String> {
+    use nix::sched::{unshare, CloneFlags};
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if !crate::users::is_root() {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    // SAFETY: the child makes one system call and exits, allocating nothing.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            let code = match unshare(flags) {
+                Ok(()) => 0,
+                Err(e) => e as i32,
+            };
+            // SAFETY: _exit ends the child at once, running nothing of the parent's.
+            unsafe { nix::libc::_exit(code) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            match nix::sys::wait::waitpid(child, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => None,
+                Ok(nix::sys::wait::WaitStatus::Exited(_, errno)) => Some(format!(
+                    "making new namespaces: {}",
+                    nix::errno::Errno::from_raw(errno).desc()
+                )),
+                other => Some(format!("making new namespaces: the probe ended as {other:?}")),
+            }
+        }
+        Err(e) => Some(format!("forking a probe: {e}")),
+    }
+}
+
+/// The isolation to use: `requested` (`None`: choose). Chosen, it is the sandbox where
+/// namespaces can be made, else, as root in a detected container, the container itself;
+/// the message says which and why when it is not the sandbox. The container isolation
+/// is refused outside a detected container, and as a normal user.
+pub fn choose(requested: Option<Isolation>) -> Result<(Isolation, Option<String>), String> {
+    match requested {
+        Some(Isolation::Sandbox) => Ok((Isolation::Sandbox, None)),
+        Some(Isolation::Container) => {
+            let Some(why) = container_evidence() else {
+                return Err("--isolation container runs RUN steps in the root file system \
+                     rbuild runs in, removing its files: it refuses to run outside a \
+                     container (none detected: no /.dockerenv, /run/.containerenv, \
+                     container variable, Kubernetes pod or container cgroup)"
+                    .into());
+            };
+            if !crate::users::is_root() {
+                return Err("--isolation container needs root in the container (it sets \
+                     the owners of the image's files and runs steps as their users)"
+                    .into());
+            }
+            Ok((Isolation::Container, Some(format!("isolation: the container ({why}), as asked"))))
+        }
+        None => {
+            let Some(refused) = namespaces_refused() else {
+                return Ok((Isolation::Sandbox, None));
+            };
+            match container_evidence() {
+                Some(why) if crate::users::is_root() => Ok((
+                    Isolation::Container,
+                    Some(format!(
+                        "isolation: the container ({why}); it allows no new namespaces \
+                         ({refused}), so each RUN runs in its own root file system"
+                    )),
+                )),
+                _ => Ok((Isolation::Sandbox, None)),
+            }
+        }
+    }
+}
+
+/// The paths the container isolation leaves alone, besides the ones its caller adds
+/// (the store, the context): every mount point (the container's volumes, `/proc`,
+/// `/etc/hosts` ...), rbuild's own executable, the CA certificates and registry
+/// credentials rbuild reads (`SSL_CERT_FILE`, `SSL_CERT_DIR`, `DOCKER_CONFIG` or
+/// `~/.docker`), and the paths listed in `RBUILD_KEEP` (colon-separated; rbuild's image
+/// sets it to its own folder).
+pub fn container_keep_paths() -> Vec<std::path::PathBuf> {
+    use std::path::PathBuf;
+    let mut keep: Vec<PathBuf> = ["/proc", "/sys", "/dev"].iter().map(PathBuf::from).collect();
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for line in mountinfo.lines() {
+        if let Some(point) = line.split(' ').nth(4) {
+            let point = unescape_mount_path(point);
+            if point != "/" {
+                keep.push(PathBuf::from(point));
+            }
+        }
+    }
+    keep.extend(std::env::current_exe().ok());
+    for var in ["SSL_CERT_FILE", "SSL_CERT_DIR", "DOCKER_CONFIG"] {
+        keep.extend(std::env::var_os(var).map(PathBuf::from));
+    }
+    if std::env::var_os("DOCKER_CONFIG").is_none() {
+        keep.extend(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
+    }
+    if let Some(list) = std::env::var_os("RBUILD_KEEP") {
+        keep.extend(std::env::split_paths(&list).filter(|p| p.is_absolute()));
+    }
+    keep
+}
+
+/// A mount point as `/proc/self/mountinfo` writes it (`\040` for a space ...), decoded.
+fn unescape_mount_path(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = bytes[i + 1..i + 4].iter().fold(0u32, |a, b| a * 8 + u32::from(b - b'0'));
+            out.push(v as u8);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// A sandbox error with what to do about it, when the environment refused it a
 /// namespace or a mount (the usual case in a container).
 pub fn explain(message: &str) -> String {
@@ -49,11 +185,12 @@ pub fn explain(message: &str) -> String {
     );
     if let Some(why) = container_evidence() {
         text.push_str(&format!(
-            " It runs in a container ({why}): start the container with `--cap-add \
-             SYS_ADMIN --security-opt seccomp=unconfined --security-opt \
-             apparmor=unconfined` (as root), or run rbuild as a non-root user in a \
-             container with seccomp and AppArmor unconfined (a user namespace then isolates \
-             each RUN)."
+            " It runs in a container ({why}): as root, give rbuild `--isolation \
+             container` (each RUN then runs in the container's own root file system, which \
+             it rewrites: for a throwaway CI container), or start the container with \
+             `--cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt \
+             apparmor=unconfined`; or run rbuild as a non-root user in a container with \
+             seccomp and AppArmor unconfined (a user namespace then isolates each RUN)."
         ));
     } else if crate::users::is_root() {
         text.push_str(" As root, rbuild needs CAP_SYS_ADMIN and a seccomp policy that allows unshare and mount.");
@@ -82,6 +219,12 @@ mod tests {
         assert!(container_evidence_in(dir.path(), |_| false).unwrap().contains("docker"));
         std::fs::write(dir.path().join(".dockerenv"), "").unwrap();
         assert_eq!(container_evidence_in(dir.path(), |_| false).unwrap(), "/.dockerenv exists");
+    }
+
+    #[test]
+    fn mount_points_are_decoded() {
+        assert_eq!(unescape_mount_path("/a\\040b"), "/a b");
+        assert_eq!(unescape_mount_path("/plain"), "/plain");
     }
 
     #[test]

@@ -20,6 +20,7 @@
 
 mod cgroups;
 pub mod environment;
+pub mod in_place;
 mod linux;
 pub mod network;
 mod nodes;

@@ -25,6 +25,11 @@ pub enum WhiteoutMode {
     /// `trusted.overlay.opaque` attribute for opaque directories), for a snapshot of one
     /// layer that overlayfs stacks on the layers below it. Needs root.
     Overlay,
+    /// Record them as the layer tar does (an empty `.wh.NAME` file, a `.wh..wh..opq` file
+    /// in an opaque directory), for a snapshot whose file system cannot hold overlayfs's
+    /// whiteouts (a store on overlayfs itself: a device 0/0 made there is a whiteout of
+    /// that overlay, invisible); such snapshots are stacked by copying, not by overlayfs.
+    Files,
 }
 
 /// How a layer is applied.
@@ -310,6 +315,29 @@ impl Pending {
     /// directories' times, deepest first.
     fn finish(self, root: &Path, options: ApplyOptions, report: &mut ApplyReport) -> Result<()> {
         let Pending { written, mut whiteouts, mut opaque_dirs, mut dir_times } = self;
+        if options.whiteouts == WhiteoutMode::Files {
+            for dir in std::mem::take(&mut opaque_dirs) {
+                fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
+                let marker = dir.join(OPAQUE);
+                fs::write(&marker, b"").map_err(Error::io("writing", marker))?;
+                report.whiteouts += 1;
+            }
+            for path in std::mem::take(&mut whiteouts) {
+                if written.contains(&path) {
+                    continue;
+                }
+                let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+                let mut file = std::ffi::OsString::from(WHITEOUT_PREFIX);
+                file.push(name);
+                let marker = path.with_file_name(file);
+                if let Some(parent) = marker.parent() {
+                    fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+                }
+                remove_any(&path)?;
+                fs::write(&marker, b"").map_err(Error::io("writing", marker))?;
+                report.whiteouts += 1;
+            }
+        }
         if options.whiteouts == WhiteoutMode::Overlay {
             for dir in std::mem::take(&mut opaque_dirs) {
                 fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;

@@ -182,9 +182,12 @@ fn add_all(root: &Path, rel: &Path, changes: &mut Vec<Change>) -> Result<()> {
     Ok(())
 }
 
-/// The changes recorded in an overlayfs upper directory: whiteout devices (character
-/// device 0/0) become deletions, directories marked opaque (`trusted.overlay.opaque` or
-/// `user.overlay.opaque` set to `y`) become opaque markers, everything else is added.
+/// The changes recorded in an overlayfs upper directory (or a snapshot): whiteout devices
+/// (character device 0/0) and `.wh.NAME` files become deletions, directories marked
+/// opaque (`trusted.overlay.opaque` or `user.overlay.opaque` set to `y`, or holding a
+/// `.wh..wh..opq` file) become opaque markers, everything else is added. (The files are
+/// the whiteouts of a snapshot on a file system where overlayfs's own cannot be made,
+/// see [`super::WhiteoutMode::Files`].)
 pub fn overlay_changes(upper: &Path) -> Result<Vec<Change>> {
     let mut changes = Vec::new();
     let mut stack = vec![PathBuf::new()];
@@ -193,6 +196,14 @@ pub fn overlay_changes(upper: &Path) -> Result<Vec<Change>> {
             let r = rel.join(&name);
             let p = upper.join(&r);
             let m = meta(&p)?;
+            if name == OPAQUE_FILE {
+                changes.push(Change::Opaque(rel.clone()));
+                continue;
+            }
+            if let Some(hidden) = name.to_str().and_then(|n| n.strip_prefix(".wh.")) {
+                changes.push(Change::Delete(rel.join(hidden)));
+                continue;
+            }
             if m.file_type().is_char_device() && m.rdev() == 0 {
                 changes.push(Change::Delete(r));
                 continue;
@@ -211,6 +222,10 @@ pub fn overlay_changes(upper: &Path) -> Result<Vec<Change>> {
     }
     Ok(changes)
 }
+
+/// The name of the file that marks its directory opaque in a snapshot with whiteout
+/// files (as in a layer tar).
+pub const OPAQUE_FILE: &str = ".wh..wh..opq";
 
 /// Writes the tar of `changes` (contents read from `root`) to `out`, owners as they are
 /// (see [`LayerOptions::root_ids`] for a rootless build's). Returns the diff ID (the tar's

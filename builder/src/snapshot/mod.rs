@@ -6,12 +6,13 @@ mod apply;
 mod create;
 pub(crate) mod path;
 mod pgzip;
+pub mod stack;
 
 pub use apply::{
     apply_layer, apply_layer_below, decompress, ApplyOptions, ApplyReport, Below, WhiteoutMode,
 };
 pub use create::{
     diff_trees, overlay_changes, write_layer, write_tar, Change, Compression, LayerBlob,
-    LayerOptions,
+    LayerOptions, OPAQUE_FILE,
 };
 pub use pgzip::ParallelGzip;

@@ -281,6 +281,23 @@ impl Store {
         &self.root
     }
 
+    /// Whether the store lives on overlayfs (a container's own root file system): its
+    /// snapshots then hold whiteout files, not overlayfs's devices, and are stacked by
+    /// copying (overlayfs refuses an overlayfs for its upper directory).
+    pub fn on_overlayfs(&self) -> bool {
+        nix::sys::statfs::statfs(&self.root)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC)
+    }
+
+    /// How the store's snapshots record whiteouts (see [`Store::on_overlayfs`]).
+    pub fn whiteout_mode(&self) -> crate::snapshot::WhiteoutMode {
+        if self.on_overlayfs() {
+            crate::snapshot::WhiteoutMode::Files
+        } else {
+            crate::snapshot::WhiteoutMode::Overlay
+        }
+    }
+
     /// This process's own folder for things being made (blobs being written, snapshots
     /// being extracted, files on their way to a rename), `tmp/proc-<pid>-<random>/`. It
     /// holds a lock file that the process keeps locked until it exits, however it exits:

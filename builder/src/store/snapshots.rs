@@ -11,7 +11,7 @@ use oci_spec::image::Digest;
 use super::Store;
 use crate::digest::HashingReader;
 use crate::error::{Error, Result};
-use crate::snapshot::{apply_layer, decompress, ApplyOptions, WhiteoutMode};
+use crate::snapshot::{apply_layer, decompress, ApplyOptions};
 
 impl Store {
     /// The snapshot of a layer (blob `layer`, uncompressed digest `diff_id`), extracting it
@@ -52,7 +52,7 @@ impl Store {
         dir: &std::path::Path,
     ) -> Result<()> {
         let mut plain = HashingReader::new(decompress(self.open_blob(layer)?)?);
-        let options = ApplyOptions { whiteouts: WhiteoutMode::Overlay, ..ApplyOptions::default() };
+        let options = ApplyOptions { whiteouts: self.whiteout_mode(), ..ApplyOptions::default() };
         apply_layer(&mut plain, dir, options)?;
         let (actual, _) = plain.finish();
         if actual != *diff_id {

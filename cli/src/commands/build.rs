@@ -8,10 +8,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use rbuild_builder::engine::flags::{self, DockerfileInput};
 use rbuild_builder::engine::shared_cache::CacheLocation;
-use rbuild_builder::engine::{context, BuildOptions, Platform, ProcessExecutor};
+use rbuild_builder::engine::{
+    context, BuildOptions, Executor, InPlaceExecutor, Platform, ProcessExecutor,
+};
 use rbuild_builder::export::Output;
 use rbuild_builder::reference::Reference;
 use rbuild_builder::remote::RegistrySource;
+use rbuild_builder::sandbox::environment::{self, Isolation};
 use rbuild_builder::sandbox::Network;
 use rbuild_builder::store::Store;
 use rbuild_builder::workflow::{self, BuildJob};
@@ -32,6 +35,21 @@ pub enum NetworkArg {
     Host,
     /// Only a loopback interface.
     None,
+}
+
+/// How RUN steps are isolated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IsolationArg {
+    /// New Linux namespaces for each RUN (a user namespace as a normal user); as root in
+    /// a container that allows none, the container (see `container`), said in one line.
+    Auto,
+    /// New Linux namespaces only.
+    Sandbox,
+    /// Each RUN in the container rbuild runs in, on its own root file system, as kaniko
+    /// does. WARNING: this removes and rewrites the files of that container (all but its
+    /// mount points, rbuild's own files, the store and the context): use it only in a
+    /// throwaway container, such as a CI job's. Refused outside a container.
+    Container,
 }
 
 /// Arguments of `rbuild build`.
@@ -104,6 +122,9 @@ pub struct BuildArgs {
     /// means `type=local,dest=DIR`.
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
     output: Option<String>,
+    /// How RUN steps are isolated: `auto`, `sandbox` or `container` (see below).
+    #[arg(long, value_enum, default_value = "auto")]
+    isolation: IsolationArg,
     #[command(flatten)]
     registry: RegistryArgs,
     /// The build context: a directory; `-` for a tar archive on standard input; a git
@@ -209,15 +230,42 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         ssh: flags::ssh_agents(&args.ssh)?,
         ..BuildOptions::new(context_dir, dockerfile)
     };
-    let executor = ProcessExecutor {
-        program: std::env::current_exe().context("finding rbuild's own executable")?,
-        args: vec!["__sandbox".to_string()],
+    let requested = match args.isolation {
+        IsolationArg::Auto => None,
+        IsolationArg::Sandbox => Some(Isolation::Sandbox),
+        IsolationArg::Container => Some(Isolation::Container),
+    };
+    let (isolation, said) = environment::choose(requested).map_err(anyhow::Error::msg)?;
+    if let Some(line) = said {
+        eprintln!("rbuild: {line}");
+    }
+    let executor: Box<dyn Executor> = match isolation {
+        Isolation::Sandbox => Box::new(ProcessExecutor {
+            program: std::env::current_exe().context("finding rbuild's own executable")?,
+            args: vec!["__sandbox".to_string()],
+        }),
+        Isolation::Container => {
+            let mut keep = environment::container_keep_paths();
+            keep.push(std::path::absolute(store.root()).context("the store's path")?);
+            keep.push(std::path::absolute(&options.context).context("the context's path")?);
+            keep.extend(
+                args.file.iter().filter(|f| *f != "-").filter_map(|f| std::path::absolute(f).ok()),
+            );
+            Box::new(InPlaceExecutor::new(&keep, store.whiteout_mode()))
+        }
     };
     let reporter = progress::reporter(mode);
     // Not locked for the whole build: stage threads print their events meanwhile.
     let mut stdout = std::io::stdout();
-    let built =
-        workflow::build(store, &df, &options, &job, &executor, reporter.as_ref(), &mut stdout);
+    let built = workflow::build(
+        store,
+        &df,
+        &options,
+        &job,
+        executor.as_ref(),
+        reporter.as_ref(),
+        &mut stdout,
+    );
     reporter.finish(built.as_ref());
     let result = built?;
     if let Some(path) = &args.iidfile {
