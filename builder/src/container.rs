@@ -107,6 +107,7 @@ pub fn run(store: &Store, image: &Image, options: &RunOptions) -> Result<i32> {
         tty: options.tty,
         layer_mounts: Vec::new(),
         tmpfs: Vec::new(),
+        copy_root: store.on_overlayfs(),
     };
     let result = sandbox::run(&spec).map_err(|e| match e {
         // What the environment refused, with what to do about it.

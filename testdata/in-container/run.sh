@@ -14,8 +14,9 @@
 #   with the full sandbox;
 # - a non-root user with seccomp and AppArmor unconfined and Docker's default masked
 #   /proc paths: the same build without its USER step (a user namespace maps one user
-#   only) works, isolated by a user namespace (the store on a tmpfs), and equals the
-#   host's build of it;
+#   only) works, isolated by a user namespace, with the store on the container's own root
+#   (the layers stacked by copying: overlayfs refuses an overlayfs upper directory), and
+#   equals the host's build of it;
 # - outside a container (a root of its own that shows none), --isolation container
 #   refuses to start.
 # Prints a line per check; exits 1 when one fails. Root only.
@@ -104,7 +105,7 @@ sed -i '/^USER /d' "$work/ctx-nouser/Dockerfile"
   -o "type=oci,dest=$work/host-nouser.tar" "$work/ctx-nouser" >/dev/null 2>&1
 check "the build without USER on the host, full sandbox" $?
 out="$(in_container --user 1000:1000 --security-opt seccomp=unconfined \
-  --security-opt apparmor=unconfined --tmpfs /tmp:exec,mode=1777 -e HOME=/tmp -- \
+  --security-opt apparmor=unconfined -e HOME=/tmp -- \
   --root /tmp/store build --network host --push -t "$REGISTRY/in-container:user" /work/ctx-nouser 2>&1)"
 check "non-root, unconfined: the build without USER, pushed" $? "$out"
 skopeo copy -q --src-tls-verify=false "docker://$REGISTRY/in-container:user" "oci-archive:$work/pushed-user.tar" 2>&1

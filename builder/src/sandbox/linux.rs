@@ -85,7 +85,34 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
             "resource limits need root (cgroups are not delegated to users here)".into(),
         ));
     }
-    let plan = mount_plan(spec, &etc, rootless);
+    // Layers stacked by copying: the root and the `--mount ...,from=` trees made now, the
+    // root scanned to find what the command changes.
+    let scan = if spec.copy_root {
+        let none = crate::snapshot::stack::KeepList::default();
+        crate::snapshot::stack::materialize(&spec.lowers, &spec.merged(), &none)?;
+        for m in &spec.layer_mounts {
+            crate::snapshot::stack::materialize(&m.lowers, &m.dir.join("merged"), &none)?;
+        }
+        Some(crate::snapshot::stack::Scan::take(&spec.merged(), &none)?)
+    } else {
+        None
+    };
+    let code = run_stacked(spec, &etc, rootless)?;
+    if let Some(scan) = scan {
+        let none = crate::snapshot::stack::KeepList::default();
+        scan.changes_into(
+            &spec.merged(),
+            &none,
+            &spec.upper(),
+            crate::snapshot::WhiteoutMode::Files,
+        )?;
+    }
+    Ok(code)
+}
+
+/// [`run`] once the root's layers are in place.
+fn run_stacked(spec: &SandboxSpec, etc: &Path, rootless: bool) -> Result<i32> {
+    let plan = mount_plan(spec, etc, rootless);
     let id = spec.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let cgroup = super::cgroups::Cgroup::create(&id, &spec.limits)?;
     // The launcher of slirp4netns is forked first, while this process is still in the

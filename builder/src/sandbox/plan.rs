@@ -123,8 +123,17 @@ pub fn overlay_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
 /// namespace.
 pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool) -> Vec<MountStep> {
     let root = spec.merged();
-    let mut steps = vec![
-        MountStep::PrivateRoot,
+    let stacked = if spec.copy_root {
+        // The layers were copied into the root beforehand: it only needs to be a mount
+        // point, for pivot_root.
+        MountStep::Bind {
+            source: root.clone(),
+            target: root.clone(),
+            readonly: false,
+            file: false,
+            device: false,
+        }
+    } else {
         MountStep::Overlay {
             // An image without layers (FROM scratch): one empty lower directory, as
             // overlayfs needs one.
@@ -137,7 +146,11 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
             work: spec.work(),
             target: root.clone(),
             userxattr: rootless,
-        },
+        }
+    };
+    let mut steps = vec![
+        MountStep::PrivateRoot,
+        stacked,
         MountStep::Proc(root.join("proc")),
         MountStep::Tmpfs(root.join("dev"), "mode=755,size=65536k".into()),
     ];
@@ -191,13 +204,16 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
     }
     for m in &spec.layer_mounts {
         let merged = m.dir.join("merged");
-        steps.push(MountStep::Overlay {
-            lowers: overlay_lowers(&m.lowers),
-            upper: m.dir.join("upper"),
-            work: m.dir.join("work"),
-            target: merged.clone(),
-            userxattr: rootless,
-        });
+        // Copied there beforehand when the root is.
+        if !spec.copy_root {
+            steps.push(MountStep::Overlay {
+                lowers: overlay_lowers(&m.lowers),
+                upper: m.dir.join("upper"),
+                work: m.dir.join("work"),
+                target: merged.clone(),
+                userxattr: rootless,
+            });
+        }
         steps.push(MountStep::Bind {
             source: merged.join(&m.source),
             target: root.join(m.target.trim_start_matches('/')),
@@ -259,6 +275,7 @@ mod tests {
                 file: false,
             }],
             tmpfs: vec![TmpfsMount { target: "/scratch".into(), size: Some(1 << 20) }],
+            copy_root: false,
         };
         let plan = mount_plan(&spec, std::path::Path::new("/r/etc"), false);
         assert_eq!(plan[0], MountStep::PrivateRoot);
@@ -302,6 +319,14 @@ mod tests {
         let readonly =
             plan.iter().position(|s| *s == MountStep::ReadOnly("/r/merged/proc/sys".into()));
         assert!(masked > proc_at && readonly > proc_at, "masks go over the new /proc: {plan:?}");
+        // Layers stacked by copying: no overlay, the root bound onto itself.
+        let copied = mount_plan(
+            &SandboxSpec { copy_root: true, ..spec },
+            std::path::Path::new("/r/etc"),
+            false,
+        );
+        assert!(copied.iter().all(|s| !matches!(s, MountStep::Overlay { .. })), "{copied:?}");
+        assert!(matches!(&copied[1], MountStep::Bind { source, target, .. } if source == target));
         let sysfs_at = plan.iter().position(|s| matches!(s, MountStep::Sysfs(_)));
         let firmware =
             plan.iter().position(|s| *s == MountStep::Mask("/r/merged/sys/firmware".into()));

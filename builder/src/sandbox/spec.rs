@@ -89,6 +89,12 @@ pub struct SandboxSpec {
     /// tmpfs mounts, made last.
     #[serde(default)]
     pub tmpfs: Vec<TmpfsMount>,
+    /// Stack the layers by copying them into `merged/` rather than with overlayfs (a
+    /// store on overlayfs, which overlayfs refuses as its upper directory); what the
+    /// command changed is then found by comparing the tree and written to `upper/`, with
+    /// whiteout files.
+    #[serde(default)]
+    pub copy_root: bool,
 }
 
 impl SandboxSpec {
