@@ -11,6 +11,8 @@
 # Root only.
 # shellcheck source=/dev/null
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/registry.sh"
+# shellcheck source=/dev/null
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/dockerd.sh"
 
 start_peer() {
   work="$1"
@@ -38,13 +40,8 @@ start_peer() {
   [ "$missing" = 0 ] || bash "$root/testdata/apt-install.sh" $(grep -v '^#' "$root/testdata/test-packages.txt")
   command -v runc >/dev/null || bash "$root/testdata/apt-install.sh" runc
   [ -x /usr/bin/docker ] || bash "$root/testdata/apt-install.sh" docker.io
-  setsid env PATH="$peer/root/usr/bin:$peer/root/usr/sbin:$PATH" dockerd \
-    --host "unix://$work/docker.sock" --data-root "$work/docker" \
-    --exec-root "$work/exec" --pidfile "$work/dockerd.pid" --iptables=false \
-    --ip6tables=false --bridge=none --storage-driver overlay2 >"$work/dockerd.log" 2>&1 </dev/null &
-  export DOCKER_HOST="unix://$work/docker.sock" DOCKER_BUILDKIT=1
-  for _ in $(seq 120); do /usr/bin/docker version >/dev/null 2>&1 && break; sleep 0.5; done
-  /usr/bin/docker version >/dev/null 2>&1 || { tail -20 "$work/dockerd.log" >&2; return 1; }
+  start_dockerd "$work" "$peer/root/usr/bin:$peer/root/usr/sbin" || return 1
+  export DOCKER_BUILDKIT=1
   (cd "$root" && cargo build --quiet -p rbuild)
   RBUILD="$root/target/debug/rbuild"
   serve_registry "$work/registry" || { echo "docker-registry did not start" >&2; return 1; }
@@ -53,11 +50,8 @@ start_peer() {
     "docker://$REGISTRY/busybox:latest"
 }
 
-# Stops dockerd and the registry, unmounts what dockerd left and removes WORK.
+# Stops the registry and dockerd, unmounts what dockerd left and removes WORK.
 stop_peer() {
-  [ -f "$work/dockerd.pid" ] && kill "$(cat "$work/dockerd.pid")" 2>/dev/null || true
   kill "${REGISTRY_PID:-}" 2>/dev/null || true
-  sleep 1
-  awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$work"
+  stop_dockerd "$work"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The differential suite: every case under testdata/differential/cases/ (a Dockerfile and
 # its context; a case's make.sh makes what git cannot hold; its args file holds more
-# build flags, one word a line) built by rbuild and by BuildKit v0.13 (docker 26.1, see
+# build flags, one word a line; a case may be a link to a build case of testdata/build/)
+# built by rbuild and by BuildKit v0.13 (docker 26.1, see
 # peer.sh), both from the same busybox base served by a local docker-registry. Each pair
 # of images is compared by compare.py: the file tree (type, mode, owner, size, content,
 # link targets, hard-link groups), the config, the history, the layer count and each
@@ -32,7 +33,7 @@ cases=("$@")
 same=0; differ=0; deliberate=0; table=()
 for case in "${cases[@]}"; do
   ctx="$work/ctx-$case"
-  cp -a "$here/cases/$case" "$ctx"
+  cp -aL "$here/cases/$case" "$ctx"
   [ -f "$ctx/make.sh" ] && (cd "$ctx" && bash make.sh && rm make.sh)
   # Both tools build FROM the same base, by the registry's name for it.
   sed -i -E "s#^(FROM( +--platform=[^ ]+)? +)busybox( |\$)#\1$REGISTRY/busybox:latest\3#I;

@@ -30,20 +30,14 @@ work="$(mktemp -d)"
 chmod 0755 "$work"
 # shellcheck source=testdata/registry.sh
 . "$root/testdata/registry.sh"
+# shellcheck source=testdata/dockerd.sh
+. "$root/testdata/dockerd.sh"
 cleanup() {
-  [ -f "$work/dockerd.pid" ] && kill "$(cat "$work/dockerd.pid")" 2>/dev/null || true
   kill "${REGISTRY_PID:-}" 2>/dev/null || true
-  sleep 1
-  awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$work"
+  stop_dockerd "$work"
 }
 trap cleanup EXIT
-setsid /usr/sbin/dockerd --host "unix://$work/docker.sock" --data-root "$work/docker" \
-  --exec-root "$work/exec" --pidfile "$work/dockerd.pid" --iptables=false --ip6tables=false \
-  --bridge=none --storage-driver overlay2 >"$work/dockerd.log" 2>&1 </dev/null &
-export DOCKER_HOST="unix://$work/docker.sock"
-for _ in $(seq 120); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
-docker version >/dev/null 2>&1 || { tail -20 "$work/dockerd.log" >&2; exit 1; }
+start_dockerd "$work" || exit 1
 serve_registry "$work/registry" || { echo "docker-registry did not start" >&2; exit 1; }
 bash "$root/testdata/images/make-busybox.sh" "$work/images" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci-archive:$work/images/busybox-oci.tar" "docker://$REGISTRY/busybox:latest"

@@ -13,6 +13,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::snapshot::is_opaque_dir as is_opaque;
 
 /// One layer's view of a path.
 enum Seen {
@@ -26,13 +27,6 @@ enum Seen {
 
 fn is_whiteout(m: &Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
-}
-
-fn is_opaque(path: &Path) -> bool {
-    ["trusted.overlay.opaque", "user.overlay.opaque"]
-        .iter()
-        .any(|k| xattr::get(path, k).ok().flatten().is_some_and(|v| v == b"y"))
-        || path.join(crate::snapshot::OPAQUE_FILE).exists()
 }
 
 /// Whether a snapshot hides `name` in the directory `dir` with a whiteout file

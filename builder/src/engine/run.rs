@@ -96,8 +96,12 @@ fn command_line(
         (Command::Shell(s), [h]) if only_heredoc_marker(s) => {
             let body = heredoc_body(h);
             if body.starts_with("#!") {
+                // The script runs from a file, started by the shell as BuildKit starts it
+                // (`/bin/sh -c /dev/pipes/EOF`, so its history reads so too).
                 let target = format!("/dev/pipes/{}", h.name);
-                (vec![target.clone()], Some((target, body)))
+                let mut v = state.shell();
+                v.push(target.clone());
+                (v, Some((target, body)))
             } else {
                 let mut v = state.shell();
                 v.push(body);

@@ -227,6 +227,15 @@ pub fn overlay_changes(upper: &Path) -> Result<Vec<Change>> {
 /// files (as in a layer tar).
 pub const OPAQUE_FILE: &str = ".wh..wh..opq";
 
+/// Whether a snapshot's directory is opaque (hides the layers below it): overlayfs's
+/// attribute (`trusted.` or `user.overlay.opaque`) or the marker file.
+pub fn is_opaque_dir(dir: &Path) -> bool {
+    ["trusted.overlay.opaque", "user.overlay.opaque"]
+        .iter()
+        .any(|k| xattr::get(dir, k).ok().flatten().is_some_and(|v| v == b"y"))
+        || dir.join(OPAQUE_FILE).exists()
+}
+
 /// Writes the tar of `changes` (contents read from `root`) to `out`, owners as they are
 /// (see [`LayerOptions::root_ids`] for a rootless build's). Returns the diff ID (the tar's
 /// digest) and the tar's size.

@@ -49,13 +49,6 @@ fn is_device_whiteout(m: &Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
 }
 
-fn is_opaque(dir: &Path) -> bool {
-    ["trusted.overlay.opaque", "user.overlay.opaque"]
-        .iter()
-        .any(|k| xattr::get(dir, k).ok().flatten().is_some_and(|v| v == b"y"))
-        || dir.join(super::OPAQUE_FILE).exists()
-}
-
 /// Removes whatever is at `path` (a tree too).
 fn remove(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
@@ -102,7 +95,7 @@ pub fn apply_snapshot(snapshot: &Path, target: &Path, keep: Keep<'_>) -> Result<
     while let Some(rel) = stack.pop() {
         let src_dir = snapshot.join(&rel);
         let dst_dir = target.join(&rel);
-        if !rel.as_os_str().is_empty() && is_opaque(&src_dir) {
+        if !rel.as_os_str().is_empty() && super::is_opaque_dir(&src_dir) {
             clear(&dst_dir, &rel, keep)?;
         }
         let entries = fs::read_dir(&src_dir).map_err(Error::io("listing", src_dir.clone()))?;
