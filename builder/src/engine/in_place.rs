@@ -81,6 +81,13 @@ impl Executor for InPlaceExecutor {
                 Scan::take(&self.root, &keep)?
             }
         };
+        if spec.network == crate::sandbox::Network::None {
+            let _ = writeln!(
+                output,
+                "rbuild: warning: the container isolation cannot take the network away: this \
+                 step has the container's network (--network=none is not enforced)"
+            );
+        }
         let code = crate::sandbox::in_place::run_in_place(spec, &self.root, output)?;
         let now = scan.changes_into(&self.root, &keep, &upper, self.whiteouts)?;
         // The mount points a sandbox leaves in an image that lacks them (as BuildKit's
