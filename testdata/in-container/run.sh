@@ -17,6 +17,8 @@
 #   only) works, isolated by a user namespace, with the store on the container's own root
 #   (the layers stacked by copying: overlayfs refuses an overlayfs upper directory), and
 #   equals the host's build of it;
+# - a job's script in the image's shell: rbuild builds, then runs again in the container
+#   the build rewrote;
 # - outside a container (a root of its own that shows none), --isolation container
 #   refuses to start.
 # Prints a line per check; exits 1 when one fails. Root only.
@@ -91,6 +93,14 @@ check "root, default container: the multi-stage build, pushed (container isolati
 skopeo copy -q --src-tls-verify=false "docker://$REGISTRY/in-container:root" "oci-archive:$work/pushed-root.tar" 2>&1
 out="$(python3 "$root/testdata/differential/compare.py" "$work/pushed-root.tar" "$work/host.tar" 2>&1)"
 check "its image equals the host's, file by file" $? "$out"
+
+# A CI job's script: the image's shell, and rbuild again after the container isolation
+# has rewritten the container's files (rbuild is static, under /rbuild).
+out="$(docker run --rm --network host --entrypoint "" -v "$work:/work:ro" rbuild:test \
+  sh -c 'rbuild build -q -t job /work/ctx-multi >/dev/null && rbuild images && test -x /usr/local/bin/app' 2>&1)"
+status=$?
+grep -q "^job " <<<"$out"
+check "a job script: build, then rbuild again in the rewritten container" $((status + $?)) "$out"
 
 # A non-root user, seccomp and AppArmor unconfined: a user namespace.
 cp -a "$c" "$work/ctx-nouser"
