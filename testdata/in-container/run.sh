@@ -4,9 +4,10 @@
 # build) loaded into it, a local docker-registry on the host's loopback (the containers
 # share the host's network to reach it). Checks:
 # - root in a default `docker run` (Docker's capabilities and seccomp profile): a
-#   COPY-only build works with the store on the container's own root; with
-#   --isolation sandbox, a RUN fails with
-#   rbuild's explanation of what the container refuses, not as the command's failure;
+#   COPY-only build works with the store on the container's own root; with --isolation
+#   sandbox, a RUN fails with rbuild's explanation of what the container refuses, not as
+#   the command's failure; so does a RUN in a container that does not mark itself as
+#   throwaway (no RBUILD_KEEP);
 # - root in a default `docker run` again: the multi-stage build of multistage/ (RUN with a
 #   cache mount, COPY, ADD, USER, WORKDIR, COPY --from) works in the container isolation
 #   rbuild chooses there, with the store on the container's own root (overlayfs), and the
@@ -78,6 +79,14 @@ out="$(in_container -- build --isolation sandbox --network host "/work/ctx-run" 
 [ "$status" != 0 ] && grep -q "rbuild runs each RUN in new Linux namespaces" <<<"$out" &&
   ! grep -q "returned a non-zero code" <<<"$out"
 check "root, default container, --isolation sandbox: a RUN says what the container refuses (exit $status)" $? "$out"
+
+# A container that does not mark itself as throwaway (no RBUILD_KEEP): rbuild does not
+# rewrite it by itself; the RUN fails and names --isolation container.
+out="$(docker run --rm --network host --entrypoint "" -v "$work:/work:ro" rbuild:test \
+  sh -c 'env -u RBUILD_KEEP rbuild build --network host /work/ctx-run; echo "exit $?"; test -d /rbuild/busybox' 2>&1)"
+status=$?
+[ "$status" = 0 ] && grep -q -- "--isolation container" <<<"$out" && ! grep -q "^exit 0" <<<"$out"
+check "root, default container without RBUILD_KEEP: no container isolation unasked" $? "$out"
 
 # The multi-stage build as root in a default container: the container isolation.
 c="$(ctx "$here/multistage" multi)"

@@ -80,8 +80,9 @@ pub fn namespaces_refused() -> Option<String> {
 }
 
 /// The isolation to use: `requested` (`None`: choose). Chosen, it is the sandbox where
-/// namespaces can be made, else, as root in a detected container, the container itself;
-/// the message says which and why when it is not the sandbox. The container isolation
+/// namespaces can be made, else, as root in a detected container that is there to be
+/// rewritten (`RBUILD_KEEP` set, as in rbuild's image), the container itself; the message
+/// says which and why when it is not the sandbox. The container isolation
 /// is refused outside a detected container, and as a normal user.
 pub fn choose(requested: Option<Isolation>) -> Result<(Isolation, Option<String>), String> {
     match requested {
@@ -105,8 +106,13 @@ pub fn choose(requested: Option<Isolation>) -> Result<(Isolation, Option<String>
             let Some(refused) = namespaces_refused() else {
                 return Ok((Isolation::Sandbox, None));
             };
+            // Chosen only in a container that says it is there to be rewritten: rbuild's
+            // own image sets RBUILD_KEEP. Elsewhere (a developer's container, say) the
+            // first RUN fails with what to do, `--isolation container` among it: the
+            // container isolation removes the container's files.
+            let throwaway = std::env::var_os("RBUILD_KEEP").is_some_and(|v| !v.is_empty());
             match container_evidence() {
-                Some(why) if crate::users::is_root() => Ok((
+                Some(why) if crate::users::is_root() && throwaway => Ok((
                     Isolation::Container,
                     Some(format!(
                         "isolation: the container ({why}); it allows no new namespaces \

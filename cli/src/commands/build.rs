@@ -41,7 +41,8 @@ pub enum NetworkArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum IsolationArg {
     /// New Linux namespaces for each RUN (a user namespace as a normal user); as root in
-    /// a container that allows none, the container (see `container`), said in one line.
+    /// a container that allows none and marks itself as throwaway (RBUILD_KEEP set, as in
+    /// rbuild's own image), the container (see `container`), said in one line.
     Auto,
     /// New Linux namespaces only.
     Sandbox,
