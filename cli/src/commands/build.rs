@@ -240,6 +240,13 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
     if let Some(line) = said {
         eprintln!("rbuild: {line}");
     }
+    if isolation == Isolation::Sandbox && store.on_overlayfs() {
+        eprintln!(
+            "rbuild: the store ({}) is on overlayfs, which overlayfs cannot stack on: each RUN \
+             copies its layers (slower); a volume for the store (--root) avoids it",
+            store.root().display()
+        );
+    }
     let executor: Box<dyn Executor> = match isolation {
         Isolation::Sandbox => Box::new(ProcessExecutor {
             program: std::env::current_exe().context("finding rbuild's own executable")?,
