@@ -87,8 +87,8 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     }
     // Layers stacked by copying: the root and the `--mount ...,from=` trees made now, the
     // root scanned to find what the command changes.
+    let none = crate::snapshot::stack::KeepList::default();
     let scan = if spec.copy_root {
-        let none = crate::snapshot::stack::KeepList::default();
         crate::snapshot::stack::materialize(&spec.lowers, &spec.merged(), &none)?;
         for m in &spec.layer_mounts {
             crate::snapshot::stack::materialize(&m.lowers, &m.dir.join("merged"), &none)?;
@@ -99,7 +99,6 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     };
     let code = run_stacked(spec, &etc, rootless)?;
     if let Some(scan) = scan {
-        let none = crate::snapshot::stack::KeepList::default();
         scan.changes_into(
             &spec.merged(),
             &none,

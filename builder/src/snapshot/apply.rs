@@ -89,13 +89,35 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// Removes whatever is at `path` (a file, a link, or a whole directory), if anything.
-fn remove_any(path: &Path) -> Result<()> {
+pub(super) fn remove_any(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(Error::io("removing", path)),
         Ok(_) => fs::remove_file(path).map_err(Error::io("removing", path)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::Io { action: "inspecting", path: path.to_path_buf(), source: e }),
     }
+}
+
+/// Records that the directory `dir` of a snapshot is opaque, as `mode` says: overlayfs's
+/// attribute, or the `.wh..wh..opq` file.
+pub(super) fn record_opaque(dir: &Path, mode: WhiteoutMode) -> Result<()> {
+    if mode == WhiteoutMode::Files {
+        let marker = dir.join(OPAQUE);
+        return fs::write(&marker, b"").map_err(Error::io("writing", marker));
+    }
+    xattr::set(dir, opaque_xattr(), b"y").map_err(Error::io("marking opaque", dir))
+}
+
+/// Records in a snapshot that `path` (nothing there now) is removed, as `mode` says:
+/// overlayfs's device 0/0, or a `.wh.NAME` file beside it.
+pub(super) fn record_whiteout(path: &Path, mode: WhiteoutMode) -> Result<()> {
+    if mode == WhiteoutMode::Files {
+        let mut name = OsString::from(WHITEOUT_PREFIX);
+        name.push(path.file_name().unwrap_or_default());
+        let marker = path.with_file_name(name);
+        return fs::write(&marker, b"").map_err(Error::io("writing", marker));
+    }
+    make_whiteout(path)
 }
 
 /// Applies a layer (plain, gzip or zstd tar) onto `root`.
@@ -274,12 +296,8 @@ impl Resolver<'_> {
             fs::create_dir(&host).map_err(Error::io("creating", host.clone()))?;
             if let Some((_, m)) = (below.entry)(&parts[..n]).filter(|(_, m)| m.is_dir()) {
                 use std::os::unix::fs::MetadataExt;
-                fs::set_permissions(&host, fs::Permissions::from_mode(m.mode() & 0o7777))
-                    .map_err(Error::io("setting the mode of", host.clone()))?;
-                if crate::users::is_root() {
-                    std::os::unix::fs::lchown(&host, Some(m.uid()), Some(m.gid()))
-                        .map_err(Error::io("changing the owner of", host.clone()))?;
-                }
+                super::stack::set_meta(&host, &m)?;
+                // Writing into it changes its time: set again at the end.
                 let time = FileTime::from_unix_time(m.mtime(), m.mtime_nsec() as u32);
                 pending.dir_times.push((host.clone(), time));
             }
@@ -315,34 +333,10 @@ impl Pending {
     /// directories' times, deepest first.
     fn finish(self, root: &Path, options: ApplyOptions, report: &mut ApplyReport) -> Result<()> {
         let Pending { written, mut whiteouts, mut opaque_dirs, mut dir_times } = self;
-        if options.whiteouts == WhiteoutMode::Files {
+        if options.whiteouts != WhiteoutMode::Remove {
             for dir in std::mem::take(&mut opaque_dirs) {
                 fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
-                let marker = dir.join(OPAQUE);
-                fs::write(&marker, b"").map_err(Error::io("writing", marker))?;
-                report.whiteouts += 1;
-            }
-            for path in std::mem::take(&mut whiteouts) {
-                if written.contains(&path) {
-                    continue;
-                }
-                let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-                let mut file = std::ffi::OsString::from(WHITEOUT_PREFIX);
-                file.push(name);
-                let marker = path.with_file_name(file);
-                if let Some(parent) = marker.parent() {
-                    fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
-                }
-                remove_any(&path)?;
-                fs::write(&marker, b"").map_err(Error::io("writing", marker))?;
-                report.whiteouts += 1;
-            }
-        }
-        if options.whiteouts == WhiteoutMode::Overlay {
-            for dir in std::mem::take(&mut opaque_dirs) {
-                fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
-                xattr::set(&dir, opaque_xattr(), b"y")
-                    .map_err(Error::io("marking opaque", dir.clone()))?;
+                record_opaque(&dir, options.whiteouts)?;
                 report.whiteouts += 1;
             }
             for path in std::mem::take(&mut whiteouts) {
@@ -353,7 +347,7 @@ impl Pending {
                     fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
                 }
                 remove_any(&path)?;
-                make_whiteout(&path)?;
+                record_whiteout(&path, options.whiteouts)?;
                 report.whiteouts += 1;
             }
         }

@@ -49,14 +49,7 @@ fn is_device_whiteout(m: &Metadata) -> bool {
     m.file_type().is_char_device() && m.rdev() == 0
 }
 
-/// Removes whatever is at `path` (a tree too).
-fn remove(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(Error::io("removing", path)),
-        Ok(_) => fs::remove_file(path).map_err(Error::io("removing", path)),
-        Err(_) => Ok(()),
-    }
-}
+use super::apply::{record_opaque, record_whiteout, remove_any as remove};
 
 /// Empties the directory `dir` (relative path `rel` below the root), but for kept paths.
 fn clear(dir: &Path, rel: &Path, keep: Keep<'_>) -> Result<()> {
@@ -186,7 +179,7 @@ fn copy_entry(
 }
 
 /// Gives `dst` the owner (as root), mode and times of `m`.
-fn set_meta(dst: &Path, m: &Metadata) -> Result<()> {
+pub(super) fn set_meta(dst: &Path, m: &Metadata) -> Result<()> {
     if crate::users::is_root() {
         std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid()))
             .map_err(Error::io("changing the owner of", dst))?;
@@ -295,7 +288,7 @@ impl Scan {
                 // nothing of the layers below shows through it.
                 let before = self.entries.get(*rel);
                 if before.is_some_and(|b| b.ino != m.ino() || b.dev != m.dev()) {
-                    mark_opaque(&dst, whiteouts)?;
+                    record_opaque(&dst, whiteouts)?;
                 }
             } else {
                 copy_entry(&src, &dst, &m, &mut links)?;
@@ -319,7 +312,7 @@ impl Scan {
                 continue;
             }
             make_parents(root, upper, rel, &mut made, &mut dirs)?;
-            write_whiteout(&upper.join(rel), whiteouts)?;
+            record_whiteout(&upper.join(rel), whiteouts)?;
         }
         dirs.sort_by_key(|(p, _)| std::cmp::Reverse(p.components().count()));
         for (dst, m) in dirs {
@@ -354,29 +347,6 @@ fn make_parents(
         }
     }
     Ok(())
-}
-
-fn mark_opaque(dir: &Path, whiteouts: WhiteoutMode) -> Result<()> {
-    match whiteouts {
-        WhiteoutMode::Files => {
-            let marker = dir.join(super::OPAQUE_FILE);
-            fs::write(&marker, b"").map_err(Error::io("writing", marker))
-        }
-        _ => xattr::set(dir, super::apply::opaque_xattr(), b"y")
-            .map_err(Error::io("marking opaque", dir)),
-    }
-}
-
-fn write_whiteout(path: &Path, whiteouts: WhiteoutMode) -> Result<()> {
-    match whiteouts {
-        WhiteoutMode::Files => {
-            let mut name = OsString::from(".wh.");
-            name.push(path.file_name().unwrap_or_default());
-            let marker = path.with_file_name(name);
-            fs::write(&marker, b"").map_err(Error::io("writing", marker))
-        }
-        _ => crate::sandbox::make_whiteout(path),
-    }
 }
 
 #[cfg(test)]
