@@ -524,3 +524,60 @@ fn write_file(
         .map_err(Error::io("setting the mode of", dest))?;
     Ok(copied)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar of (name, content) files, and hard links as (name, "=>target").
+    fn tar_of(entries: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            if let Some(target) = data.strip_prefix("=>") {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                h.set_mode(0o644);
+                b.append_link(&mut h, name, target).unwrap();
+            } else {
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, name, data.as_bytes()).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// Hostile: the image's links an ADD archive passes through point out of the root
+    /// (climbing with `..`, or absolute); what the archive holds lands inside the layer,
+    /// never beside it.
+    #[test]
+    fn links_of_the_image_never_lead_out_of_the_layer() {
+        let t = tempfile::tempdir().unwrap();
+        let (image, layer) = (t.path().join("image"), t.path().join("layer"));
+        fs::create_dir_all(image.join("opt")).unwrap();
+        fs::create_dir_all(&layer).unwrap();
+        symlink("../../../../../escaped", image.join("opt/climb")).unwrap();
+        symlink("/../escaped-abs", image.join("opt/abs")).unwrap();
+        let entry = |parts: &[OsString]| {
+            let p: PathBuf = std::iter::once(image.clone().into_os_string())
+                .chain(parts.iter().cloned())
+                .collect();
+            fs::symlink_metadata(&p).ok().map(|m| (p, m))
+        };
+        let below = Below { at: vec!["opt".into()], entry: &entry };
+        let options = ApplyOptions { preserve_owners: false, whiteouts: WhiteoutMode::Remove };
+        let archive = tar_of(&[("climb/x", "a"), ("abs/y", "b"), ("link", "=>climb/x")]);
+        apply_layer_below(&archive[..], &layer, &below, options).unwrap();
+        assert_eq!(fs::read_to_string(layer.join("escaped/x")).unwrap(), "a");
+        assert_eq!(fs::read_to_string(layer.join("escaped-abs/y")).unwrap(), "b");
+        assert_eq!(fs::read_to_string(layer.join("opt/link")).unwrap(), "a");
+        // A hard link climbing out of the archive is refused.
+        let climbing = tar_of(&[("other", "=>../../../climb/x")]);
+        assert!(apply_layer_below(&climbing[..], &layer, &below, options).is_err());
+        for outside in ["escaped", "escaped-abs"] {
+            assert!(!t.path().join(outside).exists(), "{outside} was written outside");
+        }
+    }
+}
