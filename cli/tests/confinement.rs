@@ -542,8 +542,15 @@ fn the_device_cgroup_allows_only_dockers_devices() {
     let path = path.expect("the sandbox's /proc/self/cgroup names its devices cgroup");
     let list = fs::read_to_string(format!("/sys/fs/cgroup/devices{path}/devices.list"))
         .unwrap_or_else(|e| panic!("devices.list of {path}: {e}"));
+    // rbuild killed outright leaves its cgroups; the next rbuild on the store removes them.
     let _ = child.kill();
     let _ = child.wait();
+    let next = crate::util::rbuild().arg("--root").arg(a.root_store.path()).arg("images").output();
+    assert!(next.unwrap().status.success());
+    assert!(
+        !Path::new(&format!("/sys/fs/cgroup/devices{path}")).exists(),
+        "the killed run's cgroup {path} is gone after the next rbuild"
+    );
     let rules: Vec<&str> = list.lines().collect();
     assert!(!rules.contains(&"a *:* rwm"), "every device is allowed: {list}");
     for rule in ["c 1:3 rwm", "c 1:9 rwm", "c 136:* rwm", "c *:* m"] {

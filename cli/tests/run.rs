@@ -272,6 +272,22 @@ fn signals_reach_the_command() {
 fn resource_limits_through_cgroups() {
     let root = store_with_busybox();
     let r = root.path();
+    // Each limited run names its cgroup on stderr, to check afterwards that it went.
+    let mut made = Vec::new();
+    let mut run = |r: &Path, args: &[&str]| -> Output {
+        let mut args = args.to_vec();
+        let script;
+        if let [.., "-c", last] = args.as_mut_slice() {
+            script = format!(
+                "grep -o 'rbuild-[0-9a-f]*' /proc/self/cgroup | head -n1 | sed 's/^/cgroup=/' >&2; {last}"
+            );
+            *last = &script;
+        }
+        let o = run(r, &args);
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        made.extend(err.lines().filter_map(|l| l.strip_prefix("cgroup=")).map(String::from));
+        o
+    };
     let o = run(
         r,
         &[
@@ -315,13 +331,16 @@ fn resource_limits_through_cgroups() {
     assert!(run(r, &["--cpus", "0.5", "busybox", "true"]).status.success());
     let bad = run(r, &["--memory", "lots", "busybox", "true"]);
     assert_eq!(bad.status.code(), Some(2), "a usage error");
-    // Every cgroup made for a run is gone afterwards.
-    let leftovers = Command::new("sh")
-        .arg("-c")
-        .arg("find /sys/fs/cgroup -maxdepth 6 -type d -name 'rbuild-*' 2>/dev/null")
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&leftovers.stdout), "", "no cgroup left behind");
+    // Every cgroup made for a run is gone afterwards (other tests' runs may be going on, so
+    // only these runs' cgroups are looked for).
+    assert_eq!(made.len(), 3, "each shell run named its cgroup");
+    for id in made {
+        let leftovers = Command::new("find")
+            .args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", &id])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&leftovers.stdout), "", "no cgroup left behind");
+    }
 }
 
 /// The same checks as a normal user, through a user namespace (the harness, as root,

@@ -173,14 +173,28 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Removes the cgroups (they must be empty: every process has ended).
+    /// Removes the cgroups. A cgroup goes only once no process is listed in it: a process
+    /// the kernel is still killing (the rest of a PID namespace whose init ended, one the
+    /// memory limit killed) can stay listed for a while on a loaded machine, so what is
+    /// still listed is killed again and the removal retried, for up to ten seconds.
     pub fn remove(&self) {
         for dir in &self.dirs {
-            for _ in 0..50 {
-                if fs::remove_dir(dir).is_ok() || !dir.exists() {
+            let mut pause = std::time::Duration::from_millis(5);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while fs::remove_dir(dir).is_err() && dir.exists() {
+                if std::time::Instant::now() >= deadline {
                     break;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                let listed = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+                for pid in listed.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    // Only this sandbox's processes are in its cgroup.
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
             }
         }
     }
@@ -191,11 +205,16 @@ pub fn remove_stale_cgroups(id: &str) {
     let Ok(roots) = fs::read_dir(ROOT) else { return };
     let mut candidates = vec![PathBuf::from(ROOT)];
     candidates.extend(roots.flatten().map(|e| e.path()));
+    let mut dirs = Vec::new();
     for root in candidates {
         for controller in ["", "memory", "pids", "cpu", "devices"] {
             if let Some(base) = own_path(controller) {
-                let _ = fs::remove_dir(root.join(base.trim_start_matches('/')).join(name(id)));
+                let dir = root.join(base.trim_start_matches('/')).join(name(id));
+                if dir.is_dir() && !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
             }
         }
     }
+    Cgroup { dirs }.remove();
 }
