@@ -10,6 +10,20 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Whether this process runs in a user namespace (its uid map is not the whole identity
+/// map of the host's): rbuild's own namespace of subordinate ids, or a rootless container's.
+/// Root there owns its namespaces but not the host's files, cgroups or trusted xattrs.
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}
+
+/// Whether this process is the host's root (root, and not in a user namespace).
+pub fn is_host_root() -> bool {
+    is_root() && !in_user_namespace()
+}
+
 /// When rbuild is not root, the caller's user and group: root in the sandbox's user
 /// namespace and in the image.
 pub fn rootless_ids() -> Option<(u32, u32)> {

@@ -24,7 +24,11 @@ use clap::{Parser, Subcommand};
     about,
     long_about = None,
     propagate_version = true,
-    after_help = "Without a command, `build` is meant: `rbuild -t NAME .` builds ./Dockerfile."
+    after_help = "Without a command, `build` is meant: `rbuild -t NAME .` builds ./Dockerfile.\n\n\
+        As a normal user with ranges in /etc/subuid and /etc/subgid and newuidmap installed \
+        (Debian: uidmap), rbuild runs in a user namespace of those ids, as rootless Podman \
+        does: images keep their files' owners and RUN may run as any of their users. \
+        RBUILD_SUBIDS=off goes without (the sandbox then maps only the caller)."
 )]
 struct Cli {
     /// More log output (repeat for more); RUST_LOG overrides it.
@@ -137,6 +141,21 @@ fn init_logging(verbose: u8) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
+    // A normal user's commands that use the store run in a user namespace of the user's
+    // subordinate ids when there are some (before any thread exists).
+    if !matches!(
+        cli.command,
+        Command::Parse(_) | Command::Login(_) | Command::Logout(_) | Command::Sandbox { .. }
+    ) {
+        use rbuild_builder::sandbox::subids::{enter, Entry, SWITCH_VAR};
+        match enter() {
+            Entry::Ran(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Entry::NotEntered(_) => {}
+            Entry::Failed(why) => eprintln!(
+                "rbuild: warning: not using subordinate ids ({why}); the sandbox maps only                  you, so RUN as another user and --chown to one are refused (set                  {SWITCH_VAR}=off to go without them silently)"
+            ),
+        }
+    }
     init_logging(cli.verbose);
     let store = || {
         let root = cli.root.clone().unwrap_or_else(rbuild_builder::store::default_root);

@@ -208,3 +208,164 @@ fn json_progress_carries_the_failed_step() {
     assert!(last["file"].as_str().is_some_and(|f| f.ends_with("Dockerfile")), "{last}");
     assert!(last["error"].as_str().is_some_and(|e| e.contains("missing.txt")), "{last}");
 }
+
+/// A normal user with subordinate ids (newuidmap installed, ranges in /etc/subuid): rbuild
+/// runs in a user namespace of them, so a build with USER, `--chown` and files of other
+/// users gives the image root's build gives, file by file; `run -u` takes any user of
+/// the image. Without them the same store is refused, and a store made without them has
+/// its snapshots made again with owners.
+#[test]
+fn subordinate_ids_build_what_root_builds() {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(rbuild_builder::users::is_root(), "the harness makes a user, which needs root");
+    let u = crate::util::AsUser::with_subids("rbuild-subids");
+    let ctx = u.work.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group \
+         && mkdir -p /home/app && chown app:app /home/app && touch /daemon-file && chown 2:3 /daemon-file\n\
+         COPY --chown=app:app file.txt /home/app/\n\
+         USER app\n\
+         WORKDIR /home/app/work\n\
+         RUN id > id.txt && touch mine && ls -ln /daemon-file > seen.txt\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("file.txt"), "copied\n").unwrap();
+    for f in ["", "Dockerfile", "file.txt"] {
+        let mode = if f.is_empty() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(ctx.join(f), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let out_dir = u.work.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::os::unix::fs::chown(&out_dir, Some(u.uid), Some(u.gid)).unwrap();
+    let user_out = out_dir.join("user.tar");
+    let as_user = |args: &[&str]| {
+        let out = u.rbuild(args);
+        assert!(
+            out.status.success(),
+            "rbuild {args:?} as rbuild-subids: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    as_user(&["load", "-q", "-i", u.archive.to_str().unwrap()]);
+    let map =
+        as_user(&["run", "--rm", "--network", "none", "busybox", "cat", "/proc/self/uid_map"]);
+    let lines: Vec<Vec<&str>> = map.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines.len(), 2, "the caller and its range are mapped: {map}");
+    assert_eq!(lines[0], ["0", &u.uid.to_string(), "1"], "{map}");
+    assert_eq!(lines[1][0], "1", "{map}");
+    assert_eq!(
+        as_user(&["run", "--rm", "--network", "none", "-u", "1000:1000", "busybox", "id", "-u"])
+            .trim(),
+        "1000"
+    );
+    as_user(&[
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-t",
+        "owners",
+        "-o",
+        &format!("type=oci,dest={}", user_out.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        as_user(&["run", "--rm", "--network", "none", "owners", "cat", "id.txt", "seen.txt"])
+            .split_whitespace()
+            .take(1)
+            .collect::<String>(),
+        "uid=1000(app)"
+    );
+    // Root's build of the same context: the same tree, config and history.
+    let root_store = tempfile::tempdir().unwrap();
+    let root_out = root_store.path().join("root.tar");
+    crate::util::ok(root_store.path(), &["load", "-q", "-i", u.archive.to_str().unwrap()]);
+    crate::util::ok(
+        root_store.path(),
+        &[
+            "build",
+            "-q",
+            "--network",
+            "none",
+            "-o",
+            &format!("type=oci,dest={}", root_out.display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let compared = Command::new("python3")
+        .arg(repo().join("testdata/differential/compare.py"))
+        .arg(&user_out)
+        .arg(&root_out)
+        .output()
+        .unwrap();
+    assert!(
+        compared.status.success(),
+        "the user's image differs from root's:\n{}{}",
+        String::from_utf8_lossy(&compared.stdout),
+        String::from_utf8_lossy(&compared.stderr)
+    );
+    // Without the ids, the store's files are out of reach: refused, saying why.
+    let mut off = u.command(&["images"]);
+    off.env("RBUILD_SUBIDS", "off");
+    let out = off.output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("subordinate ids"), "{out:?}");
+    // A store made without them: its snapshots are made again, with owners, with them.
+    let store2 = u.work.path().join("store2");
+    std::fs::create_dir(&store2).unwrap();
+    std::os::unix::fs::chown(&store2, Some(u.uid), Some(u.gid)).unwrap();
+    let with_store2 = |args: &[&str], subids: bool| {
+        let mut c = std::process::Command::new(&u.binary);
+        c.arg("--root").arg(&store2).args(args);
+        u.apply(&mut c);
+        if !subids {
+            c.env("RBUILD_SUBIDS", "off");
+        }
+        c.output().unwrap()
+    };
+    assert!(with_store2(&["load", "-q", "-i", user_out.to_str().unwrap()], false).status.success());
+    let out = with_store2(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-u",
+            "0",
+            "owners",
+            "ls",
+            "-ln",
+            "/home/app/work/mine",
+        ],
+        false,
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).split_whitespace().nth(2) == Some("0"),
+        "mapped alone, every file is root's: {out:?}"
+    );
+    let out = with_store2(
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-u",
+            "0",
+            "owners",
+            "ls",
+            "-ln",
+            "/home/app/work/mine",
+        ],
+        true,
+    );
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.split_whitespace().nth(2) == Some("1000"),
+        "with subordinate ids, the snapshot is made again with owners: {out:?}"
+    );
+}

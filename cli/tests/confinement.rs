@@ -27,6 +27,8 @@ fn require_root() {
 struct Arena {
     root_store: tempfile::TempDir,
     user: AsUser,
+    /// A user whose rbuild runs in a user namespace of its subordinate ids.
+    ids_user: AsUser,
     probe: PathBuf,
 }
 
@@ -39,6 +41,9 @@ fn arena() -> &'static Arena {
         ok(root_store.path(), &["load", "-q", "-i", archive.to_str().unwrap()]);
         let user = AsUser::new("rbuild-confined");
         let o = user.rbuild(&["load", "-q", "-i", user.archive.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let ids_user = AsUser::with_subids("rbuild-confined-ids");
+        let o = ids_user.rbuild(&["load", "-q", "-i", ids_user.archive.to_str().unwrap()]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         // The probe: a static program that tries the system calls Docker's profile refuses.
         require_tool("gcc", "gcc and libc6-dev");
@@ -54,7 +59,7 @@ fn arena() -> &'static Arena {
             "gcc -static testdata/confinement/probe.c (needs libc6-dev): {}",
             String::from_utf8_lossy(&built.stderr)
         );
-        Arena { root_store, user, probe }
+        Arena { root_store, user, ids_user, probe }
     })
 }
 
@@ -66,11 +71,21 @@ const PRELUDE: &str = "breach() { echo \"BREACH: $*\"; exit 1; }\n";
 enum Way {
     RunAsRoot,
     RunRootless,
+    RunSubids,
     BuildAsRoot,
     BuildRootless,
+    BuildSubids,
 }
 
-const WAYS: [Way; 4] = [Way::RunAsRoot, Way::RunRootless, Way::BuildAsRoot, Way::BuildRootless];
+/// As root; as a normal user mapped alone; as a normal user with subordinate ids.
+const WAYS: [Way; 6] = [
+    Way::RunAsRoot,
+    Way::RunRootless,
+    Way::RunSubids,
+    Way::BuildAsRoot,
+    Way::BuildRootless,
+    Way::BuildSubids,
+];
 
 /// An attack: its script, and what it needs besides the context at `/ctx` (which holds
 /// the script and the probe): a writable directory at `/w` (a volume for `run`, a cache
@@ -84,7 +99,7 @@ struct Attack<'a> {
     tmpfs: bool,
 }
 
-/// Runs `attack` the four ways; each must end `confined`.
+/// Runs `attack` every way; each must end `confined`.
 fn assert_confined(attack: &Attack) {
     let a = arena();
     for way in WAYS {
@@ -128,25 +143,28 @@ fn run_way(a: &Arena, attack: &Attack, way: Way) -> (Output, tempfile::TempDir) 
     let ctx = context(a, attack.script, &dockerfile);
     let writable = ctx.path().join("w");
     fs::create_dir(&writable).unwrap();
-    std::os::unix::fs::chown(&writable, Some(a.user.uid), Some(a.user.gid)).unwrap();
-    let (binary, store, rootless) = match way {
-        Way::RunAsRoot | Way::BuildAsRoot => {
-            (assert_cmd::cargo::cargo_bin("rbuild"), a.root_store.path().to_path_buf(), false)
-        }
-        Way::RunRootless | Way::BuildRootless => {
-            (a.user.binary.clone(), a.user.store.clone(), true)
-        }
+    let user = match way {
+        Way::RunAsRoot | Way::BuildAsRoot => None,
+        Way::RunRootless | Way::BuildRootless => Some(&a.user),
+        Way::RunSubids | Way::BuildSubids => Some(&a.ids_user),
+    };
+    if let Some(u) = user {
+        std::os::unix::fs::chown(&writable, Some(u.uid), Some(u.gid)).unwrap();
+    }
+    let (binary, store) = match user {
+        None => (assert_cmd::cargo::cargo_bin("rbuild"), a.root_store.path().to_path_buf()),
+        Some(u) => (u.binary.clone(), u.store.clone()),
     };
     let mut args: Vec<String> = vec!["--root".into(), store.display().to_string()];
     match way {
-        Way::RunAsRoot | Way::RunRootless => {
+        Way::RunAsRoot | Way::RunRootless | Way::RunSubids => {
             args.extend(["run".into(), "-v".into(), format!("{}:/ctx:ro", ctx.path().display())]);
             if attack.writable {
                 args.extend(["-v".into(), format!("{}:/w", writable.display())]);
             }
             args.extend(["busybox".into(), "sh".into(), "/ctx/attack.sh".into()]);
         }
-        Way::BuildAsRoot | Way::BuildRootless => {
+        Way::BuildAsRoot | Way::BuildRootless | Way::BuildSubids => {
             // The RUN's output is in the plain progress; a failed RUN fails the build.
             args.extend(["build", "--no-cache", "--progress", "plain"].map(String::from));
             args.push(ctx.path().display().to_string());
@@ -161,9 +179,8 @@ fn run_way(a: &Arena, attack: &Attack, way: Way) -> (Output, tempfile::TempDir) 
         None => Command::new(&binary),
     };
     cmd.args(&args);
-    if rootless {
-        use std::os::unix::process::CommandExt;
-        cmd.uid(a.user.uid).gid(a.user.gid).env("HOME", a.user.work.path());
+    if let Some(u) = user {
+        u.apply(&mut cmd);
     }
     (cmd.output().unwrap(), ctx)
 }

@@ -129,11 +129,34 @@ pub struct AsUser {
     pub binary: PathBuf,
     pub archive: PathBuf,
     pub store: PathBuf,
+    /// Whether rbuild uses the user's subordinate ids (else `RBUILD_SUBIDS=off`: the
+    /// sandbox's user namespace maps the user alone).
+    pub subids: bool,
 }
 
 impl AsUser {
-    /// Makes the user and the work directory (needs root).
+    /// Makes the user and the work directory (needs root); rbuild goes without the
+    /// user's subordinate ids.
     pub fn new(user: &str) -> AsUser {
+        Self::make(user, false)
+    }
+
+    /// As [`AsUser::new`], but rbuild runs in a user namespace of the user's subordinate
+    /// ids (useradd gives a new user a range; newuidmap must be installed).
+    pub fn with_subids(user: &str) -> AsUser {
+        let u = Self::make(user, true);
+        for file in ["/etc/subuid", "/etc/subgid"] {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            assert!(
+                text.lines().any(|l| l.starts_with(&format!("{user}:"))),
+                "{file} gives {user} no range (useradd adds one when SUB_UID_COUNT is set in /etc/login.defs)"
+            );
+        }
+        assert!(Path::new("/usr/bin/newuidmap").exists(), "needs newuidmap (package uidmap)");
+        u
+    }
+
+    fn make(user: &str, subids: bool) -> AsUser {
         use std::os::unix::fs::PermissionsExt;
         let (uid, gid) = test_user(user);
         let work = tempfile::tempdir().unwrap();
@@ -145,19 +168,25 @@ impl AsUser {
         let store = work.path().join("store");
         std::fs::create_dir(&store).unwrap();
         std::os::unix::fs::chown(&store, Some(uid), Some(gid)).unwrap();
-        AsUser { uid, gid, work, binary, archive, store }
+        AsUser { uid, gid, work, binary, archive, store, subids }
+    }
+
+    /// Makes `cmd` run as the user, with HOME at the work directory.
+    pub fn apply(&self, cmd: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(self.uid).gid(self.gid).env("HOME", self.work.path());
+        if self.subids {
+            cmd.env_remove("RBUILD_SUBIDS");
+        } else {
+            cmd.env("RBUILD_SUBIDS", "off");
+        }
     }
 
     /// `rbuild --root STORE ARGS` to run as the user, with HOME at the work directory.
     pub fn command(&self, args: &[&str]) -> Command {
-        use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(&self.binary);
-        cmd.arg("--root")
-            .arg(&self.store)
-            .args(args)
-            .uid(self.uid)
-            .gid(self.gid)
-            .env("HOME", self.work.path());
+        cmd.arg("--root").arg(&self.store).args(args);
+        self.apply(&mut cmd);
         cmd
     }
 

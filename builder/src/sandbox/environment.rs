@@ -95,7 +95,7 @@ pub fn choose(requested: Option<Isolation>) -> Result<(Isolation, Option<String>
                      container variable, Kubernetes pod or container cgroup)"
                     .into());
             };
-            if !crate::users::is_root() {
+            if !crate::users::is_host_root() {
                 return Err("--isolation container needs root in the container (it sets \
                      the owners of the image's files and runs steps as their users)"
                     .into());
@@ -112,7 +112,7 @@ pub fn choose(requested: Option<Isolation>) -> Result<(Isolation, Option<String>
             // container isolation removes the container's files.
             let throwaway = std::env::var_os("RBUILD_KEEP").is_some_and(|v| !v.is_empty());
             match container_evidence() {
-                Some(why) if crate::users::is_root() && throwaway => Ok((
+                Some(why) if crate::users::is_host_root() && throwaway => Ok((
                     Isolation::Container,
                     Some(format!(
                         "isolation: the container ({why}); it allows no new namespaces \

@@ -80,7 +80,7 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
     let etc = spec.run_dir.join("etc");
     write_etc(spec, &etc)?;
     let rootless = !crate::users::is_root();
-    if rootless && spec.limits.any() {
+    if !crate::users::is_host_root() && spec.limits.any() {
         return Err(Error::Sandbox(
             "resource limits need root (cgroups are not delegated to users here)".into(),
         ));
@@ -111,7 +111,9 @@ pub fn run(spec: &SandboxSpec) -> Result<i32> {
 
 /// [`run`] once the root's layers are in place.
 fn run_stacked(spec: &SandboxSpec, etc: &Path, rootless: bool) -> Result<i32> {
-    let plan = mount_plan(spec, etc, rootless);
+    // In any user namespace (the sandbox's own, or rbuild's of subordinate ids) overlayfs
+    // keeps its attributes in `user.` xattrs.
+    let plan = mount_plan(spec, etc, rootless || crate::users::in_user_namespace());
     let id = spec.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let cgroup = super::cgroups::Cgroup::create(&id, &spec.limits)?;
     // The launcher of slirp4netns is forked first, while this process is still in the

@@ -27,6 +27,7 @@ mod nodes;
 pub mod plan;
 pub mod seccomp;
 mod spec;
+pub mod subids;
 
 pub use cgroups::{remove_stale_cgroups, Cgroup, Limits};
 pub use environment::explain;

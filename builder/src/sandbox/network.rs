@@ -74,7 +74,7 @@ impl Slirp {
         // slirp4netns opens the tunnel device inside the user namespace, where only the
         // device's permissions for others count.
         let tun = Path::new("/dev/net/tun");
-        if rootless
+        if (rootless || crate::users::in_user_namespace())
             && nix::unistd::access(
                 tun,
                 nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::W_OK,

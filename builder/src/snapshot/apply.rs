@@ -42,10 +42,10 @@ pub struct ApplyOptions {
     pub whiteouts: WhiteoutMode,
 }
 
-/// The attribute that marks an overlayfs directory opaque: `trusted.` as root; `user.`
-/// otherwise (overlayfs mounted with `userxattr` in a user namespace reads that one).
+/// The attribute that marks an overlayfs directory opaque: `trusted.` as the host's root;
+/// `user.` otherwise (overlayfs mounted with `userxattr` in a user namespace reads that one).
 pub fn opaque_xattr() -> &'static str {
-    if crate::users::is_root() {
+    if crate::users::is_host_root() {
         "trusted.overlay.opaque"
     } else {
         "user.overlay.opaque"
@@ -482,8 +482,15 @@ fn write_entry<R: Read>(
     if options.preserve_owners {
         let uid = header.uid().unwrap_or(0) as u32;
         let gid = header.gid().unwrap_or(0) as u32;
-        std::os::unix::fs::lchown(dest, Some(uid), Some(gid))
-            .map_err(Error::io("setting the owner of", dest))?;
+        if let Err(e) = std::os::unix::fs::lchown(dest, Some(uid), Some(gid)) {
+            if e.raw_os_error() == Some(nix::libc::EINVAL) && crate::users::in_user_namespace() {
+                return Err(Error::InvalidImage(format!(
+                    "{} belongs to {uid}:{gid}, beyond the ids rbuild's user namespace maps                      (0 and the ranges of /etc/subuid and /etc/subgid): give the user a                      larger range",
+                    dest.display()
+                )));
+            }
+            return Err(Error::io("setting the owner of", dest)(e));
+        }
         // chown clears set-id bits; put the mode back for files and directories.
         if !matches!(kind, tar::EntryType::Symlink) && mode & 0o6000 != 0 {
             fs::set_permissions(dest, fs::Permissions::from_mode(mode))

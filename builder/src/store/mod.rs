@@ -66,13 +66,13 @@ pub struct StoreLock {
 }
 
 /// The default store location: `RBUILD_ROOT`, else `/var/lib/rbuild` for root, else
-/// `$XDG_DATA_HOME/rbuild` or `~/.local/share/rbuild`.
+/// `$XDG_DATA_HOME/rbuild` or `~/.local/share/rbuild` (also for a normal user's rbuild
+/// in its namespace of subordinate ids, where it is root).
 pub fn default_root() -> PathBuf {
     if let Some(root) = std::env::var_os("RBUILD_ROOT").filter(|v| !v.is_empty()) {
         return PathBuf::from(root);
     }
-    let is_root = crate::users::is_root();
-    if is_root {
+    if crate::users::is_host_root() {
         return PathBuf::from("/var/lib/rbuild");
     }
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
@@ -258,6 +258,7 @@ impl Store {
         let store = Store { root };
         store.clean_containers();
         store.remove_leftovers();
+        store.check_owners()?;
         let layout = store.root.join("oci-layout");
         if !layout.exists() {
             write_atomically(&store.tmp_dir(), &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -274,6 +275,37 @@ impl Store {
             }
         }
         Ok(store)
+    }
+
+    /// Layer snapshots keep their files' owners only where rbuild is root: the host's
+    /// root, or a normal user's rbuild in its namespace of subordinate ids. A normal
+    /// user's rbuild whose sandbox maps it alone owns every file it extracts. The file
+    /// `owners` says which way the store's snapshots were made (`kept` or `caller`; none:
+    /// by an older rbuild, the caller's way then). Snapshots made as the caller alone are
+    /// extracted again, with their owners, once rbuild has subordinate ids; a store whose
+    /// files belong to subordinate ids is refused without them (they cannot even be read).
+    fn check_owners(&self) -> Result<()> {
+        let marker = self.root.join("owners");
+        let now = if crate::users::is_root() { "kept" } else { "caller" };
+        let before = match fs::read_to_string(&marker) {
+            Ok(text) => text.trim().to_string(),
+            Err(_) if crate::users::is_host_root() => "kept".to_string(),
+            Err(_) => "caller".to_string(),
+        };
+        if before != now {
+            if now == "caller" {
+                return Err(Error::Conflict(format!(
+                    "the store at {} was used with subordinate ids (a user namespace of the                      ranges in /etc/subuid): its files belong to them. Run rbuild with them                      (newuidmap installed, RBUILD_SUBIDS not off), or give another --root",
+                    self.root.display()
+                )));
+            }
+            // The snapshots' files all belong to the caller: made again from the blobs.
+            self.remove_snapshots(true)?;
+        }
+        if before != now || !marker.exists() {
+            write_atomically(&self.tmp_dir(), &marker, format!("{now}\n").as_bytes())?;
+        }
+        Ok(())
     }
 
     /// The store's root directory.
