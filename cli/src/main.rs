@@ -152,7 +152,9 @@ fn main() -> ExitCode {
             Entry::Ran(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Entry::NotEntered(_) => {}
             Entry::Failed(why) => eprintln!(
-                "rbuild: warning: not using subordinate ids ({why}); the sandbox maps only                  you, so RUN as another user and --chown to one are refused (set                  {SWITCH_VAR}=off to go without them silently)"
+                "rbuild: warning: not using subordinate ids ({why}); the sandbox maps only \
+                 you, so RUN as another user and --chown to one are refused (set \
+                 {SWITCH_VAR}=off to go without them silently)"
             ),
         }
     }

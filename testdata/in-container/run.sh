@@ -13,11 +13,13 @@
 #   rbuild chooses there, with the store on the container's own root (overlayfs), and the
 #   image it pushes has the tree, config and history of the one rbuild builds on the host
 #   with the full sandbox;
-# - a non-root user with seccomp and AppArmor unconfined and Docker's default masked
-#   /proc paths: the same build without its USER step (a user namespace maps one user
-#   only) works, isolated by a user namespace, with the store on the container's own root
-#   (the layers stacked by copying: overlayfs refuses an overlayfs upper directory), and
-#   equals the host's build of it;
+# - the image's non-root user `build` with seccomp and AppArmor unconfined and Docker's
+#   default masked /proc paths: the same multi-stage build works, isolated by a user
+#   namespace of the user's subordinate ids (newuidmap in the image), with the store in
+#   its home on the container's own root (the layers stacked by copying: overlayfs refuses
+#   an overlayfs upper directory), and the image it pushes equals the host's;
+# - an arbitrary non-root uid without subordinate ids: the build without its USER step
+#   (a user namespace then maps that uid alone) works the same way;
 # - a job's script in the image's shell: rbuild builds, then runs again in the container
 #   the build rewrote;
 # - outside a container (a root of its own that shows none), --isolation container
@@ -111,18 +113,31 @@ status=$?
 grep -q "^job " <<<"$out"
 check "a job script: build, then rbuild again in the rewritten container" $((status + $?)) "$out"
 
-# A non-root user, seccomp and AppArmor unconfined: a user namespace.
+# The image's non-root user, seccomp and AppArmor unconfined: a user namespace of its
+# subordinate ids, its store in its home (HOME from the image's /etc/passwd).
+out="$(in_container --user build --security-opt seccomp=unconfined \
+  --security-opt apparmor=unconfined -- \
+  build --network host --push -t "$REGISTRY/in-container:build" /work/ctx-multi 2>&1)"
+status=$?
+grep -q "user namespace of your subordinate ids" <<<"$out" && grep -q "/home/build/.local/share/rbuild) is on overlayfs" <<<"$out"
+check "non-root with subordinate ids, unconfined: the multi-stage build, pushed (its isolation said)" $((status + $?)) "$out"
+skopeo copy -q --src-tls-verify=false "docker://$REGISTRY/in-container:build" "oci-archive:$work/pushed-build.tar" 2>&1
+out="$(python3 "$root/testdata/differential/compare.py" "$work/pushed-build.tar" "$work/host.tar" 2>&1)"
+check "its image equals the host's, file by file" $? "$out"
+
+# Another non-root uid, not in the image's /etc/passwd: no subordinate ids, a user
+# namespace that maps that uid alone (a RUN as another user is refused there).
 cp -a "$c" "$work/ctx-nouser"
 sed -i '/^USER /d' "$work/ctx-nouser/Dockerfile"
 "$rbuild" --root "$work/host-store" build -q --network host -t host-nouser \
   -o "type=oci,dest=$work/host-nouser.tar" "$work/ctx-nouser" >/dev/null 2>&1
 check "the build without USER on the host, full sandbox" $?
-out="$(in_container --user 1000:1000 --security-opt seccomp=unconfined \
+out="$(in_container --user 2000:2000 --security-opt seccomp=unconfined \
   --security-opt apparmor=unconfined -e HOME=/tmp -- \
   --root /tmp/store build --network host --push -t "$REGISTRY/in-container:user" /work/ctx-nouser 2>&1)"
 status=$?
-grep -q "is on overlayfs" <<<"$out"
-check "non-root, unconfined: the build without USER, pushed (the copying said)" $((status + $?)) "$out"
+grep -q "is on overlayfs" <<<"$out" && grep -q "maps only you" <<<"$out"
+check "non-root without subordinate ids, unconfined: the build without USER, pushed (both said)" $((status + $?)) "$out"
 skopeo copy -q --src-tls-verify=false "docker://$REGISTRY/in-container:user" "oci-archive:$work/pushed-user.tar" 2>&1
 out="$(python3 "$root/testdata/differential/compare.py" "$work/pushed-user.tar" "$work/host-nouser.tar" 2>&1)"
 check "its image equals the host's, file by file" $? "$out"

@@ -104,7 +104,7 @@ pub fn choose(requested: Option<Isolation>) -> Result<(Isolation, Option<String>
         }
         None => {
             let Some(refused) = namespaces_refused() else {
-                return Ok((Isolation::Sandbox, None));
+                return Ok((Isolation::Sandbox, user_namespace_line()));
             };
             // Chosen only in a container that says it is there to be rewritten: rbuild's
             // own image sets RBUILD_KEEP. Elsewhere (a developer's container, say) the
@@ -123,6 +123,32 @@ pub fn choose(requested: Option<Isolation>) -> Result<(Isolation, Option<String>
             }
         }
     }
+}
+
+/// For a sandbox in a user namespace, the line that says which ids it has: a normal
+/// user's rbuild in its namespace of subordinate ids, another user namespace (a rootless
+/// container's), or one the sandbox makes for the caller alone.
+fn user_namespace_line() -> Option<String> {
+    if crate::users::is_host_root() {
+        return None;
+    }
+    if !crate::users::is_root() {
+        return Some(
+            "isolation: a sandbox in a user namespace that maps only you (no subordinate \
+             ids: see `rbuild --help`): RUN as another user and --chown to one are refused"
+                .into(),
+        );
+    }
+    let ids: u64 = std::fs::read_to_string("/proc/self/uid_map")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+        .sum();
+    Some(if std::env::var_os(super::subids::ENTERED_VAR).is_some() {
+        format!("isolation: a sandbox in a user namespace of your subordinate ids ({ids} ids, you are root there)")
+    } else {
+        format!("isolation: a sandbox in the user namespace rbuild runs in ({ids} ids)")
+    })
 }
 
 /// The paths the container isolation leaves alone, besides the ones its caller adds

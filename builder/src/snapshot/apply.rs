@@ -485,7 +485,9 @@ fn write_entry<R: Read>(
         if let Err(e) = std::os::unix::fs::lchown(dest, Some(uid), Some(gid)) {
             if e.raw_os_error() == Some(nix::libc::EINVAL) && crate::users::in_user_namespace() {
                 return Err(Error::InvalidImage(format!(
-                    "{} belongs to {uid}:{gid}, beyond the ids rbuild's user namespace maps                      (0 and the ranges of /etc/subuid and /etc/subgid): give the user a                      larger range",
+                    "{} belongs to {uid}:{gid}, beyond the ids rbuild's user namespace maps \
+                     (0 and the ranges of /etc/subuid and /etc/subgid): give the user a \
+                     larger range",
                     dest.display()
                 )));
             }

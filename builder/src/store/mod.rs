@@ -295,7 +295,9 @@ impl Store {
         if before != now {
             if now == "caller" {
                 return Err(Error::Conflict(format!(
-                    "the store at {} was used with subordinate ids (a user namespace of the                      ranges in /etc/subuid): its files belong to them. Run rbuild with them                      (newuidmap installed, RBUILD_SUBIDS not off), or give another --root",
+                    "the store at {} was used with subordinate ids (a user namespace of the \
+                     ranges in /etc/subuid): its files belong to them. Run rbuild with them \
+                     (newuidmap installed, RBUILD_SUBIDS not off), or give another --root",
                     self.root.display()
                 )));
             }
