@@ -141,16 +141,24 @@ fn init_logging(verbose: u8) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
-    // A normal user's commands that use the store run in a user namespace of the user's
-    // subordinate ids when there are some (before any thread exists).
-    if !matches!(
-        cli.command,
-        Command::Parse(_) | Command::Login(_) | Command::Logout(_) | Command::Sandbox { .. }
-    ) {
+    // Commands that use the store run in a user namespace (before any thread exists): a
+    // normal user's of its subordinate ids when there are some; root's where root may
+    // make namespaces only there (the container isolation, when asked for, needs none).
+    let container_asked = matches!(&cli.command,
+        Command::Build(b) if b.isolation == commands::build::IsolationArg::Container);
+    if !container_asked
+        && !matches!(
+            cli.command,
+            Command::Parse(_) | Command::Login(_) | Command::Logout(_) | Command::Sandbox { .. }
+        )
+    {
         use rbuild_builder::sandbox::subids::{enter, Entry, SWITCH_VAR};
         match enter() {
             Entry::Ran(code) => return ExitCode::from(u8::try_from(code).unwrap_or(1)),
             Entry::NotEntered(_) => {}
+            Entry::Failed(why) if rbuild_builder::users::is_root() => {
+                eprintln!("rbuild: warning: root may not make namespaces here, nor a user namespace ({why})")
+            }
             Entry::Failed(why) => eprintln!(
                 "rbuild: warning: not using subordinate ids ({why}); the sandbox maps only \
                  you, so RUN as another user and --chown to one are refused (set \

@@ -369,3 +369,70 @@ fn subordinate_ids_build_what_root_builds() {
         "with subordinate ids, the snapshot is made again with owners: {out:?}"
     );
 }
+
+/// Root without CAP_SYS_ADMIN (as in a container whose seccomp policy allows user
+/// namespaces) may make a sandbox's namespaces only in a user namespace: rbuild enters
+/// one of the same ids, says so, and builds what root builds, file by file; a store made
+/// by the host's root has its snapshots made again for it.
+#[test]
+fn root_without_cap_sys_admin_builds_in_a_user_namespace() {
+    assert!(rbuild_builder::users::is_root(), "dropping a capability needs root");
+    crate::util::require_tool("capsh", "libcap2-bin");
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN echo 'app:x:1000:1000::/home/app:/bin/sh' >> /etc/passwd && echo 'app:x:1000:' >> /etc/group \
+         && mkdir -p /home/app && chown app:app /home/app && mkdir /gone && touch /gone/f\n\
+         COPY --chown=app:app file.txt /home/app/\n\
+         RUN rm -r /gone && mkdir /gone && touch /gone/g\n\
+         USER app\n\
+         RUN touch /home/app/mine\n",
+    )
+    .unwrap();
+    std::fs::write(ctx.join("file.txt"), "copied\n").unwrap();
+    let archive = busybox_images().join("busybox-oci.tar");
+    let built = |store: &std::path::Path, dest: &std::path::Path, drop: bool| {
+        crate::util::ok(store, &["load", "-q", "-i", archive.to_str().unwrap()]);
+        let args = format!(
+            "'{}' --root '{}' build --network none -o type=oci,dest='{}' '{}'",
+            assert_cmd::cargo::cargo_bin("rbuild").display(),
+            store.display(),
+            dest.display(),
+            ctx.display()
+        );
+        let mut c = Command::new("capsh");
+        if drop {
+            c.arg("--drop=cap_sys_admin");
+        }
+        let out = c.args(["--", "-c", &args]).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let (dropped, full) = (dir.path().join("dropped.tar"), dir.path().join("full.tar"));
+    let text = built(&dir.path().join("a"), &dropped, true);
+    assert!(text.contains("a sandbox in a user namespace of the same ids"), "{text}");
+    let text = built(&dir.path().join("b"), &full, false);
+    assert!(!text.contains("user namespace"), "{text}");
+    let compared = Command::new("python3")
+        .arg(repo().join("testdata/differential/compare.py"))
+        .arg(&dropped)
+        .arg(&full)
+        .output()
+        .unwrap();
+    assert!(
+        compared.status.success(),
+        "the image differs from the one built with CAP_SYS_ADMIN:\n{}{}",
+        String::from_utf8_lossy(&compared.stdout),
+        String::from_utf8_lossy(&compared.stderr)
+    );
+    let owners = |s: &str| std::fs::read_to_string(dir.path().join(s).join("owners")).unwrap();
+    assert_eq!((owners("a").trim(), owners("b").trim()), ("userns", "root"));
+}

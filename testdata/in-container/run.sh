@@ -20,6 +20,8 @@
 #   an overlayfs upper directory), and the image it pushes equals the host's;
 # - an arbitrary non-root uid without subordinate ids: the build without its USER step
 #   (a user namespace then maps that uid alone) works the same way;
+# - root with seccomp and AppArmor unconfined (still no added capability): the same
+#   build in the full sandbox, in a user namespace of the same ids, equal to the host's;
 # - a job's script in the image's shell: rbuild builds, then runs again in the container
 #   the build rewrote;
 # - outside a container (a root of its own that shows none), --isolation container
@@ -103,6 +105,18 @@ check "root, default container: the multi-stage build, pushed (container isolati
   $((status + $?)) "$out"
 skopeo copy -q --src-tls-verify=false "docker://$REGISTRY/in-container:root" "oci-archive:$work/pushed-root.tar" 2>&1
 out="$(python3 "$root/testdata/differential/compare.py" "$work/pushed-root.tar" "$work/host.tar" 2>&1)"
+check "its image equals the host's, file by file" $? "$out"
+
+# Root with seccomp and AppArmor unconfined but no CAP_SYS_ADMIN: namespaces only in a
+# user namespace, which rbuild enters (the full sandbox, not the container isolation).
+out="$(in_container --security-opt seccomp=unconfined --security-opt apparmor=unconfined -- \
+  build --network host --push -t "$REGISTRY/in-container:root-userns" /work/ctx-multi 2>&1)"
+status=$?
+grep -q "a sandbox in a user namespace of the same ids" <<<"$out" && ! grep -q "isolation: the container" <<<"$out"
+check "root, seccomp and AppArmor unconfined: the multi-stage build in a user namespace, pushed" \
+  $((status + $?)) "$out"
+skopeo copy -q --src-tls-verify=false "docker://$REGISTRY/in-container:root-userns" "oci-archive:$work/pushed-root-userns.tar" 2>&1
+out="$(python3 "$root/testdata/differential/compare.py" "$work/pushed-root-userns.tar" "$work/host.tar" 2>&1)"
 check "its image equals the host's, file by file" $? "$out"
 
 # A CI job's script: the image's shell, and rbuild again after the container isolation

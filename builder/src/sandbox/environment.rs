@@ -47,12 +47,17 @@ pub enum Isolation {
 /// Whether this process may make the namespaces of a sandbox: `None` when it may, else
 /// what refused it. Tried in a child process (unshare there changes nothing here).
 pub fn namespaces_refused() -> Option<String> {
+    namespaces_refused_with(!crate::users::is_root())
+}
+
+/// As [`namespaces_refused`], in a new user namespace (`user`) or without one.
+pub fn namespaces_refused_with(user: bool) -> Option<String> {
     use nix::sched::{unshare, CloneFlags};
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC;
-    if !crate::users::is_root() {
+    if user {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
     // SAFETY: the child makes one system call and exits, allocating nothing.
@@ -144,7 +149,12 @@ fn user_namespace_line() -> Option<String> {
         .lines()
         .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
         .sum();
-    Some(if std::env::var_os(super::subids::ENTERED_VAR).is_some() {
+    let entered = std::env::var(super::subids::ENTERED_VAR).unwrap_or_default();
+    Some(if entered == super::subids::ROOT_ENTERED {
+        "isolation: a sandbox in a user namespace of the same ids (root here may make \
+         namespaces only there: no CAP_SYS_ADMIN)"
+            .to_string()
+    } else if super::subids::entered_for_a_user() {
         format!("isolation: a sandbox in a user namespace of your subordinate ids ({ids} ids, you are root there)")
     } else {
         format!("isolation: a sandbox in the user namespace rbuild runs in ({ids} ids)")
@@ -220,9 +230,8 @@ pub fn explain(message: &str) -> String {
             " It runs in a container ({why}): as root, give rbuild `--isolation \
              container` (each RUN then runs in the container's own root file system, which \
              it rewrites: for a throwaway CI container), or start the container with \
-             `--cap-add SYS_ADMIN --security-opt seccomp=unconfined --security-opt \
-             apparmor=unconfined`; or run rbuild as a non-root user in a container with \
-             seccomp and AppArmor unconfined (a user namespace then isolates each RUN)."
+             `--security-opt seccomp=unconfined --security-opt apparmor=unconfined` (a \
+             user namespace then isolates each RUN, for root or a normal user)."
         ));
     } else if crate::users::is_root() {
         text.push_str(" As root, rbuild needs CAP_SYS_ADMIN and a seccomp policy that allows unshare and mount.");

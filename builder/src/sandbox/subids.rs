@@ -1,9 +1,14 @@
 //! A normal user's rbuild in a user namespace that maps the user's subordinate ids, as
 //! rootless Podman and Buildah run: root inside is the user, ids 1 and up are the ranges
-//! `/etc/subuid` and `/etc/subgid` give the user, written by the set-user-ID helpers
+//! `/etc/subuid` and `/etc/subgid` give the user, written by the privileged helpers
 //! `newuidmap` and `newgidmap` (the kernel lets a normal user map only itself). Inside,
 //! rbuild is root over the store: image files keep their owners, and a RUN may run as
 //! any user of the image, where a namespace mapping only the caller allows root alone.
+//!
+//! Root without CAP_SYS_ADMIN (a container's root under a seccomp policy that allows user
+//! namespaces) enters one too, mapping every id to itself: root there owns the
+//! namespaces the sandbox makes, so RUN steps get the full sandbox rather than the
+//! container isolation.
 //!
 //! The process cannot enter the namespace itself once threads exist, so the entry happens
 //! first thing: a child makes the namespace, the parent has the maps written, and the
@@ -61,13 +66,30 @@ pub fn map_arguments(own: u32, ranges: &[Range]) -> Vec<String> {
     args
 }
 
-/// What entering needs, found: the helpers and both maps' arguments.
+/// What entering needs, found.
 #[derive(Debug)]
-struct Plan {
-    newuidmap: PathBuf,
-    newgidmap: PathBuf,
-    uid_args: Vec<String>,
-    gid_args: Vec<String>,
+enum Plan {
+    /// A normal user's: the helpers and both maps' arguments.
+    Helpers { newuidmap: PathBuf, newgidmap: PathBuf, uid_args: Vec<String>, gid_args: Vec<String> },
+    /// Root's: every id but the last mapped to itself, written directly.
+    Identity,
+}
+
+/// The map root writes for itself: every id but the highest valid one (4294967294,
+/// the kernel's overflow id, never an owner), so that the namespace is told from the
+/// host's own (`0 0 4294967295`) by its map.
+const IDENTITY_MAP: &str = "0 0 4294967294";
+
+/// The value of [`ENTERED_VAR`] for root's identity namespace.
+pub const ROOT_ENTERED: &str = "root";
+
+/// The value of [`ENTERED_VAR`] for a normal user's namespace of subordinate ids.
+const USER_ENTERED: &str = "subids";
+
+/// Whether this rbuild runs in the namespace of a normal user's subordinate ids (root
+/// there, but the user's everything else: the store's place, say).
+pub fn entered_for_a_user() -> bool {
+    std::env::var(ENTERED_VAR).is_ok_and(|v| v == USER_ENTERED)
 }
 
 fn find_helper(name: &str) -> Option<PathBuf> {
@@ -78,14 +100,23 @@ fn find_helper(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// `None` with the reason when this process should not (or cannot) enter: root, the
-/// switch off, already inside, no ranges for the user, no helpers.
+/// The reason when this process should not (or cannot) enter: already inside, root
+/// that may make namespaces (or may not even in a user namespace), the switch off, no
+/// ranges for the user, no helpers.
 fn plan() -> Result<Plan, String> {
-    if crate::users::is_root() {
-        return Err("rbuild runs as root".into());
-    }
     if std::env::var_os(ENTERED_VAR).is_some() {
         return Err("already in the namespace".into());
+    }
+    if crate::users::is_root() {
+        if crate::users::in_user_namespace() {
+            return Err("already in a user namespace".into());
+        }
+        use super::environment::namespaces_refused_with;
+        return match (namespaces_refused_with(false), namespaces_refused_with(true)) {
+            (None, _) => Err("root may make namespaces".into()),
+            (Some(_), None) => Ok(Plan::Identity),
+            (Some(_), Some(why)) => Err(why),
+        };
     }
     if std::env::var(SWITCH_VAR).is_ok_and(|v| v == "off" || v == "0") {
         return Err(format!("{SWITCH_VAR}=off"));
@@ -104,7 +135,7 @@ fn plan() -> Result<Plan, String> {
     else {
         return Err("newuidmap and newgidmap are not installed (Debian: package uidmap)".into());
     };
-    Ok(Plan {
+    Ok(Plan::Helpers {
         newuidmap,
         newgidmap,
         uid_args: map_arguments(uid, &uid_ranges),
@@ -172,10 +203,11 @@ pub enum Entry {
     Failed(String),
 }
 
-/// Runs rbuild again, with the same arguments, in a user namespace that maps the
+/// Runs rbuild again, with the same arguments, in a user namespace: one that maps the
 /// caller's subordinate ids, when rbuild is not root, the user has ranges in
-/// `/etc/subuid` and `/etc/subgid`, and `newuidmap` and `newgidmap` are installed. Call it
-/// first thing in `main`, while the process is single-threaded.
+/// `/etc/subuid` and `/etc/subgid`, and `newuidmap` and `newgidmap` are installed; one
+/// that maps every id to itself, for root that may make namespaces only in a user
+/// namespace. Call it first thing in `main`, while the process is single-threaded.
 pub fn enter() -> Entry {
     let plan = match plan() {
         Ok(p) => p,
@@ -196,7 +228,11 @@ fn enter_with(plan: &Plan) -> Result<i32, String> {
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("forking: {e}"))? {
         ForkResult::Child => {
             drop((made_rx, go_tx));
-            child(made_tx, go_rx, &args)
+            let entered = match plan {
+                Plan::Helpers { .. } => USER_ENTERED,
+                Plan::Identity => ROOT_ENTERED,
+            };
+            child(made_tx, go_rx, &args, entered)
         }
         ForkResult::Parent { child } => {
             drop((made_tx, go_rx));
@@ -206,7 +242,7 @@ fn enter_with(plan: &Plan) -> Result<i32, String> {
 }
 
 /// In the child: the namespace made, the parent told, the maps awaited, rbuild run again.
-fn child(made_tx: OwnedFd, go_rx: OwnedFd, args: &[OsString]) -> ! {
+fn child(made_tx: OwnedFd, go_rx: OwnedFd, args: &[OsString], entered: &str) -> ! {
     use std::os::unix::process::CommandExt;
     // Killed with the parent: nothing is left running if rbuild is killed outright.
     // SAFETY: prctl with these arguments only sets this process's death signal.
@@ -225,7 +261,7 @@ fn child(made_tx: OwnedFd, go_rx: OwnedFd, args: &[OsString]) -> ! {
     // mapped), as a fresh login in the namespace has.
     let _ = nix::unistd::setgroups(&[]);
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
-    let e = Command::new(exe).args(&args[1..]).env(ENTERED_VAR, "1").exec();
+    let e = Command::new(exe).args(&args[1..]).env(ENTERED_VAR, entered).exec();
     eprintln!("rbuild: running itself in the user namespace: {e}");
     // SAFETY: as above.
     unsafe { nix::libc::_exit(125) }
@@ -242,9 +278,18 @@ fn parent(plan: &Plan, child: Pid, made_rx: OwnedFd, go_tx: OwnedFd) -> Result<i
     if !matches!(nix::unistd::read(&made_rx, &mut word), Ok(1)) || word[0] != b'y' {
         return give_up("creating a user namespace was refused".into());
     }
-    if let Err(e) = run_helper(&plan.newuidmap, child, &plan.uid_args)
-        .and_then(|()| run_helper(&plan.newgidmap, child, &plan.gid_args))
-    {
+    let mapped = match plan {
+        Plan::Helpers { newuidmap, newgidmap, uid_args, gid_args } => {
+            run_helper(newuidmap, child, uid_args)
+                .and_then(|()| run_helper(newgidmap, child, gid_args))
+        }
+        Plan::Identity => ["uid_map", "gid_map"].iter().try_for_each(|file| {
+            let path = format!("/proc/{child}/{file}");
+            std::fs::write(&path, format!("{IDENTITY_MAP}\n"))
+                .map_err(|e| format!("writing {path}: {e}"))
+        }),
+    };
+    if let Err(e) = mapped {
         return give_up(e);
     }
     CHILD.store(child.as_raw(), Ordering::SeqCst);

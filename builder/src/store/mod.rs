@@ -67,12 +67,13 @@ pub struct StoreLock {
 
 /// The default store location: `RBUILD_ROOT`, else `/var/lib/rbuild` for root, else
 /// `$XDG_DATA_HOME/rbuild` or `~/.local/share/rbuild` (also for a normal user's rbuild
-/// in its namespace of subordinate ids, where it is root).
+/// in its namespace of subordinate ids, where it is root; root in a user namespace of the
+/// same ids is still root).
 pub fn default_root() -> PathBuf {
     if let Some(root) = std::env::var_os("RBUILD_ROOT").filter(|v| !v.is_empty()) {
         return PathBuf::from(root);
     }
-    if crate::users::is_host_root() {
+    if crate::users::is_root() && !crate::sandbox::subids::entered_for_a_user() {
         return PathBuf::from("/var/lib/rbuild");
     }
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
@@ -277,19 +278,26 @@ impl Store {
         Ok(store)
     }
 
-    /// Layer snapshots keep their files' owners only where rbuild is root: the host's
-    /// root, or a normal user's rbuild in its namespace of subordinate ids. A normal
-    /// user's rbuild whose sandbox maps it alone owns every file it extracts. The file
-    /// `owners` says which way the store's snapshots were made (`kept` or `caller`; none:
-    /// by an older rbuild, the caller's way then). Snapshots made as the caller alone are
-    /// extracted again, with their owners, once rbuild has subordinate ids; a store whose
-    /// files belong to subordinate ids is refused without them (they cannot even be read).
+    /// How the store's snapshots were made, in its file `owners`: `root` (the host's root:
+    /// owners kept, overlayfs's `trusted.` attributes), `userns` (root in a user namespace,
+    /// a normal user's of subordinate ids or a container's root without CAP_SYS_ADMIN:
+    /// owners kept, `user.` attributes) or `caller` (a normal user mapped alone: every
+    /// file the caller's). No file: an older rbuild's store, made by the host's root or
+    /// by the caller. When the way changes, the snapshots are extracted again from the
+    /// blobs, except that a store of subordinate ids is refused without them (its files
+    /// are out of the caller's reach).
     fn check_owners(&self) -> Result<()> {
         let marker = self.root.join("owners");
-        let now = if crate::users::is_root() { "kept" } else { "caller" };
+        let now = if crate::users::is_host_root() {
+            "root"
+        } else if crate::users::is_root() {
+            "userns"
+        } else {
+            "caller"
+        };
         let before = match fs::read_to_string(&marker) {
             Ok(text) => text.trim().to_string(),
-            Err(_) if crate::users::is_host_root() => "kept".to_string(),
+            Err(_) if crate::users::is_host_root() => "root".to_string(),
             Err(_) => "caller".to_string(),
         };
         if before != now {
@@ -301,7 +309,6 @@ impl Store {
                     self.root.display()
                 )));
             }
-            // The snapshots' files all belong to the caller: made again from the blobs.
             self.remove_snapshots(true)?;
         }
         if before != now || !marker.exists() {

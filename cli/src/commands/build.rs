@@ -125,7 +125,7 @@ pub struct BuildArgs {
     output: Option<String>,
     /// How RUN steps are isolated: `auto`, `sandbox` or `container` (see below).
     #[arg(long, value_enum, default_value = "auto")]
-    isolation: IsolationArg,
+    pub isolation: IsolationArg,
     #[command(flatten)]
     registry: RegistryArgs,
     /// The build context: a directory; `-` for a tar archive on standard input; a git
