@@ -281,6 +281,32 @@ fn subordinate_ids_build_what_root_builds() {
             .collect::<String>(),
         "uid=1000(app)"
     );
+    // Signals sent to rbuild reach the command through the rbuild inside; killed
+    // outright, rbuild leaves nothing running.
+    for (signal, code) in [("-TERM", Some(3)), ("-KILL", None)] {
+        use std::io::BufRead;
+        let marker = format!("sleep 3{}", code.unwrap_or(9));
+        let script = format!("trap 'echo got TERM; exit 3' TERM; echo ready; {marker} & wait");
+        let mut child = u
+            .command(&["run", "--rm", "--network", "none", "busybox", "sh", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().and_then(|l| l.ok()).as_deref(), Some("ready"));
+        let sent = Command::new("kill").arg(signal).arg(child.id().to_string()).status();
+        assert!(sent.unwrap().success());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), code, "rbuild's exit after {signal}");
+        if code.is_some() {
+            assert_eq!(lines.next().and_then(|l| l.ok()).as_deref(), Some("got TERM"));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Command::new("pgrep").args(["-f", &marker]).status().unwrap().success() {
+            assert!(std::time::Instant::now() < deadline, "{marker} outlived rbuild ({signal})");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
     // Root's build of the same context: the same tree, config and history.
     let root_store = tempfile::tempdir().unwrap();
     let root_out = root_store.path().join("root.tar");
