@@ -482,17 +482,7 @@ fn write_entry<R: Read>(
     if options.preserve_owners {
         let uid = header.uid().unwrap_or(0) as u32;
         let gid = header.gid().unwrap_or(0) as u32;
-        if let Err(e) = std::os::unix::fs::lchown(dest, Some(uid), Some(gid)) {
-            if e.raw_os_error() == Some(nix::libc::EINVAL) && crate::users::in_user_namespace() {
-                return Err(Error::InvalidImage(format!(
-                    "{} belongs to {uid}:{gid}, beyond the ids rbuild's user namespace maps \
-                     (0 and the ranges of /etc/subuid and /etc/subgid): give the user a \
-                     larger range",
-                    dest.display()
-                )));
-            }
-            return Err(Error::io("setting the owner of", dest)(e));
-        }
+        set_owner(dest, uid, gid)?;
         // chown clears set-id bits; put the mode back for files and directories.
         if !matches!(kind, tar::EntryType::Symlink) && mode & 0o6000 != 0 {
             fs::set_permissions(dest, fs::Permissions::from_mode(mode))
@@ -508,6 +498,20 @@ fn write_entry<R: Read>(
         }
     }
     Ok(true)
+}
+
+/// Gives `dest` (not following a link) the owner of its entry. In a user namespace an id
+/// it does not map is refused by the kernel (EINVAL): said in those words.
+fn set_owner(dest: &Path, uid: u32, gid: u32) -> Result<()> {
+    let Err(e) = std::os::unix::fs::lchown(dest, Some(uid), Some(gid)) else { return Ok(()) };
+    if e.raw_os_error() == Some(nix::libc::EINVAL) && crate::users::in_user_namespace() {
+        return Err(Error::InvalidImage(format!(
+            "{} belongs to {uid}:{gid}, beyond the ids rbuild's user namespace maps (0 and \
+             the ranges of /etc/subuid and /etc/subgid): give the user a larger range",
+            dest.display()
+        )));
+    }
+    Err(Error::io("setting the owner of", dest)(e))
 }
 
 /// A regular file's content; fails when the layer ends before the size it declares.
