@@ -43,6 +43,9 @@ pub enum Error {
     /// No image matches a name, ID or digest.
     #[error("no such image: {0}")]
     NoSuchImage(String),
+    /// No container matches a name or ID.
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
     /// A short ID matches more than one image.
     #[error("image ID {0} is ambiguous: it matches several images")]
     AmbiguousImage(String),

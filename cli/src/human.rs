@@ -64,7 +64,15 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 
 /// How long ago `created` (RFC 3339) was, as Docker says it: `2 hours ago`.
 pub fn ago(created: Option<&str>) -> String {
-    let Some(then) = created.and_then(parse_rfc3339) else { return "N/A".to_string() };
+    match created.and_then(parse_rfc3339) {
+        Some(_) => format!("{} ago", since(created)),
+        None => "N/A".to_string(),
+    }
+}
+
+/// How long it has been since `then` (RFC 3339), as Docker says it: `2 hours`.
+pub fn since(then: Option<&str>) -> String {
+    let Some(then) = then.and_then(parse_rfc3339) else { return "N/A".to_string() };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -94,7 +102,7 @@ pub fn ago(created: Option<&str>) -> String {
     } else {
         format!("{} years", hours / 24 / 365)
     };
-    format!("{text} ago")
+    text
 }
 
 /// Lays out rows in columns separated by three spaces, like Docker's tables.

@@ -80,8 +80,32 @@ enum Command {
     Login(commands::registry::LoginArgs),
     /// Remove saved credentials for a registry.
     Logout(commands::registry::LogoutArgs),
-    /// Run a command in an image, in a sandbox (needs root for now).
+    /// Run a command in an image, in a sandbox: a new container.
     Run(commands::run::RunArgs),
+    /// List containers (running ones; -a for all).
+    Ps(commands::container::PsArgs),
+    /// Print a container's output.
+    Logs(commands::container::LogsArgs),
+    /// Stop running containers: their stop signal, then SIGKILL after a timeout.
+    Stop(commands::container::StopArgs),
+    /// Send a signal to running containers (SIGKILL unless -s).
+    Kill(commands::container::KillArgs),
+    /// Start stopped containers again, their file system changes kept.
+    Start(commands::container::StartArgs),
+    /// Stop containers, then start them again.
+    Restart(commands::container::StopArgs),
+    /// Remove containers (-f: running ones too).
+    Rm(commands::container::RmArgs),
+    /// Wait until containers end; print their exit codes.
+    Wait(commands::container::ContainersArgs),
+    /// List a container's published ports.
+    Port(commands::container::ContainersArgs),
+    /// Internal: supervise a detached container.
+    #[command(name = "__supervise", hide = true)]
+    Supervise {
+        /// The container's ID.
+        id: String,
+    },
     /// Internal: run one sandbox spec for a build step.
     #[command(name = "__sandbox", hide = true)]
     Sandbox {
@@ -149,7 +173,11 @@ fn main() -> ExitCode {
     if !container_asked
         && !matches!(
             cli.command,
-            Command::Parse(_) | Command::Login(_) | Command::Logout(_) | Command::Sandbox { .. }
+            Command::Parse(_)
+                | Command::Login(_)
+                | Command::Logout(_)
+                | Command::Sandbox { .. }
+                | Command::Supervise { .. }
         )
     {
         use rbuild_builder::sandbox::subids::{enter, Entry, SWITCH_VAR};
@@ -190,6 +218,19 @@ fn main() -> ExitCode {
         Command::Login(args) => commands::registry::login(args),
         Command::Logout(args) => commands::registry::logout(args),
         Command::Run(args) => store().and_then(|s| commands::run::run(&s, args)),
+        Command::Ps(args) => store().and_then(|s| commands::container::ps(&s, args)),
+        Command::Logs(args) => store().and_then(|s| commands::container::logs(&s, args)),
+        Command::Stop(args) => store().and_then(|s| commands::container::stop(&s, args)),
+        Command::Kill(args) => store().and_then(|s| commands::container::kill(&s, args)),
+        Command::Start(args) => store().and_then(|s| commands::container::start(&s, args)),
+        Command::Restart(args) => store().and_then(|s| commands::container::restart(&s, args)),
+        Command::Rm(args) => store().and_then(|s| commands::container::rm(&s, args)),
+        Command::Wait(args) => store().and_then(|s| commands::container::wait(&s, args)),
+        Command::Port(args) => store().and_then(|s| commands::container::port(&s, args)),
+        Command::Supervise { id } => store().and_then(|s| {
+            let code = rbuild_builder::container::supervise(&s, &id)?;
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+        }),
         Command::Build(args) => store().and_then(|s| commands::build::run(&s, args)),
         Command::Sandbox { spec, parent } => commands::build::sandbox_helper(&spec, parent),
     };

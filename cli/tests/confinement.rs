@@ -11,16 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::util::{busybox_images, ok, require_tool, AsUser};
-
-fn require_root() {
-    let uid =
-        fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(1);
-    assert_eq!(
-        uid, 0,
-        "the confinement tests need root (namespaces, a test user); CI runs them as root"
-    );
-}
+use crate::util::{busybox_images, ok, require_root, require_tool, AsUser};
 
 /// The stores every attack runs against: one of root's and one of the test user's, each
 /// holding busybox, and the static system-call probe.

@@ -7,13 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::util::{busybox_images, ok};
-
-fn require_root() {
-    let uid =
-        fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(1);
-    assert_eq!(uid, 0, "the sandbox tests need root (namespaces, overlayfs); CI runs them as root");
-}
+use crate::util::{busybox_images, ok, require_root};
 
 /// A store with the busybox image loaded.
 fn store_with_busybox() -> tempfile::TempDir {
@@ -215,12 +209,23 @@ fn killing_rbuild_leaves_nothing_behind() {
             .spawn()
             .unwrap()
     });
-    // The next run cleans the run directories the killed ones left.
+    // Containers stay, as Docker keeps them: each killed one is listed as exited (the
+    // one whose rbuild was killed outright with 137), and goes with `rm`.
     assert!(run(root.path(), &["busybox", "true"]).status.success());
+    let listed = crate::util::ok(root.path(), &["ps", "-a", "--format", "{{.State}} {{.Status}}"]);
+    let states: Vec<&str> = listed.lines().collect();
+    assert_eq!(states.len(), 4, "{listed}");
+    assert!(states.iter().all(|s| s.starts_with("exited ")), "{listed}");
+    assert!(states.iter().any(|s| s.contains("Exited (137)")), "{listed}");
+    let ids = crate::util::ok(root.path(), &["ps", "-aq"]);
+    let ids: Vec<&str> = ids.lines().collect();
+    let mut args = vec!["rm"];
+    args.extend(ids);
+    crate::util::ok(root.path(), &args);
     assert_eq!(
         fs::read_dir(root.path().join("containers")).unwrap().count(),
         0,
-        "no run directory left"
+        "no container folder left"
     );
     assert_eq!(mountinfo(), before, "no mount behind");
 }

@@ -5,6 +5,7 @@
 
 mod build;
 mod confinement;
+mod containers;
 mod crash;
 mod images;
 mod parse;

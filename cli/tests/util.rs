@@ -16,6 +16,15 @@ pub fn rbuild() -> Command {
     Command::cargo_bin("rbuild").unwrap_or_else(|e| panic!("the rbuild binary: {e}"))
 }
 
+/// Fails the test unless it runs as root (sandboxes need namespaces and overlayfs; the
+/// harness makes users). CI runs the tests as root.
+pub fn require_root() {
+    assert!(
+        rbuild_builder::users::is_root(),
+        "this test needs root (namespaces, overlayfs, test users); CI runs it as root"
+    );
+}
+
 /// Runs `rbuild --root ROOT ARGS...`.
 pub fn rbuild_in(root: &Path, args: &[&str]) -> Output {
     rbuild()

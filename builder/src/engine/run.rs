@@ -227,6 +227,7 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
         layer_mounts: mounted.layer_mounts,
         tmpfs: mounted.tmpfs,
         copy_root: shared.store.on_overlayfs(),
+        ports: Vec::new(),
     };
     let _cache_locks = mounted.locks;
     shared.reporter.event(Event::Running { number, id: id[..12].to_string() });

@@ -119,7 +119,9 @@ fn run_stacked(spec: &SandboxSpec, etc: &Path, rootless: bool) -> Result<i32> {
     // The launcher of slirp4netns is forked first, while this process is still in the
     // host's user and PID namespaces.
     let slirp = match spec.network {
-        Network::Private => Some(super::network::Slirp::fork(&spec.run_dir, rootless)?),
+        Network::Private => {
+            Some(super::network::Slirp::fork(&spec.run_dir, rootless, &spec.ports)?)
+        }
         _ => None,
     };
     // With the default network, the init says when its network namespace exists, and
@@ -151,12 +153,23 @@ fn run_stacked(spec: &SandboxSpec, etc: &Path, rootless: bool) -> Result<i32> {
     } else {
         None
     };
-    let parts = Parts { slirp, sync, cgroup, report: (report_read, report_write), pty };
+    let parts = Parts {
+        slirp,
+        sync,
+        cgroup,
+        report: (report_read, report_write),
+        pty,
+        started: spec.run_dir.join(STARTED),
+    };
     // SAFETY: rbuild is single-threaded when it runs a sandbox (the `run` path starts no
     // threads), so the child may allocate and run ordinary Rust code after fork.
     match unsafe { fork() }.map_err(io_err("forking for", &spec.run_dir))? {
         ForkResult::Child => be_init(spec, &plan, parts),
-        ForkResult::Parent { child } => supervise(child, parts),
+        ForkResult::Parent { child } => {
+            // Where `rbuild stop` and `exec` find the init.
+            let _ = fs::write(spec.run_dir.join("init.pid"), child.to_string());
+            supervise(child, parts)
+        }
     }
 }
 
@@ -173,7 +186,13 @@ struct Parts {
     /// The init reports the command's exit code here (read end, write end).
     report: (OwnedFd, OwnedFd),
     pty: Option<nix::pty::OpenptyResult>,
+    /// Made once the sandbox is up (its network too): see [`STARTED`].
+    started: PathBuf,
 }
+
+/// A file the sandbox makes in its run directory once it is up, its network configured
+/// and its ports published: a container's start waits for it.
+pub const STARTED: &str = "started";
 
 /// The child's side: the sandbox's PID 1. Enters the cgroup and the namespaces, says so,
 /// and runs the init; reports the command's exit code and exits with it.
@@ -181,7 +200,7 @@ fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
     // The init keeps the signals rbuild passes on from the start (a namespace's PID 1
     // ignores those it has no handler for), and passes them to the command once it runs.
     catch_signals(true);
-    let Parts { slirp, sync, cgroup, report: (report_read, report_write), pty } = parts;
+    let Parts { slirp, sync, cgroup, report: (report_read, report_write), pty, .. } = parts;
     drop(report_read);
     drop(slirp);
     let (ns_made, go) = match sync {
@@ -222,7 +241,8 @@ fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
 /// The parent's side: starts the network once the init's namespace exists, relays the
 /// terminal, and returns the command's exit code as soon as the init reports it.
 fn supervise(child: Pid, parts: Parts) -> Result<i32> {
-    let Parts { mut slirp, sync, cgroup, report: (report_read, report_write), pty } = parts;
+    let Parts { mut slirp, sync, cgroup, report: (report_read, report_write), pty, started } =
+        parts;
     drop(report_write);
     // From here on a signal for rbuild is kept and passed on, also one that comes while
     // the network starts.
@@ -239,6 +259,7 @@ fn supervise(child: Pid, parts: Parts) -> Result<i32> {
             return if init_ended { Ok(code) } else { Err(e) };
         }
     }
+    let _ = fs::write(&started, b"");
     let mut buf = [0u8; 4];
     let mut got = 0;
     if let Some(pty) = pty {
@@ -365,7 +386,7 @@ pub fn exit_with_parent(parent: u32) -> Result<()> {
 }
 
 /// The signals rbuild passes on to the sandbox, and its init to the command.
-const FORWARDED: [Signal; 6] = [
+pub(super) const FORWARDED: [Signal; 6] = [
     Signal::SIGINT,
     Signal::SIGTERM,
     Signal::SIGHUP,

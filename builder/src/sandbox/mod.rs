@@ -25,15 +25,18 @@ mod linux;
 pub mod network;
 mod nodes;
 pub mod plan;
+pub mod process;
 pub mod seccomp;
 mod spec;
 pub mod subids;
 
 pub use cgroups::{remove_stale_cgroups, Cgroup, Limits};
 pub use environment::explain;
-pub use linux::{exit_with_parent, reap_finished, run, DOCKER_DEFAULT_CAPS, SANDBOX_FAILED};
+pub use linux::{
+    exit_with_parent, reap_finished, run, DOCKER_DEFAULT_CAPS, SANDBOX_FAILED, STARTED,
+};
 pub use nodes::{make_special, make_whiteout, SpecialFile};
-pub use spec::{LayerMount, Network, SandboxSpec, TmpfsMount, Volume};
+pub use spec::{LayerMount, Network, PortMap, SandboxSpec, TmpfsMount, Volume};
 
 /// Where the helper process leaves the error of a sandbox it could not set up, in the
 /// run's directory, for the [`ProcessExecutor`](crate::engine::ProcessExecutor).

@@ -40,6 +40,10 @@ pub struct Slirp {
     child: Pid,
     /// slirp4netns's own messages.
     log: PathBuf,
+    /// Its control socket, when ports are published.
+    api: Option<PathBuf>,
+    /// The ports to publish once the network is up.
+    ports: Vec<super::PortMap>,
 }
 
 fn pipe(dir: &Path) -> Result<(OwnedFd, OwnedFd)> {
@@ -69,7 +73,7 @@ impl Slirp {
     /// Forks the launcher. Call it while the process is single-threaded and still in the
     /// host's namespaces; `rootless` when the sandbox will run in a user namespace of
     /// rbuild's (slirp4netns then joins it to reach the network namespace).
-    pub fn fork(run_dir: &Path, rootless: bool) -> Result<Slirp> {
+    pub fn fork(run_dir: &Path, rootless: bool, ports: &[super::PortMap]) -> Result<Slirp> {
         let program = find()?;
         // slirp4netns opens the tunnel device inside the user namespace, where only the
         // device's permissions for others count.
@@ -90,6 +94,10 @@ impl Slirp {
             ));
         }
         let log = run_dir.join("slirp4netns.log");
+        let api = (!ports.is_empty()).then(|| run_dir.join("slirp4netns.sock"));
+        if let Some(api) = &api {
+            let _ = fs::remove_file(api);
+        }
         let (pid_rx, pid_tx) = pipe(run_dir)?;
         let (ready_rx, ready_tx) = pipe(run_dir)?;
         let (exit_rx, exit_tx) = pipe(run_dir)?;
@@ -103,12 +111,14 @@ impl Slirp {
         })? {
             ForkResult::Child => {
                 drop((pid_tx, ready_rx, exit_tx));
-                let code = launch(&program, rootless, pid_rx, ready_tx, exit_rx, log_file);
+                let pipes = (pid_rx, ready_tx, exit_rx);
+                let code = launch(&program, rootless, api.as_deref(), pipes, log_file);
                 std::process::exit(code);
             }
             ForkResult::Parent { child } => {
                 drop((pid_rx, ready_tx, exit_rx, log_file));
-                Ok(Slirp { pid_tx, ready_rx, exit_tx: Some(exit_tx), child, log })
+                let ports = ports.to_vec();
+                Ok(Slirp { pid_tx, ready_rx, exit_tx: Some(exit_tx), child, log, api, ports })
             }
         }
     }
@@ -138,10 +148,36 @@ impl Slirp {
             }
             let mut byte = [0u8; 1];
             return match nix::unistd::read(&self.ready_rx, &mut byte) {
-                Ok(1) => Ok(()),
+                Ok(1) => self.publish(),
                 _ => Err(self.failure("slirp4netns exited before the network was up")),
             };
         }
+    }
+
+    /// Asks slirp4netns, through its control socket, to forward each published port.
+    fn publish(&self) -> Result<()> {
+        let Some(api) = &self.api else { return Ok(()) };
+        for port in &self.ports {
+            let request = serde_json::json!({
+                "execute": "add_hostfwd",
+                "arguments": {
+                    "proto": port.proto,
+                    "host_addr": port.host_ip,
+                    "host_port": port.host_port,
+                    "guest_port": port.container_port,
+                },
+            });
+            let answer = ask(api, &request.to_string())
+                .map_err(|e| self.failure(&format!("publishing {port}: {e}")))?;
+            let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+            if answer.get("return").is_none() {
+                let why = answer["error"]["desc"].as_str().unwrap_or("no answer").to_string();
+                return Err(Error::Sandbox(format!(
+                    "publishing {port}: {why} (is the host port in use?)"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn failure(&self, what: &str) -> Error {
@@ -164,14 +200,37 @@ impl Slirp {
     }
 }
 
+/// One request on slirp4netns's control socket and its answer. The socket is made as
+/// slirp4netns starts; it is tried for two seconds.
+fn ask(api: &Path, request: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(2);
+    // Reached through a descriptor of its folder, whatever the folder's path's length.
+    let dir = fs::File::open(api.parent().unwrap_or(Path::new(".")))?;
+    let name = api.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let short = format!("/proc/self/fd/{}/{name}", dir.as_raw_fd());
+    let mut stream = loop {
+        match std::os::unix::net::UnixStream::connect(&short) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(request.as_bytes())?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut answer = String::new();
+    stream.take(64 * 1024).read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
 /// In the launcher: waits for the init's PID, then becomes slirp4netns. Returns an exit
 /// code only on failure.
 fn launch(
     program: &Path,
     rootless: bool,
-    pid_rx: OwnedFd,
-    ready_tx: OwnedFd,
-    exit_rx: OwnedFd,
+    api: Option<&Path>,
+    (pid_rx, ready_tx, exit_rx): (OwnedFd, OwnedFd, OwnedFd),
     log: fs::File,
 ) -> i32 {
     let mut buf = [0u8; 4];
@@ -212,6 +271,16 @@ fn launch(
     ];
     if rootless {
         args.push(format!("--userns-path=/proc/{init}/ns/user"));
+    }
+    if let Some(api) = api {
+        // A socket's path has at most 107 bytes, less than a store's deep folders may
+        // need: slirp4netns makes it from the run directory, by its file name.
+        if let (Some(dir), Some(name)) = (api.parent(), api.file_name()) {
+            if nix::unistd::chdir(dir).is_err() {
+                return 1;
+            }
+            args.push(format!("--api-socket={}", name.to_string_lossy()));
+        }
     }
     args.push(init.to_string());
     args.push("tap0".to_string());

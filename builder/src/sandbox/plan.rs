@@ -276,6 +276,7 @@ mod tests {
             }],
             tmpfs: vec![TmpfsMount { target: "/scratch".into(), size: Some(1 << 20) }],
             copy_root: false,
+            ports: Vec::new(),
         };
         let plan = mount_plan(&spec, std::path::Path::new("/r/etc"), false);
         assert_eq!(plan[0], MountStep::PrivateRoot);

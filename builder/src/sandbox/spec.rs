@@ -48,6 +48,27 @@ pub struct LayerMount {
     pub file: bool,
 }
 
+/// A published port: connections to the host's `host_ip:host_port` reach the command's
+/// `container_port` (`docker run -p`), through slirp4netns's port forwarding.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PortMap {
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// The host address to listen on (`0.0.0.0`: every one).
+    pub host_ip: String,
+    /// The host port.
+    pub host_port: u16,
+    /// The port inside.
+    pub container_port: u16,
+}
+
+impl std::fmt::Display for PortMap {
+    /// As `docker ps` shows it: `0.0.0.0:8080->80/tcp`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}->{}/{}", self.host_ip, self.host_port, self.container_port, self.proto)
+    }
+}
+
 /// A tmpfs inside the sandbox (`RUN --mount=type=tmpfs`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TmpfsMount {
@@ -95,6 +116,9 @@ pub struct SandboxSpec {
     /// whiteout files.
     #[serde(default)]
     pub copy_root: bool,
+    /// Published ports (the default network only).
+    #[serde(default)]
+    pub ports: Vec<PortMap>,
 }
 
 impl SandboxSpec {

@@ -18,7 +18,6 @@ use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::{ForkResult, Pid};
@@ -143,33 +142,6 @@ fn plan() -> Result<Plan, String> {
     })
 }
 
-/// The child rbuild's PID, for the signal handler.
-static CHILD: AtomicI32 = AtomicI32::new(0);
-
-/// Passes a signal another process sent to rbuild on to the rbuild inside. Signals from
-/// the terminal (`si_code` SI_KERNEL) reach the child directly, as they reach its whole
-/// process group: they are not sent twice.
-extern "C" fn forward(sig: i32, info: *mut nix::libc::siginfo_t, _: *mut std::ffi::c_void) {
-    // SAFETY: the kernel passes a valid siginfo with SA_SIGINFO; only its code is read.
-    let code = unsafe { info.as_ref().map_or(0, |i| i.si_code) };
-    let child = CHILD.load(Ordering::SeqCst);
-    if code <= 0 && child > 0 {
-        // SAFETY: kill is async-signal-safe.
-        unsafe {
-            nix::libc::kill(child, sig);
-        }
-    }
-}
-
-const FORWARDED: [Signal; 6] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("making a pipe: {e}"))
 }
@@ -292,13 +264,7 @@ fn parent(plan: &Plan, child: Pid, made_rx: OwnedFd, go_tx: OwnedFd) -> Result<i
     if let Err(e) = mapped {
         return give_up(e);
     }
-    CHILD.store(child.as_raw(), Ordering::SeqCst);
-    let action =
-        SigAction::new(SigHandler::SigAction(forward), SaFlags::SA_RESTART, SigSet::empty());
-    for sig in FORWARDED {
-        // SAFETY: the handler only calls kill, which is async-signal-safe.
-        let _ = unsafe { signal::sigaction(sig, &action) };
-    }
+    super::process::forward_signals(child);
     if nix::unistd::write(&go_tx, b"g").is_err() {
         return give_up("the child rbuild ended early".into());
     }

@@ -261,6 +261,8 @@ impl Store {
         // The build cache's layers are roots too, until `prune --build-cache`.
         let mut seen: HashSet<Digest> = self.cache_blobs().into_iter().collect();
         let mut queue: Vec<Descriptor> = self.index()?;
+        // So are the images of containers, whatever became of their names.
+        queue.extend(self.container_manifests());
         while let Some(d) = queue.pop() {
             if !seen.insert(d.digest().clone()) {
                 continue;

@@ -118,10 +118,32 @@ impl Store {
         self.root.join("containers")
     }
 
-    /// Removes the directories of sandboxes whose rbuild process is gone (killed).
+    /// The manifests containers were made from (see [`crate::container::Record`]).
+    pub(crate) fn container_manifests(&self) -> Vec<oci_spec::image::Descriptor> {
+        let Ok(entries) = fs::read_dir(self.containers_dir()) else { return Vec::new() };
+        entries
+            .flatten()
+            .filter_map(|e| {
+                let text = fs::read(e.path().join(crate::container::record::RECORD)).ok()?;
+                let record: crate::container::Record = serde_json::from_slice(&text).ok()?;
+                Some(record.manifest)
+            })
+            .collect()
+    }
+
+    /// Removes the directories of sandboxes whose rbuild process is gone (killed): a
+    /// build's RUN steps. Containers (folders with a record) stay, their state made true
+    /// (one whose supervisor was killed is marked exited, its cgroups removed).
     pub fn clean_containers(&self) {
         let Ok(entries) = fs::read_dir(self.containers_dir()) else { return };
         for e in entries.flatten() {
+            if e.path().join(crate::container::record::RECORD).exists() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if let Ok(record) = crate::container::record::load(self, &id) {
+                    let _ = crate::container::record::refresh(self, record);
+                }
+                continue;
+            }
             let pid = fs::read_to_string(e.path().join("pid"))
                 .ok()
                 .and_then(|p| p.trim().parse::<u32>().ok());

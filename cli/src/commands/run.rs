@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use rbuild_builder::container::{self, RunOptions};
-use rbuild_builder::sandbox::{Limits, Network, Volume};
+use rbuild_builder::sandbox::{Limits, Network, PortMap, Volume};
 use rbuild_builder::store::Store;
 
 /// Network modes of `rbuild run`.
@@ -27,10 +27,33 @@ pub enum NetworkArg {
 /// Arguments of `rbuild run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Remove the container's file system changes when it exits (always done today; kept
-    /// for `docker run` compatibility).
+    /// Remove the container (its file system changes and log) when it exits; without it
+    /// the container stays, exited, for `ps -a`, `start`, `logs` and `rm`.
     #[arg(long)]
     rm: bool,
+    /// Run in the background: print the container's ID and leave it to a supervisor
+    /// process of its own (`ps`, `logs`, `stop` reach it).
+    #[arg(short, long)]
+    detach: bool,
+    /// A name for the container (default: a made-up one such as `brisk_heron`).
+    #[arg(long)]
+    name: Option<String>,
+    /// Publish a port: `[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/udp]` (no HOST_PORT: a free
+    /// one). Connections to the host port reach the container's (the default network).
+    #[arg(short, long = "publish", value_name = "[IP:][HOST:]PORT[/udp]")]
+    publish: Vec<String>,
+    /// Publish every port the image EXPOSEs, each on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
+    /// Start the command again when it ends: no, on-failure[:N], always or unless-stopped.
+    #[arg(long, default_value = "no", value_parser = parse_restart)]
+    restart: container::Restart,
+    /// The signal `stop` sends first (default: the image's STOPSIGNAL, else SIGTERM).
+    #[arg(long = "stop-signal")]
+    stop_signal: Option<String>,
+    /// Seconds `stop` waits after the stop signal before SIGKILL (default 10).
+    #[arg(long = "stop-timeout", value_name = "SECONDS")]
+    stop_timeout: Option<u64>,
     /// Set an environment variable (`KEY=VALUE`, or `KEY` to pass the caller's value).
     #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
     env: Vec<String>,
@@ -78,6 +101,47 @@ pub struct RunArgs {
     command: Vec<String>,
 }
 
+fn parse_restart(text: &str) -> Result<container::Restart, String> {
+    text.parse()
+}
+
+/// A free port of the host for `proto`, chosen by the kernel (bound and let go at once).
+fn free_port(ip: &str, proto: &str) -> Result<u16> {
+    let addr = format!("{ip}:0");
+    let port = if proto == "udp" {
+        std::net::UdpSocket::bind(&addr)?.local_addr()?.port()
+    } else {
+        std::net::TcpListener::bind(&addr)?.local_addr()?.port()
+    };
+    Ok(port)
+}
+
+/// `-p [IP:][HOST:]CONTAINER[/PROTO]`, a host port chosen when none is given.
+fn parse_publish(text: &str) -> Result<PortMap> {
+    let bad =
+        || anyhow::anyhow!("invalid port {text:?}: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp]");
+    let (spec, proto) = match text.rsplit_once('/') {
+        Some((s, p)) if p == "tcp" || p == "udp" => (s, p),
+        Some(_) => return Err(bad()),
+        None => (text, "tcp"),
+    };
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (ip, host, container) = match parts.as_slice() {
+        [c] => ("0.0.0.0", "", *c),
+        [h, c] => ("0.0.0.0", *h, *c),
+        [ip, h, c] => (*ip, *h, *c),
+        _ => return Err(bad()),
+    };
+    let ip = if ip.is_empty() { "0.0.0.0" } else { ip };
+    ip.parse::<std::net::IpAddr>().map_err(|_| bad())?;
+    let container_port = container.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    let host_port = match host {
+        "" => free_port(ip, proto)?,
+        h => h.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad)?,
+    };
+    Ok(PortMap { proto: proto.to_string(), host_ip: ip.to_string(), host_port, container_port })
+}
+
 fn parse_memory(text: &str) -> Result<u64, String> {
     let lower = text.trim().to_ascii_lowercase();
     let lower = lower.strip_suffix('b').unwrap_or(&lower);
@@ -99,7 +163,10 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 
 /// `rbuild run`.
 pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
-    let _ = (args.rm, args.interactive);
+    let _ = args.interactive;
+    if args.detach && args.tty {
+        bail!("-d with -t is not supported yet: a detached container has no terminal");
+    }
     if args.cpus.is_some_and(|c| !(c > 0.0 && c <= 1024.0)) {
         bail!("--cpus must be a positive number of CPUs");
     }
@@ -133,6 +200,27 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
             std::fs::canonicalize(host).with_context(|| format!("volume {v:?}: the host path"))?;
         volumes.push(Volume { host, target: target.to_string(), readonly });
     }
+    let mut ports = Vec::new();
+    for p in &args.publish {
+        ports.push(parse_publish(p)?);
+    }
+    if args.publish_all {
+        let exposed = image
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.exposed_ports().clone())
+            .unwrap_or_default();
+        for e in exposed {
+            let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+            if !ports
+                .iter()
+                .any(|p: &PortMap| p.container_port.to_string() == port && p.proto == proto)
+            {
+                ports.push(parse_publish(&format!("{port}/{proto}"))?);
+            }
+        }
+    }
     let options = RunOptions {
         command: args.command,
         entrypoint: args.entrypoint,
@@ -148,7 +236,25 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
         },
         limits: Limits { memory: args.memory, pids: args.pids_limit, cpus: args.cpus },
         tty: args.tty,
+        name: args.name,
+        ports,
+        restart: args.restart,
+        stop_signal: args.stop_signal,
+        stop_timeout: args.stop_timeout,
+        auto_remove: args.rm,
     };
-    let code = container::run(store, &image, &options)?;
+    if args.detach {
+        let record = container::create(store, &image, &args.image, &options)?;
+        let started = super::container::supervisor(store)?.start(store, &record.id);
+        if let Err(e) = started {
+            if record.auto_remove {
+                let _ = container::remove(store, &record.id, true);
+            }
+            return Err(e.into());
+        }
+        println!("{}", record.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let code = container::run(store, &image, &args.image, &options)?;
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }

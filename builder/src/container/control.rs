@@ -1,0 +1,146 @@
+//! Stopping, signalling, waiting for and removing containers. Signals go to the
+//! container's init (its PID is in `init.pid` while the command runs), which passes them
+//! to the command; SIGKILL ends the init and with it every process of the container.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::record::{self, Record, Status};
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// A file in the container's folder while it was stopped on purpose (`stop`, `kill`): its
+/// restart policy does not start it again. `start` removes it.
+pub const STOPPED: &str = "stopped";
+
+/// A signal by name (`SIGTERM`, `TERM`, `term`) or number (`15`).
+pub fn parse_signal(text: &str) -> Result<Signal> {
+    let bad = || Error::InvalidOption(format!("invalid signal {text:?}"));
+    if let Ok(n) = text.parse::<i32>() {
+        return Signal::try_from(n).map_err(|_| bad());
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    name.parse::<Signal>().map_err(|_| bad())
+}
+
+fn init_pid(dir: &Path) -> Option<nix::unistd::Pid> {
+    let text = std::fs::read_to_string(dir.join("init.pid")).ok()?;
+    text.trim().parse::<i32>().ok().filter(|p| *p > 1).map(nix::unistd::Pid::from_raw)
+}
+
+/// Sends `signal` to the running container's command (through its init). SIGKILL ends
+/// the init itself. Fails when the container does not run.
+pub fn kill(store: &Store, what: &str, signal: Signal) -> Result<Record> {
+    let rec = record::find(store, what)?;
+    if !record::running(store, &rec.id) {
+        return Err(Error::Conflict(format!("container {} is not running", rec.name)));
+    }
+    mark_stopped(store, &rec)?;
+    send(store, &rec, signal);
+    Ok(rec)
+}
+
+fn mark_stopped(store: &Store, rec: &Record) -> Result<()> {
+    let path = rec.dir(store).join(STOPPED);
+    std::fs::write(&path, b"").map_err(Error::io("writing", path))
+}
+
+fn send(store: &Store, rec: &Record, signal: Signal) {
+    match init_pid(&rec.dir(store)) {
+        Some(init) => {
+            let _ = nix::sys::signal::kill(init, signal);
+        }
+        // Between two runs (a restart's pause): the supervisor itself ends.
+        None => {
+            if let Some(pid) = rec.state.supervisor.filter(|p| *p > 1) {
+                let pid = nix::unistd::Pid::from_raw(pid as i32);
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Waits until the container no longer runs, `limit` at most; whether it stopped.
+fn wait_stopped(store: &Store, id: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while record::running(store, id) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Stops a running container as `docker stop` does: its stop signal, then SIGKILL after
+/// `timeout` seconds (default: the container's own, 10 unless set). A container that
+/// does not run is left as it is.
+pub fn stop(store: &Store, what: &str, timeout: Option<u64>) -> Result<Record> {
+    let rec = record::find(store, what)?;
+    if !record::running(store, &rec.id) {
+        return Ok(rec);
+    }
+    mark_stopped(store, &rec)?;
+    let signal = parse_signal(&rec.stop_signal).unwrap_or(Signal::SIGTERM);
+    send(store, &rec, signal);
+    let limit = Duration::from_secs(timeout.unwrap_or(rec.stop_timeout));
+    if !wait_stopped(store, &rec.id, limit) {
+        send(store, &rec, Signal::SIGKILL);
+        if !wait_stopped(store, &rec.id, Duration::from_secs(10)) {
+            return Err(Error::Conflict(format!(
+                "container {} did not stop within 10 s of SIGKILL",
+                rec.name
+            )));
+        }
+    }
+    record::load(store, &rec.id)
+}
+
+/// Waits until the container ends and returns its exit code (that of its last run).
+pub fn wait(store: &Store, what: &str) -> Result<i32> {
+    let rec = record::find(store, what)?;
+    while record::running(store, &rec.id) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rec = record::refresh(store, record::load(store, &rec.id)?)?;
+    Ok(rec.state.exit_code.unwrap_or(0))
+}
+
+/// Removes a container, its writable layer and its log. A running one is refused unless
+/// `force`, which kills it first.
+pub fn remove(store: &Store, what: &str, force: bool) -> Result<Record> {
+    let rec = record::find(store, what)?;
+    if record::running(store, &rec.id) {
+        if !force {
+            return Err(Error::Conflict(format!(
+                "container {} is running: stop it first, or remove it with -f",
+                rec.name
+            )));
+        }
+        mark_stopped(store, &rec)?;
+        send(store, &rec, Signal::SIGKILL);
+        if !wait_stopped(store, &rec.id, Duration::from_secs(10)) {
+            return Err(Error::Conflict(format!("container {} did not end", rec.name)));
+        }
+    }
+    let dir = rec.dir(store);
+    let _lock = store.lock()?;
+    crate::store::remove_tree(&dir).map_err(Error::io("removing", dir.clone()))?;
+    Ok(Record { state: super::State { status: Status::Exited, ..rec.state.clone() }, ..rec })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), Signal::SIGTERM);
+        assert_eq!(parse_signal("hup").unwrap(), Signal::SIGHUP);
+        assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
+        assert!(parse_signal("SIGNOPE").is_err() && parse_signal("999").is_err());
+    }
+}

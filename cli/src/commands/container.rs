@@ -1,0 +1,378 @@
+//! The container commands: ps, logs, stop, kill, start, restart, rm, wait, port, and the
+//! hidden supervisor of a detached container.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use rbuild_builder::container::{self, logs, Record, Status};
+use rbuild_builder::store::Store;
+
+use crate::human;
+
+/// Arguments of `rbuild ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Show every container (by default only running ones).
+    #[arg(short, long)]
+    all: bool,
+    /// Only show container IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Do not truncate IDs and commands.
+    #[arg(long)]
+    no_trunc: bool,
+    /// A template of placeholders such as `{{.ID}}`, `{{.Names}}`, `{{.Image}}`,
+    /// `{{.Command}}`, `{{.CreatedAt}}`, `{{.RunningFor}}`, `{{.Status}}`, `{{.State}}`,
+    /// `{{.Ports}}`, or `{{json .}}`; `table` first for a table with headers; `\t` is a tab.
+    #[arg(long)]
+    format: Option<String>,
+}
+
+/// Arguments of `rbuild logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing new output until the container ends.
+    #[arg(short, long)]
+    follow: bool,
+    /// Only the last N lines (`all` for every line).
+    #[arg(short = 'n', long, value_name = "N")]
+    tail: Option<String>,
+    /// Put each line's time first.
+    #[arg(short, long)]
+    timestamps: bool,
+    /// Only lines since this time: RFC 3339 (`2026-12-06T10:00:00Z`) or a duration
+    /// back from now (`90s`, `10m`, `2h`).
+    #[arg(long)]
+    since: Option<String>,
+    /// The container: name or ID.
+    container: String,
+}
+
+/// Arguments of `rbuild stop` and `rbuild restart`.
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait for the command to end after the stop signal, before SIGKILL
+    /// (default: the container's --stop-timeout, 10 unless set).
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    time: Option<u64>,
+    /// The containers: names or IDs.
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Arguments of `rbuild kill`.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// The signal to send: a name (`SIGHUP`, `HUP`) or number.
+    #[arg(short, long, default_value = "SIGKILL")]
+    signal: String,
+    /// The containers: names or IDs.
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Arguments of `rbuild start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Print the container's output until it ends, and exit with its code.
+    #[arg(short, long)]
+    attach: bool,
+    /// The containers: names or IDs.
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Arguments of `rbuild rm`.
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Kill a running container first.
+    #[arg(short, long)]
+    force: bool,
+    /// The containers: names or IDs.
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// Arguments of `rbuild wait` and `rbuild port`.
+#[derive(Debug, Args)]
+pub struct ContainersArgs {
+    /// The containers: names or IDs.
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// How to start rbuild as the supervisor of a detached container.
+pub fn supervisor(store: &Store) -> Result<container::Supervisor> {
+    Ok(container::Supervisor {
+        program: std::env::current_exe()?,
+        args: vec![
+            "--root".to_string(),
+            store.root().display().to_string(),
+            "__supervise".to_string(),
+        ],
+    })
+}
+
+/// The STATUS column: `Up 3 minutes`, `Exited (0) 2 seconds ago`, `Created`.
+fn status(r: &Record) -> String {
+    match r.state.status {
+        Status::Created => "Created".to_string(),
+        Status::Running => format!("Up {}", human::since(r.state.started_at.as_deref())),
+        Status::Exited => format!(
+            "Exited ({}) {}",
+            r.state.exit_code.unwrap_or(0),
+            human::ago(r.state.finished_at.as_deref())
+        ),
+    }
+}
+
+fn ports(r: &Record) -> String {
+    r.spec.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// The COMMAND column: quoted, cut to 20 characters unless `--no-trunc`.
+fn command(r: &Record, full: bool) -> String {
+    let text = r.command();
+    if full || text.chars().count() <= 20 {
+        return format!("\"{text}\"");
+    }
+    let cut: String = text.chars().take(19).collect();
+    format!("\"{cut}…\"")
+}
+
+/// The placeholders of `--format` and their column titles.
+const COLUMNS: [(&str, &str); 9] = [
+    ("ID", "CONTAINER ID"),
+    ("Image", "IMAGE"),
+    ("Command", "COMMAND"),
+    ("CreatedAt", "CREATED AT"),
+    ("RunningFor", "CREATED"),
+    ("Status", "STATUS"),
+    ("State", "STATE"),
+    ("Ports", "PORTS"),
+    ("Names", "NAMES"),
+];
+
+/// The values of [`COLUMNS`] for one container.
+fn values(r: &Record, full: bool) -> [String; 9] {
+    let id = if full { r.id.clone() } else { r.id[..12].to_string() };
+    [
+        id,
+        r.image_name.clone(),
+        command(r, full),
+        r.created.clone(),
+        human::ago(Some(&r.created)),
+        status(r),
+        r.state.status.name().to_string(),
+        ports(r),
+        r.name.clone(),
+    ]
+}
+
+/// Fills a `--format` template for one container.
+fn fill(template: &str, r: &Record, full: bool) -> String {
+    let f = COLUMNS.iter().map(|(k, _)| *k).zip(values(r, full));
+    if template.trim() == "{{json .}}" {
+        let map: serde_json::Map<String, serde_json::Value> =
+            f.map(|(k, v)| (k.to_string(), v.into())).collect();
+        return serde_json::Value::Object(map).to_string();
+    }
+    let mut out = template.replace("\\t", "\t").replace("\\n", "\n");
+    for (key, value) in f {
+        for spaced in [format!("{{{{.{key}}}}}"), format!("{{{{ .{key} }}}}")] {
+            out = out.replace(&spaced, &value);
+        }
+    }
+    out
+}
+
+/// `rbuild ps`.
+pub fn ps(store: &Store, args: PsArgs) -> Result<ExitCode> {
+    let mut all = container::list(store)?;
+    // Newest first, as Docker lists them.
+    all.reverse();
+    let shown: Vec<&Record> =
+        all.iter().filter(|r| args.all || r.state.status == Status::Running).collect();
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        for r in shown {
+            writeln!(out, "{}", if args.no_trunc { &r.id } else { &r.id[..12] })?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match args.format.as_deref() {
+        Some(template) if !template.starts_with("table") => {
+            for r in shown {
+                writeln!(out, "{}", fill(template, r, args.no_trunc))?;
+            }
+        }
+        Some(template) => {
+            let template = template.trim_start_matches("table").trim_start();
+            let mut header = template.to_string();
+            for (key, title) in COLUMNS {
+                header = header.replace(&format!("{{{{.{key}}}}}"), title);
+            }
+            let rows: Vec<Vec<String>> = shown
+                .iter()
+                .map(|r| fill(template, r, args.no_trunc).split('\t').map(String::from).collect())
+                .collect();
+            let titles: Vec<String> =
+                header.replace("\\t", "\t").split('\t').map(String::from).collect();
+            let titles: Vec<&str> = titles.iter().map(String::as_str).collect();
+            write!(out, "{}", human::table(&titles, &rows))?;
+        }
+        None => {
+            let rows: Vec<Vec<String>> = shown
+                .iter()
+                .map(|r| {
+                    let v = values(r, args.no_trunc);
+                    [0, 1, 2, 4, 5, 7, 8].iter().map(|i| v[*i].clone()).collect()
+                })
+                .collect();
+            let header =
+                ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"];
+            write!(out, "{}", human::table(&header, &rows))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A time given to `--since`: RFC 3339, or a duration back from now (`10m`).
+fn since_time(text: &str) -> Result<String> {
+    if let Some(secs) = human::parse_rfc3339(text) {
+        return Ok(rbuild_builder::container::logs::rfc3339_at(secs.max(0) as u64));
+    }
+    let (digits, unit) =
+        text.split_at(text.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
+    let n: u64 = digits.parse().map_err(|_| {
+        anyhow::anyhow!("invalid --since {text:?}: RFC 3339 or a duration like 10m")
+    })?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => bail!("invalid --since {text:?}: RFC 3339 or a duration like 10m"),
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    Ok(rbuild_builder::container::logs::rfc3339_at(now.saturating_sub(secs)))
+}
+
+/// `rbuild logs`.
+pub fn logs(store: &Store, args: LogsArgs) -> Result<ExitCode> {
+    let tail = match args.tail.as_deref() {
+        None | Some("all") => None,
+        Some(n) => Some(
+            n.parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}: a number or all"))?,
+        ),
+    };
+    let since = args.since.as_deref().map(since_time).transpose()?;
+    let options = logs::LogOptions { tail, since, follow: args.follow, from: None };
+    print_logs(store, &args.container, &options, args.timestamps)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a container's log lines, each on the stream it was written to.
+fn print_logs(store: &Store, what: &str, options: &logs::LogOptions, times: bool) -> Result<()> {
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    logs::read(store, what, options, |line| {
+        let text = if times { format!("{} {}", line.time, line.log) } else { line.log.clone() };
+        let written = if line.stream == "stderr" {
+            err.write_all(text.as_bytes()).and_then(|()| err.flush())
+        } else {
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        };
+        written.is_ok()
+    })?;
+    Ok(())
+}
+
+/// `rbuild stop`: prints each container's name as given, as Docker does.
+pub fn stop(store: &Store, args: StopArgs) -> Result<ExitCode> {
+    each(&args.containers, |c| container::stop(store, c, args.time).map(|_| ()))
+}
+
+/// `rbuild kill`.
+pub fn kill(store: &Store, args: KillArgs) -> Result<ExitCode> {
+    let signal = container::control::parse_signal(&args.signal)?;
+    each(&args.containers, |c| container::kill(store, c, signal).map(|_| ()))
+}
+
+/// `rbuild rm`.
+pub fn rm(store: &Store, args: RmArgs) -> Result<ExitCode> {
+    each(&args.containers, |c| container::remove(store, c, args.force).map(|_| ()))
+}
+
+/// `rbuild start`.
+pub fn start(store: &Store, args: StartArgs) -> Result<ExitCode> {
+    let supervisor = supervisor(store)?;
+    if args.attach {
+        let [one] = args.containers.as_slice() else {
+            bail!("start --attach takes one container");
+        };
+        let r = container::find(store, one)?;
+        // Only what this run writes: the log from its present end.
+        let from = Some(logs::end(store, &r.id));
+        supervisor.start(store, &r.id)?;
+        let options = logs::LogOptions { follow: true, from, ..Default::default() };
+        print_logs(store, &r.id, &options, false)?;
+        let code = container::wait(store, &r.id)?;
+        return Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)));
+    }
+    each(&args.containers, |c| {
+        let r = container::find(store, c)?;
+        if rbuild_builder::container::record::running(store, &r.id) {
+            return Ok(());
+        }
+        supervisor.start(store, &r.id)
+    })
+}
+
+/// `rbuild restart`: stop, then start.
+pub fn restart(store: &Store, args: StopArgs) -> Result<ExitCode> {
+    let supervisor = supervisor(store)?;
+    each(&args.containers, |c| {
+        let r = container::stop(store, c, args.time)?;
+        supervisor.start(store, &r.id)
+    })
+}
+
+/// `rbuild wait`: prints each container's exit code once it ends.
+pub fn wait(store: &Store, args: ContainersArgs) -> Result<ExitCode> {
+    for c in &args.containers {
+        println!("{}", container::wait(store, c)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild port`: the container's published ports (`80/tcp -> 0.0.0.0:8080`).
+pub fn port(store: &Store, args: ContainersArgs) -> Result<ExitCode> {
+    for c in &args.containers {
+        let r = container::find(store, c)?;
+        for p in &r.spec.ports {
+            println!("{}/{} -> {}:{}", p.container_port, p.proto, p.host_ip, p.host_port);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `action` on each container, printing its name as given on success and the error
+/// otherwise; fails when any failed.
+fn each(
+    names: &[String],
+    mut action: impl FnMut(&str) -> rbuild_builder::Result<()>,
+) -> Result<ExitCode> {
+    let mut failed = false;
+    for name in names {
+        match action(name) {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("error: {:#}", anyhow::Error::from(e));
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

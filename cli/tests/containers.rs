@@ -1,0 +1,234 @@
+//! Containers as Docker's tutorials use them: `run -d -p` served to the host, `ps`,
+//! `logs`, `stop`, `start`, `rm`, `port`, restart policies. Root: each runs a sandbox.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::util::{busybox_images, ok, rbuild_in, require_root, require_tool};
+
+/// A store holding busybox, and an image `web` that serves `/www` with busybox's httpd
+/// on port 80 (EXPOSEd) and says which page it serves.
+fn store_with_web() -> tempfile::TempDir {
+    require_root();
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    ok(r, &["load", "-q", "-i", busybox_images().join("busybox-oci.tar").to_str().unwrap()]);
+    let ctx = r.join("web-context");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\n\
+         RUN mkdir /www && echo 'hello from httpd' > /www/index.html\n\
+         EXPOSE 80\n\
+         CMD [\"httpd\", \"-f\", \"-v\", \"-p\", \"80\", \"-h\", \"/www\"]\n",
+    )
+    .unwrap();
+    ok(r, &["build", "-q", "-t", "web", ctx.to_str().unwrap()]);
+    root
+}
+
+/// What `curl` gets from the host's `port` (tried for 10 s while the server starts).
+fn curl(port: u16) -> String {
+    require_tool("curl", "curl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "5", &format!("http://127.0.0.1:{port}/")])
+            .output()
+            .unwrap();
+        if out.status.success() && !out.stdout.is_empty() {
+            return String::from_utf8_lossy(&out.stdout).into_owned();
+        }
+        if Instant::now() >= deadline {
+            return format!("curl failed: {out:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A port of the host nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn stopped(r: &Path, name: &str) -> bool {
+    let states = ok(r, &["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+    states.lines().any(|l| l == format!("{name} exited"))
+}
+
+#[test]
+fn a_detached_server_answers_on_its_published_port() {
+    let root = store_with_web();
+    let r = root.path();
+    let id = ok(r, &["run", "-d", "--name", "web1", "-p", "18080:80", "web"]);
+    assert_eq!(id.trim().len(), 64, "run -d prints the ID: {id}");
+    assert_eq!(curl(18080), "hello from httpd\n");
+    // ps shows it running, with its port and name.
+    let ps = ok(r, &["ps"]);
+    let line = ps.lines().nth(1).unwrap_or_default();
+    assert!(line.starts_with(&id.trim()[..12]), "{ps}");
+    assert!(
+        line.contains("Up ") && line.contains("0.0.0.0:18080->80/tcp") && line.ends_with("web1"),
+        "{ps}"
+    );
+    assert_eq!(ok(r, &["ps", "-q"]).trim(), &id.trim()[..12]);
+    assert_eq!(ok(r, &["port", "web1"]).trim(), "80/tcp -> 0.0.0.0:18080");
+    // A second container of the image on another port, and one with -P.
+    let second = free_port();
+    ok(r, &["run", "-d", "--name", "web2", "-p", &format!("{second}:80"), "web"]);
+    assert_eq!(curl(second), "hello from httpd\n");
+    ok(r, &["run", "-d", "--name", "web3", "-P", "web"]);
+    let published = ok(r, &["port", "web3"]);
+    let host_port: u16 = published
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("-P published the EXPOSEd port: {published:?}"));
+    assert!(published.starts_with("80/tcp -> 0.0.0.0:"), "{published}");
+    assert_eq!(curl(host_port), "hello from httpd\n");
+    // httpd -v logs each request on its standard error.
+    let logs = rbuild_in(r, &["logs", "web1"]);
+    assert!(String::from_utf8_lossy(&logs.stderr).contains("response:200"), "{logs:?}");
+    // A name is unique.
+    let again = rbuild_in(r, &["run", "-d", "--name", "web1", "web"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already in use"), "{again:?}");
+    // rm refuses a running container, rm -f removes it; its port is free again.
+    assert!(!rbuild_in(r, &["rm", "web2"]).status.success());
+    ok(r, &["rm", "-f", "web1", "web2", "web3"]);
+    assert_eq!(ok(r, &["ps", "-aq"]), "");
+    assert!(std::net::TcpListener::bind(("0.0.0.0", 18080)).is_ok(), "18080 is free again");
+    assert!(std::net::TcpListener::bind(("0.0.0.0", second)).is_ok());
+}
+
+#[test]
+fn logs_follow_new_lines_and_start_keeps_the_files() {
+    let root = store_with_web();
+    let r = root.path();
+    ok(
+        r,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            "busybox",
+            "sh",
+            "-c",
+            "echo run >> /runs; wc -l < /runs; i=0; while [ $i -lt 4 ]; do echo tick $i; i=$((i+1)); sleep 0.3; done",
+        ],
+    );
+    // -f prints what comes while it runs and ends when the container does.
+    let started = Instant::now();
+    let followed = ok(r, &["logs", "-f", "ticker"]);
+    assert_eq!(followed, "1\ntick 0\ntick 1\ntick 2\ntick 3\n");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(ok(r, &["logs", "--tail", "2", "ticker"]), "tick 2\ntick 3\n");
+    let stamped = ok(r, &["logs", "-t", "--tail", "1", "ticker"]);
+    assert!(stamped.starts_with("20") && stamped.ends_with(" tick 3\n"), "{stamped}");
+    assert!(ok(r, &["ps"]).lines().count() == 1, "no running container");
+    let all = ok(r, &["ps", "-a", "--format", "{{.Names}}|{{.Status}}"]);
+    assert!(all.starts_with("ticker|Exited (0) "), "{all}");
+    // start runs the same container again: the file it wrote is still there.
+    ok(r, &["start", "ticker"]);
+    assert_eq!(ok(r, &["wait", "ticker"]).trim(), "0");
+    let logs = ok(r, &["logs", "ticker"]);
+    assert!(logs.contains("\n2\n"), "the second run counted two runs: {logs}");
+    // start -a prints this run's output and exits with its code.
+    let attached = rbuild_in(r, &["start", "-a", "ticker"]);
+    assert_eq!(String::from_utf8_lossy(&attached.stdout), "3\ntick 0\ntick 1\ntick 2\ntick 3\n");
+    assert_eq!(attached.status.code(), Some(0));
+}
+
+#[test]
+fn stop_kills_a_command_that_ignores_the_stop_signal_after_the_timeout() {
+    let root = store_with_web();
+    let r = root.path();
+    ok(
+        r,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "stubborn",
+            "busybox",
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; while true; do sleep 1; done",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ok(r, &["logs", "stubborn"]) != "ready\n" {
+        assert!(Instant::now() < deadline, "the container did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    ok(r, &["stop", "-t", "2", "stubborn"]);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(2), "the timeout was waited for: {took:?}");
+    assert!(took < Duration::from_secs(3), "stopped within the timeout and a second: {took:?}");
+    let status = ok(r, &["ps", "-a", "--format", "{{.Status}}"]);
+    assert!(status.starts_with("Exited (137)"), "{status}");
+    // A command that ends on SIGTERM ends at once, with 143.
+    ok(r, &["run", "-d", "--name", "polite", "busybox", "sleep", "60"]);
+    let started = Instant::now();
+    ok(r, &["stop", "polite"]);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(ok(r, &["wait", "polite"]).trim(), "143");
+    assert!(stopped(r, "polite"));
+}
+
+#[test]
+fn restart_on_failure_restarts_as_often_as_asked() {
+    let root = store_with_web();
+    let r = root.path();
+    ok(
+        r,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            "busybox",
+            "sh",
+            "-c",
+            "echo attempt; exit 3",
+        ],
+    );
+    assert_eq!(ok(r, &["wait", "flaky"]).trim(), "3");
+    assert_eq!(
+        ok(r, &["logs", "flaky"]),
+        "attempt\nattempt\nattempt\n",
+        "the first run and two restarts"
+    );
+    // A container stopped on purpose is not restarted.
+    ok(r, &["run", "-d", "--name", "always", "--restart", "always", "busybox", "sleep", "60"]);
+    ok(r, &["stop", "always"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(stopped(r, "always"), "{}", ok(r, &["ps", "-a"]));
+}
+
+#[test]
+fn bad_container_arguments_are_refused_clearly() {
+    let root = store_with_web();
+    let r = root.path();
+    for (args, says) in [
+        (vec!["logs", "nothing-here"], "no such container"),
+        (vec!["stop", "nothing-here"], "no such container"),
+        (vec!["run", "-d", "--name", "bad name", "web"], "invalid container name"),
+        (vec!["run", "-d", "-p", "99999:80", "web"], "invalid port"),
+        (vec!["run", "-d", "--network", "none", "-p", "8080:80", "web"], "default network"),
+        (vec!["run", "-d", "--restart", "sometimes", "web"], "invalid restart policy"),
+        (vec!["kill", "-s", "SIGNOPE", "x"], "invalid signal"),
+    ] {
+        let out = rbuild_in(r, &args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(ok(r, &["ps", "-aq"]), "", "nothing was left made");
+}
