@@ -98,6 +98,8 @@ enum Command {
     Rm(commands::container::RmArgs),
     /// Wait until containers end; print their exit codes.
     Wait(commands::container::ContainersArgs),
+    /// Run a command in a running container (its namespaces, cgroups and confinement).
+    Exec(commands::container::ExecArgs),
     /// List a container's published ports.
     Port(commands::container::ContainersArgs),
     /// Internal: supervise a detached container.
@@ -178,6 +180,7 @@ fn main() -> ExitCode {
                 | Command::Logout(_)
                 | Command::Sandbox { .. }
                 | Command::Supervise { .. }
+                | Command::Exec(_)
         )
     {
         use rbuild_builder::sandbox::subids::{enter, Entry, SWITCH_VAR};
@@ -227,6 +230,10 @@ fn main() -> ExitCode {
         Command::Rm(args) => store().and_then(|s| commands::container::rm(&s, args)),
         Command::Wait(args) => store().and_then(|s| commands::container::wait(&s, args)),
         Command::Port(args) => store().and_then(|s| commands::container::port(&s, args)),
+        Command::Exec(args) => {
+            let root = cli.root.clone().unwrap_or_else(rbuild_builder::store::default_root);
+            commands::container::exec(&root, args)
+        }
         Command::Supervise { id } => store().and_then(|s| {
             let code = rbuild_builder::container::supervise(&s, &id)?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))

@@ -232,3 +232,52 @@ fn bad_container_arguments_are_refused_clearly() {
     }
     assert_eq!(ok(r, &["ps", "-aq"]), "", "nothing was left made");
 }
+
+#[test]
+fn exec_joins_the_running_container() {
+    let root = store_with_web();
+    let r = root.path();
+    ok(
+        r,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "box",
+            "busybox",
+            "sh",
+            "-c",
+            "echo data > /made-here; exec sleep 60",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !rbuild_in(r, &["exec", "box", "test", "-e", "/made-here"]).status.success() {
+        assert!(Instant::now() < deadline, "the container did not write its file");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The container's processes (its init, its command, and this one) and files.
+    let ps = ok(r, &["exec", "box", "ps", "-o", "pid,comm"]);
+    let comms: Vec<&str> = ps.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();
+    assert_eq!(comms, ["rbuild", "sleep", "ps"], "{ps}");
+    assert_eq!(ok(r, &["exec", "box", "cat", "/made-here"]), "data\n");
+    // Its user, directory and environment as asked; confined as the command is.
+    let out = ok(
+        r,
+        &["exec", "-u", "nobody", "-w", "/tmp", "-e", "GREETING=hi", "box", "sh", "-c",
+          "id -u; pwd; echo $GREETING; hostname; grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status"],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["65534", "/tmp", "hi"], "{out}");
+    let id = ok(r, &["ps", "-q"]);
+    assert_eq!(lines[3], id.trim(), "the container's host name");
+    assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1") && out.contains("Seccomp:\t2"), "{out}");
+    let as_root = ok(r, &["exec", "box", "grep", "CapEff", "/proc/self/status"]);
+    assert!(as_root.contains("00000000a80425fb"), "Docker's capabilities: {as_root}");
+    // Its exit code; a missing program is 127; a stopped container is refused.
+    assert_eq!(rbuild_in(r, &["exec", "box", "sh", "-c", "exit 7"]).status.code(), Some(7));
+    assert_eq!(rbuild_in(r, &["exec", "box", "no-such-program"]).status.code(), Some(127));
+    ok(r, &["stop", "-t", "1", "box"]);
+    let refused = rbuild_in(r, &["exec", "box", "true"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not running"), "{refused:?}");
+}

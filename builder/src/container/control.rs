@@ -144,3 +144,44 @@ mod tests {
         assert!(parse_signal("SIGNOPE").is_err() && parse_signal("999").is_err());
     }
 }
+
+/// What `rbuild exec` runs, beside the container's own settings.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    /// The command and its arguments.
+    pub command: Vec<String>,
+    /// `KEY=VALUE`s set over the container's environment.
+    pub env: Vec<String>,
+    /// The working directory (default: the container's).
+    pub workdir: Option<String>,
+    /// The user (default: the container's).
+    pub user: Option<String>,
+    /// A pseudo-terminal for the command.
+    pub tty: bool,
+}
+
+/// Runs a command in a running container, found in `containers` (a store's folder of
+/// them; the store is not opened: a normal user's rbuild joins the container's user
+/// namespace from outside it). Returns the command's exit code.
+pub fn exec(containers: &Path, what: &str, options: &ExecOptions) -> Result<i32> {
+    if options.command.is_empty() {
+        return Err(Error::InvalidOption("exec needs a command".into()));
+    }
+    let rec = record::find_in(containers, what)?;
+    let dir = containers.join(&rec.id);
+    let init = match init_pid(&dir) {
+        Some(pid) if record::running_in(&dir) => pid,
+        _ => return Err(Error::Conflict(format!("container {} is not running", rec.name))),
+    };
+    let mut spec = rec.spec.clone();
+    spec.args = options.command.clone();
+    spec.env = super::merge_env(&spec.env, &options.env);
+    if let Some(w) = &options.workdir {
+        spec.cwd = w.clone();
+    }
+    if let Some(u) = &options.user {
+        spec.user = u.clone();
+    }
+    spec.tty = options.tty;
+    crate::sandbox::exec(init.as_raw() as u32, &spec)
+}

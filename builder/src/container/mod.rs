@@ -16,7 +16,7 @@ mod supervisor;
 
 use std::path::PathBuf;
 
-pub use control::{kill, remove, stop, wait};
+pub use control::{exec, kill, remove, stop, wait, ExecOptions};
 pub use record::{find, list, Record, Restart, State, Status};
 pub use supervisor::{supervise, Supervisor};
 

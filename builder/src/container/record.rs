@@ -164,7 +164,12 @@ impl Record {
 
 /// Reads a container's record.
 pub fn load(store: &Store, id: &str) -> Result<Record> {
-    let path = store.containers_dir().join(id).join(RECORD);
+    load_in(&store.containers_dir(), id)
+}
+
+/// Reads a container's record from a store's `containers` folder.
+fn load_in(containers: &std::path::Path, id: &str) -> Result<Record> {
+    let path = containers.join(id).join(RECORD);
     let text = fs::read(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NoSuchContainer(id.to_string()),
         _ => Error::io("reading", path.clone())(e),
@@ -210,8 +215,28 @@ pub fn names(store: &Store) -> Vec<String> {
 
 /// The container named `what`: its name, its whole ID, or a prefix of one ID.
 pub fn find(store: &Store, what: &str) -> Result<Record> {
+    pick(list(store)?, what)
+}
+
+/// As [`find`], reading the records of a store's `containers` folder as they are, without
+/// opening the store (`exec` joins a container's user namespace from outside it).
+pub fn find_in(containers: &std::path::Path, what: &str) -> Result<Record> {
+    let entries =
+        fs::read_dir(containers).map_err(Error::io("listing", containers.to_path_buf()))?;
+    let all = entries
+        .flatten()
+        .filter_map(|e| load_in(containers, &e.file_name().to_string_lossy()).ok());
+    pick(all.collect(), what)
+}
+
+/// Whether the container in `dir` (its folder) runs; see [`running`].
+pub fn running_in(dir: &std::path::Path) -> bool {
+    let Ok(file) = fs::File::open(dir.join(LOCK)) else { return false };
+    matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
+}
+
+fn pick(all: Vec<Record>, what: &str) -> Result<Record> {
     let what = what.trim_start_matches('/');
-    let all = list(store)?;
     if let Some(r) = all.iter().find(|r| r.name == what || r.id == what) {
         return Ok(r.clone());
     }
@@ -225,9 +250,7 @@ pub fn find(store: &Store, what: &str) -> Result<Record> {
 
 /// Whether the container's supervisor runs (it holds the lock while it lives).
 pub fn running(store: &Store, id: &str) -> bool {
-    let path = store.containers_dir().join(id).join(LOCK);
-    let Ok(file) = fs::File::open(&path) else { return false };
-    matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
+    running_in(&store.containers_dir().join(id))
 }
 
 /// Takes the container's lock, for its supervisor (or a foreground run) to hold while the

@@ -1042,3 +1042,139 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
         Ok(never) => match never {},
     }
 }
+
+/// Runs `spec.args` in the running sandbox whose init is `init` (`rbuild exec`): in its
+/// user namespace when it has one of its own, its IPC, UTS, network, PID and mount
+/// namespaces and its cgroups, confined as its command is (capabilities, `no_new_privs`,
+/// seccomp), as `spec.user` in `spec.cwd` with `spec.env`. Call it while the process is
+/// single-threaded (joining a user namespace requires it). Returns the exit code.
+pub fn exec(init: u32, spec: &SandboxSpec) -> Result<i32> {
+    use std::os::fd::AsFd;
+    // The namespaces are opened through the command's process where it can be: the init
+    // is not dumpable, and a normal user may not open the namespaces of a process that
+    // is not dumpable and was not started inside its user namespace.
+    let proc_dir = [first_child(init), Some(init)]
+        .into_iter()
+        .flatten()
+        .map(|pid| PathBuf::from(format!("/proc/{pid}")))
+        .find(|dir| fs::File::open(dir.join("ns/user")).is_ok())
+        .unwrap_or_else(|| PathBuf::from(format!("/proc/{init}")));
+    let open = |ns: &str| {
+        let path = proc_dir.join("ns").join(ns);
+        fs::File::open(&path).map_err(Error::io("opening", path))
+    };
+    let theirs = fs::read_link(proc_dir.join("ns/user")).ok();
+    let own = fs::read_link("/proc/self/ns/user").ok();
+    let user = if theirs != own { Some(open("user")?) } else { None };
+    let joined: Vec<(fs::File, CloneFlags)> = vec![
+        (open("ipc")?, CloneFlags::CLONE_NEWIPC),
+        (open("uts")?, CloneFlags::CLONE_NEWUTS),
+        (open("net")?, CloneFlags::CLONE_NEWNET),
+        (open("pid")?, CloneFlags::CLONE_NEWPID),
+        (open("mnt")?, CloneFlags::CLONE_NEWNS),
+    ];
+    join_cgroups(&proc_dir, &spec.run_dir)?;
+    if let Some(user) = &user {
+        nix::sched::setns(user.as_fd(), CloneFlags::CLONE_NEWUSER)
+            .map_err(io_err("joining the user namespace of", &proc_dir))?;
+    }
+    for (file, kind) in &joined {
+        nix::sched::setns(file.as_fd(), *kind)
+            .map_err(io_err("joining a namespace of", &proc_dir))?;
+    }
+    drop(joined);
+    let pty = if spec.tty {
+        Some(
+            nix::pty::openpty(terminal_size().as_ref(), None)
+                .map_err(io_err("opening a pseudo-terminal for", &spec.run_dir))?,
+        )
+    } else {
+        None
+    };
+    // SAFETY: the caller is single-threaded; the child sets up its identity and execs.
+    match unsafe { fork() }.map_err(io_err("forking in", &proc_dir))? {
+        ForkResult::Child => {
+            let slave = pty.map(|p| p.slave);
+            // The parent is outside this PID namespace: getppid says 0 while it lives,
+            // and the container's init (1) once it has died.
+            let ready = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+                .map_err(io_err("setting the parent-death signal of", Path::new("/proc/self")))
+                .and_then(|()| match nix::unistd::getppid().as_raw() {
+                    1 => Err(Error::Sandbox("rbuild exec ended before its command started".into())),
+                    _ => Ok(()),
+                })
+                .and_then(|()| resolve_user(&spec.user));
+            let e = match ready {
+                Ok(identity) => exec_command(spec, &identity, slave.as_ref()),
+                Err(e) => e,
+            };
+            eprintln!("rbuild: {e}");
+            std::process::exit(match &e {
+                Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
+                _ => 126,
+            });
+        }
+        ForkResult::Parent { child } => {
+            super::process::forward_signals(child);
+            if let Some(pty) = pty {
+                drop(pty.slave);
+                // The command's end, as something to poll: a pidfd becomes readable then.
+                // SAFETY: pidfd_open takes a PID and flags, and returns a new descriptor.
+                let fd =
+                    unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, child.as_raw(), 0) };
+                if fd >= 0 {
+                    // SAFETY: the descriptor was just opened and is owned here alone.
+                    let ended = unsafe {
+                        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32)
+                    };
+                    let mut buf = [0u8; 4];
+                    relay_terminal(&pty.master, &ended, &mut buf, child);
+                }
+            }
+            Ok(wait_code(child))
+        }
+    }
+}
+
+/// The oldest process whose parent is `pid` (the command, for a sandbox's init).
+fn first_child(pid: u32) -> Option<u32> {
+    let parent = format!("PPid:\t{pid}");
+    let mut children: Vec<u32> = fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|p| {
+            fs::read_to_string(format!("/proc/{p}/status"))
+                .is_ok_and(|s| s.lines().any(|l| l == parent))
+        })
+        .collect();
+    children.sort();
+    children.first().copied()
+}
+
+/// Moves this process into the cgroups rbuild made for the sandbox of `proc_dir` (named
+/// after its run directory), where it has any: its limits hold for what `exec` runs.
+fn join_cgroups(proc_dir: &Path, run_dir: &Path) -> Result<()> {
+    let id = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let own = format!("rbuild-{id}");
+    let listed = fs::read_to_string(proc_dir.join("cgroup")).unwrap_or_default();
+    for line in listed.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next(), parts.next());
+        let (Some(controllers), Some(path)) = (controllers, path) else { continue };
+        if !path.ends_with(&own) {
+            continue;
+        }
+        let hierarchy = match controllers {
+            "" => String::new(),
+            c => c.split(',').next().unwrap_or(c).trim_start_matches("name=").to_string(),
+        };
+        let mut dir = PathBuf::from("/sys/fs/cgroup");
+        if !hierarchy.is_empty() {
+            dir.push(&hierarchy);
+        }
+        let procs = dir.join(path.trim_start_matches('/')).join("cgroup.procs");
+        fs::write(&procs, "0").map_err(Error::io("joining the cgroup", procs))?;
+    }
+    Ok(())
+}

@@ -103,6 +103,54 @@ pub struct ContainersArgs {
     containers: Vec<String>,
 }
 
+/// Arguments of `rbuild exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Keep standard input open (it always is: the command shares rbuild's).
+    #[arg(short, long)]
+    interactive: bool,
+    /// Give the command a pseudo-terminal (rbuild relays it).
+    #[arg(short, long)]
+    tty: bool,
+    /// The user to run as: `name|uid[:group|gid]` (default: the container's).
+    #[arg(short, long)]
+    user: Option<String>,
+    /// The working directory inside (default: the container's).
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// Set an environment variable (`KEY=VALUE`, or `KEY` for the caller's value).
+    #[arg(short, long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// The container: name or ID.
+    container: String,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+/// `rbuild exec`: a command in a running container's namespaces, cgroups and
+/// confinement. The store is not opened (see [`container::exec`]).
+pub fn exec(root: &std::path::Path, args: ExecArgs) -> Result<ExitCode> {
+    let _ = args.interactive;
+    let env = args
+        .env
+        .iter()
+        .filter_map(|e| match e.split_once('=') {
+            Some(_) => Some(e.clone()),
+            None => std::env::var(e).ok().map(|v| format!("{e}={v}")),
+        })
+        .collect();
+    let options = container::ExecOptions {
+        command: args.command,
+        env,
+        workdir: args.workdir,
+        user: args.user,
+        tty: args.tty,
+    };
+    let code = container::exec(&root.join("containers"), &args.container, &options)?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
 /// How to start rbuild as the supervisor of a detached container.
 pub fn supervisor(store: &Store) -> Result<container::Supervisor> {
     Ok(container::Supervisor {
