@@ -98,6 +98,9 @@ enum Command {
     Rm(commands::container::RmArgs),
     /// Wait until containers end; print their exit codes.
     Wait(commands::container::ContainersArgs),
+    /// Manage volumes: create, ls, inspect, rm, prune.
+    #[command(subcommand)]
+    Volume(commands::container::VolumeCommand),
     /// Run a command in a running container (its namespaces, cgroups and confinement).
     Exec(commands::container::ExecArgs),
     /// List a container's published ports.
@@ -230,6 +233,7 @@ fn main() -> ExitCode {
         Command::Rm(args) => store().and_then(|s| commands::container::rm(&s, args)),
         Command::Wait(args) => store().and_then(|s| commands::container::wait(&s, args)),
         Command::Port(args) => store().and_then(|s| commands::container::port(&s, args)),
+        Command::Volume(c) => store().and_then(|s| commands::container::volume(&s, c)),
         Command::Exec(args) => {
             let root = cli.root.clone().unwrap_or_else(rbuild_builder::store::default_root);
             commands::container::exec(&root, args)

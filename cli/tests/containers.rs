@@ -281,3 +281,63 @@ fn exec_joins_the_running_container() {
     let refused = rbuild_in(r, &["exec", "box", "true"]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("is not running"), "{refused:?}");
 }
+
+#[test]
+fn volumes_outlive_their_containers() {
+    let root = store_with_web();
+    let r = root.path();
+    // A named volume, made on first use, survives rm and serves the next container.
+    ok(
+        r,
+        &[
+            "run",
+            "--name",
+            "writer",
+            "-v",
+            "keep:/kept",
+            "busybox",
+            "sh",
+            "-c",
+            "echo persisted > /kept/f",
+        ],
+    );
+    ok(r, &["rm", "writer"]);
+    assert_eq!(
+        ok(r, &["run", "--rm", "-v", "keep:/kept:ro", "busybox", "cat", "/kept/f"]),
+        "persisted\n"
+    );
+    assert!(!rbuild_in(r, &["run", "--rm", "-v", "keep:/kept:ro", "busybox", "touch", "/kept/g"])
+        .status
+        .success());
+    // An image's VOLUME gets an anonymous volume that starts with the image's files (and
+    // their owner); rm -v removes it, rm alone keeps it.
+    let ctx = r.join("vol-context");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN mkdir /data && echo seeded > /data/seed && chown 1:2 /data\nVOLUME /data\n",
+    )
+    .unwrap();
+    ok(r, &["build", "-q", "-t", "vol", ctx.to_str().unwrap()]);
+    let seen =
+        ok(r, &["run", "--name", "v1", "vol", "sh", "-c", "stat -c '%u:%g' /data; cat /data/seed"]);
+    assert_eq!(seen, "1:2\nseeded\n");
+    assert_eq!(ok(r, &["volume", "ls", "-q"]).lines().count(), 2, "keep and v1's");
+    ok(r, &["rm", "-v", "v1"]);
+    assert_eq!(ok(r, &["volume", "ls", "-q"]), "keep\n");
+    // A volume in use is not removed; an unused one is.
+    ok(r, &["run", "--name", "user", "-v", "keep:/kept", "busybox", "true"]);
+    let refused = rbuild_in(r, &["volume", "rm", "keep"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("in use by container(s) user"),
+        "{refused:?}"
+    );
+    ok(r, &["rm", "user"]);
+    let info = ok(r, &["volume", "inspect", "keep"]);
+    assert!(
+        info.contains("\"Driver\": \"local\"") && info.contains("volumes/keep/_data"),
+        "{info}"
+    );
+    ok(r, &["volume", "rm", "keep"]);
+    assert_eq!(ok(r, &["volume", "ls", "-q"]), "");
+}

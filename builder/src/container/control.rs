@@ -109,11 +109,12 @@ pub fn wait(store: &Store, what: &str) -> Result<i32> {
     Ok(rec.state.exit_code.unwrap_or(0))
 }
 
-/// Removes a container, its writable layer and its log. A running one is refused unless
-/// `force`, which kills it first.
-pub fn remove(store: &Store, what: &str, force: bool) -> Result<Record> {
+/// Removes a container, its writable layer and its log, and with `volumes` its anonymous
+/// volumes. A running one is refused unless `force`, which kills it first. (The
+/// supervisor of a `--rm` container removes it while it still holds its lock.)
+pub fn remove(store: &Store, what: &str, force: bool, volumes: bool) -> Result<Record> {
     let rec = record::find(store, what)?;
-    if record::running(store, &rec.id) {
+    if record::running(store, &rec.id) && rec.state.supervisor != Some(std::process::id()) {
         if !force {
             return Err(Error::Conflict(format!(
                 "container {} is running: stop it first, or remove it with -f",
@@ -127,8 +128,15 @@ pub fn remove(store: &Store, what: &str, force: bool) -> Result<Record> {
         }
     }
     let dir = rec.dir(store);
-    let _lock = store.lock()?;
-    crate::store::remove_tree(&dir).map_err(Error::io("removing", dir.clone()))?;
+    {
+        let _lock = store.lock()?;
+        crate::store::remove_tree(&dir).map_err(Error::io("removing", dir.clone()))?;
+    }
+    if volumes {
+        for name in &rec.anonymous_volumes {
+            super::volumes::remove(store, name)?;
+        }
+    }
     Ok(Record { state: super::State { status: Status::Exited, ..rec.state.clone() }, ..rec })
 }
 

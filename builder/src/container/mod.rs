@@ -13,6 +13,7 @@ pub mod control;
 pub mod logs;
 pub mod record;
 mod supervisor;
+pub mod volumes;
 
 use std::path::PathBuf;
 
@@ -59,6 +60,19 @@ pub struct RunOptions {
     pub stop_timeout: Option<u64>,
     /// Remove the container when it ends (`--rm`).
     pub auto_remove: bool,
+    /// Volumes mounted by name (`-v NAME:/path[:ro]`), made on first use.
+    pub named_volumes: Vec<NamedVolume>,
+}
+
+/// A volume mounted by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedVolume {
+    /// The volume's name.
+    pub name: String,
+    /// Where it appears inside (absolute).
+    pub target: String,
+    /// Mounted read-only.
+    pub readonly: bool,
 }
 
 /// A new container ID: 64 hex digits.
@@ -127,7 +141,27 @@ pub fn create(
     }
     let _in_use = store.in_use()?;
     // The layers now, so that a start is quick and a broken image fails here.
-    store.snapshots(image)?;
+    let view = crate::engine::rootfs::RootfsView::new(store.snapshots(image)?);
+    let mut mounts = options.volumes.clone();
+    let (mut volume_names, mut anonymous) = (Vec::new(), Vec::new());
+    for v in &options.named_volumes {
+        let data = volumes::ensure(store, &v.name, false, Some((&view, &v.target)))?;
+        mounts.push(Volume { host: data, target: v.target.clone(), readonly: v.readonly });
+        volume_names.push(v.name.clone());
+    }
+    // The image's VOLUMEs that no -v covers: an anonymous volume each.
+    let declared: Vec<String> = config.volumes().clone().unwrap_or_default().into_iter().collect();
+    for target in declared {
+        let clean = target.trim_end_matches('/');
+        if mounts.iter().any(|m| m.target.trim_end_matches('/') == clean) {
+            continue;
+        }
+        let name = new_id();
+        let data = volumes::ensure(store, &name, true, Some((&view, &target)))?;
+        mounts.push(Volume { host: data, target: target.clone(), readonly: false });
+        volume_names.push(name.clone());
+        anonymous.push(name);
+    }
     let run_dir: PathBuf = store.containers_dir().join(&id);
     let spec = SandboxSpec {
         lowers: Vec::new(),
@@ -142,7 +176,7 @@ pub fn create(
         user: options.user.clone().or_else(|| config.user().clone()).unwrap_or_default(),
         hostname,
         network: options.network,
-        volumes: options.volumes.clone(),
+        volumes: mounts,
         limits: options.limits,
         tty: options.tty,
         layer_mounts: Vec::new(),
@@ -177,6 +211,8 @@ pub fn create(
             .unwrap_or_else(|| "SIGTERM".into()),
         stop_timeout: options.stop_timeout.unwrap_or(10),
         auto_remove: options.auto_remove,
+        volumes: volume_names,
+        anonymous_volumes: anonymous,
         state: State::default(),
     };
     std::fs::create_dir_all(&run_dir).map_err(Error::io("creating", run_dir.clone()))?;
@@ -191,7 +227,7 @@ pub fn run(store: &Store, image: &Image, image_name: &str, options: &RunOptions)
     let record = create(store, image, image_name, options)?;
     let result = run_here(store, &record.id);
     if record.auto_remove {
-        let _ = crate::store::remove_tree(&record.dir(store));
+        let _ = remove(store, &record.id, false, true);
     }
     result
 }

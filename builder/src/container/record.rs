@@ -146,6 +146,12 @@ pub struct Record {
     pub stop_timeout: u64,
     /// Removed once it ends (`--rm`).
     pub auto_remove: bool,
+    /// The volumes it mounts, by name (see [`super::volumes`]).
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    /// Those of them made for the image's VOLUMEs: removed with it by `rm -v` and `--rm`.
+    #[serde(default)]
+    pub anonymous_volumes: Vec<String>,
     /// The state.
     pub state: State,
 }

@@ -85,13 +85,12 @@ impl Supervisor {
 /// Returns the command's last exit code.
 pub fn supervise(store: &Store, id: &str) -> Result<i32> {
     let rec = record::load(store, id)?;
-    let dir = rec.dir(store);
-    start_logger(&dir.join(super::logs::LOG))?;
+    start_logger(&rec.dir(store).join(super::logs::LOG))?;
     let result = super::run_here(store, id);
     if rec.auto_remove {
-        // The command's output pipes close as this process ends; the log goes with the
-        // folder anyway.
-        let _ = crate::store::remove_tree(&dir);
+        // Its anonymous volumes go with it. (The command's output pipes close as this
+        // process ends; the log goes with the folder anyway.)
+        let _ = super::remove(store, id, false, true);
     }
     result
 }

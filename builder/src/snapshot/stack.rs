@@ -140,6 +140,35 @@ pub fn apply_snapshot(snapshot: &Path, target: &Path, keep: Keep<'_>) -> Result<
     Ok(())
 }
 
+/// Copies a tree listed as a view's walk gives it (path relative to the tree, host path,
+/// metadata; parents before children) into the existing directory `dst`, with owners,
+/// modes, times and hard links; `dst` itself gets `top`'s metadata when given.
+pub(crate) fn copy_walked(
+    entries: &[(PathBuf, PathBuf, Metadata)],
+    dst: &Path,
+    top: Option<&Metadata>,
+) -> Result<()> {
+    let mut links = HashMap::new();
+    let mut dirs = Vec::new();
+    for (rel, host, meta) in entries {
+        let target = dst.join(rel);
+        if meta.is_dir() {
+            fs::create_dir(&target).map_err(Error::io("creating", target.clone()))?;
+            dirs.push((target, meta));
+        } else {
+            copy_entry(host, &target, meta, &mut links)?;
+        }
+    }
+    // Directories last, deepest first: their times are not moved by what goes in them.
+    for (dir, meta) in dirs.iter().rev() {
+        set_meta(dir, meta)?;
+    }
+    if let Some(top) = top {
+        set_meta(dst, top)?;
+    }
+    Ok(())
+}
+
 /// Copies a file, link or special file to `dst` (nothing there) with its owner, mode,
 /// times and file capabilities; files hard-linked at the source stay linked.
 fn copy_entry(

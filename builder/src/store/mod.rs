@@ -96,6 +96,7 @@ const STORE_DIRS: &[&str] = &[
     "logs",
     "builds",
     "snapshot-records",
+    "volumes",
 ];
 
 /// Makes `dir` (its parent exists) with mode 0700, or takes group and others' access off

@@ -90,6 +90,9 @@ pub struct RmArgs {
     /// Kill a running container first.
     #[arg(short, long)]
     force: bool,
+    /// Remove the container's anonymous volumes too (those made for its image's VOLUMEs).
+    #[arg(short, long)]
+    volumes: bool,
     /// The containers: names or IDs.
     #[arg(required = true)]
     containers: Vec<String>,
@@ -101,6 +104,77 @@ pub struct ContainersArgs {
     /// The containers: names or IDs.
     #[arg(required = true)]
     containers: Vec<String>,
+}
+
+/// `rbuild volume`'s commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum VolumeCommand {
+    /// Make a volume.
+    Create {
+        /// Its name.
+        name: String,
+    },
+    /// List volumes.
+    Ls {
+        /// Only show names.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show volumes as JSON.
+    Inspect {
+        /// Their names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes no container uses.
+    Rm {
+        /// Their names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove the anonymous volumes no container uses (-a: every unused volume).
+    Prune {
+        /// Named volumes too.
+        #[arg(short, long)]
+        all: bool,
+    },
+}
+
+/// `rbuild volume ...`.
+pub fn volume(store: &Store, command: VolumeCommand) -> Result<ExitCode> {
+    use rbuild_builder::container::volumes;
+    match command {
+        VolumeCommand::Create { name } => {
+            volumes::ensure(store, &name, false, None)?;
+            println!("{name}");
+        }
+        VolumeCommand::Ls { quiet } => {
+            let all = volumes::list(store)?;
+            if quiet {
+                for v in all {
+                    println!("{}", v.name);
+                }
+            } else {
+                let rows: Vec<Vec<String>> =
+                    all.into_iter().map(|v| vec![v.driver, v.name]).collect();
+                print!("{}", human::table(&["DRIVER", "VOLUME NAME"], &rows));
+            }
+        }
+        VolumeCommand::Inspect { names } => {
+            let found: Vec<volumes::VolumeInfo> =
+                names.iter().map(|n| volumes::inspect(store, n)).collect::<Result<_, _>>()?;
+            println!("{}", serde_json::to_string_pretty(&found)?);
+        }
+        VolumeCommand::Rm { names } => {
+            return each(&names, |n| volumes::remove(store, n));
+        }
+        VolumeCommand::Prune { all } => {
+            for name in volumes::prune(store, all)? {
+                println!("{name}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Arguments of `rbuild exec`.
@@ -350,7 +424,7 @@ pub fn kill(store: &Store, args: KillArgs) -> Result<ExitCode> {
 
 /// `rbuild rm`.
 pub fn rm(store: &Store, args: RmArgs) -> Result<ExitCode> {
-    each(&args.containers, |c| container::remove(store, c, args.force).map(|_| ()))
+    each(&args.containers, |c| container::remove(store, c, args.force, args.volumes).map(|_| ()))
 }
 
 /// `rbuild start`.

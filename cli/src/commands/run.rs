@@ -60,8 +60,9 @@ pub struct RunArgs {
     /// Read environment variables from a file (`KEY=VALUE` lines; `#` comments).
     #[arg(long = "env-file", value_name = "FILE")]
     env_files: Vec<PathBuf>,
-    /// Bind-mount a host path: `HOST:CONTAINER[:ro]`.
-    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    /// Mount a host path (`/HOST/PATH:CONTAINER[:ro]`) or a named volume
+    /// (`NAME:CONTAINER[:ro]`, made on first use, kept after the container).
+    #[arg(short, long = "volume", value_name = "HOST|NAME:CONTAINER[:ro]")]
     volumes: Vec<String>,
     /// Working directory inside the container (created if missing).
     #[arg(short, long)]
@@ -185,6 +186,7 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
         }
     }
     let mut volumes = Vec::new();
+    let mut named_volumes = Vec::new();
     for v in &args.volumes {
         let parts: Vec<&str> = v.split(':').collect();
         let (host, target, readonly) = match parts.as_slice() {
@@ -195,6 +197,15 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
         };
         if !target.starts_with('/') {
             bail!("invalid volume {v:?}: the container path must be absolute");
+        }
+        if container::volumes::is_volume_name(host) {
+            let name = host.to_string();
+            named_volumes.push(container::NamedVolume {
+                name,
+                target: target.to_string(),
+                readonly,
+            });
+            continue;
         }
         let host =
             std::fs::canonicalize(host).with_context(|| format!("volume {v:?}: the host path"))?;
@@ -242,13 +253,14 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
         stop_signal: args.stop_signal,
         stop_timeout: args.stop_timeout,
         auto_remove: args.rm,
+        named_volumes,
     };
     if args.detach {
         let record = container::create(store, &image, &args.image, &options)?;
         let started = super::container::supervisor(store)?.start(store, &record.id);
         if let Err(e) = started {
             if record.auto_remove {
-                let _ = container::remove(store, &record.id, true);
+                let _ = container::remove(store, &record.id, true, true);
             }
             return Err(e.into());
         }
