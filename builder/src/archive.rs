@@ -287,7 +287,7 @@ fn register(store: &Store, manifest: &Descriptor, names: Vec<Reference>) -> Resu
 }
 
 /// Writes an OCI manifest for a config and layers already in the store, and names it.
-fn store_image(
+pub(crate) fn store_image(
     store: &Store,
     config: &Digest,
     layers: &[Digest],

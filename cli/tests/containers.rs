@@ -341,3 +341,64 @@ fn volumes_outlive_their_containers() {
     ok(r, &["volume", "rm", "keep"]);
     assert_eq!(ok(r, &["volume", "ls", "-q"]), "");
 }
+
+#[test]
+fn commit_makes_an_image_of_the_container_changes() {
+    let root = store_with_web();
+    let r = root.path();
+    ok(
+        r,
+        &[
+            "run",
+            "--name",
+            "changer",
+            "busybox",
+            "sh",
+            "-c",
+            "echo changed > /new-file; rm /bin/vi; mkdir /made",
+        ],
+    );
+    let id = ok(
+        r,
+        &[
+            "commit",
+            "-m",
+            "my change",
+            "-a",
+            "someone",
+            "-c",
+            "CMD [\"cat\", \"/new-file\"]",
+            "-c",
+            "ENV A=b",
+            "changer",
+            "committed:1",
+        ],
+    );
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(ok(r, &["run", "--rm", "committed:1"]), "changed\n", "the new CMD sees the change");
+    let seen = rbuild_in(
+        r,
+        &[
+            "run",
+            "--rm",
+            "committed:1",
+            "sh",
+            "-c",
+            "echo $A; test -d /made && echo made; ls /bin/vi",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&seen.stdout), "b\nmade\n");
+    assert!(!seen.status.success(), "the removed file stays removed");
+    let history = ok(r, &["history", "--no-trunc", "committed:1"]);
+    assert!(history.contains("my change"), "{history}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&ok(r, &["inspect", "committed:1"])).unwrap();
+    assert_eq!(inspect[0]["Author"], "someone", "{inspect}");
+    assert!(
+        ok(r, &["images"]).lines().all(|l| !l.starts_with("rbuild-commit-")),
+        "no temporary name left"
+    );
+    // A build instruction is refused as a change.
+    let refused = rbuild_in(r, &["commit", "-c", "RUN true", "changer", "x"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("commit -c takes"), "{refused:?}");
+}

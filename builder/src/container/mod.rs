@@ -9,6 +9,7 @@
 //! ([`logs`]), records its exit and restarts it as its policy says. `stop`, `kill` and
 //! `rm` find the container's init through its folder and signal it ([`control`]).
 
+pub mod commit;
 pub mod control;
 pub mod logs;
 pub mod record;

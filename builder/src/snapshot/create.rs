@@ -26,7 +26,8 @@ pub enum Change {
 }
 
 impl Change {
-    fn path(&self) -> &Path {
+    /// The path the change is about, relative to the root.
+    pub fn path(&self) -> &Path {
         match self {
             Change::Add(p) | Change::Delete(p) | Change::Opaque(p) => p,
         }

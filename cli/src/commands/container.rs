@@ -225,6 +225,41 @@ pub fn exec(root: &std::path::Path, args: ExecArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
 
+/// Arguments of `rbuild commit`.
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// A comment for the new layer's history entry.
+    #[arg(short, long)]
+    message: Option<String>,
+    /// The image's author.
+    #[arg(short, long)]
+    author: Option<String>,
+    /// A Dockerfile instruction for the new image's config (CMD, ENTRYPOINT, ENV, EXPOSE,
+    /// LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR); repeatable.
+    #[arg(short, long = "change", value_name = "INSTRUCTION")]
+    change: Vec<String>,
+    /// The container: name or ID.
+    container: String,
+    /// The new image's name (`name[:tag]`; none: untagged).
+    image: Option<String>,
+}
+
+/// `rbuild commit`: prints the new image's ID.
+pub fn commit(store: &Store, args: CommitArgs) -> Result<ExitCode> {
+    let names = match &args.image {
+        Some(n) => vec![n.parse::<rbuild_builder::reference::Reference>()?],
+        None => Vec::new(),
+    };
+    let options = container::commit::CommitOptions {
+        message: args.message,
+        author: args.author,
+        changes: args.change,
+    };
+    let image = container::commit::commit(store, &args.container, names, &options)?;
+    println!("{}", image.id);
+    Ok(ExitCode::SUCCESS)
+}
+
 /// How to start rbuild as the supervisor of a detached container.
 pub fn supervisor(store: &Store) -> Result<container::Supervisor> {
     Ok(container::Supervisor {
