@@ -402,3 +402,113 @@ fn commit_makes_an_image_of_the_container_changes() {
     let refused = rbuild_in(r, &["commit", "-c", "RUN true", "changer", "x"]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("commit -c takes"), "{refused:?}");
 }
+
+/// A pseudo-random number below `n` (a small LCG; the seed is printed, so a failing run
+/// can be repeated).
+fn next(state: &mut u64, n: u64) -> u64 {
+    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (*state >> 33) % n
+}
+
+fn sandbox_processes(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle) {
+                found.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    found
+}
+
+/// SIGKILL of `run -d` and of a container's supervisor at random moments, ten times each:
+/// afterwards no process, mount or port is left, and `ps -a` tells the truth (a container
+/// whose supervisor was killed is listed exited, with 137).
+#[test]
+fn killing_the_cli_or_the_supervisor_at_random_leaves_nothing_behind() {
+    let root = store_with_web();
+    let r = root.path();
+    let before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut seed =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            as u64;
+    println!("seed {seed}");
+    for trial in 0..20 {
+        let port = free_port();
+        let needle = format!("sleep 4242.{trial}");
+        let mut cli = crate::util::rbuild()
+            .arg("--root")
+            .arg(r)
+            .args(["run", "-d", "-p", &format!("{port}:80"), "busybox", "sh", "-c"])
+            .arg(format!("httpd -p 80 -h /; {needle}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(next(&mut seed, 400)));
+        if trial < 10 {
+            let _ = cli.kill();
+            let _ = cli.wait();
+        } else {
+            let _ = cli.wait();
+            // The supervisor, from the record, killed a moment later.
+            std::thread::sleep(Duration::from_millis(next(&mut seed, 200)));
+            for dir in std::fs::read_dir(r.join("containers")).unwrap().flatten() {
+                let text =
+                    std::fs::read_to_string(dir.path().join("container.json")).unwrap_or_default();
+                let record: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                if let Some(pid) = record["state"]["supervisor"].as_i64() {
+                    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+                }
+            }
+        }
+        // Whatever survived is listed as running; what is not running is gone for good.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let listed = ok(r, &["ps", "-a", "--format", "{{.State}} {{.Status}}"]);
+            let running = listed.lines().any(|l| l.starts_with("running"));
+            let alive = !sandbox_processes(&needle).is_empty();
+            if running == alive || Instant::now() >= deadline {
+                assert_eq!(
+                    running,
+                    alive,
+                    "trial {trial}: ps -a says {listed:?}, processes: {:?}",
+                    sandbox_processes(&needle)
+                );
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let listed = ok(r, &["ps", "-a", "--format", "{{.State}} {{.Status}}"]);
+        if trial >= 10 {
+            assert!(
+                listed.lines().all(|l| l.starts_with("exited") || l.starts_with("created")),
+                "trial {trial}: the supervisor was killed: {listed}"
+            );
+        }
+        // Remove everything; then nothing of it remains.
+        let ids = ok(r, &["ps", "-aq"]);
+        if !ids.trim().is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.lines());
+            ok(r, &args);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !sandbox_processes(&needle).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "trial {trial}: left running: {:?}",
+                sandbox_processes(&needle)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            std::net::TcpListener::bind(("0.0.0.0", port)).is_ok(),
+            "trial {trial}: port {port} still taken"
+        );
+        assert_eq!(std::fs::read_dir(r.join("containers")).unwrap().count(), 0, "trial {trial}");
+    }
+    assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), before, "no mount left");
+}

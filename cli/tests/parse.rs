@@ -260,18 +260,41 @@ fn parse_formats() {
 
 #[test]
 fn every_command_and_flag_has_help() {
-    let commands = [
-        "parse", "images", "inspect", "history", "tag", "rmi", "save", "load", "prune", "du",
-        "pull", "push", "login", "logout", "run",
+    // The commands a user meets, each listed by `rbuild --help`...
+    let expected = [
+        "build", "parse", "images", "inspect", "history", "tag", "rmi", "save", "load", "prune",
+        "du", "fsck", "pull", "push", "login", "logout", "run", "ps", "logs", "stop", "kill",
+        "start", "restart", "rm", "wait", "commit", "volume", "exec", "port",
     ];
     let top = rbuild().arg("--help").output().unwrap_or_else(|e| panic!("{e}"));
     let top = String::from_utf8_lossy(&top.stdout).into_owned();
-    for command in commands {
-        assert!(top.contains(&format!("  {command} ")), "`rbuild --help` lists {command}");
-        let out = rbuild().args([command, "--help"]).output().unwrap_or_else(|e| panic!("{e}"));
-        assert!(out.status.success(), "{command} --help");
+    let listed: Vec<String> = top
+        .split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("Options:").next())
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .filter(|c| c != "help")
+        .collect();
+    for command in expected {
+        assert!(listed.iter().any(|c| c == command), "`rbuild --help` lists {command}: {top}");
+    }
+    // ... and every listed command (and volume's) has help of its own: usage and a text.
+    let volume = ["create", "ls", "inspect", "rm", "prune"].map(|s| vec!["volume", s]);
+    let all = listed.iter().map(|c| vec![c.as_str()]).chain(volume.iter().cloned());
+    for mut command in all {
+        command.push("--help");
+        let out = rbuild().args(&command).output().unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{command:?}");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("Usage:"), "{command}: {text}");
+        assert!(text.contains("Usage:"), "{command:?}: {text}");
+        let about = text.lines().next().unwrap_or_default();
+        assert!(
+            about.len() > 10 && !about.starts_with("Usage"),
+            "{command:?} says what it does: {text}"
+        );
     }
     for args in [&["--help"][..], &["parse", "--help"]] {
         let out = rbuild().args(args).output().unwrap_or_else(|e| panic!("{e}"));
