@@ -98,6 +98,8 @@ enum Command {
     Rm(commands::container::RmArgs),
     /// Wait until containers end; print their exit codes.
     Wait(commands::container::ContainersArgs),
+    /// Copy files between a container and the host.
+    Cp(commands::container::CpArgs),
     /// Make an image of a container's changes.
     Commit(commands::container::CommitArgs),
     /// Manage volumes: create, ls, inspect, rm, prune.
@@ -237,6 +239,7 @@ fn main() -> ExitCode {
         Command::Port(args) => store().and_then(|s| commands::container::port(&s, args)),
         Command::Volume(c) => store().and_then(|s| commands::container::volume(&s, c)),
         Command::Commit(args) => store().and_then(|s| commands::container::commit(&s, args)),
+        Command::Cp(args) => store().and_then(|s| commands::container::cp(&s, args)),
         Command::Exec(args) => {
             let root = cli.root.clone().unwrap_or_else(rbuild_builder::store::default_root);
             commands::container::exec(&root, args)

@@ -512,3 +512,55 @@ fn killing_the_cli_or_the_supervisor_at_random_leaves_nothing_behind() {
     }
     assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), before, "no mount left");
 }
+
+#[test]
+fn cp_copies_both_ways_and_never_through_the_containers_links() {
+    let root = store_with_web();
+    let r = root.path();
+    let host = tempfile::tempdir().unwrap();
+    let h = host.path();
+    ok(
+        r,
+        &["run", "-d", "--name", "box", "busybox", "sh", "-c",
+          "mkdir -p /d/sub && echo inner > /d/sub/f && ln -s /etc /d/etc-link && ln -s / /escape && echo ready > /ready; exec sleep 60"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !rbuild_in(r, &["exec", "box", "test", "-e", "/ready"]).status.success() {
+        assert!(Instant::now() < deadline, "the container did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Out: a folder into an existing host folder, a file to a new name; links stay links.
+    ok(r, &["cp", "box:/d", h.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(h.join("d/sub/f")).unwrap(), "inner\n");
+    assert_eq!(std::fs::read_link(h.join("d/etc-link")).unwrap(), Path::new("/etc"));
+    ok(r, &["cp", "box:/d/sub/f", h.join("copied").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(h.join("copied")).unwrap(), "inner\n");
+    // A path through the container's link to / stays in the container: its /etc/group.
+    ok(r, &["cp", "box:/escape/etc/group", h.join("group").to_str().unwrap()]);
+    let theirs = ok(r, &["exec", "box", "cat", "/etc/group"]);
+    assert_eq!(std::fs::read_to_string(h.join("group")).unwrap(), theirs);
+    assert_ne!(theirs, std::fs::read_to_string("/etc/group").unwrap(), "not the host's");
+    // In: a file into a folder (its mode kept, root's), a folder to a new name; through
+    // the container's link, the write lands in the container, not on the host.
+    let file = h.join("script.sh");
+    std::fs::write(&file, "echo hi\n").unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+    ok(r, &["cp", file.to_str().unwrap(), "box:/d/"]);
+    assert_eq!(ok(r, &["exec", "box", "stat", "-c", "%a %u %g", "/d/script.sh"]).trim(), "750 0 0");
+    ok(r, &["cp", h.join("d").to_str().unwrap(), "box:/copy-of-d"]);
+    assert_eq!(ok(r, &["exec", "box", "cat", "/copy-of-d/sub/f"]), "inner\n");
+    let marker = format!("rbuild-cp-{}", std::process::id());
+    std::fs::write(h.join(&marker), "x").unwrap();
+    ok(r, &["cp", h.join(&marker).to_str().unwrap(), "box:/escape/tmp/"]);
+    assert!(!Path::new("/tmp").join(&marker).exists(), "the container's link led onto the host");
+    assert_eq!(ok(r, &["exec", "box", "cat", &format!("/tmp/{marker}")]), "x");
+    // Refused: a missing path, a stopped container as the destination, two host paths.
+    assert!(!rbuild_in(r, &["cp", "box:/nothing", h.to_str().unwrap()]).status.success());
+    ok(r, &["stop", "-t", "1", "box"]);
+    let refused = rbuild_in(r, &["cp", file.to_str().unwrap(), "box:/d/"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not running"), "{refused:?}");
+    assert!(!rbuild_in(r, &["cp", "/a", "/b"]).status.success());
+    // Out of a stopped container still works.
+    ok(r, &["cp", "box:/d/script.sh", h.join("back").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(h.join("back")).unwrap(), "echo hi\n");
+}

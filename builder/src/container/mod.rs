@@ -11,6 +11,7 @@
 
 pub mod commit;
 pub mod control;
+pub mod copy;
 pub mod logs;
 pub mod record;
 mod supervisor;

@@ -1178,3 +1178,64 @@ fn join_cgroups(proc_dir: &Path, run_dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Runs `work` in a child process that has joined the user namespace (when it has one
+/// of its own) and the mount namespace of the running sandbox whose init is `init`: its
+/// root is then the sandbox's root, and nothing it does can reach the host's files
+/// through the sandbox's links. Returns what `work` returned (its error as text).
+pub fn in_sandbox_root(init: u32, work: impl FnOnce() -> Result<()>) -> Result<()> {
+    use std::os::fd::AsFd;
+    let proc_dir = [first_child(init), Some(init)]
+        .into_iter()
+        .flatten()
+        .map(|pid| PathBuf::from(format!("/proc/{pid}")))
+        .find(|dir| fs::File::open(dir.join("ns/mnt")).is_ok())
+        .unwrap_or_else(|| PathBuf::from(format!("/proc/{init}")));
+    let open = |ns: &str| {
+        let path = proc_dir.join("ns").join(ns);
+        fs::File::open(&path).map_err(Error::io("opening", path))
+    };
+    let theirs = fs::read_link(proc_dir.join("ns/user")).ok();
+    let user =
+        if theirs != fs::read_link("/proc/self/ns/user").ok() { Some(open("user")?) } else { None };
+    let mnt = open("mnt")?;
+    let (answer_rx, answer_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(io_err("making a pipe for", &proc_dir))?;
+    // SAFETY: the caller is single-threaded; the child joins, works and exits.
+    match unsafe { fork() }.map_err(io_err("forking for", &proc_dir))? {
+        ForkResult::Child => {
+            drop(answer_rx);
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            let joined = user
+                .as_ref()
+                .map_or(Ok(()), |u| nix::sched::setns(u.as_fd(), CloneFlags::CLONE_NEWUSER))
+                .and_then(|()| nix::sched::setns(mnt.as_fd(), CloneFlags::CLONE_NEWNS))
+                .and_then(|()| nix::unistd::chdir("/"));
+            let result = joined
+                .map_err(io_err("joining the mount namespace of", &proc_dir))
+                .and_then(|()| work());
+            if let Err(e) = result {
+                let _ = nix::unistd::write(&answer_tx, crate::error::chain(&e).as_bytes());
+            }
+            // SAFETY: _exit ends the child without the parent's exit handlers.
+            unsafe { nix::libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(answer_tx);
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = nix::unistd::read(&answer_rx, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                answer.extend_from_slice(&buf[..n]);
+            }
+            let code = wait_code(child);
+            match (answer.is_empty(), code) {
+                (true, 0) => Ok(()),
+                (true, c) => Err(Error::Sandbox(format!("the copy's process ended with {c}"))),
+                (false, _) => Err(Error::Sandbox(String::from_utf8_lossy(&answer).into_owned())),
+            }
+        }
+    }
+}

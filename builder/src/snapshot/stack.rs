@@ -153,7 +153,10 @@ pub(crate) fn copy_walked(
     for (rel, host, meta) in entries {
         let target = dst.join(rel);
         if meta.is_dir() {
-            fs::create_dir(&target).map_err(Error::io("creating", target.clone()))?;
+            // An existing directory is merged into.
+            if !fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                fs::create_dir(&target).map_err(Error::io("creating", target.clone()))?;
+            }
             dirs.push((target, meta));
         } else {
             copy_entry(host, &target, meta, &mut links)?;

@@ -225,6 +225,32 @@ pub fn exec(root: &std::path::Path, args: ExecArgs) -> Result<ExitCode> {
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
 }
 
+/// Arguments of `rbuild cp`.
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// `CONTAINER:PATH` or a host path (`PATH/.`: the folder's contents).
+    source: String,
+    /// A host path or `CONTAINER:PATH` (the container must run).
+    destination: String,
+}
+
+/// Splits `CONTAINER:PATH`; a host path (one with a `/` before any `:`) gives `None`.
+fn container_path(arg: &str) -> Option<(&str, &str)> {
+    let (c, p) = arg.split_once(':')?;
+    (!c.is_empty() && !c.contains('/')).then_some((c, p))
+}
+
+/// `rbuild cp`.
+pub fn cp(store: &Store, args: CpArgs) -> Result<ExitCode> {
+    use rbuild_builder::container::copy;
+    match (container_path(&args.source), container_path(&args.destination)) {
+        (Some((c, p)), None) => copy::copy_from(store, c, p, std::path::Path::new(&args.destination))?,
+        (None, Some((c, p))) => copy::copy_into(store, c, std::path::Path::new(&args.source), p)?,
+        _ => bail!("rbuild cp copies between a container and the host: one of CONTAINER:PATH and a host path each"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Arguments of `rbuild commit`.
 #[derive(Debug, Args)]
 pub struct CommitArgs {

@@ -1,0 +1,142 @@
+//! `rbuild cp`: files between a container and the host, as `docker cp` copies them.
+//! Out of a container, the files are read from its layers as overlayfs shows them (the
+//! image's snapshots, then the container's own changes), resolving its links inside its
+//! root. Into a running container, a tar of the host's files is unpacked by a process
+//! that has joined the container's mount namespace: its root is the container's, so the
+//! container's links cannot lead it onto the host's files. Copied-in files belong to the
+//! container's root, as with `docker cp`.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::rootfs::RootfsView;
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// The last component of a path, for naming the copy (`/` names nothing).
+fn base_name(path: &str) -> Option<String> {
+    path.trim_end_matches("/.")
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty() && *n != ".")
+        .map(String::from)
+}
+
+/// Copies `src` out of container `what` to `dest` on the host: into `dest` when it is a
+/// directory (its contents only when `src` ends with `/.`), else as `dest`.
+pub fn copy_from(store: &Store, what: &str, src: &str, dest: &Path) -> Result<()> {
+    let rec = super::record::find(store, what)?;
+    let _in_use = store.in_use()?;
+    let entry = crate::store::ImageEntry { manifest: rec.manifest.clone(), names: Vec::new() };
+    let image = store.image(&entry)?;
+    let dir = rec.dir(store);
+    let mut layers = store.snapshots(&image)?;
+    let mut gens: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)
+        .map_err(Error::io("listing", dir.clone()))?
+        .flatten()
+        .filter_map(|e| {
+            Some((e.file_name().to_string_lossy().strip_prefix("gen-")?.parse().ok()?, e.path()))
+        })
+        .collect();
+    gens.sort();
+    layers.extend(gens.into_iter().map(|(_, p)| p));
+    layers.push(dir.join("upper"));
+    let view = RootfsView::new(layers);
+    let src_abs = if src.starts_with('/') { src.to_string() } else { format!("/{src}") };
+    let parts = view.resolve(&src_abs, false)?;
+    let Some((host, meta)) = view.entry(&parts) else {
+        return Err(Error::InvalidOption(format!(
+            "no such file or directory in container {}: {src}",
+            rec.name
+        )));
+    };
+    let contents_only = src.ends_with("/.");
+    let target = match (dest.is_dir(), base_name(src)) {
+        (true, _) if contents_only => dest.to_path_buf(),
+        (true, Some(name)) => dest.join(name),
+        _ => dest.to_path_buf(),
+    };
+    if meta.is_dir() {
+        if !target.is_dir() {
+            std::fs::create_dir(&target).map_err(Error::io("creating", target.clone()))?;
+        }
+        let entries = view.walk(&parts)?;
+        crate::snapshot::stack::copy_walked(&entries, &target, Some(&meta))
+    } else {
+        let (parent, name) = match (target.parent(), target.file_name()) {
+            (Some(p), Some(n)) => {
+                (if p.as_os_str().is_empty() { Path::new(".") } else { p }, PathBuf::from(n))
+            }
+            _ => return Err(Error::InvalidOption(format!("cannot copy to {}", dest.display()))),
+        };
+        if target.exists() {
+            std::fs::remove_file(&target).map_err(Error::io("replacing", target.clone()))?;
+        }
+        crate::snapshot::stack::copy_walked(&[(name, host, meta)], parent, None)
+    }
+}
+
+/// Copies `src` from the host into running container `what` at `dest`: into `dest` when
+/// it is a directory there (the contents only when `src` ends with `/.`), else as `dest`
+/// (its folder must exist).
+pub fn copy_into(store: &Store, what: &str, src: &Path, dest: &str) -> Result<()> {
+    let rec = super::record::find(store, what)?;
+    let dir = rec.dir(store);
+    let init = std::fs::read_to_string(dir.join("init.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok());
+    let Some(init) = init.filter(|_| super::record::running(store, &rec.id)) else {
+        return Err(Error::Conflict(format!(
+            "container {} is not running: rbuild cp copies into running containers only (start it first)",
+            rec.name
+        )));
+    };
+    let meta = std::fs::symlink_metadata(src).map_err(Error::io("reading", src.to_path_buf()))?;
+    let src_text = src.to_string_lossy().to_string();
+    // The host's files as a tar, in this process's folder of the store.
+    let tmp = tempfile::NamedTempFile::new_in(store.tmp_dir())
+        .map_err(Error::io("creating a file in", store.tmp_dir()))?;
+    {
+        let mut tar = tar::Builder::new(std::io::BufWriter::new(tmp.as_file()));
+        tar.follow_symlinks(false);
+        tar.mode(tar::HeaderMode::Complete);
+        let io = |e: std::io::Error| Error::io("archiving", src.to_path_buf())(e);
+        if meta.is_dir() {
+            tar.append_dir_all(".", src).map_err(io)?;
+        } else {
+            tar.append_path_with_name(src, "file").map_err(io)?;
+        }
+        tar.into_inner().and_then(|mut w| std::io::Write::flush(&mut w)).map_err(io)?;
+    }
+    let archive = tmp.reopen().map_err(Error::io("reading", tmp.path().to_path_buf()))?;
+    let dest_abs = if dest.starts_with('/') { dest.to_string() } else { format!("/{dest}") };
+    let contents_only = src_text.ends_with("/.");
+    let name = base_name(&src_text);
+    let is_dir = meta.is_dir();
+    crate::sandbox::in_sandbox_root(init, move || {
+        // Not the host's owners: the files belong to the container's root (this process).
+        let options = crate::snapshot::ApplyOptions {
+            preserve_owners: false,
+            whiteouts: crate::snapshot::WhiteoutMode::Remove,
+        };
+        let dest_path = Path::new(&dest_abs);
+        let target = match (dest_path.is_dir(), name) {
+            (true, _) if contents_only => dest_path.to_path_buf(),
+            (true, Some(n)) => dest_path.join(n),
+            _ => dest_path.to_path_buf(),
+        };
+        if is_dir {
+            if !target.is_dir() {
+                std::fs::create_dir(&target).map_err(Error::io("creating", target.clone()))?;
+            }
+            crate::snapshot::apply_layer(archive, &target, options).map(|_| ())
+        } else {
+            let parent = target.parent().unwrap_or(Path::new("/"));
+            let unpack = tempfile::tempdir_in(parent)
+                .map_err(Error::io("creating a folder in", parent.to_path_buf()))?;
+            crate::snapshot::apply_layer(archive, unpack.path(), options)?;
+            std::fs::rename(unpack.path().join("file"), &target)
+                .map_err(Error::io("writing", target.clone()))
+        }
+    })
+}
