@@ -6,7 +6,8 @@
 # (or RBUILD_CORPUS). Then the library's build cases again as an unprivileged user
 # (testdata/lib-cases-rootless.sh), the differential suite against BuildKit
 # (testdata/differential/run.sh and apt.sh, root), rbuild inside containers
-# (testdata/in-container/run.sh, root) and the length of every library function
+# (testdata/in-container/run.sh, root), the seeds' database walk-through
+# (testdata/examples/percona/run.sh, root) and the length of every library function
 # (testdata/function-lengths.py). Ends with one line that sums up every test binary:
 # "tests: N passed, N failed". Exit status: cargo test's.
 set -euo pipefail
@@ -67,6 +68,17 @@ if [ "$status" = 0 ]; then
     echo "test result: in-container. 1 passed; 0 failed" >>"$log"
   else
     echo "test result: in-container. 0 passed; 1 failed" >>"$log"
+    status=1
+  fi
+fi
+# The seeds' walk-through: a database image built, served with run -d -p, its data kept
+# across stop and start (testdata/examples/percona/; root, the Debian mirror).
+if [ "$status" = 0 ]; then
+  if PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')" \
+    RBUILD="$PWD/target/debug/rbuild" bash testdata/examples/percona/run.sh; then
+    echo "test result: percona example. 1 passed; 0 failed" >>"$log"
+  else
+    echo "test result: percona example. 0 passed; 1 failed" >>"$log"
     status=1
   fi
 fi
