@@ -107,6 +107,10 @@ enum Command {
     Volume(commands::container::VolumeCommand),
     /// Run a command in a running container (its namespaces, cgroups and confinement).
     Exec(commands::container::ExecArgs),
+    /// List a running container's processes.
+    Top(commands::container::ContainersArgs),
+    /// Print a running container's output from now on, until it ends.
+    Attach(commands::container::AttachArgs),
     /// List a container's published ports.
     Port(commands::container::ContainersArgs),
     /// Internal: supervise a detached container.
@@ -172,7 +176,28 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
+/// A reader of rbuild's output that went away (`rbuild images | head -1`) ends rbuild
+/// quietly, with the status a shell expects of SIGPIPE, not with a panic's message.
+/// (SIGPIPE itself stays ignored, as Rust sets it: a socket's peer closing must not kill
+/// rbuild.)
+fn quiet_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to std") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
     // Commands that use the store run in a user namespace (before any thread exists): a
     // normal user's of its subordinate ids when there are some; root's where root may
@@ -240,6 +265,8 @@ fn main() -> ExitCode {
         Command::Volume(c) => store().and_then(|s| commands::container::volume(&s, c)),
         Command::Commit(args) => store().and_then(|s| commands::container::commit(&s, args)),
         Command::Cp(args) => store().and_then(|s| commands::container::cp(&s, args)),
+        Command::Top(args) => store().and_then(|s| commands::container::top(&s, args)),
+        Command::Attach(args) => store().and_then(|s| commands::container::attach(&s, args)),
         Command::Exec(args) => {
             let root = cli.root.clone().unwrap_or_else(rbuild_builder::store::default_root);
             commands::container::exec(&root, args)

@@ -274,12 +274,30 @@ fn exec_joins_the_running_container() {
     assert!(out.contains("NoNewPrivs:\t1") && out.contains("Seccomp:\t2"), "{out}");
     let as_root = ok(r, &["exec", "box", "grep", "CapEff", "/proc/self/status"]);
     assert!(as_root.contains("00000000a80425fb"), "Docker's capabilities: {as_root}");
+    // top lists its processes; inspect shows it as Docker's inspect does.
+    let top = ok(r, &["top", "box"]);
+    assert!(top.starts_with("UID") && top.contains("sleep 60"), "{top}");
+    let inspect: serde_json::Value = serde_json::from_str(&ok(r, &["inspect", "box"])).unwrap();
+    assert_eq!(inspect[0]["Name"], "/box");
+    assert_eq!(inspect[0]["State"]["Running"], true, "{inspect}");
+    assert!(inspect[0]["State"]["Pid"].as_i64().unwrap_or(0) > 1, "{inspect}");
     // Its exit code; a missing program is 127; a stopped container is refused.
     assert_eq!(rbuild_in(r, &["exec", "box", "sh", "-c", "exit 7"]).status.code(), Some(7));
     assert_eq!(rbuild_in(r, &["exec", "box", "no-such-program"]).status.code(), Some(127));
     ok(r, &["stop", "-t", "1", "box"]);
     let refused = rbuild_in(r, &["exec", "box", "true"]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("is not running"), "{refused:?}");
+    let inspect: serde_json::Value = serde_json::from_str(&ok(r, &["inspect", "box"])).unwrap();
+    assert_eq!(inspect[0]["State"]["Status"], "exited", "{inspect}");
+    assert_eq!(inspect[0]["State"]["ExitCode"], 143, "{inspect}");
+    // attach prints what a running container writes from then on, and its exit code.
+    ok(
+        r,
+        &["run", "-d", "--name", "talker", "busybox", "sh", "-c", "sleep 0.5; echo later; exit 4"],
+    );
+    let attached = rbuild_in(r, &["attach", "talker"]);
+    assert_eq!(String::from_utf8_lossy(&attached.stdout), "later\n");
+    assert_eq!(attached.status.code(), Some(4));
 }
 
 #[test]

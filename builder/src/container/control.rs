@@ -193,3 +193,117 @@ pub fn exec(containers: &Path, what: &str, options: &ExecOptions) -> Result<i32>
     spec.tty = options.tty;
     crate::sandbox::exec(init.as_raw() as u32, &spec)
 }
+
+/// A container as `docker container inspect` shows one (the fields tools read most).
+pub fn inspect_view(store: &Store, rec: &Record) -> serde_json::Value {
+    let running = record::running(store, &rec.id);
+    let init = init_pid(&rec.dir(store)).filter(|_| running).map_or(0, |p| p.as_raw());
+    let ports: serde_json::Map<String, serde_json::Value> = rec
+        .spec
+        .ports
+        .iter()
+        .map(|p| {
+            let key = format!("{}/{}", p.container_port, p.proto);
+            let value =
+                serde_json::json!([{ "HostIp": p.host_ip, "HostPort": p.host_port.to_string() }]);
+            (key, value)
+        })
+        .collect();
+    let mounts: Vec<serde_json::Value> = rec
+        .spec
+        .volumes
+        .iter()
+        .map(|v| {
+            let name = rec
+                .volumes
+                .iter()
+                .find(|n| v.host.starts_with(super::volumes::volumes_dir(store).join(n)));
+            serde_json::json!({
+                "Type": if name.is_some() { "volume" } else { "bind" },
+                "Name": name,
+                "Source": v.host,
+                "Destination": v.target,
+                "RW": !v.readonly,
+            })
+        })
+        .collect();
+    let (entry, cmd) =
+        (rec.spec.args.first().cloned(), rec.spec.args.iter().skip(1).cloned().collect::<Vec<_>>());
+    serde_json::json!({
+        "Id": rec.id,
+        "Name": format!("/{}", rec.name),
+        "Created": rec.created,
+        "Path": entry,
+        "Args": cmd,
+        "Image": rec.image,
+        "State": {
+            "Status": if running { "running" } else { rec.state.status.name() },
+            "Running": running,
+            "Pid": init,
+            "ExitCode": rec.state.exit_code.unwrap_or(0),
+            "Error": rec.state.error.clone().unwrap_or_default(),
+            "StartedAt": rec.state.started_at.clone().unwrap_or_default(),
+            "FinishedAt": rec.state.finished_at.clone().unwrap_or_default(),
+        },
+        "RestartCount": rec.state.restart_count,
+        "Config": {
+            "Hostname": rec.spec.hostname,
+            "Image": rec.image_name,
+            "Env": rec.spec.env,
+            "Cmd": rec.spec.args,
+            "WorkingDir": rec.spec.cwd,
+            "User": rec.spec.user,
+            "StopSignal": rec.stop_signal,
+            "StopTimeout": rec.stop_timeout,
+        },
+        "HostConfig": {
+            "AutoRemove": rec.auto_remove,
+            "RestartPolicy": rec.restart,
+            "PortBindings": ports.clone(),
+            "Memory": rec.spec.limits.memory.unwrap_or(0),
+            "PidsLimit": rec.spec.limits.pids.unwrap_or(0),
+        },
+        "NetworkSettings": { "Ports": ports },
+        "Mounts": mounts,
+        "LogPath": rec.dir(store).join(super::logs::LOG),
+    })
+}
+
+/// The processes of a running container, as (PID on the host, parent's PID, user ID,
+/// command line), oldest first: every process in its init's PID namespace.
+pub fn processes(store: &Store, what: &str) -> Result<Vec<(u32, u32, u32, String)>> {
+    let rec = record::find(store, what)?;
+    let init = match init_pid(&rec.dir(store)) {
+        Some(p) if record::running(store, &rec.id) => p.as_raw(),
+        _ => return Err(Error::Conflict(format!("container {} is not running", rec.name))),
+    };
+    let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    // The init's own namespace is the host's; its children's is the container's.
+    let child = std::fs::read_dir("/proc")
+        .map_err(Error::io("listing", std::path::PathBuf::from("/proc")))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .collect::<Vec<_>>();
+    let status = |pid: i32, key: &str| -> Option<String> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        text.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim().to_string())
+    };
+    let inner = child
+        .iter()
+        .find(|p| status(**p, "PPid:").as_deref() == Some(&init.to_string()))
+        .and_then(|p| ns(*p));
+    let mut found = Vec::new();
+    for pid in child {
+        if pid != init && (inner.is_none() || ns(pid) != inner) {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ").trim().to_string();
+        let ppid = status(pid, "PPid:").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let uid = status(pid, "Uid:")
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        found.push((pid as u32, ppid, uid, cmd));
+    }
+    Ok(found)
+}

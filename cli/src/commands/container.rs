@@ -522,6 +522,44 @@ pub fn restart(store: &Store, args: StopArgs) -> Result<ExitCode> {
     })
 }
 
+/// `rbuild top`: the container's processes.
+pub fn top(store: &Store, args: ContainersArgs) -> Result<ExitCode> {
+    for c in &args.containers {
+        let rows: Vec<Vec<String>> = container::control::processes(store, c)?
+            .into_iter()
+            .map(|(pid, ppid, uid, cmd)| {
+                vec![uid.to_string(), pid.to_string(), ppid.to_string(), cmd]
+            })
+            .collect();
+        print!("{}", human::table(&["UID", "PID", "PPID", "CMD"], &rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild attach`: the running container's output from now on, until it ends (its
+/// standard input is not attached: a detached container reads /dev/null).
+pub fn attach(store: &Store, args: AttachArgs) -> Result<ExitCode> {
+    let r = container::find(store, &args.container)?;
+    if !rbuild_builder::container::record::running(store, &r.id) {
+        bail!("container {} is not running", r.name);
+    }
+    let options = logs::LogOptions {
+        follow: true,
+        from: Some(logs::end(store, &r.id)),
+        ..Default::default()
+    };
+    print_logs(store, &r.id, &options, false)?;
+    let code = container::wait(store, &r.id)?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
+}
+
+/// Arguments of `rbuild attach`.
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// The container: name or ID.
+    container: String,
+}
+
 /// `rbuild wait`: prints each container's exit code once it ends.
 pub fn wait(store: &Store, args: ContainersArgs) -> Result<ExitCode> {
     for c in &args.containers {

@@ -41,7 +41,7 @@ pub struct ImagesArgs {
 /// Arguments of `rbuild inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Images: names, IDs or digests.
+    /// Images (names, IDs or digests) or containers (names or IDs).
     #[arg(required = true)]
     images: Vec<String>,
 }
@@ -219,10 +219,14 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<ExitCode> {
     for name in &args.images {
         match store.resolve(name) {
             Ok(image) => out.push(store.inspect_view(&image)?),
-            Err(e) => {
-                eprintln!("error: {e}");
-                failed = true;
-            }
+            // As `docker inspect`: a container of that name or ID when no image has it.
+            Err(e) => match rbuild_builder::container::find(store, name) {
+                Ok(rec) => out.push(rbuild_builder::container::control::inspect_view(store, &rec)),
+                Err(_) => {
+                    eprintln!("error: {e}");
+                    failed = true;
+                }
+            },
         }
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
