@@ -416,6 +416,9 @@ fn commit_makes_an_image_of_the_container_changes() {
         ok(r, &["images"]).lines().all(|l| !l.starts_with("rbuild-commit-")),
         "no temporary name left"
     );
+    // The image a container was made from is not removed unless forced.
+    let kept = rbuild_in(r, &["rmi", "busybox"]);
+    assert!(String::from_utf8_lossy(&kept.stderr).contains("container changer"), "{kept:?}");
     // A build instruction is refused as a change.
     let refused = rbuild_in(r, &["commit", "-c", "RUN true", "changer", "x"]);
     assert!(String::from_utf8_lossy(&refused.stderr).contains("commit -c takes"), "{refused:?}");

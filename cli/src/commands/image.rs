@@ -78,7 +78,8 @@ pub struct RmiArgs {
     /// Images: names, IDs or digests. A name is removed; the image goes with its last name.
     #[arg(required = true)]
     images: Vec<String>,
-    /// Remove an image given by ID even when several names refer to it.
+    /// Remove an image given by ID even when several names refer to it, or when a
+    /// container was made from it (the container keeps its layers).
     #[arg(short, long)]
     force: bool,
 }
@@ -320,7 +321,24 @@ pub fn tag(store: &Store, args: TagArgs) -> Result<ExitCode> {
 /// `rbuild rmi`.
 pub fn rmi(store: &Store, args: RmiArgs) -> Result<ExitCode> {
     let mut failed = false;
+    let containers = rbuild_builder::container::list(store)?;
     for name in &args.images {
+        // As Docker: an image a container was made from stays unless forced (the
+        // container keeps its layers either way).
+        if !args.force {
+            if let Ok(image) = store.resolve(name) {
+                let id = image.id().to_string();
+                if let Some(c) = containers.iter().find(|c| c.image == id) {
+                    eprintln!(
+                        "error: {name}: container {} ({}) uses this image: remove the container first, or use -f",
+                        c.name,
+                        &c.id[..12]
+                    );
+                    failed = true;
+                    continue;
+                }
+            }
+        }
         match store.remove(name, args.force) {
             Ok(report) => {
                 for n in report.untagged {

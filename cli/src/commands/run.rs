@@ -89,6 +89,10 @@ pub struct RunArgs {
     /// CPU time the container may use, in CPUs (1.5 is one and a half cores).
     #[arg(long, value_name = "CPUS")]
     cpus: Option<f64>,
+    /// Run an init as PID 1 that reaps orphans and passes signals on: always so (rbuild's
+    /// own init is every container's PID 1); kept for `docker run` compatibility.
+    #[arg(long)]
+    init: bool,
     /// Keep standard input open (it always is: the command shares rbuild's).
     #[arg(short, long)]
     interactive: bool,
@@ -164,7 +168,7 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 
 /// `rbuild run`.
 pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
-    let _ = args.interactive;
+    let _ = (args.interactive, args.init);
     if args.detach && args.tty {
         bail!("-d with -t is not supported yet: a detached container has no terminal");
     }
