@@ -178,6 +178,41 @@ fn stop_kills_a_command_that_ignores_the_stop_signal_after_the_timeout() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(ok(r, &["wait", "polite"]).trim(), "143");
     assert!(stopped(r, "polite"));
+    // restart starts a stopped container again; kill sends the signal asked for, SIGKILL
+    // by default.
+    ok(r, &["restart", "-t", "1", "polite"]);
+    assert!(ok(r, &["ps", "--format", "{{.Names}} {{.State}}"]).contains("polite running"));
+    ok(
+        r,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "hup",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got HUP' HUP; echo ready; while true; do sleep 0.1; done",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ok(r, &["logs", "hup"]) != "ready\n" {
+        assert!(Instant::now() < deadline, "the container did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok(r, &["kill", "-s", "HUP", "hup"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok(r, &["logs", "hup"]).contains("got HUP") {
+        assert!(Instant::now() < deadline, "HUP did not reach the command");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok(r, &["kill", "hup", "polite"]);
+    assert_eq!(ok(r, &["wait", "hup"]).trim(), "137");
+    assert!(stopped(r, "polite"));
+    // A detached container with a terminal: its output is logged as a terminal gives it.
+    ok(r, &["run", "-d", "-t", "--name", "tty", "busybox", "echo", "on a terminal"]);
+    assert_eq!(ok(r, &["wait", "tty"]).trim(), "0");
+    assert_eq!(ok(r, &["logs", "tty"]), "on a terminal\r\n");
 }
 
 #[test]

@@ -169,9 +169,6 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 /// `rbuild run`.
 pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
     let _ = (args.interactive, args.init);
-    if args.detach && args.tty {
-        bail!("-d with -t is not supported yet: a detached container has no terminal");
-    }
     if args.cpus.is_some_and(|c| !(c > 0.0 && c <= 1024.0)) {
         bail!("--cpus must be a positive number of CPUs");
     }
