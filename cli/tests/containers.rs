@@ -610,13 +610,28 @@ fn cp_copies_both_ways_and_never_through_the_containers_links() {
     ok(r, &["cp", h.join(&marker).to_str().unwrap(), "box:/escape/tmp/"]);
     assert!(!Path::new("/tmp").join(&marker).exists(), "the container's link led onto the host");
     assert_eq!(ok(r, &["exec", "box", "cat", &format!("/tmp/{marker}")]), "x");
-    // Refused: a missing path, a stopped container as the destination, two host paths.
+    // Refused: a missing path, two host paths, a missing folder inside.
     assert!(!rbuild_in(r, &["cp", "box:/nothing", h.to_str().unwrap()]).status.success());
-    ok(r, &["stop", "-t", "1", "box"]);
-    let refused = rbuild_in(r, &["cp", file.to_str().unwrap(), "box:/d/"]);
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("is not running"), "{refused:?}");
     assert!(!rbuild_in(r, &["cp", "/a", "/b"]).status.success());
-    // Out of a stopped container still works.
+    // A stopped container: out of it, and into it (through its link to /, into a folder
+    // of its image, over a file its command removed); the next start sees the files.
+    ok(r, &["exec", "box", "rm", "/bin/vi"]);
+    ok(r, &["stop", "-t", "1", "box"]);
     ok(r, &["cp", "box:/d/script.sh", h.join("back").to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(h.join("back")).unwrap(), "echo hi\n");
+    ok(r, &["cp", file.to_str().unwrap(), "box:/escape/etc/"]);
+    ok(r, &["cp", file.to_str().unwrap(), "box:/bin/vi"]);
+    assert!(!rbuild_in(r, &["cp", file.to_str().unwrap(), "box:/no/such/dir/x"]).status.success());
+    assert!(
+        !Path::new("/etc/script.sh").exists()
+            || std::fs::read_to_string("/etc/script.sh").unwrap() != "echo hi\n"
+    );
+    ok(r, &["start", "box"]);
+    assert_eq!(ok(r, &["exec", "box", "cat", "/etc/script.sh", "/bin/vi"]), "echo hi\necho hi\n");
+    assert_eq!(ok(r, &["exec", "box", "cat", "/d/sub/f"]), "inner\n", "the image's files stay");
+    assert!(
+        ok(r, &["exec", "box", "ls", "/etc"]).contains("group"),
+        "a folder is merged, not replaced"
+    );
+    ok(r, &["rm", "-f", "box"]);
 }

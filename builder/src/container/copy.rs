@@ -12,6 +12,28 @@ use crate::engine::rootfs::RootfsView;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+/// A container's file system as layers, lowest first: its image's snapshots, the layers
+/// of its earlier runs (a store on overlayfs), its upper layer.
+fn layers(store: &Store, rec: &super::Record) -> Result<Vec<PathBuf>> {
+    let entry = crate::store::ImageEntry { manifest: rec.manifest.clone(), names: Vec::new() };
+    let image = store.image(&entry)?;
+    let dir = rec.dir(store);
+    let mut layers = store.snapshots(&image)?;
+    let mut gens: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)
+        .map_err(Error::io("listing", dir.clone()))?
+        .flatten()
+        .filter_map(|e| {
+            Some((e.file_name().to_string_lossy().strip_prefix("gen-")?.parse().ok()?, e.path()))
+        })
+        .collect();
+    gens.sort();
+    layers.extend(gens.into_iter().map(|(_, p)| p));
+    let upper = dir.join("upper");
+    std::fs::create_dir_all(&upper).map_err(Error::io("creating", upper.clone()))?;
+    layers.push(upper);
+    Ok(layers)
+}
+
 /// The last component of a path, for naming the copy (`/` names nothing).
 fn base_name(path: &str) -> Option<String> {
     path.trim_end_matches("/.")
@@ -27,21 +49,7 @@ fn base_name(path: &str) -> Option<String> {
 pub fn copy_from(store: &Store, what: &str, src: &str, dest: &Path) -> Result<()> {
     let rec = super::record::find(store, what)?;
     let _in_use = store.in_use()?;
-    let entry = crate::store::ImageEntry { manifest: rec.manifest.clone(), names: Vec::new() };
-    let image = store.image(&entry)?;
-    let dir = rec.dir(store);
-    let mut layers = store.snapshots(&image)?;
-    let mut gens: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)
-        .map_err(Error::io("listing", dir.clone()))?
-        .flatten()
-        .filter_map(|e| {
-            Some((e.file_name().to_string_lossy().strip_prefix("gen-")?.parse().ok()?, e.path()))
-        })
-        .collect();
-    gens.sort();
-    layers.extend(gens.into_iter().map(|(_, p)| p));
-    layers.push(dir.join("upper"));
-    let view = RootfsView::new(layers);
+    let view = RootfsView::new(layers(store, &rec)?);
     let src_abs = if src.starts_with('/') { src.to_string() } else { format!("/{src}") };
     let parts = view.resolve(&src_abs, false)?;
     let Some((host, meta)) = view.entry(&parts) else {
@@ -85,12 +93,7 @@ pub fn copy_into(store: &Store, what: &str, src: &Path, dest: &str) -> Result<()
     let init = std::fs::read_to_string(dir.join("init.pid"))
         .ok()
         .and_then(|p| p.trim().parse::<u32>().ok());
-    let Some(init) = init.filter(|_| super::record::running(store, &rec.id)) else {
-        return Err(Error::Conflict(format!(
-            "container {} is not running: rbuild cp copies into running containers only (start it first)",
-            rec.name
-        )));
-    };
+    let running = init.filter(|_| super::record::running(store, &rec.id));
     let meta = std::fs::symlink_metadata(src).map_err(Error::io("reading", src.to_path_buf()))?;
     let src_text = src.to_string_lossy().to_string();
     // The host's files as a tar, in this process's folder of the store.
@@ -113,6 +116,11 @@ pub fn copy_into(store: &Store, what: &str, src: &Path, dest: &str) -> Result<()
     let contents_only = src_text.ends_with("/.");
     let name = base_name(&src_text);
     let is_dir = meta.is_dir();
+    let Some(init) = running else {
+        let _lock = super::record::hold(store, &rec.id)?;
+        let target = Target { dest: &dest_abs, name: name.as_deref(), contents_only, is_dir };
+        return copy_into_layer(store, &rec, target, archive);
+    };
     crate::sandbox::in_sandbox_root(init, move || {
         // Not the host's owners: the files belong to the container's root (this process).
         let options = crate::snapshot::ApplyOptions {
@@ -139,4 +147,84 @@ pub fn copy_into(store: &Store, what: &str, src: &Path, dest: &str) -> Result<()
                 .map_err(Error::io("writing", target.clone()))
         }
     })
+}
+
+/// Where a copy into a container goes.
+struct Target<'a> {
+    /// The destination as given (absolute).
+    dest: &'a str,
+    /// The source's name.
+    name: Option<&'a str>,
+    /// Only the source folder's contents (`SRC/.`).
+    contents_only: bool,
+    /// The source is a folder.
+    is_dir: bool,
+}
+
+/// Into a stopped container: the files go into its upper layer, where overlayfs will show
+/// them over the image's, under the destination resolved through its layers (its links
+/// followed inside its root). The folders on the way are made in the upper layer with the
+/// metadata the layers show; a whiteout there for the target goes. The container's lock
+/// is held meanwhile, so it cannot start.
+fn copy_into_layer(
+    store: &Store,
+    rec: &super::Record,
+    target: Target<'_>,
+    archive: std::fs::File,
+) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let all = layers(store, rec)?;
+    let upper = all.last().cloned().unwrap_or_else(|| rec.dir(store).join("upper"));
+    let view = RootfsView::new(all);
+    let mut parts = view.resolve(target.dest, true)?;
+    let dest_is_dir = view.entry(&parts).is_some_and(|(_, m)| m.is_dir());
+    match (dest_is_dir, target.name) {
+        (true, _) if target.contents_only => {}
+        (true, Some(n)) => parts.push(n.into()),
+        _ => {}
+    }
+    let Some((last, parent)) = parts.split_last() else {
+        return Err(Error::InvalidOption("cannot copy over the container's root".into()));
+    };
+    if !parent.is_empty() && !view.entry(parent).is_some_and(|(_, m)| m.is_dir()) {
+        return Err(Error::InvalidOption(format!(
+            "no such directory in container {}: {}",
+            rec.name,
+            RootfsView::display(parent)
+        )));
+    }
+    let mut host = upper.clone();
+    for i in 0..parent.len() {
+        host.push(&parent[i]);
+        if !std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir()) {
+            let _ = std::fs::remove_file(&host);
+            std::fs::create_dir(&host).map_err(Error::io("creating", host.clone()))?;
+            if let Some((_, meta)) = view.entry(&parent[..=i]) {
+                crate::snapshot::stack::set_meta(&host, &meta)?;
+            }
+        }
+    }
+    let dest = host.join(last);
+    if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.file_type().is_char_device()) {
+        std::fs::remove_file(&dest).map_err(Error::io("removing", dest.clone()))?;
+    }
+    let mut whiteout = std::ffi::OsString::from(".wh.");
+    whiteout.push(last);
+    let _ = std::fs::remove_file(host.join(whiteout));
+    let options = crate::snapshot::ApplyOptions {
+        preserve_owners: false,
+        whiteouts: crate::snapshot::WhiteoutMode::Remove,
+    };
+    if target.is_dir {
+        if !dest.is_dir() {
+            std::fs::create_dir(&dest).map_err(Error::io("creating", dest.clone()))?;
+        }
+        crate::snapshot::apply_layer(archive, &dest, options).map(|_| ())
+    } else {
+        let unpack =
+            tempfile::tempdir_in(&host).map_err(Error::io("creating a folder in", host.clone()))?;
+        crate::snapshot::apply_layer(archive, unpack.path(), options)?;
+        std::fs::rename(unpack.path().join("file"), &dest)
+            .map_err(Error::io("writing", dest.clone()))
+    }
 }

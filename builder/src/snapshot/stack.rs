@@ -211,7 +211,7 @@ fn copy_entry(
 }
 
 /// Gives `dst` the owner (as root), mode and times of `m`.
-pub(super) fn set_meta(dst: &Path, m: &Metadata) -> Result<()> {
+pub(crate) fn set_meta(dst: &Path, m: &Metadata) -> Result<()> {
     if crate::users::is_root() {
         std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid()))
             .map_err(Error::io("changing the owner of", dst))?;
