@@ -47,6 +47,15 @@ fn curl(port: u16) -> String {
     }
 }
 
+/// Waits (10 s at most, else fails saying `what`) until `done` holds.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A port of the host nobody listens on now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -159,11 +168,7 @@ fn stop_kills_a_command_that_ignores_the_stop_signal_after_the_timeout() {
             "trap '' TERM; echo ready; while true; do sleep 1; done",
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ok(r, &["logs", "stubborn"]) != "ready\n" {
-        assert!(Instant::now() < deadline, "the container did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the container did not start", || ok(r, &["logs", "stubborn"]) == "ready\n");
     let started = Instant::now();
     ok(r, &["stop", "-t", "2", "stubborn"]);
     let took = started.elapsed();
@@ -195,17 +200,9 @@ fn stop_kills_a_command_that_ignores_the_stop_signal_after_the_timeout() {
             "trap 'echo got HUP' HUP; echo ready; while true; do sleep 0.1; done",
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while ok(r, &["logs", "hup"]) != "ready\n" {
-        assert!(Instant::now() < deadline, "the container did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the container did not start", || ok(r, &["logs", "hup"]) == "ready\n");
     ok(r, &["kill", "-s", "HUP", "hup"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ok(r, &["logs", "hup"]).contains("got HUP") {
-        assert!(Instant::now() < deadline, "HUP did not reach the command");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("HUP did not reach the command", || ok(r, &["logs", "hup"]).contains("got HUP"));
     ok(r, &["kill", "hup", "polite"]);
     assert_eq!(ok(r, &["wait", "hup"]).trim(), "137");
     assert!(stopped(r, "polite"));
@@ -285,11 +282,9 @@ fn exec_joins_the_running_container() {
             "echo data > /made-here; exec sleep 60",
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !rbuild_in(r, &["exec", "box", "test", "-e", "/made-here"]).status.success() {
-        assert!(Instant::now() < deadline, "the container did not write its file");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the container did not write its file", || {
+        rbuild_in(r, &["exec", "box", "test", "-e", "/made-here"]).status.success()
+    });
     // The container's processes (its init, its command, and this one) and files.
     let ps = ok(r, &["exec", "box", "ps", "-o", "pid,comm"]);
     let comms: Vec<&str> = ps.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();
@@ -580,11 +575,9 @@ fn cp_copies_both_ways_and_never_through_the_containers_links() {
         &["run", "-d", "--name", "box", "busybox", "sh", "-c",
           "mkdir -p /d/sub && echo inner > /d/sub/f && ln -s /etc /d/etc-link && ln -s / /escape && echo ready > /ready; exec sleep 60"],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !rbuild_in(r, &["exec", "box", "test", "-e", "/ready"]).status.success() {
-        assert!(Instant::now() < deadline, "the container did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the container did not start", || {
+        rbuild_in(r, &["exec", "box", "test", "-e", "/ready"]).status.success()
+    });
     // Out: a folder into an existing host folder, a file to a new name; links stay links.
     ok(r, &["cp", "box:/d", h.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(h.join("d/sub/f")).unwrap(), "inner\n");

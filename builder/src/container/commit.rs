@@ -42,18 +42,8 @@ pub fn commit(
     let dir = rec.dir(store);
     // Where the container's changes are: its upper layer, and, where its root is stacked
     // by copying, the layers of its earlier runs first.
-    let mut diffs: Vec<std::path::PathBuf> = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        let mut gens: Vec<(u32, std::path::PathBuf)> = entries
-            .flatten()
-            .filter_map(|e| {
-                let n = e.file_name().to_string_lossy().strip_prefix("gen-")?.parse().ok()?;
-                Some((n, e.path()))
-            })
-            .collect();
-        gens.sort();
-        diffs.extend(gens.into_iter().map(|(_, p)| p));
-    }
+    let mut diffs: Vec<std::path::PathBuf> =
+        super::supervisor::earlier_runs(&dir)?.into_iter().map(|(_, p)| p).collect();
     diffs.push(dir.join("upper"));
     let targets: Vec<String> =
         rec.spec.volumes.iter().map(|v| v.target.trim_start_matches('/').to_string()).collect();

@@ -19,14 +19,7 @@ fn layers(store: &Store, rec: &super::Record) -> Result<Vec<PathBuf>> {
     let image = store.image(&entry)?;
     let dir = rec.dir(store);
     let mut layers = store.snapshots(&image)?;
-    let mut gens: Vec<(u32, PathBuf)> = std::fs::read_dir(&dir)
-        .map_err(Error::io("listing", dir.clone()))?
-        .flatten()
-        .filter_map(|e| {
-            Some((e.file_name().to_string_lossy().strip_prefix("gen-")?.parse().ok()?, e.path()))
-        })
-        .collect();
-    gens.sort();
+    let gens = super::supervisor::earlier_runs(&dir)?;
     layers.extend(gens.into_iter().map(|(_, p)| p));
     let upper = dir.join("upper");
     std::fs::create_dir_all(&upper).map_err(Error::io("creating", upper.clone()))?;

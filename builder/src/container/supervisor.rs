@@ -101,6 +101,20 @@ pub fn supervise(store: &Store, id: &str) -> Result<i32> {
 /// oldest first.
 pub(super) fn generations(dir: &Path) -> Result<Vec<PathBuf>> {
     let upper = dir.join("upper");
+    let mut gens = earlier_runs(dir)?;
+    let has_changes = std::fs::read_dir(&upper).is_ok_and(|mut d| d.next().is_some());
+    if has_changes {
+        let next = gens.last().map_or(0, |(n, _)| n + 1);
+        let dest = dir.join(format!("gen-{next}"));
+        std::fs::rename(&upper, &dest).map_err(Error::io("renaming", upper.clone()))?;
+        gens.push((next, dest));
+    }
+    Ok(gens.into_iter().map(|(_, p)| p).collect())
+}
+
+/// The layers of a container's earlier runs (`gen-N` in its folder), oldest first, with
+/// their numbers.
+pub(super) fn earlier_runs(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
     let mut gens: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
         .map_err(Error::io("listing", dir.to_path_buf()))?
         .flatten()
@@ -110,14 +124,7 @@ pub(super) fn generations(dir: &Path) -> Result<Vec<PathBuf>> {
         })
         .collect();
     gens.sort();
-    let has_changes = std::fs::read_dir(&upper).is_ok_and(|mut d| d.next().is_some());
-    if has_changes {
-        let next = gens.last().map_or(0, |(n, _)| n + 1);
-        let dest = dir.join(format!("gen-{next}"));
-        std::fs::rename(&upper, &dest).map_err(Error::io("renaming", upper.clone()))?;
-        gens.push((next, dest));
-    }
-    Ok(gens.into_iter().map(|(_, p)| p).collect())
+    Ok(gens)
 }
 
 /// Forks the logger: the command's standard output and error become pipes to it, and it

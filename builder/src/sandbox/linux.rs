@@ -1050,22 +1050,8 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
 /// single-threaded (joining a user namespace requires it). Returns the exit code.
 pub fn exec(init: u32, spec: &SandboxSpec) -> Result<i32> {
     use std::os::fd::AsFd;
-    // The namespaces are opened through the command's process where it can be: the init
-    // is not dumpable, and a normal user may not open the namespaces of a process that
-    // is not dumpable and was not started inside its user namespace.
-    let proc_dir = [first_child(init), Some(init)]
-        .into_iter()
-        .flatten()
-        .map(|pid| PathBuf::from(format!("/proc/{pid}")))
-        .find(|dir| fs::File::open(dir.join("ns/user")).is_ok())
-        .unwrap_or_else(|| PathBuf::from(format!("/proc/{init}")));
-    let open = |ns: &str| {
-        let path = proc_dir.join("ns").join(ns);
-        fs::File::open(&path).map_err(Error::io("opening", path))
-    };
-    let theirs = fs::read_link(proc_dir.join("ns/user")).ok();
-    let own = fs::read_link("/proc/self/ns/user").ok();
-    let user = if theirs != own { Some(open("user")?) } else { None };
+    let ns = SandboxNamespaces::of(init)?;
+    let (proc_dir, user, open) = (&ns.proc_dir, &ns.user, |n: &str| ns.open(n));
     let joined: Vec<(fs::File, CloneFlags)> = vec![
         (open("ipc")?, CloneFlags::CLONE_NEWIPC),
         (open("uts")?, CloneFlags::CLONE_NEWUTS),
@@ -1073,14 +1059,14 @@ pub fn exec(init: u32, spec: &SandboxSpec) -> Result<i32> {
         (open("pid")?, CloneFlags::CLONE_NEWPID),
         (open("mnt")?, CloneFlags::CLONE_NEWNS),
     ];
-    join_cgroups(&proc_dir, &spec.run_dir)?;
+    join_cgroups(proc_dir, &spec.run_dir)?;
     if let Some(user) = &user {
         nix::sched::setns(user.as_fd(), CloneFlags::CLONE_NEWUSER)
-            .map_err(io_err("joining the user namespace of", &proc_dir))?;
+            .map_err(io_err("joining the user namespace of", proc_dir))?;
     }
     for (file, kind) in &joined {
         nix::sched::setns(file.as_fd(), *kind)
-            .map_err(io_err("joining a namespace of", &proc_dir))?;
+            .map_err(io_err("joining a namespace of", proc_dir))?;
     }
     drop(joined);
     let pty = if spec.tty {
@@ -1092,7 +1078,7 @@ pub fn exec(init: u32, spec: &SandboxSpec) -> Result<i32> {
         None
     };
     // SAFETY: the caller is single-threaded; the child sets up its identity and execs.
-    match unsafe { fork() }.map_err(io_err("forking in", &proc_dir))? {
+    match unsafe { fork() }.map_err(io_err("forking in", proc_dir))? {
         ForkResult::Child => {
             let slave = pty.map(|p| p.slave);
             // The parent is outside this PID namespace: getppid says 0 while it lives,
@@ -1133,6 +1119,39 @@ pub fn exec(init: u32, spec: &SandboxSpec) -> Result<i32> {
             }
             Ok(wait_code(child))
         }
+    }
+}
+
+/// The namespaces of a running sandbox, as `exec` and `cp` join them.
+struct SandboxNamespaces {
+    /// `/proc/PID` of the process they are opened through.
+    proc_dir: PathBuf,
+    /// Its user namespace, when it is not this process's own.
+    user: Option<fs::File>,
+}
+
+impl SandboxNamespaces {
+    /// Through the sandbox's command where it can be: the init is not dumpable, and a
+    /// normal user may not open the namespaces of a process that is not dumpable and was
+    /// not started inside its user namespace.
+    fn of(init: u32) -> Result<SandboxNamespaces> {
+        let proc_dir = [first_child(init), Some(init)]
+            .into_iter()
+            .flatten()
+            .map(|pid| PathBuf::from(format!("/proc/{pid}")))
+            .find(|dir| fs::File::open(dir.join("ns/user")).is_ok())
+            .unwrap_or_else(|| PathBuf::from(format!("/proc/{init}")));
+        let theirs = fs::read_link(proc_dir.join("ns/user")).ok();
+        let mut ns = SandboxNamespaces { proc_dir, user: None };
+        if theirs != fs::read_link("/proc/self/ns/user").ok() {
+            ns.user = Some(ns.open("user")?);
+        }
+        Ok(ns)
+    }
+
+    fn open(&self, name: &str) -> Result<fs::File> {
+        let path = self.proc_dir.join("ns").join(name);
+        fs::File::open(&path).map_err(Error::io("opening", path))
     }
 }
 
@@ -1185,24 +1204,13 @@ fn join_cgroups(proc_dir: &Path, run_dir: &Path) -> Result<()> {
 /// through the sandbox's links. Returns what `work` returned (its error as text).
 pub fn in_sandbox_root(init: u32, work: impl FnOnce() -> Result<()>) -> Result<()> {
     use std::os::fd::AsFd;
-    let proc_dir = [first_child(init), Some(init)]
-        .into_iter()
-        .flatten()
-        .map(|pid| PathBuf::from(format!("/proc/{pid}")))
-        .find(|dir| fs::File::open(dir.join("ns/mnt")).is_ok())
-        .unwrap_or_else(|| PathBuf::from(format!("/proc/{init}")));
-    let open = |ns: &str| {
-        let path = proc_dir.join("ns").join(ns);
-        fs::File::open(&path).map_err(Error::io("opening", path))
-    };
-    let theirs = fs::read_link(proc_dir.join("ns/user")).ok();
-    let user =
-        if theirs != fs::read_link("/proc/self/ns/user").ok() { Some(open("user")?) } else { None };
+    let ns = SandboxNamespaces::of(init)?;
+    let (proc_dir, user, open) = (&ns.proc_dir, &ns.user, |n: &str| ns.open(n));
     let mnt = open("mnt")?;
     let (answer_rx, answer_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(io_err("making a pipe for", &proc_dir))?;
+        .map_err(io_err("making a pipe for", proc_dir))?;
     // SAFETY: the caller is single-threaded; the child joins, works and exits.
-    match unsafe { fork() }.map_err(io_err("forking for", &proc_dir))? {
+    match unsafe { fork() }.map_err(io_err("forking for", proc_dir))? {
         ForkResult::Child => {
             drop(answer_rx);
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
@@ -1212,7 +1220,7 @@ pub fn in_sandbox_root(init: u32, work: impl FnOnce() -> Result<()>) -> Result<(
                 .and_then(|()| nix::sched::setns(mnt.as_fd(), CloneFlags::CLONE_NEWNS))
                 .and_then(|()| nix::unistd::chdir("/"));
             let result = joined
-                .map_err(io_err("joining the mount namespace of", &proc_dir))
+                .map_err(io_err("joining the mount namespace of", proc_dir))
                 .and_then(|()| work());
             if let Err(e) = result {
                 let _ = nix::unistd::write(&answer_tx, crate::error::chain(&e).as_bytes());
