@@ -510,7 +510,13 @@ fn killing_the_cli_or_the_supervisor_at_random_leaves_nothing_behind() {
                 let text =
                     std::fs::read_to_string(dir.path().join("container.json")).unwrap_or_default();
                 let record: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                if let Some(pid) = record["state"]["supervisor"].as_i64() {
+                // Only a live supervisor of this container (process numbers are reused).
+                let id = record["id"].as_str().unwrap_or("-").to_string();
+                let pid = record["state"]["supervisor"].as_i64().filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&id))
+                });
+                if let Some(pid) = pid {
                     let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
                 }
             }

@@ -53,9 +53,15 @@ fn send(store: &Store, rec: &Record, signal: Signal) {
         Some(init) => {
             let _ = nix::sys::signal::kill(init, signal);
         }
-        // Between two runs (a restart's pause): the supervisor itself ends.
+        // Between two runs (a restart's pause): the supervisor itself ends, once it is
+        // sure the process of that number is this container's supervisor (numbers are
+        // reused).
         None => {
-            if let Some(pid) = rec.state.supervisor.filter(|p| *p > 1) {
+            let is_ours = |pid: &u32| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&rec.id))
+            };
+            if let Some(pid) = rec.state.supervisor.filter(|p| *p > 1).filter(is_ours) {
                 let pid = nix::unistd::Pid::from_raw(pid as i32);
                 let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
             }

@@ -52,9 +52,23 @@ pub fn run_in_child(spec: &SandboxSpec) -> Result<i32> {
     let fail = |e: nix::Error| Error::io("forking for", spec.run_dir.clone())(e.into());
     let (answer_rx, answer_tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(fail)?;
     let parent = std::process::id();
+    // The signals to pass on wait (blocked) from before the fork until the handler that
+    // passes them on knows the child: one that comes in between is not lost, nor does it
+    // end this process by its default action.
+    let mut passed = SigSet::empty();
+    for sig in super::linux::FORWARDED {
+        passed.add(sig);
+    }
+    let mut old = SigSet::empty();
+    let _ = signal::sigprocmask(signal::SigmaskHow::SIG_BLOCK, Some(&passed), Some(&mut old));
     // SAFETY: the caller is single-threaded (a container's runner starts no threads);
     // the child runs the sandbox, writes its answer and exits.
-    match unsafe { nix::unistd::fork() }.map_err(fail)? {
+    let forked = unsafe { nix::unistd::fork() };
+    if !matches!(forked, Ok(nix::unistd::ForkResult::Parent { .. })) {
+        // The child (or a failed fork): signals as before.
+        let _ = signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    match forked.map_err(fail)? {
         nix::unistd::ForkResult::Child => {
             drop(answer_rx);
             if super::exit_with_parent(parent).is_err() {
@@ -74,6 +88,7 @@ pub fn run_in_child(spec: &SandboxSpec) -> Result<i32> {
         nix::unistd::ForkResult::Parent { child } => {
             drop(answer_tx);
             forward_signals(child);
+            let _ = signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&old), None);
             let mut answer = Vec::new();
             let mut buf = [0u8; 4096];
             loop {
