@@ -24,7 +24,8 @@ use clap::{Parser, Subcommand};
     about,
     long_about = None,
     propagate_version = true,
-    after_help = "Without a command, `build` is meant: `rbuild -t NAME .` builds ./Dockerfile.\n\n\
+    after_help = "Without a command, `build` is meant: `rbuild -t NAME .` builds ./Dockerfile \
+        (a first word that is neither a command nor an existing path is an unknown command).\n\n\
         As a normal user with ranges in /etc/subuid and /etc/subgid and newuidmap installed \
         (Debian: uidmap), rbuild runs in a user namespace of those ids, as rootless Podman \
         does: images keep their files' owners and RUN may run as any of their users. \
@@ -130,8 +131,10 @@ enum Command {
 }
 
 /// The arguments with `build` put in where no subcommand is named, so that
-/// `rbuild -t name .` means `rbuild build -t name .`.
-fn with_default_command(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+/// `rbuild -t name .` means `rbuild build -t name .`. A bare word that is neither a
+/// command nor an existing path (`rbuild imagse`) is an unknown command, said as such with
+/// the nearest command, rather than a build context that does not exist.
+fn with_default_command(args: Vec<std::ffi::OsString>) -> Result<Vec<std::ffi::OsString>, String> {
     use clap::CommandFactory;
     let command = Cli::command();
     let known: Vec<String> = command
@@ -155,13 +158,31 @@ fn with_default_command(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString
         if known.iter().any(|k| *k == a)
             || ["-h", "--help", "-V", "--version"].contains(&a.as_ref())
         {
-            return args;
+            return Ok(args);
+        }
+        let bare_word = !a.starts_with('-')
+            && a != "."
+            && !a.contains('/')
+            && !a.contains(':')
+            && !std::path::Path::new(a.as_ref()).exists();
+        if bare_word {
+            let nearest = known
+                .iter()
+                .map(|k| (strsim::levenshtein(k, &a), k))
+                .filter(|(d, _)| *d <= 2)
+                .min()
+                .map(|(_, k)| format!(" (did you mean `rbuild {k}`?)"))
+                .unwrap_or_default();
+            return Err(format!(
+                "unknown command {a:?}{nearest}; `rbuild --help` lists the commands, and a \
+                 folder of that name is built with `rbuild build {a}` or `rbuild ./{a}`"
+            ));
         }
         let mut out = args.clone();
         out.insert(i, "build".into());
-        return out;
+        return Ok(out);
     }
-    args
+    Ok(args)
 }
 
 fn init_logging(verbose: u8) {
@@ -198,7 +219,14 @@ fn quiet_broken_pipe() {
 
 fn main() -> ExitCode {
     quiet_broken_pipe();
-    let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
+    let args = match with_default_command(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     // Commands that use the store run in a user namespace (before any thread exists): a
     // normal user's of its subordinate ids when there are some; root's where root may
     // make namespaces only there (the container isolation, when asked for, needs none).

@@ -258,6 +258,33 @@ fn parse_formats() {
     assert!(!dot.contains("s1 "), "--target build needs only stage 0: {dot}");
 }
 
+/// A word that is neither a command nor a path is an unknown command (with the nearest
+/// one), not a build context; `rbuild -t NAME .` and `rbuild DIR` still build.
+#[test]
+fn an_unknown_command_is_said_as_such() {
+    let out = rbuild().arg("imagse").output().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown command \"imagse\"") && err.contains("rbuild images"), "{err}");
+    let out = rbuild().arg("zzzzzzzz").output().unwrap_or_else(|e| panic!("{e}"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("did you mean"), "no near command");
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nLABEL a=b\n").unwrap();
+    let store = dir.path().join("store");
+    for args in [vec!["-q", "ctx"], vec!["ctx", "-q"]] {
+        let out = rbuild()
+            .current_dir(dir.path())
+            .arg("--root")
+            .arg(&store)
+            .args(&args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 #[test]
 fn every_command_and_flag_has_help() {
     // The commands a user meets, each listed by `rbuild --help`...
