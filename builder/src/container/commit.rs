@@ -170,8 +170,11 @@ fn apply_changes(
 /// like, or for a volume of a file) where the image has nothing.
 fn is_stub(change: &Change, view: &RootfsView, targets: &[String], diff: &std::path::Path) -> bool {
     let path = change.path().to_string_lossy().to_string();
-    let is_target = STUBS.contains(&path.as_str()) || targets.contains(&path);
+    // Only mount points are looked at further: no stat for the other changes.
+    if !STUBS.contains(&path.as_str()) && !targets.contains(&path) {
+        return false;
+    }
     let is_file =
         std::fs::symlink_metadata(diff.join(&path)).is_ok_and(|m| m.is_file() && m.len() == 0);
-    is_target && is_file && matches!(view.stat(&format!("/{path}")), Ok(None))
+    is_file && matches!(view.stat(&format!("/{path}")), Ok(None))
 }

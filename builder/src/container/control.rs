@@ -294,10 +294,7 @@ pub fn processes(store: &Store, what: &str) -> Result<Vec<(u32, u32, u32, String
         let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         text.lines().find_map(|l| l.strip_prefix(key)).map(|v| v.trim().to_string())
     };
-    let inner = child
-        .iter()
-        .find(|p| status(**p, "PPid:").as_deref() == Some(&init.to_string()))
-        .and_then(|p| ns(*p));
+    let inner = crate::sandbox::first_child(init as u32).and_then(|p| ns(p as i32));
     let mut found = Vec::new();
     for pid in child {
         if pid != init && (inner.is_none() || ns(pid) != inner) {

@@ -1156,7 +1156,7 @@ impl SandboxNamespaces {
 }
 
 /// The oldest process whose parent is `pid` (the command, for a sandbox's init).
-fn first_child(pid: u32) -> Option<u32> {
+pub fn first_child(pid: u32) -> Option<u32> {
     let parent = format!("PPid:\t{pid}");
     let mut children: Vec<u32> = fs::read_dir("/proc")
         .ok()?

@@ -33,7 +33,7 @@ pub mod subids;
 pub use cgroups::{remove_stale_cgroups, Cgroup, Limits};
 pub use environment::explain;
 pub use linux::{
-    exec, exit_with_parent, in_sandbox_root, reap_finished, run, DOCKER_DEFAULT_CAPS,
+    exec, exit_with_parent, first_child, in_sandbox_root, reap_finished, run, DOCKER_DEFAULT_CAPS,
     SANDBOX_FAILED, STARTED,
 };
 pub use nodes::{make_special, make_whiteout, SpecialFile};
