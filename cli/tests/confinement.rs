@@ -114,7 +114,7 @@ fn context(a: &Arena, script: &str, dockerfile: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir_in(a.user.work.path()).unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     fs::write(dir.path().join("attack.sh"), format!("{PRELUDE}{script}\necho confined\n")).unwrap();
-    fs::copy(&a.probe, dir.path().join("probe")).unwrap();
+    crate::util::copy_executable(&a.probe, &dir.path().join("probe"));
     fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
     for f in ["attack.sh", "probe", "Dockerfile"] {
         fs::set_permissions(dir.path().join(f), fs::Permissions::from_mode(0o755)).unwrap();

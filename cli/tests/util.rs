@@ -171,7 +171,7 @@ impl AsUser {
         let work = tempfile::tempdir().unwrap();
         std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let binary = work.path().join("rbuild");
-        std::fs::copy(assert_cmd::cargo::cargo_bin("rbuild"), &binary).unwrap();
+        copy_executable(&assert_cmd::cargo::cargo_bin("rbuild"), &binary);
         let archive = work.path().join("busybox.tar");
         std::fs::copy(busybox_images().join("busybox-oci.tar"), &archive).unwrap();
         let store = work.path().join("store");
@@ -203,4 +203,12 @@ impl AsUser {
     pub fn rbuild(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
+}
+
+/// Copies a program that is to be executed, by another process: a file this process held
+/// open for writing would be inherited by any child another test thread forks at that moment,
+/// and executing the copy while that child lives fails with "Text file busy" (seen in CI).
+pub fn copy_executable(from: &Path, to: &Path) {
+    let copied = Command::new("cp").arg(from).arg(to).status().unwrap();
+    assert!(copied.success(), "cp {} {} failed", from.display(), to.display());
 }
