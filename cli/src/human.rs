@@ -62,6 +62,22 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
 }
 
+/// Seconds since the Unix epoch as `2024-05-01 12:00:00` (UTC).
+pub fn utc(secs: i64) -> String {
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // The civil date from days (Howard Hinnant's algorithm, the inverse of the above).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
 /// How long ago `created` (RFC 3339) was, as Docker says it: `2 hours ago`.
 pub fn ago(created: Option<&str>) -> String {
     match created.and_then(parse_rfc3339) {
@@ -135,6 +151,19 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_is_the_inverse_of_parsing() {
+        for t in [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T23:59:59Z",
+            "2024-12-31T12:00:01Z",
+            "2100-03-01T00:00:00Z",
+        ] {
+            let secs = parse_rfc3339(t).unwrap();
+            assert_eq!(utc(secs), t.replace('T', " ").trim_end_matches('Z'));
+        }
+    }
 
     #[test]
     fn sizes() {

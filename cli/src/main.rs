@@ -8,6 +8,7 @@ mod commands;
 mod human;
 mod progress;
 mod shared_flags;
+mod template;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -157,10 +157,23 @@ impl Store {
         let _writer = self.in_use()?;
         self.check_complete(manifest.digest())?;
         self.update_index(|entries| {
+            // An image whose last name moves to this one stays, untagged (dangling), as
+            // docker keeps it: `images --filter dangling=true` lists it, `prune` removes it.
+            let displaced: Vec<Descriptor> = entries
+                .iter()
+                .filter(|d| d.digest() != manifest.digest())
+                .filter(|d| entry_name(d).is_some_and(|n| names.contains(&n)))
+                .cloned()
+                .collect();
             entries.retain(|d| match entry_name(d) {
                 Some(n) => !names.contains(&n),
                 None => d.digest() != manifest.digest(),
             });
+            for old in displaced {
+                if !entries.iter().any(|d| d.digest() == old.digest()) {
+                    entries.push(named_descriptor(&old, None));
+                }
+            }
             let has_named = entries.iter().any(|d| d.digest() == manifest.digest());
             if names.is_empty() {
                 if !has_named {

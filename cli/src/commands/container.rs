@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use rbuild_builder::container::{self, logs, Record, Status};
 use rbuild_builder::store::Store;
@@ -23,11 +23,17 @@ pub struct PsArgs {
     /// Do not truncate IDs and commands.
     #[arg(long)]
     no_trunc: bool,
-    /// A template of placeholders such as `{{.ID}}`, `{{.Names}}`, `{{.Image}}`,
-    /// `{{.Command}}`, `{{.CreatedAt}}`, `{{.RunningFor}}`, `{{.Status}}`, `{{.State}}`,
-    /// `{{.Ports}}`, or `{{json .}}`; `table` first for a table with headers; `\t` is a tab.
+    /// Output format: `table` (the default), `json` (one object per line) or a Go template
+    /// over the fields ID, Names, Image, Command, CreatedAt, RunningFor, Status, State, Ports,
+    /// Mounts, Labels, Networks, Size, LocalVolumes (`table` before a template aligns its
+    /// tab-separated columns under a header; `\t` is a tab).
     #[arg(long)]
     format: Option<String>,
+    /// Show only the containers that pass a filter (repeatable; all must pass):
+    /// `status=created|running|exited`, `name=TEXT`, `id=PREFIX`, `ancestor=IMAGE`,
+    /// `exited=CODE`.
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
 }
 
 /// Arguments of `rbuild logs`.
@@ -325,50 +331,45 @@ fn command(r: &Record, full: bool) -> String {
     format!("\"{cut}…\"")
 }
 
-/// The placeholders of `--format` and their column titles.
-const COLUMNS: [(&str, &str); 9] = [
-    ("ID", "CONTAINER ID"),
-    ("Image", "IMAGE"),
-    ("Command", "COMMAND"),
-    ("CreatedAt", "CREATED AT"),
-    ("RunningFor", "CREATED"),
-    ("Status", "STATUS"),
-    ("State", "STATE"),
-    ("Ports", "PORTS"),
-    ("Names", "NAMES"),
-];
-
-/// The values of [`COLUMNS`] for one container.
-fn values(r: &Record, full: bool) -> [String; 9] {
-    let id = if full { r.id.clone() } else { r.id[..12].to_string() };
-    [
-        id,
-        r.image_name.clone(),
-        command(r, full),
-        r.created.clone(),
-        human::ago(Some(&r.created)),
-        status(r),
-        r.state.status.name().to_string(),
-        ports(r),
-        r.name.clone(),
-    ]
+/// One container as `ps --format` sees it (docker's field names).
+fn ps_row(r: &Record, full: bool) -> serde_json::Value {
+    serde_json::json!({
+        "ID": if full { r.id.clone() } else { r.id[..12].to_string() },
+        "Image": r.image_name,
+        "Command": command(r, full),
+        "CreatedAt": r.created,
+        "RunningFor": human::ago(Some(&r.created)),
+        "Status": status(r),
+        "State": r.state.status.name(),
+        "Ports": ports(r),
+        "Names": r.name,
+        "Mounts": r.volumes.join(","),
+        "LocalVolumes": r.volumes.len().to_string(),
+        "Labels": "",
+        "Networks": "",
+        "Size": "N/A",
+    })
 }
 
-/// Fills a `--format` template for one container.
-fn fill(template: &str, r: &Record, full: bool) -> String {
-    let f = COLUMNS.iter().map(|(k, _)| *k).zip(values(r, full));
-    if template.trim() == "{{json .}}" {
-        let map: serde_json::Map<String, serde_json::Value> =
-            f.map(|(k, v)| (k.to_string(), v.into())).collect();
-        return serde_json::Value::Object(map).to_string();
-    }
-    let mut out = template.replace("\\t", "\t").replace("\\n", "\n");
-    for (key, value) in f {
-        for spaced in [format!("{{{{.{key}}}}}"), format!("{{{{ .{key} }}}}")] {
-            out = out.replace(&spaced, &value);
+/// Whether a container passes a `ps --filter`.
+fn ps_passes(store: &Store, r: &Record, filter: &str) -> Result<bool> {
+    let (key, value) = filter
+        .split_once('=')
+        .with_context(|| format!("bad filter {filter:?}: expected KEY=VALUE"))?;
+    Ok(match key {
+        "status" => r.state.status.name() == value,
+        "name" => r.name.contains(value),
+        "id" => r.id.starts_with(value),
+        "ancestor" => {
+            r.image_name == value
+                || store.resolve(value).is_ok_and(|i| i.id().to_string() == r.image)
         }
-    }
-    out
+        "exited" => {
+            r.state.status == Status::Exited
+                && r.state.exit_code.is_some_and(|c| c.to_string() == value)
+        }
+        _ => bail!("unknown filter {key:?} (ps takes status, name, id, ancestor, exited)"),
+    })
 }
 
 /// `rbuild ps`.
@@ -376,8 +377,18 @@ pub fn ps(store: &Store, args: PsArgs) -> Result<ExitCode> {
     let mut all = container::list(store)?;
     // Newest first, as Docker lists them.
     all.reverse();
-    let shown: Vec<&Record> =
-        all.iter().filter(|r| args.all || r.state.status == Status::Running).collect();
+    let mut shown = Vec::new();
+    for r in &all {
+        // A status filter lists stopped containers without -a, as docker does.
+        let wanted = args.all || r.state.status == Status::Running || !args.filters.is_empty();
+        let mut passes = wanted;
+        for f in &args.filters {
+            passes = passes && ps_passes(store, r, f)?;
+        }
+        if passes {
+            shown.push(r);
+        }
+    }
     let mut out = std::io::stdout().lock();
     if args.quiet {
         for r in shown {
@@ -385,40 +396,27 @@ pub fn ps(store: &Store, args: PsArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    match args.format.as_deref() {
-        Some(template) if !template.starts_with("table") => {
-            for r in shown {
-                writeln!(out, "{}", fill(template, r, args.no_trunc))?;
-            }
-        }
-        Some(template) => {
-            let template = template.trim_start_matches("table").trim_start();
-            let mut header = template.to_string();
-            for (key, title) in COLUMNS {
-                header = header.replace(&format!("{{{{.{key}}}}}"), title);
-            }
-            let rows: Vec<Vec<String>> = shown
-                .iter()
-                .map(|r| fill(template, r, args.no_trunc).split('\t').map(String::from).collect())
-                .collect();
-            let titles: Vec<String> =
-                header.replace("\\t", "\t").split('\t').map(String::from).collect();
-            let titles: Vec<&str> = titles.iter().map(String::as_str).collect();
-            write!(out, "{}", human::table(&titles, &rows))?;
-        }
-        None => {
-            let rows: Vec<Vec<String>> = shown
-                .iter()
-                .map(|r| {
-                    let v = values(r, args.no_trunc);
-                    [0, 1, 2, 4, 5, 7, 8].iter().map(|i| v[*i].clone()).collect()
-                })
-                .collect();
-            let header =
-                ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"];
-            write!(out, "{}", human::table(&header, &rows))?;
-        }
-    }
+    let rows: Vec<serde_json::Value> = shown.iter().map(|r| ps_row(r, args.no_trunc)).collect();
+    let titles = [
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Status", "STATUS"),
+        ("State", "STATE"),
+        ("Ports", "PORTS"),
+        ("Names", "NAMES"),
+        ("Mounts", "MOUNTS"),
+        ("LocalVolumes", "LOCAL VOLUMES"),
+        ("Labels", "LABELS"),
+        ("Networks", "NETWORKS"),
+        ("Size", "SIZE"),
+    ];
+    let default =
+        "{{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+    let text = crate::template::listing(args.format.as_deref(), &rows, &titles, default)?;
+    out.write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -13,16 +13,7 @@ use rbuild_builder::store::{Image, Store};
 use rbuild_builder::workflow::PruneOptions;
 use serde_json::{json, Value};
 
-use crate::human;
-
-/// Output format of the listing commands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ListFormat {
-    /// An aligned table.
-    Table,
-    /// JSON, one array.
-    Json,
-}
+use crate::{human, template};
 
 /// Arguments of `rbuild images`.
 #[derive(Debug, Args)]
@@ -30,9 +21,24 @@ pub struct ImagesArgs {
     /// Only show image IDs.
     #[arg(short, long)]
     quiet: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
-    format: ListFormat,
+    /// Output format: `table` (the default), `json` (one object per line) or a Go template
+    /// over the fields ID, Repository, Tag, Digest, CreatedAt, CreatedSince, Size,
+    /// VirtualSize, SharedSize, UniqueSize, Containers (`table` before a template aligns
+    /// its tab-separated columns under a header).
+    #[arg(long)]
+    format: Option<String>,
+    /// Show only the images that pass a filter (repeatable; all must pass):
+    /// `dangling=true|false`, `label=KEY` or `label=KEY=VALUE`, `before=IMAGE`,
+    /// `since=IMAGE`, `reference=PATTERN` (`*` and `?` wildcards, as `busy*:1.*`).
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
+    /// Show the manifest digest column.
+    #[arg(long)]
+    digests: bool,
+    /// Accepted for docker's scripts: rbuild keeps no intermediate images, so every image
+    /// is always listed.
+    #[arg(short, long)]
+    all: bool,
     /// Show full image IDs.
     #[arg(long)]
     no_trunc: bool,
@@ -44,6 +50,23 @@ pub struct InspectArgs {
     /// Images (names, IDs or digests) or containers (names or IDs).
     #[arg(required = true)]
     images: Vec<String>,
+    /// Print each object through a Go template instead of the JSON array, as
+    /// `{{.Id}}`, `{{.Config.Env}}`, `{{json .Config}}`, `{{index .RepoTags 0}}`
+    /// (`json`: each object as one line of JSON).
+    #[arg(short, long)]
+    format: Option<String>,
+    /// Look only for objects of this kind.
+    #[arg(long = "type", value_enum)]
+    kind: Option<InspectKind>,
+}
+
+/// What `rbuild inspect --type` looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InspectKind {
+    /// Images.
+    Image,
+    /// Containers.
+    Container,
 }
 
 /// Arguments of `rbuild history`.
@@ -54,9 +77,17 @@ pub struct HistoryArgs {
     /// Do not truncate the CREATED BY column or IDs.
     #[arg(long)]
     no_trunc: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = ListFormat::Table)]
-    format: ListFormat,
+    /// Output format: `table` (the default), `json` (one object per line) or a Go template
+    /// over the fields ID, CreatedAt, CreatedSince, CreatedBy, Size, Comment and, for images
+    /// built here, Step, Cache (`cached` or `ran`), Cached, Time, DurationSeconds, CacheKey.
+    #[arg(long)]
+    format: Option<String>,
+    /// Print sizes in bytes rather than docker's 4.26MB (`--human=false` as docker spells it).
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    human: bool,
+    /// Only show the layers' IDs.
+    #[arg(short, long)]
+    quiet: bool,
     /// Print the full log kept for build step STEP (its number in the build output) of
     /// an image built here, instead of the history.
     #[arg(long, value_name = "STEP")]
@@ -161,54 +192,148 @@ fn created(image: &Image) -> Option<&str> {
     image.config.created().as_deref()
 }
 
+/// A filter of `rbuild images --filter`.
+enum ImageFilter {
+    Dangling(bool),
+    Label(String, Option<String>),
+    Before(i64),
+    Since(i64),
+    Reference(rbuild_parser::dockerignore::Glob),
+}
+
+impl ImageFilter {
+    fn parse(store: &Store, text: &str) -> Result<ImageFilter> {
+        let (key, value) = text
+            .split_once('=')
+            .with_context(|| format!("bad filter {text:?}: expected KEY=VALUE"))?;
+        let time_of = |name: &str| -> Result<i64> {
+            let image = store.resolve(name)?;
+            created(&image)
+                .and_then(human::parse_rfc3339)
+                .with_context(|| format!("image {name} has no creation time"))
+        };
+        Ok(match key {
+            "dangling" => match value {
+                "true" | "1" => ImageFilter::Dangling(true),
+                "false" | "0" => ImageFilter::Dangling(false),
+                _ => bail!("bad filter {text:?}: dangling is true or false"),
+            },
+            "label" => match value.split_once('=') {
+                Some((k, v)) => ImageFilter::Label(k.into(), Some(v.into())),
+                None => ImageFilter::Label(value.into(), None),
+            },
+            "before" => ImageFilter::Before(time_of(value)?),
+            "since" => ImageFilter::Since(time_of(value)?),
+            "reference" => ImageFilter::Reference(
+                rbuild_parser::dockerignore::Glob::new(value)
+                    .map_err(|e| anyhow::anyhow!("bad reference pattern {value:?}: {e}"))?,
+            ),
+            _ => bail!(
+                "unknown filter {key:?} (images takes dangling, label, before, since, reference)"
+            ),
+        })
+    }
+
+    /// Whether an image passes; `name` is one of its (repository, tag) rows.
+    fn passes(&self, image: &Image, name: Option<&Reference>) -> bool {
+        let time = created(image).and_then(human::parse_rfc3339);
+        match self {
+            ImageFilter::Dangling(d) => image.entry.names.is_empty() == *d,
+            ImageFilter::Label(k, v) => {
+                let labels = image.config.config().as_ref().and_then(|c| c.labels().clone());
+                labels
+                    .and_then(|l| l.get(k).cloned())
+                    .is_some_and(|got| v.is_none() || v.as_ref() == Some(&got))
+            }
+            ImageFilter::Before(t) => time.is_some_and(|c| c < *t),
+            ImageFilter::Since(t) => time.is_some_and(|c| c > *t),
+            ImageFilter::Reference(glob) => name.is_some_and(|n| {
+                let repo = n.familiar_repository();
+                let full = format!("{repo}:{}", n.tag().unwrap_or("latest"));
+                glob.matches(&repo) || glob.matches(&full)
+            }),
+        }
+    }
+}
+
+/// Docker's local time form, in UTC: `2024-05-01 12:00:00 +0000 UTC`.
+fn docker_time(rfc3339: Option<&str>) -> String {
+    match rfc3339.and_then(human::parse_rfc3339) {
+        Some(t) => human::utc(t) + " +0000 UTC",
+        None => String::new(),
+    }
+}
+
 /// `rbuild images`.
 pub fn images(store: &Store, args: ImagesArgs) -> Result<ExitCode> {
     let _in_use = store.in_use()?;
+    let filters: Vec<ImageFilter> =
+        args.filters.iter().map(|f| ImageFilter::parse(store, f)).collect::<Result<_>>()?;
     let mut rows = Vec::new();
-    let mut json_rows = Vec::new();
     for entry in store.images()? {
         let image = store.image(&entry)?;
-        let id = short_id(&image, args.no_trunc);
-        let names: Vec<(String, String)> = if entry.names.is_empty() {
-            vec![("<none>".into(), "<none>".into())]
+        let names: Vec<Option<&Reference>> = if entry.names.is_empty() {
+            vec![None]
         } else {
-            entry
-                .names
-                .iter()
-                .map(|n| (n.familiar_repository(), n.tag().unwrap_or("<none>").to_string()))
-                .collect()
+            entry.names.iter().map(Some).collect()
         };
-        for (repo, tag) in names {
-            json_rows.push(json!({
-                "Repository": repo, "Tag": tag, "ID": image.id().to_string(),
+        for name in names {
+            if !filters.iter().all(|f| f.passes(&image, name)) {
+                continue;
+            }
+            let (repo, tag) = match name {
+                Some(n) => (n.familiar_repository(), n.tag().unwrap_or("<none>").to_string()),
+                None => ("<none>".into(), "<none>".into()),
+            };
+            let size = human::size(image.size());
+            rows.push(json!({
+                "Containers": "N/A",
+                "CreatedAt": docker_time(created(&image)),
+                "CreatedSince": human::ago(created(&image)),
                 "Digest": entry.manifest.digest().to_string(),
-                "CreatedAt": created(&image), "Size": image.size(),
+                "ID": short_id(&image, args.no_trunc),
+                "Repository": repo,
+                "SharedSize": "N/A",
+                "Size": size,
+                "Tag": tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": size,
             }));
-            rows.push(vec![
-                repo,
-                tag,
-                id.clone(),
-                human::ago(created(&image)),
-                human::size(image.size()),
-            ]);
         }
     }
     let mut out = std::io::stdout().lock();
     if args.quiet {
         let mut seen = Vec::new();
         for row in rows {
-            if !seen.contains(&row[2]) {
-                writeln!(out, "{}", row[2])?;
-                seen.push(row[2].clone());
+            let id = row["ID"].as_str().unwrap_or_default().to_string();
+            if !seen.contains(&id) {
+                writeln!(out, "{id}")?;
+                seen.push(id);
             }
         }
-    } else if args.format == ListFormat::Json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&json_rows)?)?;
-    } else {
-        out.write_all(
-            human::table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows).as_bytes(),
-        )?;
+        return Ok(ExitCode::SUCCESS);
     }
+    let columns: &[&str] = if args.digests {
+        &["Repository", "Tag", "Digest", "ID", "CreatedSince", "Size"]
+    } else {
+        &["Repository", "Tag", "ID", "CreatedSince", "Size"]
+    };
+    let titles = [
+        ("ID", "IMAGE ID"),
+        ("Repository", "REPOSITORY"),
+        ("Tag", "TAG"),
+        ("Digest", "DIGEST"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("Size", "SIZE"),
+        ("VirtualSize", "VIRTUAL SIZE"),
+        ("SharedSize", "SHARED SIZE"),
+        ("UniqueSize", "UNIQUE SIZE"),
+        ("Containers", "CONTAINERS"),
+    ];
+    let columns: Vec<String> = columns.iter().map(|c| format!("{{{{.{c}}}}}")).collect();
+    let text = template::listing(args.format.as_deref(), &rows, &titles, &columns.join("\t"))?;
+    out.write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -217,20 +342,45 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<ExitCode> {
     let _in_use = store.in_use()?;
     let mut out = Vec::new();
     let mut failed = false;
+    let template = match args.format.as_deref() {
+        Some("json") => Some(template::Template::parse("{{json .}}")?),
+        Some(f) => Some(template::Template::parse(f)?),
+        None => None,
+    };
     for name in &args.images {
-        match store.resolve(name) {
-            Ok(image) => out.push(store.inspect_view(&image)?),
+        let image = match args.kind {
+            Some(InspectKind::Container) => None,
+            _ => Some(store.resolve(name)),
+        };
+        let view = match image {
+            Some(Ok(image)) => Ok(store.inspect_view(&image)?),
             // As `docker inspect`: a container of that name or ID when no image has it.
-            Err(e) => match rbuild_builder::container::find(store, name) {
-                Ok(rec) => out.push(rbuild_builder::container::control::inspect_view(store, &rec)),
-                Err(_) => {
-                    eprintln!("error: {e}");
-                    failed = true;
-                }
+            Some(Err(e)) if args.kind == Some(InspectKind::Image) => Err(e.to_string()),
+            other => match rbuild_builder::container::find(store, name) {
+                Ok(rec) => Ok(rbuild_builder::container::control::inspect_view(store, &rec)),
+                Err(e) => Err(match other {
+                    Some(Err(image_error)) => image_error.to_string(),
+                    _ => e.to_string(),
+                }),
             },
+        };
+        match view {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    let mut stdout = std::io::stdout().lock();
+    match template {
+        Some(t) => {
+            for v in &out {
+                writeln!(stdout, "{}", t.execute(v)?)?;
+            }
+        }
+        None => writeln!(stdout, "{}", serde_json::to_string_pretty(&out)?)?,
+    }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
@@ -245,68 +395,69 @@ pub fn history(store: &Store, args: HistoryArgs) -> Result<ExitCode> {
     }
     let (rows, built_here) = store.history(&image);
     let top = short_id(&image, args.no_trunc);
-    let ids: Vec<String> = (0..rows.len())
-        .map(|i| if i == 0 { top.clone() } else { "<missing>".to_string() })
-        .collect();
     let mut out = std::io::stdout().lock();
-    if args.format == ListFormat::Json {
-        let v: Vec<Value> = rows
-            .iter()
-            .zip(&ids)
-            .map(|(r, id)| {
-                let mut v = json!({"ID": id, "CreatedAt": r.created, "CreatedBy": r.created_by,
-                    "Size": r.size, "Comment": r.comment});
-                if let Some(s) = &r.step {
-                    v["Step"] = json!(s.number);
-                    v["CacheKey"] = json!(s.cache_key.as_ref().map(|k| k.0.clone()));
-                    v["Cached"] = json!(s.cached);
-                    v["DurationSeconds"] = json!(s.duration_ms as f64 / 1000.0);
-                }
-                v
-            })
-            .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let table: Vec<Vec<String>> = rows
+    let rows: Vec<Value> = rows
         .into_iter()
-        .zip(ids)
-        .map(|(r, id)| {
+        .enumerate()
+        .map(|(i, r)| {
             let by = r.created_by.replace('\n', " ");
             let by = if !args.no_trunc && by.chars().count() > 45 {
                 by.chars().take(44).collect::<String>() + "…"
             } else {
                 by
             };
-            let mut row = vec![id, human::ago(r.created.as_deref()), by, human::size(r.size)];
-            if built_here {
-                let (step, cache, time) = match &r.step {
-                    Some(s) if s.cache_key.is_some() => (
-                        s.number.to_string(),
-                        if s.cached { "cached" } else { "ran" }.to_string(),
-                        format!("{:.2}s", s.duration_ms as f64 / 1000.0),
-                    ),
-                    Some(s) => (s.number.to_string(), String::new(), String::new()),
-                    None => Default::default(),
-                };
-                let key = r
-                    .step
-                    .as_ref()
-                    .and_then(|s| s.cache_key.as_ref())
-                    .map(|k| if args.no_trunc { k.0.clone() } else { k.short().to_string() })
-                    .unwrap_or_default();
-                row.extend([step, cache, time, key]);
+            let mut v = json!({
+                "ID": if i == 0 { top.clone() } else { "<missing>".to_string() },
+                "CreatedAt": r.created.clone().unwrap_or_default(),
+                "CreatedSince": human::ago(r.created.as_deref()),
+                "CreatedBy": by,
+                "Size": if args.human { human::size(r.size) } else { r.size.to_string() },
+                "Comment": r.comment,
+                "Step": "", "Cache": "", "Time": "", "CacheKey": "",
+            });
+            if let Some(s) = &r.step {
+                v["Step"] = json!(s.number);
+                if let Some(key) = &s.cache_key {
+                    v["CacheKey"] = json!(key.0);
+                    v["Cache"] = json!(if s.cached { "cached" } else { "ran" });
+                    v["Time"] = json!(format!("{:.2}s", s.duration_ms as f64 / 1000.0));
+                } else {
+                    v["CacheKey"] = Value::Null;
+                }
+                v["Cached"] = json!(s.cached);
+                v["DurationSeconds"] = json!(s.duration_ms as f64 / 1000.0);
             }
-            row.push(r.comment);
-            row
+            v
         })
         .collect();
-    let header: &[&str] = if built_here {
-        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "STEP", "CACHE", "TIME", "CACHE KEY", "COMMENT"]
+    if args.quiet {
+        for r in &rows {
+            writeln!(out, "{}", r["ID"].as_str().unwrap_or_default())?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let key = if args.no_trunc { "{{.CacheKey}}" } else { "{{truncate .CacheKey 12}}" };
+    let default = if built_here {
+        format!("{{{{.ID}}}}\t{{{{.CreatedSince}}}}\t{{{{.CreatedBy}}}}\t{{{{.Size}}}}\t{{{{.Step}}}}\t{{{{.Cache}}}}\t{{{{.Time}}}}\t{key}\t{{{{.Comment}}}}")
     } else {
-        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]
+        "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".to_string()
     };
-    out.write_all(human::table(header, &table).as_bytes())?;
+    let titles = [
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+        ("Step", "STEP"),
+        ("Cache", "CACHE"),
+        ("Cached", "CACHED"),
+        ("Time", "TIME"),
+        ("DurationSeconds", "DURATION SECONDS"),
+        ("CacheKey", "CACHE KEY"),
+    ];
+    let text = template::listing(args.format.as_deref(), &rows, &titles, &default)?;
+    out.write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,7 +12,7 @@ build -t hl .
 rb history --format json hl > hist.json || fail "history --format json"
 python3 - hist.json <<'PY' || fail "history JSON"
 import json, sys
-rows = json.load(open(sys.argv[1]))
+rows = [json.loads(line) for line in open(sys.argv[1])]
 run = [r for r in rows if r["CreatedBy"].startswith("RUN")][0]
 assert run["Cached"] is True and run["Step"] == 2 and len(run["CacheKey"]) == 64, run
 label = [r for r in rows if r["CreatedBy"].startswith("LABEL")][0]

@@ -1,0 +1,122 @@
+//! Docker's script habits: Go templates in `--format` (images, inspect, history, ps) and
+//! the filters of `images` and `ps`, on a real image and a build made here.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::util::{busybox_images, ok, rbuild_in};
+
+/// A store holding busybox (as `busybox` and `mine:1`) and `built`, built here from it
+/// with a label, and one exited container.
+fn store() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let archive = busybox_images().join("busybox-oci.tar");
+    ok(r, &["load", "-q", "-i", archive.to_str().unwrap()]);
+    ok(r, &["tag", "busybox", "mine:1"]);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nLABEL team=web\nRUN echo hi > /hi\nENV A=1 B=2\n",
+    )
+    .unwrap();
+    ok(r, &["build", "-q", "--network", "none", "-t", "built", ctx.path().to_str().unwrap()]);
+    ok(r, &["run", "--name", "done", "--network", "none", "busybox", "true"]);
+    root
+}
+
+fn lines(r: &Path, args: &[&str]) -> Vec<String> {
+    ok(r, args).lines().map(String::from).collect()
+}
+
+#[test]
+fn templates_and_filters_as_docker_takes_them() {
+    crate::util::require_root();
+    let root = store();
+    let r = root.path();
+    let id = ok(r, &["inspect", "-f", "{{.Id}}", "busybox"]).trim().to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+
+    // images: fields, table, json lines, filters.
+    let names = lines(r, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(names, ["busybox:latest", "mine:1", "built:latest"]);
+    let table = lines(r, &["images", "--format", "table {{.Repository}}\\t{{.ID}}"]);
+    assert!(table[0].starts_with("REPOSITORY   IMAGE ID"), "{table:?}");
+    assert!(table[1].starts_with("busybox      ") && table[1].ends_with(&id[7..19]), "{table:?}");
+    for line in lines(r, &["images", "--format", "json"]) {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert!(v["Repository"].is_string() && v["Size"].as_str().unwrap().ends_with('B'), "{v}");
+    }
+    let only =
+        |filter: &str| lines(r, &["images", "--filter", filter, "--format", "{{.Repository}}"]);
+    assert_eq!(only("label=team=web"), ["built"]);
+    assert_eq!(only("label=team"), ["built"]);
+    assert!(only("label=team=db").is_empty());
+    assert_eq!(only("reference=mi*"), ["mine"]);
+    assert_eq!(only("reference=*:latest"), ["busybox", "built"]);
+    assert!(only("dangling=true").is_empty());
+    assert_eq!(only("dangling=false").len(), 3);
+    assert_eq!(only("since=busybox"), ["built"]);
+    assert_eq!(only("before=built"), ["busybox", "mine"]);
+    let bad = rbuild_in(r, &["images", "--filter", "colour=red"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown filter \"colour\""));
+    // Tagging `built` away leaves an untagged (dangling) image once its name moves.
+    ok(r, &["tag", "busybox", "built"]);
+    assert_eq!(only("dangling=true"), ["<none>"]);
+
+    // inspect: nested fields, Go's printing of lists and maps, json, index, range.
+    let env = ok(r, &["inspect", "--format", "{{.Config.Env}}", "mine:1"]);
+    assert_eq!(env.trim(), "[PATH=/bin]");
+    let tags = ok(r, &["inspect", "-f", "{{json .RepoTags}} {{index .RepoTags 0}}", "mine:1"]);
+    assert_eq!(tags.trim(), r#"["busybox:latest","mine:1","built:latest"] busybox:latest"#);
+    let each = ok(r, &["inspect", "-f", "{{range .RepoTags}}<{{.}}>{{end}}", "busybox"]);
+    assert_eq!(each.trim(), "<busybox:latest><mine:1><built:latest>");
+    let two = lines(r, &["inspect", "-f", "{{.Os}}", "busybox", "done"]);
+    assert_eq!(two.len(), 2, "one line per object: {two:?}");
+    let state = ok(r, &["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "done"]);
+    assert_eq!(state.trim(), "exited 0");
+    let wrong = rbuild_in(r, &["inspect", "-f", "{{.Id", "busybox"]);
+    assert!(!wrong.status.success() && String::from_utf8_lossy(&wrong.stderr).contains("template"));
+    let typed = rbuild_in(r, &["inspect", "--type", "container", "busybox"]);
+    assert!(!typed.status.success(), "busybox is no container");
+}
+
+#[test]
+fn history_and_ps_templates() {
+    crate::util::require_root();
+    let root = store();
+    let r = root.path();
+    let by = lines(
+        r,
+        &["history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Step}}|{{.Cache}}", "built"],
+    );
+    assert_eq!(by.len(), 5, "{by:?}");
+    assert!(by[0].starts_with("ENV A=1 B=2|4|"), "{by:?}");
+    assert_eq!(by[1], "RUN /bin/sh -c echo hi > /hi # buildkit|3|ran", "{by:?}");
+    let json: Vec<Value> = lines(r, &["history", "--format", "json", "built"])
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(json[1]["Cached"], Value::Bool(false));
+    assert_eq!(json[1]["CacheKey"].as_str().map(str::len), Some(64));
+    let bytes = lines(r, &["history", "--human=false", "--format", "{{.Size}}", "busybox"]);
+    assert!(bytes[1].parse::<u64>().unwrap() > 500_000, "{bytes:?}");
+    assert_eq!(lines(r, &["history", "-q", "busybox"])[1], "<missing>");
+
+    let ps = lines(r, &["ps", "-a", "--format", "{{.Names}} {{.Image}} {{.State}}"]);
+    assert_eq!(ps, ["done busybox exited"]);
+    assert!(lines(r, &["ps", "--format", "{{.Names}}"]).is_empty(), "nothing runs");
+    assert_eq!(lines(r, &["ps", "--filter", "status=exited", "--format", "{{.Names}}"]), ["done"]);
+    assert_eq!(lines(r, &["ps", "-a", "--filter", "exited=0", "-q"]).len(), 1);
+    assert!(lines(r, &["ps", "-a", "--filter", "exited=1", "-q"]).is_empty());
+    assert_eq!(
+        lines(r, &["ps", "-a", "--filter", "ancestor=mine:1", "--format", "{{.Names}}"]),
+        ["done"]
+    );
+    let header = lines(r, &["ps", "-a", "--format", "table {{.Names}}\\t{{.Status}}"]);
+    assert!(header[0].starts_with("NAMES   STATUS"), "{header:?}");
+    let one: Value = serde_json::from_str(&ok(r, &["ps", "-a", "--format", "json"])).unwrap();
+    assert_eq!(one["Names"], "done");
+}
