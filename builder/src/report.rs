@@ -127,6 +127,8 @@ pub enum Event {
     },
     /// Something the user should know that does not stop the workflow.
     Warning(String),
+    /// What the build checks found (sent once per build, possibly empty).
+    Checks(Vec<rbuild_parser::checks::Finding>),
 }
 
 /// Receives a workflow's events.

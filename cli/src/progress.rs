@@ -62,6 +62,46 @@ fn short(id: &oci_spec::image::Digest) -> &str {
     &hex[..12.min(hex.len())]
 }
 
+/// The end-of-build summary of the checks' findings, as buildx prints it (empty when
+/// nothing was found).
+pub fn check_summary(found: &[rbuild_parser::checks::Finding]) -> String {
+    if found.is_empty() {
+        return String::new();
+    }
+    let n = found.len();
+    let mut out = format!(
+        "\n {n} warning{} found (use rbuild build --check to expand):\n",
+        if n == 1 { "" } else { "s" }
+    );
+    for f in found {
+        out.push_str(&format!(" - {}: {}", f.rule.name, f.message));
+        if f.line > 0 {
+            out.push_str(&format!(" (line {})", f.line));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// One finding in full, for `build --check`: the rule, its link, the message and the
+/// lines of the Dockerfile it is about, with two lines around them.
+pub fn check_detail(file: &str, source: &str, f: &rbuild_parser::checks::Finding) -> String {
+    let mut out = format!("WARNING: {} - {}\n{}\n", f.rule.name, f.rule.url, f.message);
+    if f.line == 0 {
+        return out;
+    }
+    out.push_str(&format!("{file}:{}\n--------------------\n", f.line));
+    let lines: Vec<&str> = source.lines().collect();
+    let first = f.line.saturating_sub(2).max(1);
+    let last = (f.end_line.max(f.line) + 2).min(lines.len());
+    for n in first..=last {
+        let mark = if n >= f.line && n <= f.end_line.max(f.line) { ">>>" } else { "   " };
+        out.push_str(&format!(" {n:>3} | {mark} {}\n", lines.get(n - 1).unwrap_or(&"")));
+    }
+    out.push_str("--------------------\n");
+    out
+}
+
 /// Docker's classic lines on standard output.
 struct Plain;
 
@@ -83,6 +123,7 @@ impl Reporter for Plain {
             ),
             Event::StepDone { id, .. } => writeln!(out, " ---> {}", short(&id)),
             Event::Warning(w) => writeln!(std::io::stderr(), "[Warning] {w}"),
+            Event::Checks(found) => write!(std::io::stderr(), "{}", check_summary(&found)),
             Event::PullStarted { tag, repository } => {
                 writeln!(out, "{tag}: Pulling from {repository}")
             }
@@ -116,8 +157,10 @@ struct Quiet;
 
 impl Reporter for Quiet {
     fn event(&self, event: Event) {
-        if let Event::Warning(w) = event {
-            eprintln!("[Warning] {w}");
+        match event {
+            Event::Warning(w) => eprintln!("[Warning] {w}"),
+            Event::Checks(found) => eprint!("{}", check_summary(&found)),
+            _ => {}
         }
     }
 }
@@ -151,6 +194,16 @@ impl Reporter for Json {
                 "id": id.to_string(), "seconds": duration.as_secs_f64(), "cached": cached})
             }
             Event::Warning(w) => json!({"event": "warning", "message": w}),
+            Event::Checks(found) => {
+                let mut out = std::io::stdout().lock();
+                for f in found {
+                    let v = json!({"event": "check", "rule": f.rule.name, "message": f.message,
+                        "line": f.line, "end_line": f.end_line, "url": f.rule.url,
+                        "description": f.rule.description});
+                    let _ = writeln!(out, "{v}");
+                }
+                return;
+            }
             // Transfers are shown on terminals and in plain lines only.
             _ => return,
         };
@@ -285,6 +338,12 @@ impl Reporter for Tty {
             }
             Event::Warning(w) => {
                 let _ = self.multi.println(format!("[Warning] {w}"));
+            }
+            Event::Checks(found) => {
+                let text = check_summary(&found);
+                if !text.is_empty() {
+                    let _ = self.multi.println(text.trim_end());
+                }
             }
             Event::Cached { .. } | Event::Running { .. } | Event::Triggers { .. } => {}
             other => {

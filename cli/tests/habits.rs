@@ -120,3 +120,117 @@ fn history_and_ps_templates() {
     let one: Value = serde_json::from_str(&ok(r, &["ps", "-a", "--format", "json"])).unwrap();
     assert_eq!(one["Names"], "done");
 }
+
+/// A context holding `dockerfile`.
+fn context(dockerfile: &str) -> tempfile::TempDir {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    ctx
+}
+
+#[test]
+fn build_checks_in_builds_and_alone() {
+    crate::util::require_root();
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let archive = busybox_images().join("busybox-oci.tar");
+    ok(r, &["load", "-q", "-i", archive.to_str().unwrap()]);
+    let ctx =
+        context("FROM busybox as Builder\nENV A 1\nCOPY $NOPE /x\nRUN echo ran\nCMD echo hi\n");
+    let dir = ctx.path().to_str().unwrap();
+
+    // A build says what it found at its end, on standard error, and succeeds.
+    let o = rbuild_in(r, &["build", "--progress", "plain", "--network", "none", dir]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(" 5 warnings found (use rbuild build --check to expand):"), "{err}");
+    for line in [
+        " - StageNameCasing: Stage name 'Builder' should be lowercase (line 1)",
+        " - FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 1)",
+        " - LegacyKeyValueFormat: \"ENV key=value\" should be used instead of legacy \"ENV key value\" format (line 2)",
+        " - UndefinedVar: Usage of undefined variable '$NOPE' (line 3)",
+        " - JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals (line 5)",
+    ] {
+        assert!(err.contains(line), "missing {line:?} in:\n{err}");
+    }
+
+    // --check: each finding in full, nothing built, exit 1; --call=check is the same.
+    for flag in ["--check", "--call=check"] {
+        let o = rbuild_in(r, &["build", flag, dir]);
+        assert_eq!(o.status.code(), Some(1));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            out.contains(
+                "WARNING: UndefinedVar - https://docs.docker.com/go/dockerfile/rule/undefined-var/"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("   3 | >>> COPY $NOPE /x"), "{out}");
+        assert!(out.ends_with("Check complete, 5 warnings have been found!\n"), "{out}");
+        assert!(!out.contains("Step 1/"), "nothing runs: {out}");
+    }
+
+    // The build argument replaces the directive; skip=all finds nothing.
+    let quiet = rbuild_in(
+        r,
+        &["build", "--check", "--build-arg", "BUILDKIT_DOCKERFILE_CHECK=skip=all", dir],
+    );
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&quiet.stdout).contains("Check complete, no warnings found."));
+
+    // error=true fails the build before any step runs.
+    let strict = context("# check=error=true;skip=JSONArgsRecommended\nFROM busybox\nMAINTAINER me\nRUN echo ran-a-step\nCMD echo\n");
+    let o = rbuild_in(
+        r,
+        &["build", "--progress", "plain", "--network", "none", strict.path().to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(err.contains("lint violation found for rules: MaintainerDeprecated"), "{err}");
+    assert!(!err.contains("JSONArgsRecommended"), "skipped: {err}");
+    assert!(!out.contains("ran-a-step"), "{out}");
+
+    // --progress json carries each finding.
+    let o = rbuild_in(r, &["build", "--progress", "json", "--network", "none", dir]);
+    let events: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &Value| v["event"] == "check")
+        .collect();
+    assert_eq!(events.len(), 5);
+    assert_eq!(events[0]["rule"], "StageNameCasing");
+    assert_eq!(events[0]["url"], "https://docs.docker.com/go/dockerfile/rule/stage-name-casing/");
+}
+
+#[test]
+fn call_outline_and_targets() {
+    let root = tempfile::tempdir().unwrap();
+    let ctx = context(
+        "ARG VERSION=1.2\n# build compiles the program\nFROM busybox AS build\n# VERSION of the program\nARG VERSION\nRUN --mount=type=secret,id=token true\nFROM busybox AS test\nRUN --mount=type=ssh true\n",
+    );
+    let dir = ctx.path().to_str().unwrap();
+    let targets = ok(root.path(), &["build", "--call=targets", dir]);
+    let lines: Vec<&str> = targets.lines().collect();
+    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["TARGET", "DESCRIPTION"]);
+    assert!(
+        lines[1].starts_with("build ") && lines[1].ends_with("compiles the program"),
+        "{targets}"
+    );
+    assert!(lines[2].starts_with("test (default)"), "{targets}");
+    let outline = ok(
+        root.path(),
+        &["build", "--call=outline", "--target", "build", "--build-arg", "VERSION=2", dir],
+    );
+    assert!(
+        outline.starts_with("TARGET:      build\nDESCRIPTION: compiles the program\n"),
+        "{outline}"
+    );
+    assert!(
+        outline.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["VERSION", "2", "of", "the", "program"]),
+        "{outline}"
+    );
+    assert!(outline.contains("SECRET\ntoken\n"), "{outline}");
+    let test = ok(root.path(), &["build", "--call=outline", dir]);
+    assert!(test.contains("SSH\ndefault\n"), "{test}");
+}

@@ -335,3 +335,52 @@ fn every_command_and_flag_has_help() {
         assert!(text.contains(flag), "`rbuild parse --help` must describe {flag}");
     }
 }
+
+/// The build checks over every real-world Dockerfile: no panic, every finding on a line of
+/// its file, and the counts per rule as recorded in `testdata/checks/corpus-counts.txt`
+/// (base images unknown here, so UndefinedVar only looks at stages built on scratch or on
+/// other stages). `RBUILD_CHECKS_LIST=FILE` writes every finding there, for review.
+#[test]
+fn build_checks_over_the_real_world_corpus() {
+    use rbuild_parser::checks::{check, CheckConfig, CheckInput};
+    let files = real_world_files();
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut listing = String::new();
+    let input = CheckInput {
+        automatic_args: vec![
+            ("TARGETPLATFORM".into(), "linux/amd64".into()),
+            ("TARGETOS".into(), "linux".into()),
+            ("TARGETARCH".into(), "amd64".into()),
+            ("TARGETVARIANT".into(), String::new()),
+            ("BUILDPLATFORM".into(), "linux/amd64".into()),
+            ("BUILDOS".into(), "linux".into()),
+            ("BUILDARCH".into(), "amd64".into()),
+            ("BUILDVARIANT".into(), String::new()),
+        ],
+        ..Default::default()
+    };
+    for f in &files {
+        let text = String::from_utf8_lossy(&fs::read(f).unwrap()).into_owned();
+        let Ok(df) = rbuild_parser::parse(&text) else { continue };
+        let lines = text.lines().count();
+        for found in check(&df, &text, &input, &CheckConfig::default()) {
+            assert!(found.line >= 1 && found.line <= lines.max(1), "{}: {found:?}", f.display());
+            *counts.entry(found.rule.name).or_default() += 1;
+            let name = f.strip_prefix(corpus().join("real-world")).unwrap_or(f);
+            listing.push_str(&format!(
+                "{}:{}: {}: {}\n",
+                name.display(),
+                found.line,
+                found.rule.name,
+                found.message
+            ));
+        }
+    }
+    if let Some(path) = std::env::var_os("RBUILD_CHECKS_LIST") {
+        fs::write(path, &listing).unwrap();
+    }
+    let got: String = counts.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+    let want = fs::read_to_string(crate::util::repo().join("testdata/checks/corpus-counts.txt"))
+        .unwrap_or_default();
+    assert_eq!(got, want, "counts per rule on {} files changed:\n{got}", files.len());
+}

@@ -27,6 +27,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod checks;
 pub mod dockerignore;
 mod dump;
 mod error;

@@ -17,6 +17,7 @@ mod executor;
 pub mod flags;
 mod gofmt;
 mod in_place;
+pub mod lint;
 mod metadata;
 mod mounts;
 pub mod record;
@@ -224,6 +225,8 @@ pub struct BuildResult {
     pub steps: Vec<StepRecord>,
     /// Steps taken from the cache.
     pub cached: usize,
+    /// What the build checks found.
+    pub checks: Vec<rbuild_parser::checks::Finding>,
 }
 
 /// The state shared by the stages of one build.
@@ -410,10 +413,22 @@ pub fn build(
         images: Default::default(),
         pending: Default::default(),
     };
+    let check_config = lint::config(df, options)?;
+    if check_config.error {
+        // error=true fails before any step runs, with every base image known.
+        lint::fetch_bases(&shared, &shared.graph, &order)?;
+        let found = lint::run(store, df, options, Some(shared.context.ignore()), &check_config);
+        if !found.is_empty() {
+            reporter.event(Event::Checks(found.clone()));
+            return Err(lint::violation(&found));
+        }
+    }
     let ran = run_stages(&shared, &order);
     let waited = std::time::Instant::now();
     let finished = shared.join_pending();
     tracing::debug!(waited_ms = waited.elapsed().as_millis() as u64, "layer blobs synced");
+    let checks = lint::run(store, df, options, Some(shared.context.ignore()), &check_config);
+    reporter.event(Event::Checks(checks.clone()));
     ran?;
     finished?;
     shared.context.save_stat_cache();
@@ -455,7 +470,7 @@ pub fn build(
     let record = BuildRecord { steps: outcome.steps.clone(), all_steps: steps.clone() };
     store.save_build_record(&image_id, &record)?;
     let cached = steps.iter().filter(|s| s.cached).count();
-    Ok(BuildResult { image_id, manifest, steps, cached })
+    Ok(BuildResult { image_id, manifest, steps, cached, checks })
 }
 
 fn parse_error(options: &BuildOptions, e: &rbuild_parser::ParseError) -> Error {

@@ -1,6 +1,6 @@
 //! `rbuild build` (the default command): a Dockerfile and its context into an image.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +18,7 @@ use rbuild_builder::sandbox::environment::{self, Isolation};
 use rbuild_builder::sandbox::Network;
 use rbuild_builder::store::Store;
 use rbuild_builder::workflow::{self, BuildJob};
+use rbuild_parser::Dockerfile;
 
 use crate::progress::{self, ProgressMode};
 use crate::shared_flags::RegistryArgs;
@@ -123,6 +124,15 @@ pub struct BuildArgs {
     /// means `type=local,dest=DIR`.
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
     output: Option<String>,
+    /// Run only the build checks and print each finding in full; nothing is built. Exit
+    /// status 1 when something is found. The same as `--call=check`.
+    #[arg(long)]
+    pub check: bool,
+    /// What to do with the Dockerfile: `build` it, `check` it (as `--check`), print the
+    /// `outline` of the target (its build arguments, secrets and SSH agents), or list its
+    /// `targets` (stages, with the comment above each FROM as description).
+    #[arg(long, value_enum, default_value = "build")]
+    pub call: CallArg,
     /// How RUN steps are isolated: `auto`, `sandbox` or `container` (see below).
     #[arg(long, value_enum, default_value = "auto")]
     pub isolation: IsolationArg,
@@ -133,6 +143,19 @@ pub struct BuildArgs {
     /// Dockerfile).
     #[arg(value_name = "PATH")]
     path: String,
+}
+
+/// `--call`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CallArg {
+    /// Build the image.
+    Build,
+    /// Run the build checks only.
+    Check,
+    /// The target's build arguments, secrets and SSH agents.
+    Outline,
+    /// The stages one can build.
+    Targets,
 }
 
 /// `rbuild build`.
@@ -231,6 +254,13 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         ssh: flags::ssh_agents(&args.ssh)?,
         ..BuildOptions::new(context_dir, dockerfile)
     };
+    let call = if args.check { CallArg::Check } else { args.call };
+    match call {
+        CallArg::Build => {}
+        CallArg::Check => return check(store, &df, &options),
+        CallArg::Outline => return outline(&df, &options),
+        CallArg::Targets => return targets(&df, &options),
+    }
     let requested = match args.isolation {
         IsolationArg::Auto => None,
         IsolationArg::Sandbox => Some(Isolation::Sandbox),
@@ -291,6 +321,128 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--check`: every finding in full, then BuildKit's closing line.
+fn check(store: &Store, df: &Dockerfile, options: &BuildOptions) -> Result<ExitCode> {
+    let found = rbuild_builder::engine::lint::check_only(store, df, options)?;
+    let mut out = std::io::stdout().lock();
+    for f in &found {
+        writeln!(
+            out,
+            "{}",
+            progress::check_detail(&options.dockerfile_name, &options.dockerfile_text, f)
+        )?;
+    }
+    match found.len() {
+        0 => writeln!(out, "Check complete, no warnings found.")?,
+        1 => writeln!(out, "Check complete, 1 warning has been found!")?,
+        n => writeln!(out, "Check complete, {n} warnings have been found!")?,
+    }
+    Ok(if found.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The comment right above line `line` whose first word is `name`: the rest, as the
+/// description BuildKit reads for `--call=outline|targets`.
+fn description(source: &str, line: usize, name: &str) -> String {
+    let lines: Vec<&str> = source.lines().collect();
+    let above = line.checked_sub(2).and_then(|i| lines.get(i)).copied().unwrap_or("");
+    let Some(comment) = above.trim_start().strip_prefix('#') else { return String::new() };
+    match comment.trim().split_once(' ') {
+        Some((first, rest)) if first == name => rest.trim().to_string(),
+        _ => String::new(),
+    }
+}
+
+/// `--call=targets`: the stages, the default (last) one marked.
+fn targets(df: &Dockerfile, options: &BuildOptions) -> Result<ExitCode> {
+    let graph = rbuild_parser::StageGraph::build(df, &options.build_args)?;
+    let last = graph.stages.len().saturating_sub(1);
+    let mut rows = Vec::new();
+    for (i, st) in graph.stages.iter().enumerate() {
+        let Some(name) = &st.name else { continue };
+        let shown = if i == last { format!("{name} (default)") } else { name.clone() };
+        rows.push(vec![shown, description(&options.dockerfile_text, st.span.start.line, name)]);
+    }
+    print!("{}", crate::human::table(&["TARGET", "DESCRIPTION"], &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--call=outline`: the build arguments the target's stages declare (with the value the
+/// build would use), the secrets and SSH agents their RUN steps mount.
+fn outline(df: &Dockerfile, options: &BuildOptions) -> Result<ExitCode> {
+    use rbuild_parser::{InstructionKind, MountKind};
+    let graph = rbuild_parser::StageGraph::build(df, &options.build_args)?;
+    let order = graph.order_for(options.target.as_deref())?;
+    let target = order.last().map(|i| &graph.stages[*i]);
+    let mut args: Vec<Vec<String>> = Vec::new();
+    let (mut secrets, mut ssh) = (Vec::new(), Vec::new());
+    let text = &options.dockerfile_text;
+    for &i in &order {
+        for inst in &graph.stages[i].instructions {
+            match &inst.kind {
+                InstructionKind::Arg(pairs) => {
+                    for (k, default) in pairs {
+                        if args.iter().any(|a| &a[0] == k) {
+                            continue;
+                        }
+                        let global = graph.global_args.iter().find(|(g, _)| g == k);
+                        let value = options
+                            .build_args
+                            .get(k)
+                            .cloned()
+                            .or_else(|| default.clone())
+                            .or_else(|| global.and_then(|g| g.1.clone()))
+                            .unwrap_or_default();
+                        args.push(vec![
+                            k.clone(),
+                            value,
+                            description(text, inst.span.start.line, k),
+                        ]);
+                    }
+                }
+                InstructionKind::Run { mounts, .. } => {
+                    for m in mounts {
+                        let id = m.id.clone().or_else(|| m.target.clone()).unwrap_or_default();
+                        match m.kind {
+                            MountKind::Secret if !secrets.contains(&id) => secrets.push(id),
+                            MountKind::Ssh => {
+                                let id = m.id.clone().unwrap_or_else(|| "default".into());
+                                if !ssh.contains(&id) {
+                                    ssh.push(id);
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = String::new();
+    if let Some(t) = target {
+        let name = t.name.clone().unwrap_or_else(|| format!("stage {}", t.index));
+        out.push_str(&format!("TARGET:      {name}\n"));
+        if let Some(n) = &t.name {
+            let d = description(text, t.span.start.line, n);
+            if !d.is_empty() {
+                out.push_str(&format!("DESCRIPTION: {d}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&crate::human::table(&["BUILD ARG", "VALUE", "DESCRIPTION"], &args));
+    if !secrets.is_empty() {
+        let rows: Vec<Vec<String>> = secrets.into_iter().map(|s| vec![s]).collect();
+        out.push_str(&format!("\n{}", crate::human::table(&["SECRET"], &rows)));
+    }
+    if !ssh.is_empty() {
+        let rows: Vec<Vec<String>> = ssh.into_iter().map(|s| vec![s]).collect();
+        out.push_str(&format!("\n{}", crate::human::table(&["SSH"], &rows)));
+    }
+    print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
 
