@@ -127,6 +127,16 @@ pub enum Event {
     },
     /// Something the user should know that does not stop the workflow.
     Warning(String),
+    /// A step that ran before missed the cache: why (see `engine::explain`).
+    CacheMiss {
+        /// Step number.
+        number: usize,
+        /// Which of its inputs changed, in words.
+        reason: String,
+        /// Whether the last build of the same line had this step (else the reason only
+        /// says there is nothing to compare with, or that `--no-cache` was given).
+        ran_before: bool,
+    },
     /// What the build checks found (sent once per build, possibly empty).
     Checks(Vec<rbuild_parser::checks::Finding>),
 }

@@ -47,13 +47,14 @@ pub trait BuildOutput: Reporter {
     fn finish(&self, outcome: Outcome<'_>);
 }
 
-/// The reporter for a mode.
-pub fn reporter(mode: ProgressMode) -> Box<dyn BuildOutput> {
+/// The reporter for a mode. A step that ran in the last build of the same line and missed
+/// the cache is said with why; with `explain`, every miss is (also the first build's).
+pub fn reporter(mode: ProgressMode, explain: bool) -> Box<dyn BuildOutput> {
     match mode.resolve() {
-        ProgressMode::Tty => Box::new(Tty::new()),
+        ProgressMode::Tty => Box::new(Tty::new(explain)),
         ProgressMode::Json => Box::new(Json),
         ProgressMode::Quiet => Box::new(Quiet),
-        _ => Box::new(Plain),
+        _ => Box::new(Plain { explain }),
     }
 }
 
@@ -103,7 +104,9 @@ pub fn check_detail(file: &str, source: &str, f: &rbuild_parser::checks::Finding
 }
 
 /// Docker's classic lines on standard output.
-struct Plain;
+struct Plain {
+    explain: bool,
+}
 
 impl Reporter for Plain {
     fn event(&self, event: Event) {
@@ -113,6 +116,9 @@ impl Reporter for Plain {
                 writeln!(out, "Step {number}/{total} : {text}")
             }
             Event::Cached { .. } => writeln!(out, " ---> Using cache"),
+            Event::CacheMiss { reason, ran_before, .. } if ran_before || self.explain => {
+                writeln!(out, " ---> Cache miss: {reason}")
+            }
             Event::Running { id, .. } => writeln!(out, " ---> Running in {id}"),
             Event::Output { bytes, .. } => out.write_all(&bytes),
             Event::Pulling { reference, .. } => writeln!(out, "Pulling {reference}"),
@@ -194,6 +200,9 @@ impl Reporter for Json {
                 "id": id.to_string(), "seconds": duration.as_secs_f64(), "cached": cached})
             }
             Event::Warning(w) => json!({"event": "warning", "message": w}),
+            Event::CacheMiss { number, reason, ran_before } => {
+                json!({"event": "cache_miss", "step": number, "reason": reason, "ran_before": ran_before})
+            }
             Event::Checks(found) => {
                 let mut out = std::io::stdout().lock();
                 for f in found {
@@ -234,15 +243,17 @@ struct Tty {
     /// A bar per blob being transferred.
     blobs: Mutex<BTreeMap<String, indicatif::ProgressBar>>,
     started: Instant,
+    explain: bool,
 }
 
 impl Tty {
-    fn new() -> Self {
+    fn new(explain: bool) -> Self {
         Tty {
             multi: indicatif::MultiProgress::new(),
             bars: Default::default(),
             blobs: Default::default(),
             started: Instant::now(),
+            explain,
         }
     }
 }
@@ -336,6 +347,10 @@ impl Reporter for Tty {
             Event::Pulling { reference, .. } => {
                 let _ = self.multi.println(format!("  pulling {reference}"));
             }
+            Event::CacheMiss { number, reason, ran_before } if ran_before || self.explain => {
+                let _ = self.multi.println(format!("  step {number} missed the cache: {reason}"));
+            }
+            Event::CacheMiss { .. } => {}
             Event::Warning(w) => {
                 let _ = self.multi.println(format!("[Warning] {w}"));
             }

@@ -7,6 +7,7 @@ mod build;
 mod confinement;
 mod containers;
 mod crash;
+mod explain;
 mod habits;
 mod images;
 mod parse;

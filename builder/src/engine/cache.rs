@@ -22,7 +22,7 @@ use crate::store::Store;
 pub const CACHE_VERSION: &str = "rbuild-cache-1";
 
 /// A step's cache key: a sha256 in hex.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct CacheKey(pub String);
 
 impl CacheKey {
@@ -111,10 +111,12 @@ impl Store {
             .collect()
     }
 
-    /// Forgets every cache record and kept step log. Returns the bytes freed.
+    /// Forgets every cache record, kept step log and file list kept to explain misses.
+    /// Returns the bytes freed.
     pub fn clear_cache(&self) -> Result<u64> {
         let mut freed = 0;
-        for dir in [self.cache_dir(), self.root().join("logs"), self.root().join("context-cache")] {
+        let dirs = ["logs", "context-cache", "explain"].map(|d| self.root().join(d));
+        for dir in std::iter::once(self.cache_dir()).chain(dirs) {
             let Ok(entries) = fs::read_dir(&dir) else { continue };
             for e in entries.flatten() {
                 freed += e.metadata().map(|m| m.len()).unwrap_or(0);

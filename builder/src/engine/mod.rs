@@ -14,6 +14,7 @@ pub mod config;
 pub mod context;
 mod copy;
 mod executor;
+pub mod explain;
 pub mod flags;
 mod gofmt;
 mod in_place;
@@ -160,6 +161,8 @@ pub struct BuildOptions {
     pub target: Option<String>,
     /// `--no-cache`.
     pub no_cache: bool,
+    /// `--no-cache-filter`: stages (names or indexes) whose steps all run again.
+    pub no_cache_filter: Vec<String>,
     /// `--pull`: pull every base image even when it is in the store.
     pub pull: bool,
     /// `--label`s for the final image.
@@ -194,6 +197,7 @@ impl BuildOptions {
             build_args: BTreeMap::new(),
             target: None,
             no_cache: false,
+            no_cache_filter: Vec::new(),
             pull: false,
             labels: BTreeMap::new(),
             network: Network::Private,
@@ -251,6 +255,8 @@ pub(crate) struct Shared<'a> {
     /// Layer blobs being made durable (synced, renamed into place, recorded in the
     /// cache) while the build goes on; joined before the image is written.
     pub pending: Mutex<Vec<std::thread::JoinHandle<Result<()>>>>,
+    /// The record of the last build of the same line (tag and target), to explain misses.
+    pub previous: Option<record::BuildRecord>,
 }
 
 impl Shared<'_> {
@@ -412,6 +418,7 @@ pub fn build(
         done: Default::default(),
         images: Default::default(),
         pending: Default::default(),
+        previous: explain::previous(store, &explain::lineage(options)),
     };
     let check_config = lint::config(df, options)?;
     if check_config.error {
@@ -469,6 +476,7 @@ pub fn build(
     store.add_image(&manifest, &options.tags)?;
     let record = BuildRecord { steps: outcome.steps.clone(), all_steps: steps.clone() };
     store.save_build_record(&image_id, &record)?;
+    explain::remember(store, &explain::lineage(options), &image_id)?;
     let cached = steps.iter().filter(|s| s.cached).count();
     Ok(BuildResult { image_id, manifest, steps, cached, checks })
 }

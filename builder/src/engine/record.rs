@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::store::Store;
 
 /// One step of a build, as `history` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
     /// The step's number in the build output (`Step N/M`).
     pub number: usize,
@@ -31,6 +31,21 @@ pub struct StepRecord {
     pub size: u64,
     /// Whether a log was kept for it.
     pub has_log: bool,
+    /// The stage it belongs to (its index in the Dockerfile).
+    #[serde(default)]
+    pub stage: usize,
+    /// The instruction as written.
+    #[serde(default)]
+    pub text: String,
+    /// The key of the step before it (or of its base), for steps that have a key.
+    #[serde(default)]
+    pub parent: Option<CacheKey>,
+    /// What went into its key (and its base), for explaining a later miss.
+    #[serde(default)]
+    pub inputs: serde_json::Value,
+    /// Why it missed the cache, when it ran.
+    #[serde(default)]
+    pub miss: Option<String>,
 }
 
 /// The record of one image's last build.

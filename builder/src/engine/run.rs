@@ -151,11 +151,12 @@ fn plan(state: &mut State<'_, '_>, inst: &Instruction) -> Result<RunPlan> {
     } else {
         super::mounts::prepare(state, inst, mounts, Path::new("/nonexistent"), false)?.key
     };
-    let key = CacheKey::new(
-        &state.chain,
-        json!({"op": "run", "argv": argv, "env": env_for_key, "user": user, "workdir": workdir,
-               "network": format!("{network:?}"), "script": script, "mounts": mount_key}),
-    );
+    let inputs = json!({"op": "run", "argv": argv, "env": env_for_key, "user": user,
+        "workdir": workdir, "network": format!("{network:?}"), "script": script,
+        "mounts": mount_key});
+    let key = CacheKey::new(&state.chain, inputs.clone());
+    let parent = state.chain.clone();
+    state.note_inputs(&parent, &inputs, Default::default());
     // The history shows the ARGs the stage declared (`|2 A=1 B=2 cmd`), each with its
     // value now (`A=` when it has none), and ends as BuildKit ends the entries of steps
     // that make a layer.
@@ -182,12 +183,13 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     }
     let shared = state.shared;
     let plan = plan(state, inst)?;
-    if !shared.options.no_cache {
+    if state.uses_cache() {
         if let Some(record) = shared.store.cache_lookup(&plan.key) {
             shared.reporter.event(Event::Cached { number });
             return reuse(state, number, plan.key, record, plan.created_by).map(|()| true);
         }
     }
+    state.explain_miss(number, &plan.key);
     state.all_cached = false;
     let started = Instant::now();
     let id = random_id(&plan.key.0);

@@ -82,6 +82,31 @@ pub(crate) struct State<'s, 'a> {
     pub base_id: Option<Digest>,
     /// The base image's manifest, while `base_id` is set.
     base_manifest: Option<oci_spec::image::Descriptor>,
+    /// What the explanation of a cache miss needs (see [`super::explain`]).
+    pub notes: StepNotes,
+}
+
+/// The inputs of the keyed step being run, noted for its record and for explaining a miss.
+#[derive(Debug, Default)]
+pub(crate) struct StepNotes {
+    /// The stage's base: `{"name", "id"}`.
+    pub base: serde_json::Value,
+    /// The instruction being run, as written.
+    pub text: String,
+    /// The step before it that missed, in this stage.
+    pub missed: Option<usize>,
+    /// The keyed step being run: its parent key, inputs, files (COPY/ADD) and why it
+    /// missed.
+    pub pending: Option<PendingStep>,
+}
+
+/// See [`StepNotes::pending`].
+#[derive(Debug, Default)]
+pub(crate) struct PendingStep {
+    pub parent: CacheKey,
+    pub inputs: serde_json::Value,
+    pub files: std::collections::BTreeMap<String, String>,
+    pub miss: Option<String>,
 }
 
 pub(super) fn history_text(inst: &Instruction) -> String {
@@ -221,6 +246,13 @@ impl<'s, 'a> State<'s, 'a> {
         self.last_created = step.created.clone();
         self.add_history(step.created_by.clone(), empty, Some(step.created));
         self.chain = step.key.clone();
+        let pending = self.notes.pending.take().unwrap_or_default();
+        if !pending.files.is_empty() {
+            if let Err(e) = super::explain::save_files(self.shared.store, &step.key, &pending.files)
+            {
+                tracing::warn!("keeping the file list of a step: {e}");
+            }
+        }
         self.record_step(StepRecord {
             number: step.number,
             created_by: step.created_by,
@@ -229,13 +261,69 @@ impl<'s, 'a> State<'s, 'a> {
             duration_ms: step.duration_ms,
             size,
             has_log: step.has_log,
+            parent: Some(pending.parent),
+            inputs: pending.inputs,
+            miss: pending.miss,
+            ..Default::default()
         });
         Ok(())
     }
 
     /// Records a step for the build record.
-    pub fn record_step(&mut self, step: StepRecord) {
+    pub fn record_step(&mut self, mut step: StepRecord) {
+        step.stage = self.stage;
+        step.text = self.notes.text.clone();
         self.steps.push(step);
+    }
+
+    /// Whether this stage's steps may come from the cache (not with `--no-cache`, nor for
+    /// a stage `--no-cache-filter` names).
+    pub fn uses_cache(&self) -> bool {
+        let name = self.shared.graph.stages[self.stage].name.as_deref();
+        !self.shared.options.no_cache
+            && super::explain::filtered(self.shared.options, name, self.stage).is_none()
+    }
+
+    /// Notes the inputs of the keyed step about to look the cache up (`parent` is the key
+    /// it chains to; `files` what a COPY or ADD selected).
+    pub fn note_inputs(
+        &mut self,
+        parent: &CacheKey,
+        inputs: &serde_json::Value,
+        files: std::collections::BTreeMap<String, String>,
+    ) {
+        let mut inputs = inputs.clone();
+        inputs["base"] = self.notes.base.clone();
+        self.notes.pending =
+            Some(PendingStep { parent: parent.clone(), inputs, files, miss: None });
+    }
+
+    /// The noted step missed the cache: works out why, says it, and keeps it for the record.
+    pub fn explain_miss(&mut self, number: usize, key: &CacheKey) {
+        let shared = self.shared;
+        let Some(pending) = self.notes.pending.as_mut() else { return };
+        let step = StepRecord {
+            number,
+            stage: self.stage,
+            text: self.notes.text.clone(),
+            cache_key: Some(key.clone()),
+            parent: Some(pending.parent.clone()),
+            inputs: pending.inputs.clone(),
+            ..Default::default()
+        };
+        let cx = super::explain::MissContext {
+            options: shared.options,
+            stage_name: shared.graph.stages[self.stage].name.as_deref(),
+            previous: shared.previous.as_ref(),
+            missed_before: self.notes.missed,
+            args: &self.args,
+        };
+        let reason = super::explain::why(shared.store, &cx, &step, &pending.files);
+        let ran_before =
+            shared.previous.as_ref().and_then(|p| super::explain::counterpart(p, &step)).is_some();
+        shared.reporter.event(Event::CacheMiss { number, reason: reason.clone(), ran_before });
+        pending.miss = Some(reason);
+        self.notes.missed = Some(number);
     }
 }
 
@@ -285,6 +373,7 @@ fn image_state<'s, 'a>(
         all_cached: true,
         base_id: Some(image.id().clone()),
         base_manifest: Some(image.entry.manifest.clone()),
+        notes: StepNotes::default(),
     })
 }
 
@@ -319,6 +408,7 @@ fn scratch_state<'s, 'a>(shared: &'s Shared<'a>, stage: usize) -> State<'s, 'a> 
         all_cached: true,
         base_id: None,
         base_manifest: None,
+        notes: StepNotes::default(),
     }
 }
 
@@ -373,6 +463,7 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
                 all_cached: true,
                 base_id: None,
                 base_manifest: None,
+                notes: StepNotes::default(),
             }
         }
         StageBase::Image(name) => {
@@ -447,6 +538,10 @@ fn stage_from_text(shared: &Shared<'_>, line: usize) -> String {
 
 /// Runs one instruction. Returns whether it came from the cache.
 fn dispatch(state: &mut State<'_, '_>, inst: &Instruction, number: usize) -> Result<bool> {
+    if state.notes.base.is_null() {
+        state.notes.base = base_description(state);
+    }
+    state.notes.text = inst.original.trim().to_string();
     state.base_id = None;
     match &inst.kind {
         InstructionKind::Run { .. } => return super::run::run(state, inst, number),
@@ -468,9 +563,25 @@ fn dispatch(state: &mut State<'_, '_>, inst: &Instruction, number: usize) -> Res
         created_by: history_text(inst),
         cache_key: None,
         cached: state.all_cached,
-        duration_ms: 0,
-        size: 0,
-        has_log: false,
+        ..Default::default()
     });
     Ok(state.all_cached)
+}
+
+/// The stage's base for explanations: `{"name", "id"}` (an image's name and ID, another
+/// stage's name, or scratch).
+fn base_description(state: &State<'_, '_>) -> serde_json::Value {
+    let stage = &state.shared.graph.stages[state.stage];
+    match &stage.base {
+        StageBase::Image(name) => serde_json::json!({
+            "name": name,
+            "id": state.base_id.as_ref().map(|d| d.to_string()),
+        }),
+        StageBase::Stage(i) => {
+            let other = &state.shared.graph.stages[*i];
+            let name = other.name.clone().unwrap_or_else(|| i.to_string());
+            serde_json::json!({"name": format!("stage {name}"), "id": null})
+        }
+        StageBase::Scratch => serde_json::json!({"name": "scratch", "id": null}),
+    }
 }

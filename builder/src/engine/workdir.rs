@@ -45,9 +45,7 @@ pub(super) fn make_workdir(
             created_by,
             cache_key: None,
             cached: state.all_cached,
-            duration_ms: (std::time::Duration::ZERO).as_millis() as u64,
-            size: 0,
-            has_log: false,
+            ..Default::default()
         });
         return Ok(state.all_cached);
     }
@@ -73,15 +71,18 @@ pub(super) fn make_workdir(
     if let Some(owner) = owner {
         inputs["owner"] = json!(owner);
     }
-    let key = CacheKey::new(&state.chain, inputs);
+    let key = CacheKey::new(&state.chain, inputs.clone());
     let shared = state.shared;
-    if !shared.options.no_cache {
+    let parent = state.chain.clone();
+    state.note_inputs(&parent, &inputs, Default::default());
+    if state.uses_cache() {
         if let Some(record) = shared.store.cache_lookup(&key) {
             shared.reporter.event(Event::Cached { number });
             reuse(state, number, key, record, created_by)?;
             return Ok(true);
         }
     }
+    state.explain_miss(number, &key);
     state.all_cached = false;
     let started = Instant::now();
     let layer_dir = shared.store.snapshot_tempdir()?;

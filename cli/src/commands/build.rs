@@ -73,6 +73,14 @@ pub struct BuildArgs {
     /// Run every step, ignoring the cache.
     #[arg(long)]
     no_cache: bool,
+    /// Run every step of these stages (names or indexes; repeatable or comma-separated)
+    /// again, while the others may come from the cache.
+    #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
+    /// Say for every step that misses the cache why it did (by default only steps that
+    /// ran in the last build of the same tag and target are explained).
+    #[arg(long)]
+    pub explain: bool,
     /// Pull every base image, even when it is in the store.
     #[arg(long)]
     pull: bool,
@@ -241,6 +249,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         build_args,
         target: args.target.clone(),
         no_cache: args.no_cache,
+        no_cache_filter: args.no_cache_filter.clone(),
         pull: args.pull,
         labels: flags::key_values(&args.labels, "label")?,
         network: match args.network {
@@ -292,7 +301,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
             Box::new(InPlaceExecutor::new(&keep, store.whiteout_mode()))
         }
     };
-    let reporter = progress::reporter(mode);
+    let reporter = progress::reporter(mode, args.explain);
     // Not locked for the whole build: stage threads print their events meanwhile.
     let mut stdout = std::io::stdout();
     let built = workflow::build(

@@ -79,7 +79,8 @@ pub struct HistoryArgs {
     no_trunc: bool,
     /// Output format: `table` (the default), `json` (one object per line) or a Go template
     /// over the fields ID, CreatedAt, CreatedSince, CreatedBy, Size, Comment and, for images
-    /// built here, Step, Cache (`cached` or `ran`), Cached, Time, DurationSeconds, CacheKey.
+    /// built here, Step, Cache (`cached` or `ran`), Cached, Time, DurationSeconds, CacheKey,
+    /// CacheMiss (why a step that ran missed the cache).
     #[arg(long)]
     format: Option<String>,
     /// Print sizes in bytes rather than docker's 4.26MB (`--human=false` as docker spells it).
@@ -413,7 +414,7 @@ pub fn history(store: &Store, args: HistoryArgs) -> Result<ExitCode> {
                 "CreatedBy": by,
                 "Size": if args.human { human::size(r.size) } else { r.size.to_string() },
                 "Comment": r.comment,
-                "Step": "", "Cache": "", "Time": "", "CacheKey": "",
+                "Step": "", "Cache": "", "Time": "", "CacheKey": "", "CacheMiss": "",
             });
             if let Some(s) = &r.step {
                 v["Step"] = json!(s.number);
@@ -425,6 +426,7 @@ pub fn history(store: &Store, args: HistoryArgs) -> Result<ExitCode> {
                     v["CacheKey"] = Value::Null;
                 }
                 v["Cached"] = json!(s.cached);
+                v["CacheMiss"] = json!(s.miss.clone().unwrap_or_default());
                 v["DurationSeconds"] = json!(s.duration_ms as f64 / 1000.0);
             }
             v
@@ -438,7 +440,7 @@ pub fn history(store: &Store, args: HistoryArgs) -> Result<ExitCode> {
     }
     let key = if args.no_trunc { "{{.CacheKey}}" } else { "{{truncate .CacheKey 12}}" };
     let default = if built_here {
-        format!("{{{{.ID}}}}\t{{{{.CreatedSince}}}}\t{{{{.CreatedBy}}}}\t{{{{.Size}}}}\t{{{{.Step}}}}\t{{{{.Cache}}}}\t{{{{.Time}}}}\t{key}\t{{{{.Comment}}}}")
+        format!("{{{{.ID}}}}\t{{{{.CreatedSince}}}}\t{{{{.CreatedBy}}}}\t{{{{.Size}}}}\t{{{{.Step}}}}\t{{{{.Cache}}}}\t{{{{.Time}}}}\t{key}\t{{{{.CacheMiss}}}}\t{{{{.Comment}}}}")
     } else {
         "{{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".to_string()
     };
@@ -455,6 +457,7 @@ pub fn history(store: &Store, args: HistoryArgs) -> Result<ExitCode> {
         ("Time", "TIME"),
         ("DurationSeconds", "DURATION SECONDS"),
         ("CacheKey", "CACHE KEY"),
+        ("CacheMiss", "WHY IT RAN"),
     ];
     let text = template::listing(args.format.as_deref(), &rows, &titles, &default)?;
     out.write_all(text.as_bytes())?;

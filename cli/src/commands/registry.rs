@@ -70,7 +70,7 @@ pub struct LogoutArgs {
 /// The reporter of a transfer command: nothing with `quiet`, else bars on a terminal
 /// and Docker's lines elsewhere.
 fn reporter(quiet: bool) -> Box<dyn BuildOutput> {
-    progress::reporter(if quiet { ProgressMode::Quiet } else { ProgressMode::Auto })
+    progress::reporter(if quiet { ProgressMode::Quiet } else { ProgressMode::Auto }, false)
 }
 
 /// `rbuild pull`.

@@ -392,14 +392,16 @@ fn exclude(
 }
 
 /// The digest of what the items are: their places, modes, owners and content (the
-/// part of the cache key that stands for the files).
+/// part of the cache key that stands for the files); and the same per source path, kept
+/// to say which files changed when the step misses the cache later.
 pub(super) fn listing_digest(
     state: &State<'_, '_>,
     plan: &CopyPlan<'_>,
     items: &[Item],
-) -> Result<String> {
+) -> Result<(String, std::collections::BTreeMap<String, String>)> {
     use sha2::Digest as _;
     use std::os::unix::fs::MetadataExt;
+    let mut files = std::collections::BTreeMap::new();
     let context_files: Vec<&ContextEntry> =
         items.iter().filter_map(|i| i.context.as_ref()).filter(|e| e.meta.is_file()).collect();
     let digests = state.shared.context.content_digests(&context_files)?;
@@ -433,6 +435,13 @@ pub(super) fn listing_digest(
             )
             .as_bytes(),
         );
+        // The same, by source path, for explaining a later miss (mode first).
+        let source =
+            i.context.as_ref().map_or_else(|| i.dest_rel.display().to_string(), |e| e.path.clone());
+        files.insert(
+            source,
+            format!("{:o}\0{owner:?}\0{:?}\0{}\0{what}", m.mode(), i.mode_override, i.extract),
+        );
     }
-    Ok(hex::encode(listing.finalize()))
+    Ok((hex::encode(listing.finalize()), files))
 }

@@ -162,7 +162,7 @@ fn keys(
     plan: &CopyPlan<'_>,
     listing: &str,
     gathered: &items::Gathered,
-) -> (CacheKey, CacheKey) {
+) -> (CacheKey, CacheKey, serde_json::Value, CacheKey) {
     let c = plan.c;
     let origin_key = match &plan.origin {
         Origin::Context => "context".to_string(),
@@ -191,11 +191,11 @@ fn keys(
         state.chain.clone()
     };
     let key = CacheKey::new(&parent, inputs.clone());
-    let mut content = inputs;
+    let mut content = inputs.clone();
     content["parents"] = json!(parents);
     content["epoch"] = json!(state.shared.options.source_date_epoch);
     content["root"] = json!(crate::users::is_root());
-    (key, CacheKey::new(&CacheKey::base("layer-content"), content))
+    (key, CacheKey::new(&CacheKey::base("layer-content"), content), inputs, parent)
 }
 
 /// Refuses what BuildKit refuses to copy over the image: a directory where the image has a
@@ -249,8 +249,9 @@ pub(super) fn copy(
         .map_err(Error::io("creating a directory in", shared.store.tmp_dir()))?;
     let gathered = items::gather(state, inst, &plan, tmp.path())?;
     let items = &gathered.items;
-    let listing = items::listing_digest(state, &plan, items)?;
-    let (key, content_key) = keys(state, &plan, &listing, &gathered);
+    let (listing, files) = items::listing_digest(state, &plan, items)?;
+    let (key, content_key, inputs, parent) = keys(state, &plan, &listing, &gathered);
+    state.note_inputs(&parent, &inputs, files);
     let before = state.chain.clone();
     let relink = |state: &mut State<'_, '_>, key: &CacheKey| {
         if c.link {
@@ -258,7 +259,7 @@ pub(super) fn copy(
         }
     };
     let created_by = plan.history_text();
-    if !shared.options.no_cache {
+    if state.uses_cache() {
         if let Some(record) = shared.store.cache_lookup(&key) {
             shared.reporter.event(Event::Cached { number });
             reuse(state, number, key.clone(), record, created_by)?;
@@ -266,8 +267,9 @@ pub(super) fn copy(
             return Ok(true);
         }
     }
+    state.explain_miss(number, &key);
     state.all_cached = false;
-    if !shared.options.no_cache {
+    if state.uses_cache() {
         if let Some(record) = shared.store.cache_lookup(&content_key).filter(|r| r.layer.is_some())
         {
             super::commit::reuse_layer(state, number, key.clone(), record, created_by)?;
