@@ -75,6 +75,7 @@ pub mod report;
 pub mod sandbox;
 pub mod snapshot;
 pub mod store;
+pub mod time;
 pub mod users;
 pub mod workflow;
 

@@ -77,7 +77,7 @@ pub fn build(
 }
 
 /// What `prune` removes besides untagged images and unused blobs.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PruneOptions {
     /// The build cache (cache records and step logs).
     pub build_cache: bool,
@@ -85,26 +85,68 @@ pub struct PruneOptions {
     pub cache_mounts: bool,
     /// Every layer snapshot, not only those of layers no image uses.
     pub all_snapshots: bool,
+    /// Also images with names, when no container uses them (docker's `system prune -a`).
+    pub all_images: bool,
+    /// Only images that pass this filter go.
+    pub filter: ImageFilter,
+}
+
+/// Docker's prune filters over images: `until` (made before a time) and `label`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageFilter {
+    /// Only images created before this time (Unix seconds).
+    pub until: Option<i64>,
+    /// Labels an image must have (`label=KEY` or `label=KEY=VALUE`).
+    pub labels: Vec<(String, Option<String>)>,
+    /// Labels an image must not have (`label!=...`).
+    pub not_labels: Vec<(String, Option<String>)>,
+}
+
+impl ImageFilter {
+    /// Whether `image` passes; `created` is its creation time in Unix seconds.
+    pub fn passes(&self, image: &crate::store::Image, created: Option<i64>) -> bool {
+        let labels =
+            image.config.config().as_ref().and_then(|c| c.labels().clone()).unwrap_or_default();
+        let has = |(k, v): &(String, Option<String>)| {
+            labels.get(k).is_some_and(|got| v.as_ref().is_none_or(|v| v == got))
+        };
+        self.until.is_none_or(|t| created.is_some_and(|c| c < t))
+            && self.labels.iter().all(has)
+            && !self.not_labels.iter().any(has)
+    }
 }
 
 /// What `prune` removed.
 #[derive(Debug, Clone, Default)]
 pub struct PruneReport {
-    /// IDs of the untagged images removed.
+    /// IDs of the images removed.
     pub deleted: Vec<oci_spec::image::Digest>,
+    /// Names taken off the images removed.
+    pub untagged: Vec<crate::reference::Reference>,
     /// Bytes freed.
     pub freed: u64,
 }
 
-/// Removes untagged images, unused blobs, leftovers of interrupted commands, and what
-/// `options` adds.
+/// Removes untagged images (with `all_images`, every image no container uses), unused
+/// blobs, leftovers of interrupted commands, and what `options` adds.
 pub fn prune(store: &Store, options: PruneOptions) -> Result<PruneReport> {
     let mut report = PruneReport::default();
+    let used: Vec<String> =
+        crate::container::list(store)?.iter().map(|r| r.manifest.digest().to_string()).collect();
     for entry in store.images()? {
-        if entry.names.is_empty() {
-            let removed = store.remove(entry.manifest.digest().as_ref(), true)?;
-            report.deleted.extend(removed.deleted);
+        let unused = !used.contains(&entry.manifest.digest().to_string());
+        let goes = entry.names.is_empty() || (options.all_images && unused);
+        if !goes {
+            continue;
         }
+        let image = store.image(&entry)?;
+        let created = image.config.created().as_deref().and_then(crate::time::parse_rfc3339);
+        if !options.filter.passes(&image, created) {
+            continue;
+        }
+        let removed = store.remove(entry.manifest.digest().as_ref(), true)?;
+        report.deleted.extend(removed.deleted);
+        report.untagged.extend(removed.untagged);
     }
     if options.build_cache {
         report.freed += store.clear_cache()?;

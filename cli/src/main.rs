@@ -70,6 +70,23 @@ enum Command {
     Prune(commands::image::PruneArgs),
     /// Show the space the store uses.
     Du,
+    /// Docker's names for store-wide commands: `system df` (as `du`), `system prune`.
+    #[command(subcommand)]
+    System(commands::image::SystemCommand),
+    /// Docker's name for the build cache: `builder prune`.
+    #[command(subcommand)]
+    Builder(commands::image::BuilderCommand),
+    /// Print a shell completion script (`source <(rbuild completion bash)`).
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages into a directory: rbuild.1 and rbuild-COMMAND.1 for each command.
+    Man {
+        /// Where to write them (made when missing).
+        dir: PathBuf,
+    },
     /// Check the store: blobs against their digests, images against their blobs, names
     /// against images, layer snapshots against what they held when made. Exits 1 when
     /// something is wrong (and, with --repair, could not be mended).
@@ -186,6 +203,30 @@ fn with_default_command(args: Vec<std::ffi::OsString>) -> Result<Vec<std::ffi::O
     Ok(args)
 }
 
+/// `rbuild man DIR`: a page for rbuild and one for each command (and subcommand).
+fn man_pages(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut written = 0;
+    let mut queue = vec![(String::from("rbuild"), Cli::command())];
+    while let Some((name, cmd)) = queue.pop() {
+        if cmd.is_hide_set() {
+            continue;
+        }
+        for sub in cmd.get_subcommands() {
+            queue.push((format!("{name}-{}", sub.get_name()), sub.clone()));
+        }
+        let cmd = cmd.name(name.clone());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd).render(&mut page)?;
+        let path = dir.join(format!("{name}.1"));
+        std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+        written += 1;
+    }
+    println!("{written} man pages written to {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -237,6 +278,8 @@ fn main() -> ExitCode {
         && !matches!(
             cli.command,
             Command::Parse(_)
+                | Command::Completion { .. }
+                | Command::Man { .. }
                 | Command::Login(_)
                 | Command::Logout(_)
                 | Command::Sandbox { .. }
@@ -276,6 +319,17 @@ fn main() -> ExitCode {
         Command::Load(args) => store().and_then(|s| image::load(&s, args)),
         Command::Prune(args) => store().and_then(|s| image::prune(&s, args)),
         Command::Du => store().and_then(|s| image::du(&s)),
+        Command::System(c) => store().and_then(|s| image::system(&s, c)),
+        Command::Builder(c) => store().and_then(|s| image::builder(&s, c)),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "rbuild", &mut script);
+            // print! so that a reader that went away ends rbuild quietly (see above).
+            print!("{}", String::from_utf8_lossy(&script));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => man_pages(&dir),
         Command::Fsck(args) => store().and_then(|s| image::fsck(&s, args)),
         Command::Pull(args) => store().and_then(|s| commands::registry::pull(&s, args)),
         Command::Push(args) => store().and_then(|s| commands::registry::push(&s, args)),

@@ -234,3 +234,71 @@ fn call_outline_and_targets() {
     let test = ok(root.path(), &["build", "--call=outline", dir]);
     assert!(test.contains("SSH\ndefault\n"), "{test}");
 }
+
+#[test]
+fn shell_completion_loads_and_completes_and_man_pages_are_written() {
+    let bin = assert_cmd::cargo::cargo_bin("rbuild");
+    let script = format!(
+        "source <({bin} completion bash) && complete -p rbuild && \
+         COMP_WORDS=(rbuild ima) COMP_CWORD=1 COMP_LINE='rbuild ima' COMP_POINT=10 && _rbuild rbuild ima rbuild && echo \"${{COMPREPLY[@]}}\" && \
+         COMP_WORDS=(rbuild build --no-ca) COMP_CWORD=2 && _rbuild rbuild --no-ca build && echo \"${{COMPREPLY[@]}}\"",
+        bin = bin.display()
+    );
+    let o = std::process::Command::new("bash").arg("-c").arg(&script).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("-F _rbuild") && lines[0].ends_with(" rbuild"), "{out}");
+    assert_eq!(lines[1], "images", "{out}");
+    assert_eq!(lines[2], "--no-cache --no-cache-filter", "{out}");
+    for shell in ["zsh", "fish"] {
+        let o = crate::util::rbuild().args(["completion", shell]).output().unwrap();
+        assert!(o.status.success() && o.stdout.len() > 1000, "{shell}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let o = crate::util::rbuild().arg("man").arg(dir.path()).output().unwrap();
+    assert!(o.status.success());
+    let page = std::fs::read_to_string(dir.path().join("rbuild-build.1")).unwrap();
+    assert!(page.starts_with(".ie \\n(.g .ds Aq") || page.contains(".TH rbuild-build 1"), "{page}");
+    assert!(page.contains("no\\-cache\\-filter"), "the build page lists the flags");
+    assert!(dir.path().join("rbuild-system-prune.1").exists());
+    assert!(!dir.path().join("rbuild-__sandbox.1").exists(), "hidden commands have no page");
+}
+
+#[test]
+fn prune_system_and_builder_as_docker_names_them() {
+    crate::util::require_root();
+    let root = store();
+    let r = root.path();
+    // `built` loses its name to busybox: dangling, listed, then pruned by filter.
+    ok(r, &["tag", "busybox", "built"]);
+    let dangling = lines(r, &["images", "-q", "--filter", "dangling=true"]);
+    assert_eq!(dangling.len(), 1);
+    let kept = ok(r, &["prune", "-f", "--filter", "until=2000-01-01T00:00:00Z"]);
+    assert!(kept.contains("Deleted 0 untagged images"), "{kept}");
+    let none = ok(r, &["prune", "--filter", "label=team=db"]);
+    assert!(none.contains("Deleted 0 untagged images"), "{none}");
+    let gone = ok(r, &["prune", "--filter", "label=team=web"]);
+    assert!(gone.contains("Deleted 1 untagged image;"), "{gone}");
+    let bad = rbuild_in(r, &["prune", "--filter", "colour=red"]);
+    assert!(!bad.status.success());
+
+    // system df counts the build cache that builder prune then frees.
+    let ctx = context("FROM busybox\nRUN echo x > /x\n");
+    ok(r, &["build", "-q", "--network", "none", ctx.path().to_str().unwrap()]);
+    let df = ok(r, &["system", "df"]);
+    let cache_line = df.lines().find(|l| l.starts_with("Build cache")).unwrap().to_string();
+    assert!(!cache_line.ends_with(" 0B"), "{df}");
+    let freed = ok(r, &["builder", "prune", "-f"]);
+    assert!(freed.starts_with("Total:\t") && !freed.trim().ends_with("\t0B"), "{freed}");
+    let df = ok(r, &["system", "df"]);
+    assert!(df.lines().any(|l| l.starts_with("Build cache") && l.ends_with(" 0B")), "{df}");
+
+    // system prune: stopped containers, dangling images; -a images without containers.
+    let out = ok(r, &["system", "prune", "-f"]);
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert!(lines(r, &["ps", "-a", "-q"]).is_empty());
+    let out = ok(r, &["system", "prune", "-a", "-f"]);
+    assert!(out.contains("Deleted Images:"), "{out}");
+    assert!(lines(r, &["images", "-q"]).is_empty(), "no container uses any image");
+}

@@ -272,7 +272,14 @@ impl Store {
     /// Blobs reachable from the index: manifests, nested indexes, configs and layers.
     fn reachable(&self) -> Result<HashSet<Digest>> {
         // The build cache's layers are roots too, until `prune --build-cache`.
-        let mut seen: HashSet<Digest> = self.cache_blobs().into_iter().collect();
+        let mut seen = self.reachable_from_images()?;
+        seen.extend(self.cache_blobs());
+        Ok(seen)
+    }
+
+    /// Blobs that images (named or untagged) and containers' images refer to.
+    fn reachable_from_images(&self) -> Result<HashSet<Digest>> {
+        let mut seen: HashSet<Digest> = HashSet::new();
         let mut queue: Vec<Descriptor> = self.index()?;
         // So are the images of containers, whatever became of their names.
         queue.extend(self.container_manifests());
@@ -357,11 +364,16 @@ impl Store {
 
     /// Space used, by kind: blobs of images, blobs nothing uses, extracted snapshots.
     pub fn disk_usage(&self) -> Result<BTreeMap<&'static str, u64>> {
-        let keep = self.reachable()?;
+        let images = self.reachable_from_images()?;
+        let cache: HashSet<Digest> = self.cache_blobs().into_iter().collect();
+        // The build cache: what `prune --build-cache --cache-mounts` frees (records, logs,
+        // context hashes, file lists, cache mounts), and the layers only it keeps.
+        let cache_dirs = ["cache", "logs", "context-cache", "explain", "cache-mounts"];
         let mut usage = BTreeMap::from([
             ("images", 0),
             ("unused", 0),
             ("snapshots", dir_size(&self.root.join("snapshots"))),
+            ("build cache", cache_dirs.iter().map(|d| dir_size(&self.root.join(d))).sum()),
         ]);
         let blob_dir = self.root.join("blobs/sha256");
         for entry in
@@ -369,8 +381,13 @@ impl Store {
         {
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
             let name = entry.file_name().to_string_lossy().into_owned();
-            let used = Digest::from_str(&format!("sha256:{name}")).is_ok_and(|d| keep.contains(&d));
-            *usage.entry(if used { "images" } else { "unused" }).or_default() += size;
+            let digest = Digest::from_str(&format!("sha256:{name}")).ok();
+            let kind = match digest {
+                Some(d) if images.contains(&d) => "images",
+                Some(d) if cache.contains(&d) => "build cache",
+                _ => "unused",
+            };
+            *usage.entry(kind).or_default() += size;
         }
         Ok(usage)
     }

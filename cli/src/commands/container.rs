@@ -422,22 +422,10 @@ pub fn ps(store: &Store, args: PsArgs) -> Result<ExitCode> {
 
 /// A time given to `--since`: RFC 3339, or a duration back from now (`10m`).
 fn since_time(text: &str) -> Result<String> {
-    if let Some(secs) = human::parse_rfc3339(text) {
-        return Ok(rbuild_builder::container::logs::rfc3339_at(secs.max(0) as u64));
-    }
-    let (digits, unit) =
-        text.split_at(text.trim_end_matches(|c: char| c.is_ascii_alphabetic()).len());
-    let n: u64 = digits.parse().map_err(|_| {
-        anyhow::anyhow!("invalid --since {text:?}: RFC 3339 or a duration like 10m")
+    let secs = human::time_arg(text).ok_or_else(|| {
+        anyhow::anyhow!("invalid --since {text:?}: RFC 3339, Unix seconds or a duration like 10m")
     })?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => bail!("invalid --since {text:?}: RFC 3339 or a duration like 10m"),
-    };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
-    Ok(rbuild_builder::container::logs::rfc3339_at(now.saturating_sub(secs)))
+    Ok(rbuild_builder::container::logs::rfc3339_at(secs.max(0) as u64))
 }
 
 /// `rbuild logs`.

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use rbuild_builder::archive::{self, ArchiveFormat};
 use rbuild_builder::reference::Reference;
 use rbuild_builder::store::{Image, Store};
-use rbuild_builder::workflow::PruneOptions;
+use rbuild_builder::workflow::{ImageFilter, PruneOptions};
 use serde_json::{json, Value};
 
 use crate::{human, template};
@@ -163,6 +163,97 @@ pub struct PruneArgs {
     /// Also remove the directories of `RUN --mount=type=cache`.
     #[arg(long)]
     cache_mounts: bool,
+    #[command(flatten)]
+    confirm: PruneConfirm,
+}
+
+/// What every prune command takes: `-f`, and `--filter` over the images it would remove.
+#[derive(Debug, Args)]
+pub struct PruneConfirm {
+    /// Do not ask first (rbuild asks only when standard input is a terminal).
+    #[arg(short, long)]
+    force: bool,
+    /// Only images that pass (repeatable): `until=TIME` (made before it: RFC 3339, Unix
+    /// seconds, or a duration back from now like `24h`), `label=KEY[=VALUE]`,
+    /// `label!=KEY[=VALUE]`.
+    #[arg(long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
+}
+
+impl PruneConfirm {
+    fn filter(&self) -> Result<ImageFilter> {
+        let mut f = ImageFilter::default();
+        for text in &self.filters {
+            let label = |v: &str| match v.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (v.to_string(), None),
+            };
+            if let Some(v) = text.strip_prefix("until=") {
+                let t = human::time_arg(v).with_context(|| format!("bad filter {text:?}: until takes RFC 3339, Unix seconds or a duration such as 24h"))?;
+                f.until = Some(t);
+            } else if let Some(v) = text.strip_prefix("label!=") {
+                f.not_labels.push(label(v));
+            } else if let Some(v) = text.strip_prefix("label=") {
+                f.labels.push(label(v));
+            } else {
+                bail!("bad filter {text:?}: prune takes until=, label= and label!=");
+            }
+        }
+        Ok(f)
+    }
+
+    /// Asks `question` on a terminal unless `-f`; whether to go on.
+    fn confirmed(&self, warning: &str) -> Result<bool> {
+        if self.force || !std::io::stdin().is_terminal() {
+            return Ok(true);
+        }
+        eprint!("WARNING! This will remove:\n{warning}\nAre you sure you want to continue? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+    }
+}
+
+/// `rbuild system`: docker's names for store-wide commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum SystemCommand {
+    /// Show the space the store uses (the same as `rbuild du`).
+    Df,
+    /// Remove stopped containers, untagged images and the build cache (as `docker system
+    /// prune`); `-a` also images no container uses, `--volumes` also unused volumes.
+    Prune(SystemPruneArgs),
+}
+
+/// Arguments of `rbuild system prune`.
+#[derive(Debug, Args)]
+pub struct SystemPruneArgs {
+    /// Also remove images with names that no container uses.
+    #[arg(short, long)]
+    all: bool,
+    /// Also remove volumes no container uses.
+    #[arg(long)]
+    volumes: bool,
+    #[command(flatten)]
+    confirm: PruneConfirm,
+}
+
+/// `rbuild builder`: docker's name for the build cache.
+#[derive(Debug, clap::Subcommand)]
+pub enum BuilderCommand {
+    /// Forget the build cache (cache records, step logs); `-a` also the directories of
+    /// `RUN --mount=type=cache`.
+    Prune(BuilderPruneArgs),
+}
+
+/// Arguments of `rbuild builder prune`.
+#[derive(Debug, Args)]
+pub struct BuilderPruneArgs {
+    /// Also remove the cache mounts' directories.
+    #[arg(short, long)]
+    all: bool,
+    /// Do not ask first (rbuild asks only when standard input is a terminal).
+    #[arg(short, long)]
+    force: bool,
 }
 
 /// Arguments of `rbuild fsck`.
@@ -194,7 +285,7 @@ fn created(image: &Image) -> Option<&str> {
 }
 
 /// A filter of `rbuild images --filter`.
-enum ImageFilter {
+enum ListFilter {
     Dangling(bool),
     Label(String, Option<String>),
     Before(i64),
@@ -202,8 +293,8 @@ enum ImageFilter {
     Reference(rbuild_parser::dockerignore::Glob),
 }
 
-impl ImageFilter {
-    fn parse(store: &Store, text: &str) -> Result<ImageFilter> {
+impl ListFilter {
+    fn parse(store: &Store, text: &str) -> Result<ListFilter> {
         let (key, value) = text
             .split_once('=')
             .with_context(|| format!("bad filter {text:?}: expected KEY=VALUE"))?;
@@ -215,17 +306,17 @@ impl ImageFilter {
         };
         Ok(match key {
             "dangling" => match value {
-                "true" | "1" => ImageFilter::Dangling(true),
-                "false" | "0" => ImageFilter::Dangling(false),
+                "true" | "1" => ListFilter::Dangling(true),
+                "false" | "0" => ListFilter::Dangling(false),
                 _ => bail!("bad filter {text:?}: dangling is true or false"),
             },
             "label" => match value.split_once('=') {
-                Some((k, v)) => ImageFilter::Label(k.into(), Some(v.into())),
-                None => ImageFilter::Label(value.into(), None),
+                Some((k, v)) => ListFilter::Label(k.into(), Some(v.into())),
+                None => ListFilter::Label(value.into(), None),
             },
-            "before" => ImageFilter::Before(time_of(value)?),
-            "since" => ImageFilter::Since(time_of(value)?),
-            "reference" => ImageFilter::Reference(
+            "before" => ListFilter::Before(time_of(value)?),
+            "since" => ListFilter::Since(time_of(value)?),
+            "reference" => ListFilter::Reference(
                 rbuild_parser::dockerignore::Glob::new(value)
                     .map_err(|e| anyhow::anyhow!("bad reference pattern {value:?}: {e}"))?,
             ),
@@ -239,16 +330,16 @@ impl ImageFilter {
     fn passes(&self, image: &Image, name: Option<&Reference>) -> bool {
         let time = created(image).and_then(human::parse_rfc3339);
         match self {
-            ImageFilter::Dangling(d) => image.entry.names.is_empty() == *d,
-            ImageFilter::Label(k, v) => {
+            ListFilter::Dangling(d) => image.entry.names.is_empty() == *d,
+            ListFilter::Label(k, v) => {
                 let labels = image.config.config().as_ref().and_then(|c| c.labels().clone());
                 labels
                     .and_then(|l| l.get(k).cloned())
                     .is_some_and(|got| v.is_none() || v.as_ref() == Some(&got))
             }
-            ImageFilter::Before(t) => time.is_some_and(|c| c < *t),
-            ImageFilter::Since(t) => time.is_some_and(|c| c > *t),
-            ImageFilter::Reference(glob) => name.is_some_and(|n| {
+            ListFilter::Before(t) => time.is_some_and(|c| c < *t),
+            ListFilter::Since(t) => time.is_some_and(|c| c > *t),
+            ListFilter::Reference(glob) => name.is_some_and(|n| {
                 let repo = n.familiar_repository();
                 let full = format!("{repo}:{}", n.tag().unwrap_or("latest"));
                 glob.matches(&repo) || glob.matches(&full)
@@ -268,8 +359,8 @@ fn docker_time(rfc3339: Option<&str>) -> String {
 /// `rbuild images`.
 pub fn images(store: &Store, args: ImagesArgs) -> Result<ExitCode> {
     let _in_use = store.in_use()?;
-    let filters: Vec<ImageFilter> =
-        args.filters.iter().map(|f| ImageFilter::parse(store, f)).collect::<Result<_>>()?;
+    let filters: Vec<ListFilter> =
+        args.filters.iter().map(|f| ListFilter::parse(store, f)).collect::<Result<_>>()?;
     let mut rows = Vec::new();
     for entry in store.images()? {
         let image = store.image(&entry)?;
@@ -577,20 +668,106 @@ pub fn load(store: &Store, args: LoadArgs) -> Result<ExitCode> {
 
 /// `rbuild prune`.
 pub fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
+    let mut warning = String::from("  - untagged images\n  - blobs no image uses");
+    if args.build_cache {
+        warning.push_str("\n  - the build cache");
+    }
+    if args.cache_mounts {
+        warning.push_str("\n  - the cache mounts' directories");
+    }
+    if !args.confirm.confirmed(&warning)? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let options = PruneOptions {
         build_cache: args.build_cache,
         cache_mounts: args.cache_mounts,
         all_snapshots: args.all,
+        filter: args.confirm.filter()?,
+        ..Default::default()
     };
     let report = rbuild_builder::workflow::prune(store, options)?;
+    for n in &report.untagged {
+        println!("Untagged: {}", n.familiar());
+    }
     for d in &report.deleted {
         println!("Deleted: {d}");
     }
     println!(
-        "Deleted {} untagged images; total reclaimed space: {}",
+        "Deleted {} untagged image{}; total reclaimed space: {}",
         report.deleted.len(),
+        if report.deleted.len() == 1 { "" } else { "s" },
         human::size(report.freed)
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild system ...`.
+pub fn system(store: &Store, command: SystemCommand) -> Result<ExitCode> {
+    let args = match command {
+        SystemCommand::Df => return du(store),
+        SystemCommand::Prune(args) => args,
+    };
+    let mut warning =
+        String::from("  - all stopped containers\n  - all dangling images\n  - all build cache");
+    if args.all {
+        warning = warning.replace("all dangling images", "all images without a container");
+    }
+    if args.volumes {
+        warning.push_str("\n  - all volumes not used by a container");
+    }
+    if !args.confirm.confirmed(&warning)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stopped: Vec<String> = rbuild_builder::container::list(store)?
+        .into_iter()
+        .filter(|r| !rbuild_builder::container::record::running(store, &r.id))
+        .map(|r| r.id)
+        .collect();
+    if !stopped.is_empty() {
+        println!("Deleted Containers:");
+        for id in &stopped {
+            rbuild_builder::container::control::remove(store, id, false, false)?;
+            println!("{id}");
+        }
+        println!();
+    }
+    if args.volumes {
+        let gone = rbuild_builder::container::volumes::prune(store, true)?;
+        if !gone.is_empty() {
+            println!("Deleted Volumes:\n{}\n", gone.join("\n"));
+        }
+    }
+    let options = PruneOptions {
+        build_cache: true,
+        all_images: args.all,
+        filter: args.confirm.filter()?,
+        ..Default::default()
+    };
+    let report = rbuild_builder::workflow::prune(store, options)?;
+    if !report.deleted.is_empty() {
+        println!("Deleted Images:");
+        for n in &report.untagged {
+            println!("untagged: {}", n.familiar());
+        }
+        for d in &report.deleted {
+            println!("deleted: {d}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: {}", human::size(report.freed));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `rbuild builder prune`.
+pub fn builder(store: &Store, command: BuilderCommand) -> Result<ExitCode> {
+    let BuilderCommand::Prune(args) = command;
+    let confirm = PruneConfirm { force: args.force, filters: Vec::new() };
+    if !confirm.confirmed("  - all build cache")? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = PruneOptions { build_cache: true, cache_mounts: args.all, ..Default::default() };
+    let report = rbuild_builder::workflow::prune(store, options)?;
+    println!("Total:\t{}", human::size(report.freed));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -628,9 +805,8 @@ pub fn du(store: &Store) -> Result<ExitCode> {
     let rows = vec![
         vec!["Images (blobs)".to_string(), human::size(get("images"))],
         vec!["Layer snapshots".to_string(), human::size(get("snapshots"))],
+        vec!["Build cache".to_string(), human::size(get("build cache"))],
         vec!["Unused blobs".to_string(), human::size(get("unused"))],
-        // The build cache arrives with `rbuild build`.
-        vec!["Build cache".to_string(), human::size(0)],
     ];
     print!("{}", human::table(&["TYPE", "SIZE"], &rows));
     Ok(ExitCode::SUCCESS)
