@@ -920,7 +920,7 @@ fn init(
     match unsafe { fork() }.map_err(io_err("forking the command in", &spec.run_dir))? {
         ForkResult::Child => {
             let e = exec_command(spec, &identity, tty.as_ref());
-            eprintln!("rbuild: {e}");
+            eprintln!("rbuild: {}", crate::error::chain(&e));
             std::process::exit(match &e {
                 Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
                 _ => 126,
@@ -1002,13 +1002,15 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
         if !in_user_namespace {
             nix::unistd::setgroups(&groups).map_err(io_err("setting groups in", Path::new("/")))?;
         }
+        // The working directory is made while still root, as Docker makes it, so that
+        // `run -u nobody -w /work` finds it.
+        let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };
+        let _ = fs::create_dir_all(cwd);
         nix::unistd::setgid(Gid::from_raw(who.gid))
             .map_err(io_err("setting the group in", Path::new("/")))?;
         nix::unistd::setuid(Uid::from_raw(who.uid))
             .map_err(io_err("setting the user in", Path::new("/")))?;
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-        let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };
-        let _ = fs::create_dir_all(cwd);
         nix::unistd::chdir(cwd)
             .map_err(io_err("entering the working directory", Path::new(cwd)))?;
         nix::sys::prctl::set_no_new_privs()
@@ -1024,9 +1026,12 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
         }
         let name = spec.args.first().ok_or_else(|| Error::Sandbox("no command to run".into()))?;
         let program = find_program(name, &env).ok_or_else(|| Error::Io {
-            action: "running (no such executable on $PATH)",
+            action: "starting",
             path: PathBuf::from(name),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "executable file not found in $PATH",
+            ),
         })?;
         let cstr =
             |s: &str| CString::new(s).map_err(|_| Error::Sandbox(format!("a NUL byte in {s:?}")));
@@ -1094,7 +1099,7 @@ pub fn exec(init: u32, spec: &SandboxSpec) -> Result<i32> {
                 Ok(identity) => exec_command(spec, &identity, slave.as_ref()),
                 Err(e) => e,
             };
-            eprintln!("rbuild: {e}");
+            eprintln!("rbuild: {}", crate::error::chain(&e));
             std::process::exit(match &e {
                 Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
                 _ => 126,
