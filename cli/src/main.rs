@@ -49,7 +49,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build an image from a Dockerfile (the default command: `rbuild -t name .`).
-    Build(commands::build::BuildArgs),
+    Build(Box<commands::build::BuildArgs>),
     /// Parse a Dockerfile and print its instructions, AST dump or stage graph.
     Parse(commands::parse::ParseArgs),
     /// List images.
@@ -100,7 +100,7 @@ enum Command {
     /// Remove saved credentials for a registry.
     Logout(commands::registry::LogoutArgs),
     /// Run a command in an image, in a sandbox: a new container.
-    Run(commands::run::RunArgs),
+    Run(Box<commands::run::RunArgs>),
     /// List containers (running ones; -a for all).
     Ps(commands::container::PsArgs),
     /// Print a container's output.
@@ -335,7 +335,7 @@ fn main() -> ExitCode {
         Command::Push(args) => store().and_then(|s| commands::registry::push(&s, args)),
         Command::Login(args) => commands::registry::login(args),
         Command::Logout(args) => commands::registry::logout(args),
-        Command::Run(args) => store().and_then(|s| commands::run::run(&s, args)),
+        Command::Run(args) => store().and_then(|s| commands::run::run(&s, *args)),
         Command::Ps(args) => store().and_then(|s| commands::container::ps(&s, args)),
         Command::Logs(args) => store().and_then(|s| commands::container::logs(&s, args)),
         Command::Stop(args) => store().and_then(|s| commands::container::stop(&s, args)),
@@ -358,7 +358,7 @@ fn main() -> ExitCode {
             let code = rbuild_builder::container::supervise(&s, &id)?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
         }),
-        Command::Build(args) => store().and_then(|s| commands::build::run(&s, args)),
+        Command::Build(args) => store().and_then(|s| commands::build::run(&s, *args)),
         Command::Sandbox { spec, parent } => commands::build::sandbox_helper(&spec, parent),
     };
     rbuild_builder::store::remove_process_dirs();

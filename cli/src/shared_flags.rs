@@ -45,3 +45,56 @@ impl RegistryArgs {
         }
     }
 }
+
+/// A size as docker's flags take it: bytes, or with `k`, `m`, `g` (binary units; a `b`
+/// after them is allowed).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let lower = text.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (digits, mult) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
+        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
+        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
+        _ => (lower, 1),
+    };
+    digits.parse::<u64>().ok().and_then(|n| n.checked_mul(mult))
+}
+
+/// `--add-host`, `--shm-size` and `--ulimit`, for RUN steps (`build`) and containers (`run`).
+#[derive(Debug, Args, Clone)]
+pub struct RunExtrasArgs {
+    /// Add a line to /etc/hosts: `NAME:ADDRESS` (repeatable).
+    #[arg(long = "add-host", value_name = "NAME:ADDRESS")]
+    add_hosts: Vec<String>,
+    /// The size of /dev/shm (`128m`, `1g`; 64m when not given).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    shm_size: Option<String>,
+    /// A resource limit `NAME=SOFT[:HARD]` (repeatable): nofile, nproc, core, stack, ...;
+    /// -1 is unlimited.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    ulimits: Vec<String>,
+}
+
+impl RunExtrasArgs {
+    /// The checked values.
+    pub fn extras(&self) -> anyhow::Result<rbuild_builder::sandbox::RunExtras> {
+        use rbuild_builder::sandbox::{parse_add_host, Ulimit};
+        let hosts = self
+            .add_hosts
+            .iter()
+            .map(|h| parse_add_host(h).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?;
+        let shm_size = match &self.shm_size {
+            Some(t) => Some(parse_size(t).filter(|n| *n > 0).ok_or_else(|| {
+                anyhow::anyhow!("invalid --shm-size {t:?}: a size like 64m or 1g")
+            })?),
+            None => None,
+        };
+        let ulimits = self
+            .ulimits
+            .iter()
+            .map(|u| Ulimit::parse(u).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(rbuild_builder::sandbox::RunExtras { hosts, shm_size, ulimits })
+    }
+}

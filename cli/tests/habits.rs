@@ -302,3 +302,105 @@ fn prune_system_and_builder_as_docker_names_them() {
     assert!(out.contains("Deleted Images:"), "{out}");
     assert!(lines(r, &["images", "-q"]).is_empty(), "no container uses any image");
 }
+
+#[test]
+fn buildx_flags_take_effect() {
+    crate::util::require_root();
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let archive = busybox_images().join("busybox-oci.tar");
+    ok(r, &["load", "-q", "-i", archive.to_str().unwrap()]);
+    let extra = tempfile::tempdir().unwrap();
+    std::fs::write(extra.path().join("e.txt"), "from the named context\n").unwrap();
+    let ctx = context(
+        "FROM img AS first\nRUN (tail -1 /etc/hosts; df -k /dev/shm | tail -1; ulimit -n; ulimit -Hn) > /facts\nCOPY --from=extra e.txt /e.txt\nFROM busybox\nCOPY --from=first /facts /e.txt /\n",
+    );
+    let meta = r.join("meta.json");
+    let extra_arg = format!("extra={}", extra.path().display());
+    let args = [
+        "build",
+        "-q",
+        "--network",
+        "none",
+        "-t",
+        "bx",
+        "-t",
+        "bx:2",
+        "--add-host",
+        "db:10.1.2.3",
+        "--shm-size",
+        "128m",
+        "--ulimit",
+        "nofile=512:1024",
+        "--build-context",
+        &extra_arg,
+        "--build-context",
+        "img=docker-image://busybox",
+        "--metadata-file",
+        meta.to_str().unwrap(),
+        "--annotation",
+        "org.example.team=web",
+        "--load",
+        "--provenance=false",
+        ctx.path().to_str().unwrap(),
+    ];
+    let id = ok(r, &args).trim().to_string();
+    let facts = ok(r, &["run", "--rm", "--network", "none", "bx", "cat", "/facts", "/e.txt"]);
+    let lines: Vec<&str> = facts.lines().collect();
+    assert_eq!(lines[0], "10.1.2.3\tdb", "{facts}");
+    assert!(lines[1].split_whitespace().nth(1) == Some("131072"), "/dev/shm of 128m: {facts}");
+    assert_eq!(&lines[2..5], ["512", "1024", "from the named context"], "{facts}");
+    // The metadata file as buildx writes it.
+    let m: Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    assert_eq!(m["containerimage.config.digest"], id.as_str());
+    let digest = m["containerimage.digest"].as_str().unwrap();
+    assert_eq!(m["containerimage.descriptor"]["digest"], digest);
+    assert_eq!(m["image.name"], "docker.io/library/bx:latest,docker.io/library/bx:2");
+    // The annotation is on the manifest (read back from an OCI archive).
+    let out = tempfile::tempdir().unwrap();
+    let tar = out.path().join("bx.tar");
+    ok(r, &["save", "--format", "oci", "-o", tar.to_str().unwrap(), "bx"]);
+    crate::util::untar(&tar, out.path());
+    let manifest = out.path().join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let manifest: Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    assert_eq!(manifest["annotations"]["org.example.team"], "web");
+    // A changed named context is a changed input.
+    std::fs::write(extra.path().join("e.txt"), "changed\n").unwrap();
+    let again = ok(r, &args).trim().to_string();
+    assert_ne!(again, id);
+    // Refusals say why.
+    for (flag, value) in [
+        ("--provenance", "mode=max"),
+        ("--ulimit", "nofile=10:5"),
+        ("--add-host", "db:nowhere"),
+        ("--build-context", "x=oci-layout:///tmp/l"),
+        ("--annotation", "index:k=v"),
+    ] {
+        let o = rbuild_in(r, &["build", flag, value, ctx.path().to_str().unwrap()]);
+        assert!(!o.status.success(), "{flag} {value}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(flag.trim_start_matches("--")),
+            "{flag}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // run takes the same three.
+    let o = ok(
+        r,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--add-host",
+            "api:10.9.9.9",
+            "--ulimit",
+            "nproc=77",
+            "busybox",
+            "sh",
+            "-c",
+            "tail -1 /etc/hosts; ulimit -u",
+        ],
+    );
+    assert_eq!(o, "10.9.9.9\tapi\n77\n");
+}

@@ -64,6 +64,8 @@ pub struct RunOptions {
     pub auto_remove: bool,
     /// Volumes mounted by name (`-v NAME:/path[:ro]`), made on first use.
     pub named_volumes: Vec<NamedVolume>,
+    /// `--add-host`, `--shm-size`, `--ulimit`.
+    pub extras: crate::sandbox::RunExtras,
 }
 
 /// A volume mounted by name.
@@ -99,15 +101,9 @@ pub fn merge_env(image_env: &[String], set: &[String]) -> Vec<String> {
     env
 }
 
-/// Makes a container of `image` (named `image_name` by the user): its record and folder,
-/// state `created`, the image's layers extracted. Names are unique.
-pub fn create(
-    store: &Store,
-    image: &Image,
-    image_name: &str,
-    options: &RunOptions,
-) -> Result<Record> {
-    let config = image.config.config().clone().unwrap_or_default();
+/// The container's command: the entrypoint (the image's, or `--entrypoint`), then the
+/// command given or the image's CMD.
+fn command_line(config: &oci_spec::image::Config, options: &RunOptions) -> Result<Vec<String>> {
     let entrypoint: Vec<String> = match &options.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),
         Some(e) => vec![e.clone()],
@@ -124,6 +120,19 @@ pub fn create(
             "no command given and the image has no ENTRYPOINT or CMD".into(),
         ));
     }
+    Ok(argv)
+}
+
+/// Makes a container of `image` (named `image_name` by the user): its record and folder,
+/// state `created`, the image's layers extracted. Names are unique.
+pub fn create(
+    store: &Store,
+    image: &Image,
+    image_name: &str,
+    options: &RunOptions,
+) -> Result<Record> {
+    let config = image.config.config().clone().unwrap_or_default();
+    let argv = command_line(&config, options)?;
     if !options.ports.is_empty() && options.network != Network::Private {
         return Err(Error::InvalidOption(
             "published ports need the default network (not --network host or none)".into(),
@@ -185,6 +194,7 @@ pub fn create(
         tmpfs: Vec::new(),
         copy_root: store.on_overlayfs(),
         ports: options.ports.clone(),
+        extras: options.extras.clone(),
     };
     let _lock = store.lock()?;
     let taken = record::names(store);

@@ -448,3 +448,40 @@ pub fn fetch_remote(
     }
     Ok(RemoteContext { _dir: dir, path: tree })
 }
+
+/// The digest of a directory tree (`--build-context NAME=DIR`): every entry's path, type,
+/// mode and content (a link's target), in path order; the cache key of what is copied or
+/// mounted from it.
+pub fn tree_digest(dir: &Path) -> Result<String> {
+    use sha2::Digest as _;
+    use std::os::unix::fs::MetadataExt;
+    let mut entries = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).map_err(Error::io("listing", d.clone()))? {
+            let e = e.map_err(Error::io("listing", d.clone()))?;
+            let meta = fs::symlink_metadata(e.path()).map_err(Error::io("reading", e.path()))?;
+            if meta.is_dir() {
+                stack.push(e.path());
+            }
+            entries.push((e.path(), meta));
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut hash = sha2::Sha256::default();
+    for (path, meta) in entries {
+        let rel = path.strip_prefix(dir).unwrap_or(&path);
+        let what = if meta.file_type().is_symlink() {
+            fs::read_link(&path).map(|t| format!("link:{}", t.display())).unwrap_or_default()
+        } else if meta.is_file() {
+            let mut file = fs::File::open(&path).map_err(Error::io("opening", path.clone()))?;
+            let mut content = sha2::Sha256::default();
+            std::io::copy(&mut file, &mut content).map_err(Error::io("reading", path.clone()))?;
+            format!("file:{}", hex::encode(content.finalize()))
+        } else {
+            "dir".to_string()
+        };
+        hash.update(format!("{}\0{:o}\0{what}\n", rel.display(), meta.mode()).as_bytes());
+    }
+    Ok(hex::encode(hash.finalize()))
+}

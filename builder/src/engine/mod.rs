@@ -142,6 +142,39 @@ pub trait ImageSource: Send + Sync {
 /// Network of RUN steps.
 pub use crate::sandbox::Network;
 
+/// A named build context (`--build-context NAME=VALUE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory (`NAME=DIR`): files for `COPY --from` and `RUN --mount`.
+    Dir(PathBuf),
+    /// An image (`NAME=docker-image://REF`), for `FROM`, `COPY --from` and mounts.
+    Image(String),
+}
+
+impl NamedContext {
+    /// Parses the value of `--build-context NAME=VALUE`.
+    pub fn parse(value: &str) -> Result<NamedContext> {
+        if let Some(r) = value.strip_prefix("docker-image://") {
+            Reference::parse(r)?;
+            return Ok(NamedContext::Image(r.to_string()));
+        }
+        for scheme in
+            ["oci-layout://", "target:", "input:", "http://", "https://", "git@", "git://"]
+        {
+            if value.starts_with(scheme) {
+                return Err(Error::Build(format!(
+                    "--build-context {value:?}: rbuild takes a local directory or docker-image://REF"
+                )));
+            }
+        }
+        let dir = PathBuf::from(value);
+        if !dir.is_dir() {
+            return Err(Error::Build(format!("--build-context: {value:?} is not a directory")));
+        }
+        Ok(NamedContext::Dir(dir))
+    }
+}
+
 /// Everything a build needs besides the store.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -163,6 +196,13 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--no-cache-filter`: stages (names or indexes) whose steps all run again.
     pub no_cache_filter: Vec<String>,
+    /// `--add-host`, `--shm-size`, `--ulimit` for every RUN.
+    pub run_extras: crate::sandbox::RunExtras,
+    /// `--build-context NAME=...`: what `FROM NAME`, `COPY --from=NAME` and
+    /// `RUN --mount=from=NAME` mean when no stage has that name.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+    /// `--annotation`: annotations of the image's manifest.
+    pub annotations: BTreeMap<String, String>,
     /// `--pull`: pull every base image even when it is in the store.
     pub pull: bool,
     /// `--label`s for the final image.
@@ -198,6 +238,9 @@ impl BuildOptions {
             target: None,
             no_cache: false,
             no_cache_filter: Vec::new(),
+            run_extras: Default::default(),
+            named_contexts: BTreeMap::new(),
+            annotations: BTreeMap::new(),
             pull: false,
             labels: BTreeMap::new(),
             network: Network::Private,
@@ -298,6 +341,11 @@ impl Shared<'_> {
                 rootfs::RootfsView::new(o.snapshots.clone()),
                 format!("stage:{}", o.chain.0),
             ));
+        }
+        if let Some(NamedContext::Dir(dir)) = self.options.named_contexts.get(&name.to_lowercase())
+        {
+            let digest = context::tree_digest(dir)?;
+            return Ok((rootfs::RootfsView::new(vec![dir.clone()]), format!("dir:{digest}")));
         }
         let cached = self.images.lock().ok().and_then(|m| m.get(name).cloned());
         let image = match cached {
@@ -462,7 +510,7 @@ pub fn build(
     drop(done);
     // A stage that changed nothing in its base image is that image, as with Docker.
     let (image_id, manifest) = match &outcome.unchanged_base {
-        Some((id, manifest)) if options.labels.is_empty() => {
+        Some((id, manifest)) if options.labels.is_empty() && options.annotations.is_empty() => {
             let mut m = Descriptor::new(
                 manifest.media_type().clone(),
                 manifest.size(),
@@ -575,13 +623,16 @@ fn commit_image(
         .collect();
     let config_desc =
         Descriptor::new(MediaType::ImageConfig, config_bytes.len() as u64, config_digest.clone());
-    let manifest = oci_spec::image::ImageManifestBuilder::default()
+    let mut manifest = oci_spec::image::ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .config(config_desc)
         .layers(layers)
         .build()
         .map_err(|e| Error::Build(format!("making the manifest: {e}")))?;
+    if !options.annotations.is_empty() {
+        manifest.set_annotations(Some(options.annotations.clone().into_iter().collect()));
+    }
     let bytes = serde_json::to_vec(&manifest).map_err(Error::json("manifest"))?;
     let digest = store.put_bytes(&bytes)?;
     Ok((config_digest, Descriptor::new(MediaType::ImageManifest, bytes.len() as u64, digest)))

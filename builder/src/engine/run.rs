@@ -230,6 +230,7 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
         tmpfs: mounted.tmpfs,
         copy_root: shared.store.on_overlayfs(),
         ports: Vec::new(),
+        extras: shared.options.run_extras.clone(),
     };
     let _cache_locks = mounted.locks;
     shared.reporter.event(Event::Running { number, id: id[..12].to_string() });

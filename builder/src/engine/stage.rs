@@ -414,6 +414,17 @@ fn scratch_state<'s, 'a>(shared: &'s Shared<'a>, stage: usize) -> State<'s, 'a> 
 
 /// Finds or pulls a base image.
 pub(crate) fn base_image(shared: &Shared<'_>, stage: usize, name: &str) -> Result<Image> {
+    let name = match shared.options.named_contexts.get(&name.to_lowercase()) {
+        Some(super::NamedContext::Image(r)) => r.as_str(),
+        Some(super::NamedContext::Dir(d)) => {
+            return Err(Error::Build(format!(
+                "the build context {name} ({}) is a directory: COPY --from and RUN --mount \
+                 take it, FROM needs an image (docker-image://REF)",
+                d.display()
+            )))
+        }
+        None => name,
+    };
     let reference = Reference::parse(name)?;
     let store = shared.store;
     if !shared.options.pull {

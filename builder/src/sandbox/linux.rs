@@ -49,10 +49,13 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(nix::Error) -> Error
 fn write_etc(spec: &SandboxSpec, dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
     // As BuildKit writes it for RUN (its own name on the loopback line).
-    let hosts = format!(
+    let mut hosts = format!(
         "127.0.0.1\tlocalhost {}\n::1\tlocalhost ip6-localhost ip6-loopback\n",
         spec.hostname
     );
+    for (name, addr) in &spec.extras.hosts {
+        hosts.push_str(&format!("{addr}\t{name}\n"));
+    }
     let resolv = match spec.network {
         Network::Host => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         Network::None => String::new(),
@@ -960,6 +963,36 @@ fn find_program(name: &str, env: &[String]) -> Option<PathBuf> {
         .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
+/// Sets `--ulimit`s (before the switch to the command's user, which may not raise them).
+fn set_ulimits(limits: &[super::spec::Ulimit]) -> Result<()> {
+    use nix::sys::resource::{setrlimit, Resource, RLIM_INFINITY};
+    for l in limits {
+        let resource = match l.name.as_str() {
+            "as" => Resource::RLIMIT_AS,
+            "core" => Resource::RLIMIT_CORE,
+            "cpu" => Resource::RLIMIT_CPU,
+            "data" => Resource::RLIMIT_DATA,
+            "fsize" => Resource::RLIMIT_FSIZE,
+            "locks" => Resource::RLIMIT_LOCKS,
+            "memlock" => Resource::RLIMIT_MEMLOCK,
+            "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+            "nice" => Resource::RLIMIT_NICE,
+            "nofile" => Resource::RLIMIT_NOFILE,
+            "nproc" => Resource::RLIMIT_NPROC,
+            "rss" => Resource::RLIMIT_RSS,
+            "rtprio" => Resource::RLIMIT_RTPRIO,
+            "rttime" => Resource::RLIMIT_RTTIME,
+            "sigpending" => Resource::RLIMIT_SIGPENDING,
+            "stack" => Resource::RLIMIT_STACK,
+            other => return Err(Error::Sandbox(format!("unknown ulimit {other}"))),
+        };
+        let value = |v: i64| if v < 0 { RLIM_INFINITY } else { v as u64 };
+        setrlimit(resource, value(l.soft), value(l.hard))
+            .map_err(|e| Error::Sandbox(format!("setting the ulimit {}: {e}", l.name)))?;
+    }
+    Ok(())
+}
+
 /// In the command's process: identity, working directory, capabilities, then exec.
 /// Returns only on failure.
 fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::OwnedFd>) -> Error {
@@ -1002,6 +1035,7 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
         if !in_user_namespace {
             nix::unistd::setgroups(&groups).map_err(io_err("setting groups in", Path::new("/")))?;
         }
+        set_ulimits(&spec.extras.ulimits)?;
         // The working directory is made while still root, as Docker makes it, so that
         // `run -u nobody -w /work` finds it.
         let cwd = if spec.cwd.is_empty() { "/" } else { spec.cwd.as_str() };

@@ -37,7 +37,10 @@ pub use linux::{
     SANDBOX_FAILED, STARTED,
 };
 pub use nodes::{make_special, make_whiteout, SpecialFile};
-pub use spec::{LayerMount, Network, PortMap, SandboxSpec, TmpfsMount, Volume};
+pub use spec::{
+    parse_add_host, LayerMount, Network, PortMap, RunExtras, SandboxSpec, TmpfsMount, Ulimit,
+    Volume, ULIMIT_NAMES,
+};
 
 /// Where the helper process leaves the error of a sandbox it could not set up, in the
 /// run's directory, for the [`ProcessExecutor`](crate::engine::ProcessExecutor).

@@ -164,7 +164,8 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
         });
     }
     steps.push(MountStep::Devpts(root.join("dev/pts")));
-    steps.push(MountStep::Tmpfs(root.join("dev/shm"), "mode=1777,size=65536k".into()));
+    let shm_kib = spec.extras.shm_size.map_or(65536, |b| b.div_ceil(1024).max(1));
+    steps.push(MountStep::Tmpfs(root.join("dev/shm"), format!("mode=1777,size={shm_kib}k")));
     steps.push(MountStep::Mqueue(root.join("dev/mqueue")));
     for (target, path) in [
         ("pts/ptmx", "dev/ptmx"),
@@ -277,6 +278,7 @@ mod tests {
             tmpfs: vec![TmpfsMount { target: "/scratch".into(), size: Some(1 << 20) }],
             copy_root: false,
             ports: Vec::new(),
+            extras: Default::default(),
         };
         let plan = mount_plan(&spec, std::path::Path::new("/r/etc"), false);
         assert_eq!(plan[0], MountStep::PrivateRoot);

@@ -119,6 +119,93 @@ pub struct SandboxSpec {
     /// Published ports (the default network only).
     #[serde(default)]
     pub ports: Vec<PortMap>,
+    /// `--add-host`, `--shm-size`, `--ulimit`.
+    #[serde(default)]
+    pub extras: RunExtras,
+}
+
+/// What `--add-host`, `--shm-size` and `--ulimit` add to a RUN or a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunExtras {
+    /// Lines added to `/etc/hosts`: (host name, address).
+    pub hosts: Vec<(String, String)>,
+    /// The size of `/dev/shm` in bytes (64 MiB when unset, as Docker's).
+    pub shm_size: Option<u64>,
+    /// Resource limits (`setrlimit`) of the command.
+    pub ulimits: Vec<Ulimit>,
+}
+
+/// One `--ulimit NAME=SOFT[:HARD]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ulimit {
+    /// Docker's name of the resource (`nofile`, `nproc`, `core` ...).
+    pub name: String,
+    /// Soft limit (-1: unlimited).
+    pub soft: i64,
+    /// Hard limit (-1: unlimited).
+    pub hard: i64,
+}
+
+/// Docker's `--ulimit` names, with the resource each sets.
+pub const ULIMIT_NAMES: [&str; 16] = [
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+impl Ulimit {
+    /// Parses `NAME=SOFT[:HARD]` (a missing hard limit is the soft one; -1 is unlimited).
+    pub fn parse(text: &str) -> Result<Ulimit, String> {
+        let bad = || {
+            format!(
+                "invalid ulimit {text:?}: NAME=SOFT[:HARD], NAME one of {}",
+                ULIMIT_NAMES.join(", ")
+            )
+        };
+        let (name, values) = text.split_once('=').ok_or_else(bad)?;
+        if !ULIMIT_NAMES.contains(&name) {
+            return Err(bad());
+        }
+        let (soft, hard) = values.split_once(':').unwrap_or((values, values));
+        let soft: i64 = soft.parse().map_err(|_| bad())?;
+        let hard: i64 = hard.parse().map_err(|_| bad())?;
+        if soft < -1 || hard < -1 || (hard != -1 && (soft == -1 || soft > hard)) {
+            return Err(format!(
+                "invalid ulimit {text:?}: the soft limit must not exceed the hard one"
+            ));
+        }
+        Ok(Ulimit { name: name.to_string(), soft, hard })
+    }
+}
+
+/// Parses `--add-host NAME:ADDRESS` (`host-gateway` is not supported: there is no daemon
+/// gateway); an IPv6 address may stand in brackets.
+pub fn parse_add_host(text: &str) -> Result<(String, String), String> {
+    let (name, addr) = text
+        .split_once(':')
+        .or_else(|| text.split_once('='))
+        .ok_or_else(|| format!("invalid --add-host {text:?}: NAME:ADDRESS"))?;
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    if addr.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("invalid --add-host {text:?}: {addr:?} is not an IP address"));
+    }
+    if name.is_empty() || name.contains(char::is_whitespace) {
+        return Err(format!("invalid --add-host {text:?}: bad host name"));
+    }
+    Ok((name.to_string(), addr.to_string()))
 }
 
 impl SandboxSpec {

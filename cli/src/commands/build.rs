@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use rbuild_builder::engine::flags::{self, DockerfileInput};
 use rbuild_builder::engine::shared_cache::CacheLocation;
 use rbuild_builder::engine::{
-    context, BuildOptions, Executor, InPlaceExecutor, Platform, ProcessExecutor,
+    context, BuildOptions, Executor, InPlaceExecutor, NamedContext, Platform, ProcessExecutor,
 };
 use rbuild_builder::export::Output;
 use rbuild_builder::reference::Reference;
@@ -132,6 +132,33 @@ pub struct BuildArgs {
     /// means `type=local,dest=DIR`.
     #[arg(short = 'o', long = "output", value_name = "type=TYPE,dest=PATH")]
     output: Option<String>,
+    #[command(flatten)]
+    pub extras: crate::shared_flags::RunExtrasArgs,
+    /// A named context (repeatable): `NAME=DIR` (files for `COPY --from=NAME` and
+    /// `RUN --mount=from=NAME`) or `NAME=docker-image://REF` (an image for `FROM NAME` too).
+    /// A stage of that name wins over it.
+    #[arg(long = "build-context", value_name = "NAME=DIR|docker-image://REF")]
+    pub build_contexts: Vec<String>,
+    /// Write the build's result as buildx does: `containerimage.digest`,
+    /// `containerimage.config.digest`, `containerimage.descriptor`, `image.name`.
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Add an annotation to the image's manifest: `KEY=VALUE` or `manifest:KEY=VALUE`
+    /// (repeatable).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Accepted for buildx's scripts: the image always lands in rbuild's store.
+    #[arg(long)]
+    pub load: bool,
+    /// Provenance attestations (buildx): only `false`/`0` is accepted; rbuild makes none.
+    #[arg(long, value_name = "BOOL|mode=...", num_args = 0..=1, default_missing_value = "true")]
+    pub provenance: Option<String>,
+    /// SBOM attestations (buildx): only `false`/`0` is accepted; rbuild makes none.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub sbom: Option<String>,
+    /// Attestations (buildx `--attest type=...`): refused unless `disabled=true`.
+    #[arg(long, value_name = "type=TYPE,...")]
+    pub attest: Vec<String>,
     /// Run only the build checks and print each finding in full; nothing is built. Exit
     /// status 1 when something is found. The same as `--call=check`.
     #[arg(long)]
@@ -242,6 +269,35 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         push: args.push,
         registry: args.registry.options(),
     };
+    for (flag, value) in [("--provenance", &args.provenance), ("--sbom", &args.sbom)] {
+        if value.as_deref().is_some_and(|v| !matches!(v, "false" | "0" | "disabled=true")) {
+            bail!("{flag}: rbuild does not make attestations; give {flag}=false or leave it out");
+        }
+    }
+    if let Some(a) = args.attest.iter().find(|a| !a.split(',').any(|p| p == "disabled=true")) {
+        bail!("--attest {a:?}: rbuild does not make attestations (disabled=true is accepted)");
+    }
+    let _ = args.load;
+    let mut named_contexts = std::collections::BTreeMap::new();
+    for c in &args.build_contexts {
+        let (name, value) = c
+            .split_once('=')
+            .with_context(|| format!("invalid --build-context {c:?}: NAME=VALUE"))?;
+        named_contexts.insert(name.to_lowercase(), NamedContext::parse(value)?);
+    }
+    let mut annotations = std::collections::BTreeMap::new();
+    for a in &args.annotations {
+        let a = a.strip_prefix("manifest:").unwrap_or(a);
+        let (k, v) =
+            a.split_once('=').with_context(|| format!("invalid --annotation {a:?}: KEY=VALUE"))?;
+        if ["index", "index-descriptor", "manifest-descriptor"]
+            .iter()
+            .any(|p| k.starts_with(&format!("{p}:")) || k.starts_with(&format!("{p}[")))
+        {
+            bail!("--annotation {a:?}: rbuild writes one manifest, so only manifest annotations are taken");
+        }
+        annotations.insert(k.to_string(), v.to_string());
+    }
     let build_args = flags::key_values(&args.build_args, "build argument")?;
     let options = BuildOptions {
         tags: tags.clone(),
@@ -250,6 +306,9 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         target: args.target.clone(),
         no_cache: args.no_cache,
         no_cache_filter: args.no_cache_filter.clone(),
+        run_extras: args.extras.extras()?,
+        named_contexts,
+        annotations,
         pull: args.pull,
         labels: flags::key_values(&args.labels, "label")?,
         network: match args.network {
@@ -315,6 +374,23 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
     );
     reporter.finish(built.as_ref());
     let result = built?;
+    if let Some(path) = &args.metadata_file {
+        let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        let mut meta = serde_json::json!({
+            "containerimage.config.digest": result.image_id.to_string(),
+            "containerimage.digest": result.manifest.digest().to_string(),
+            "containerimage.descriptor": {
+                "mediaType": result.manifest.media_type().to_string(),
+                "digest": result.manifest.digest().to_string(),
+                "size": result.manifest.size(),
+            },
+        });
+        if !names.is_empty() {
+            meta["image.name"] = names.join(",").into();
+        }
+        std::fs::write(path, serde_json::to_vec_pretty(&meta)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if let Some(path) = &args.iidfile {
         std::fs::write(path, result.image_id.to_string())
             .with_context(|| format!("writing {}", path.display()))?;

@@ -27,6 +27,8 @@ pub enum NetworkArg {
 /// Arguments of `rbuild run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    extras: crate::shared_flags::RunExtrasArgs,
     /// Remove the container (its file system changes and log) when it exits; without it
     /// the container stays, exited, for `ps -a`, `start`, `logs` and `rm`.
     #[arg(long)]
@@ -148,22 +150,9 @@ fn parse_publish(text: &str) -> Result<PortMap> {
 }
 
 fn parse_memory(text: &str) -> Result<u64, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let lower = lower.strip_suffix('b').unwrap_or(&lower);
-    let (digits, mult) = match lower.chars().last() {
-        Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
-        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
-        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
-        _ => (lower, 1),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .filter(|n| *n >= 4 << 20)
-        .ok_or_else(|| {
-            format!("invalid memory limit {text:?}: a size of at least 4m, like 512m or 2g")
-        })
+    crate::shared_flags::parse_size(text).filter(|n| *n >= 4 << 20).ok_or_else(|| {
+        format!("invalid memory limit {text:?}: a size of at least 4m, like 512m or 2g")
+    })
 }
 
 /// `rbuild run`.
@@ -255,6 +244,7 @@ pub fn run(store: &Store, args: RunArgs) -> Result<ExitCode> {
         stop_timeout: args.stop_timeout,
         auto_remove: args.rm,
         named_volumes,
+        extras: args.extras.extras()?,
     };
     if args.detach {
         let record = container::create(store, &image, &args.image, &options)?;
