@@ -102,6 +102,14 @@ fn repository(reference: &Reference) -> (Repository, String) {
     (repo, tag_or_digest)
 }
 
+/// The tags of `reference`'s repository in its registry.
+pub fn list_tags(client: &Client, reference: &Reference) -> Result<Vec<String>> {
+    let (repo, _) = repository(reference);
+    runtime()?.block_on(client.list_tags(&repo)).map_err(|e| {
+        Error::registry(format!("listing the tags of {}", reference.familiar_repository()), e)
+    })
+}
+
 /// Pulls `reference` (for `platform` when it names a multi-platform index) into the
 /// store and names it `reference` (unless pulled by digest). Blobs the store has are not
 /// downloaded again; every byte is verified against its digest as it streams in.

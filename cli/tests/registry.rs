@@ -692,3 +692,38 @@ fn a_registry_that_drips_meets_the_deadline() {
     assert!(took < Duration::from_secs(30), "the deadline ended the pull: {took:?}");
     assert!(server.join().unwrap(), "the test server dripped a manifest");
 }
+
+#[test]
+fn push_all_tags_and_pull_all_tags() {
+    let images = busybox_images();
+    let registry = Registry::start();
+    let root = tempfile::tempdir().unwrap();
+    ok(root.path(), &["load", "-q", "-i", images.join("busybox-oci.tar").to_str().unwrap()]);
+    let repo = format!("{}/team/box", registry.host);
+    for tag in ["v1", "v2", "latest"] {
+        ok(root.path(), &["tag", "busybox", &format!("{repo}:{tag}")]);
+    }
+    ok(root.path(), &["tag", "busybox", &format!("{}/team/other:v9", registry.host)]);
+    let out = ok(root.path(), &["push", "-q", "--all-tags", &repo]);
+    assert_eq!(out.lines().count(), 3, "one digest per tag: {out}");
+    let listed: Value = serde_json::from_str(&skopeo(&[
+        "list-tags",
+        "--tls-verify=false",
+        &format!("docker://{repo}"),
+    ]))
+    .unwrap();
+    let mut tags: Vec<&str> =
+        listed["Tags"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    tags.sort_unstable();
+    assert_eq!(tags, ["latest", "v1", "v2"], "team/other stays out");
+    let fails = crate::util::rbuild_in(root.path(), &["push", "--all-tags", &format!("{repo}:v1")]);
+    fails_with(&fails, "without a tag");
+
+    let fresh = tempfile::tempdir().unwrap();
+    let out = ok(fresh.path(), &["pull", "-a", &repo]);
+    assert_eq!(out.matches("Status: Downloaded image for").count(), 3, "{out}");
+    let names = ok(fresh.path(), &["images", "--format", "{{.Tag}}"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort_unstable();
+    assert_eq!(names, ["latest", "v1", "v2"]);
+}

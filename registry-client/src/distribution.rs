@@ -123,6 +123,52 @@ impl Client {
         Ok(Manifest { bytes, media_type, digest })
     }
 
+    /// The repository's tags (`GET /v2/NAME/tags/list`), following the `Link` header page
+    /// by page (at most 1000 pages, each at most [`MAX_MANIFEST`] bytes).
+    pub async fn list_tags(&self, repo: &Repository) -> Result<Vec<String>> {
+        let base = self.repo_url(repo).await?;
+        let mut url = format!("{base}/tags/list");
+        let mut tags = Vec::new();
+        for _ in 0..1000 {
+            let response =
+                self.send(repo, Method::GET, &url, HeaderMap::new(), None, "pull").await?;
+            if !response.status().is_success() {
+                return Err(Self::fail(&url, response).await);
+            }
+            // The next page stays on this registry: a path, or a URL of the same origin.
+            let origin = base.split("/v2/").next().unwrap_or("").to_string();
+            let next = match response.headers().get("link").and_then(|v| v.to_str().ok()) {
+                Some(link) => match next_link(link) {
+                    Some(p) if p.starts_with("/v2/") => Some(format!("{origin}{p}")),
+                    Some(p) if p.starts_with(&format!("{origin}/v2/")) => Some(p),
+                    Some(p) => {
+                        return Err(Error::Protocol(format!("a tag list page elsewhere: {p}")))
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            if response.content_length().is_some_and(|n| n > MAX_MANIFEST) {
+                return Err(Error::TooLarge(url, MAX_MANIFEST));
+            }
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| self.request_error(&url, e, Deadline::Request))?;
+            if bytes.len() as u64 > MAX_MANIFEST {
+                return Err(Error::TooLarge(url, MAX_MANIFEST));
+            }
+            let page: TagList = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Protocol(format!("reading the tag list of {url}: {e}")))?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(n) => url = n,
+                None => return Ok(tags),
+            }
+        }
+        Err(Error::Protocol(format!("the tag list of {base} has more than 1000 pages")))
+    }
+
     /// Pushes a manifest or index under `reference` (a tag or its digest); returns its
     /// digest.
     pub async fn push_manifest(
@@ -486,5 +532,33 @@ mod tokio_util_like {
                 Err(e) => Some((Err(e), (r, buf))),
             }
         })
+    }
+}
+
+/// A page of `GET /v2/NAME/tags/list`.
+#[derive(serde::Deserialize)]
+struct TagList {
+    tags: Option<Vec<String>>,
+}
+
+/// The target of `Link: <URL>; rel="next"`.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params
+            .contains("rel=\"next\"")
+            .then(|| target.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    })
+}
+
+#[cfg(test)]
+mod link_tests {
+    #[test]
+    fn next_link_is_read() {
+        assert_eq!(
+            super::next_link("</v2/busybox/tags/list?last=b&n=2>; rel=\"next\"").as_deref(),
+            Some("/v2/busybox/tags/list?last=b&n=2")
+        );
+        assert_eq!(super::next_link("<x>; rel=\"prev\""), None);
     }
 }

@@ -27,6 +27,9 @@ pub struct PullArgs {
     /// Print only the image ID.
     #[arg(short, long)]
     quiet: bool,
+    /// Pull every tag of the repository (the reference then names no tag).
+    #[arg(short = 'a', long)]
+    all_tags: bool,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -41,6 +44,9 @@ pub struct PushArgs {
     /// Print only the pushed manifest's digest.
     #[arg(short, long)]
     quiet: bool,
+    /// Push every local tag of the repository IMAGE names (which then names no tag).
+    #[arg(short = 'a', long)]
+    all_tags: bool,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -81,13 +87,36 @@ pub fn pull(store: &Store, args: PullArgs) -> Result<ExitCode> {
         None => Platform::host(),
     };
     let client = remote::client(args.registry.options())?;
-    let pulled =
-        remote::pull_image(store, &client, &reference, &platform, reporter(args.quiet).as_ref())?;
-    if args.quiet {
-        println!("{}", pulled.image_id);
+    let references = if args.all_tags {
+        if args.reference.contains('@')
+            || args.reference.rsplit('/').next().is_some_and(|l| l.contains(':'))
+        {
+            bail!("pull --all-tags takes a repository without a tag or digest");
+        }
+        let tags = remote::list_tags(&client, &reference)?;
+        if tags.is_empty() {
+            bail!("the repository {} has no tags", reference.familiar_repository());
+        }
+        tags.iter()
+            .map(|t| Reference::parse(&format!("{}:{t}", reference.repository())))
+            .collect::<std::result::Result<Vec<_>, _>>()?
     } else {
-        println!("Digest: {}", pulled.digest);
-        println!("Status: Downloaded image for {}", reference.familiar());
+        vec![reference]
+    };
+    for reference in &references {
+        let pulled = remote::pull_image(
+            store,
+            &client,
+            reference,
+            &platform,
+            reporter(args.quiet).as_ref(),
+        )?;
+        if args.quiet {
+            println!("{}", pulled.image_id);
+        } else {
+            println!("Digest: {}", pulled.digest);
+            println!("Status: Downloaded image for {}", reference.familiar());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -95,6 +124,39 @@ pub fn pull(store: &Store, args: PullArgs) -> Result<ExitCode> {
 /// `rbuild push`.
 pub fn push(store: &Store, args: PushArgs) -> Result<ExitCode> {
     let _in_use = store.in_use()?;
+    let client = remote::client(args.registry.options())?;
+    if args.all_tags {
+        if args.destination.is_some() {
+            bail!("push --all-tags takes no destination: each tag goes to its own name");
+        }
+        let wanted = Reference::parse(&args.image)?;
+        if args.image.rsplit('/').next().is_some_and(|l| l.contains(':'))
+            || args.image.contains('@')
+        {
+            bail!("push --all-tags takes a repository without a tag or digest");
+        }
+        let mut pushed = 0;
+        for entry in store.images()? {
+            for name in entry.names.iter().filter(|n| n.repository() == wanted.repository()) {
+                let image = store.image(&entry)?;
+                let digest = remote::push_image(
+                    store,
+                    &client,
+                    &image,
+                    name,
+                    reporter(args.quiet).as_ref(),
+                )?;
+                if args.quiet {
+                    println!("{digest}");
+                }
+                pushed += 1;
+            }
+        }
+        if pushed == 0 {
+            bail!("no local image is named {}", wanted.familiar_repository());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let image = store.resolve(&args.image)?;
     let dest = match &args.destination {
         Some(d) => Reference::parse(d)?,
@@ -105,7 +167,6 @@ pub fn push(store: &Store, args: PushArgs) -> Result<ExitCode> {
             })?,
         },
     };
-    let client = remote::client(args.registry.options())?;
     let digest = remote::push_image(store, &client, &image, &dest, reporter(args.quiet).as_ref())?;
     if args.quiet {
         println!("{digest}");
