@@ -1,5 +1,40 @@
 //! Docker-style human-readable sizes and times.
 
+/// Colours of [`paint`].
+#[derive(Debug, Clone, Copy)]
+pub enum Colour {
+    /// Errors and failed steps.
+    Red = 31,
+    /// Finished steps.
+    Green = 32,
+    /// Warnings.
+    Yellow = 33,
+}
+
+/// Whether standard error takes colour: a terminal, `NO_COLOR` unset or empty
+/// (no-color.org), and `TERM` not `dumb`.
+pub fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+        && std::io::stderr().is_terminal()
+}
+
+/// `text` in `colour` when standard error takes colour (see [`colour_on_stderr`]), else
+/// as it is.
+pub fn paint(text: &str, colour: Colour) -> String {
+    if colour_on_stderr() {
+        format!("\x1b[{}m{text}\x1b[0m", colour as u8)
+    } else {
+        text.to_string()
+    }
+}
+
+/// `error:`, in red where standard error takes colour.
+pub fn error_tag() -> String {
+    paint("error:", Colour::Red)
+}
+
 /// A size the way Docker prints it: decimal units, three significant digits (`4.26MB`).
 pub fn size(bytes: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB", "PB"];

@@ -236,7 +236,12 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colour codes only on a terminal, and not when NO_COLOR asks for none.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(human::colour_on_stderr())
+        .init();
 }
 
 /// A reader of rbuild's output that went away (`rbuild images | head -1`) ends rbuild
@@ -264,7 +269,7 @@ fn main() -> ExitCode {
     let args = match with_default_command(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("error: {message}");
+            eprintln!("{} {message}", human::error_tag());
             return ExitCode::from(2);
         }
     };
@@ -365,7 +370,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("{} {err:#}", human::error_tag());
             ExitCode::FAILURE
         }
     }

@@ -70,9 +70,10 @@ pub fn check_summary(found: &[rbuild_parser::checks::Finding]) -> String {
         return String::new();
     }
     let n = found.len();
+    let head = format!("{n} warning{} found", if n == 1 { "" } else { "s" });
     let mut out = format!(
-        "\n {n} warning{} found (use rbuild build --check to expand):\n",
-        if n == 1 { "" } else { "s" }
+        "\n {} (use rbuild build --check to expand):\n",
+        crate::human::paint(&head, crate::human::Colour::Yellow)
     );
     for f in found {
         out.push_str(&format!(" - {}: {}", f.rule.name, f.message));
@@ -82,6 +83,11 @@ pub fn check_summary(found: &[rbuild_parser::checks::Finding]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `[Warning]`, in yellow where standard error takes colour.
+fn warning_tag() -> String {
+    crate::human::paint("[Warning]", crate::human::Colour::Yellow)
 }
 
 /// One finding in full, for `build --check`: the rule, its link, the message and the
@@ -128,7 +134,7 @@ impl Reporter for Plain {
                 if count == 1 { "" } else { "s" }
             ),
             Event::StepDone { id, .. } => writeln!(out, " ---> {}", short(&id)),
-            Event::Warning(w) => writeln!(std::io::stderr(), "[Warning] {w}"),
+            Event::Warning(w) => writeln!(std::io::stderr(), "{} {w}", warning_tag()),
             Event::Checks(found) => write!(std::io::stderr(), "{}", check_summary(&found)),
             Event::PullStarted { tag, repository } => {
                 writeln!(out, "{tag}: Pulling from {repository}")
@@ -164,7 +170,7 @@ struct Quiet;
 impl Reporter for Quiet {
     fn event(&self, event: Event) {
         match event {
-            Event::Warning(w) => eprintln!("[Warning] {w}"),
+            Event::Warning(w) => eprintln!("{} {w}", warning_tag()),
             Event::Checks(found) => eprint!("{}", check_summary(&found)),
             _ => {}
         }
@@ -341,7 +347,8 @@ impl Reporter for Tty {
                         format!("{:.1}s", started.elapsed().as_secs_f64())
                     };
                     bar.finish_and_clear();
-                    let _ = self.multi.println(format!("✔ {label}  {how}"));
+                    let done = crate::human::paint("✔", crate::human::Colour::Green);
+                    let _ = self.multi.println(format!("{done} {label}  {how}"));
                 }
             }
             Event::Pulling { reference, .. } => {
@@ -374,7 +381,8 @@ impl BuildOutput for Tty {
         if let Ok(mut bars) = self.bars.lock() {
             for (_, (bar, label, _)) in std::mem::take(&mut *bars) {
                 bar.finish_and_clear();
-                let _ = self.multi.println(format!("✘ {label}"));
+                let failed = crate::human::paint("✘", crate::human::Colour::Red);
+                let _ = self.multi.println(format!("{failed} {label}"));
             }
         }
         if let Ok(r) = outcome {

@@ -384,3 +384,33 @@ fn build_checks_over_the_real_world_corpus() {
         .unwrap_or_default();
     assert_eq!(got, want, "counts per rule on {} files changed:\n{got}", files.len());
 }
+
+/// Colour only on a terminal and never with NO_COLOR (no-color.org); log lines to a file
+/// carry no colour codes.
+#[test]
+fn colour_only_on_a_terminal_without_no_color() {
+    crate::util::require_tool("script", "bsdutils");
+    let bin = assert_cmd::cargo::cargo_bin("rbuild");
+    let store = tempfile::tempdir().unwrap();
+    let line = format!("{} --root {} inspect nosuch", bin.display(), store.path().display());
+    let on_tty = |no_color: Option<&str>| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"]).env_remove("NO_COLOR").env("TERM", "xterm");
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    assert!(on_tty(None).contains("\u{1b}[31merror:\u{1b}[0m"), "{:?}", on_tty(None));
+    assert!(!on_tty(Some("1")).contains('\u{1b}'), "{:?}", on_tty(Some("1")));
+    // A pull from a closed loopback port logs (reqwest's DEBUG lines) before it fails.
+    let piped = crate::util::rbuild()
+        .args(["--root", store.path().to_str().unwrap(), "pull", "127.0.0.1:9/x"])
+        .env("RUST_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert!(err.contains(" DEBUG "), "{err}");
+    assert!(!err.contains('\u{1b}'), "colour codes in a file: {err:?}");
+}

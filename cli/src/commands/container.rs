@@ -576,7 +576,7 @@ fn each(
         match action(name) {
             Ok(()) => println!("{name}"),
             Err(e) => {
-                eprintln!("error: {:#}", anyhow::Error::from(e));
+                eprintln!("{} {:#}", human::error_tag(), anyhow::Error::from(e));
                 failed = true;
             }
         }

@@ -459,7 +459,7 @@ pub fn inspect(store: &Store, args: InspectArgs) -> Result<ExitCode> {
         match view {
             Ok(v) => out.push(v),
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("{} {e}", human::error_tag());
                 failed = true;
             }
         }
@@ -594,7 +594,7 @@ pub fn rmi(store: &Store, args: RmiArgs) -> Result<ExitCode> {
                 }
             }
             Err(e) => {
-                eprintln!("error: {name}: {e}");
+                eprintln!("{} {name}: {e}", human::error_tag());
                 failed = true;
             }
         }

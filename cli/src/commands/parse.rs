@@ -108,7 +108,7 @@ impl ParseOptions {
 pub fn run(args: ParseArgs) -> Result<ExitCode> {
     let opts = ParseOptions::from_args(args)?;
     let fail = |err: &rbuild_parser::ParseError| {
-        eprintln!("error: {}", render_error(&opts.name, &opts.source, err));
+        eprintln!("{} {}", crate::human::error_tag(), render_error(&opts.name, &opts.source, err));
         Ok(ExitCode::FAILURE)
     };
     let tree = match parse_syntax(&opts.source) {
