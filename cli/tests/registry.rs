@@ -727,3 +727,82 @@ fn push_all_tags_and_pull_all_tags() {
     names.sort_unstable();
     assert_eq!(names, ["latest", "v1", "v2"]);
 }
+
+/// `login` and `logout` through a credential helper (`credsStore`): the secret goes to the
+/// helper, never into config.json, and a push finds it there.
+#[test]
+fn login_and_logout_through_a_credential_helper() {
+    use std::os::unix::fs::PermissionsExt;
+    let images = busybox_images();
+    let (registry, secure) = Registry::start_secure();
+    let work = tempfile::tempdir().unwrap();
+    let (root, config) = (work.path().join("store"), work.path().join("docker"));
+    let (bin, kept) = (work.path().join("bin"), work.path().join("kept"));
+    for d in [&bin, &kept, &config] {
+        fs::create_dir_all(d).unwrap();
+    }
+    // A helper that keeps each server's JSON in a file of its own.
+    let helper = bin.join("docker-credential-filetest");
+    fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nset -e\ndir={}\ncase \"$1\" in\n\
+             store) input=$(cat); server=$(printf %s \"$input\" | sed 's/.*\"ServerURL\":\"\\([^\"]*\\)\".*/\\1/'); printf %s \"$input\" > \"$dir/$(printf %s \"$server\" | tr -c 'A-Za-z0-9' _)\" ;;\n\
+             get) server=$(cat); f=\"$dir/$(printf %s \"$server\" | tr -c 'A-Za-z0-9' _)\"; [ -f \"$f\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}; cat \"$f\" ;;\n\
+             erase) server=$(cat); f=\"$dir/$(printf %s \"$server\" | tr -c 'A-Za-z0-9' _)\"; [ -f \"$f\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}; rm \"$f\" ;;\n\
+             esac\n",
+            kept.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::write(
+        config.join("config.json"),
+        r#"{"credsStore": "filetest", "experimental": "keep-me"}"#,
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let ca = secure.ca.to_str().unwrap();
+    let host = registry.host.as_str();
+    let (user, password) = secure.user;
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = crate::util::rbuild()
+            .env("DOCKER_CONFIG", &config)
+            .env("PATH", &path)
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    ok(&root, &["load", "-q", "-i", images.join("busybox-docker.tar").to_str().unwrap()]);
+    let login = run(&["login", "--ca-file", ca, "-u", user, "--password-stdin", host], password);
+    assert!(login.status.success(), "{}", String::from_utf8_lossy(&login.stderr));
+    let saved = fs::read_to_string(config.join("config.json")).unwrap();
+    assert!(
+        !saved.contains(password) && !saved.contains("\"auth\""),
+        "no secret in the file: {saved}"
+    );
+    assert!(saved.contains("keep-me") && saved.contains(host), "{saved}");
+    let held: Vec<_> = fs::read_dir(&kept).unwrap().collect();
+    assert_eq!(held.len(), 1, "the helper holds the credentials");
+    let dest = format!("{host}/private/busybox:1");
+    let pushed = run(&["push", "--ca-file", ca, "busybox", &dest], "");
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    let out = run(&["logout", host], "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("Removing login credentials for {host}\n")
+    );
+    assert_eq!(fs::read_dir(&kept).unwrap().count(), 0, "erased from the helper");
+    let again = run(&["logout", host], "");
+    assert_eq!(String::from_utf8_lossy(&again.stdout), format!("Not logged in to {host}\n"));
+    let denied = run(&["push", "--ca-file", ca, "busybox", &dest], "");
+    fails_with(&denied, "run rbuild login first");
+}

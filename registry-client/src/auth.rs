@@ -202,27 +202,81 @@ impl DockerConfig {
         self.auths.remove(&Self::key_for(registry)).is_some()
     }
 
-    fn helper_for(&self, registry: &str) -> Option<&str> {
-        self.cred_helpers.get(registry).or(self.creds_store.as_ref()).map(String::as_str)
+    /// The credential helper for a registry: its `credHelpers` entry, else `credsStore`.
+    pub fn helper_for(&self, registry: &str) -> Option<&str> {
+        self.cred_helpers
+            .get(registry)
+            .or_else(|| self.cred_helpers.get(&Self::key_for(registry)))
+            .or(self.creds_store.as_ref())
+            .map(String::as_str)
     }
+
+    /// Saves credentials as `docker login` does: through the registry's credential helper
+    /// when one is configured (the file then keeps only an empty `auths` entry, no
+    /// secret), else base64 in `auths`.
+    pub fn login(&mut self, registry: &str, username: &str, password: &str) -> std::io::Result<()> {
+        match self.helper_for(registry).map(str::to_string) {
+            Some(helper) => {
+                let request = serde_json::json!({
+                    "ServerURL": Self::key_for(registry),
+                    "Username": username,
+                    "Secret": password,
+                });
+                run_helper(&helper, "store", &request.to_string())?;
+                let entry = self.auths.entry(Self::key_for(registry)).or_default();
+                entry.auth = None;
+                entry.identity_token = None;
+                Ok(())
+            }
+            None => {
+                self.set(registry, username, password);
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets a registry's credentials, in its helper too; whether there were any.
+    pub fn logout(&mut self, registry: &str) -> std::io::Result<bool> {
+        let mut had = self.remove(registry);
+        if let Some(helper) = self.helper_for(registry).map(str::to_string) {
+            match run_helper(&helper, "erase", &Self::key_for(registry)) {
+                Ok(_) => had = true,
+                // Helpers say "credentials not found in native keychain" when there is none.
+                Err(e) if e.to_string().contains("not found") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(had)
+    }
+}
+
+/// Runs `docker-credential-NAME ACTION` with `input` on its standard input; its output.
+fn run_helper(helper: &str, action: &str, input: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let program = format!("docker-credential-{helper}");
+    let mut child = Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("running {program}: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_string()
+            + String::from_utf8_lossy(&out.stderr).trim();
+        return Err(std::io::Error::other(format!("{program} {action}: {said}")));
+    }
+    Ok(out.stdout)
 }
 
 /// Runs `docker-credential-NAME get` for a registry.
 fn from_helper(helper: &str, registry: &str) -> Option<Credentials> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(format!("docker-credential-{helper}"))
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    child.stdin.take()?.write_all(registry.as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
+    let stdout = run_helper(helper, "get", &DockerConfig::key_for(registry)).ok()?;
     #[derive(Deserialize)]
     struct HelperReply {
         #[serde(rename = "Username")]
@@ -230,7 +284,7 @@ fn from_helper(helper: &str, registry: &str) -> Option<Credentials> {
         #[serde(rename = "Secret")]
         secret: String,
     }
-    let reply: HelperReply = serde_json::from_slice(&out.stdout).ok()?;
+    let reply: HelperReply = serde_json::from_slice(&stdout).ok()?;
     if reply.username == "<token>" {
         Some(Credentials::IdentityToken(reply.secret))
     } else {

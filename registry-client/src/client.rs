@@ -134,8 +134,9 @@ pub struct Client {
     http: reqwest::Client,
     options: ClientOptions,
     credentials: Arc<dyn CredentialSource>,
-    /// Authorization header values by registry and scope.
-    tokens: Arc<Mutex<HashMap<String, String>>>,
+    /// Authorization header values by registry and scope, with when a token stops
+    /// being good (`None` for Basic, which does not expire).
+    tokens: Arc<Mutex<HashMap<String, (String, Option<std::time::Instant>)>>>,
     /// The scheme found for each insecure registry.
     schemes: Arc<std::sync::Mutex<HashMap<String, &'static str>>>,
     /// Whether requests without a body move a blob (see [`Client::for_transfer`]).
@@ -148,6 +149,9 @@ struct TokenReply {
     token: Option<String>,
     #[serde(default)]
     access_token: Option<String>,
+    /// Seconds the token is good for (60 when absent, as the token spec says).
+    #[serde(default)]
+    expires_in: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -270,7 +274,7 @@ impl Client {
         registry: &str,
         params: &HashMap<String, String>,
         scope: &str,
-    ) -> Result<String> {
+    ) -> Result<(String, std::time::Duration)> {
         let realm = params.get("realm").ok_or_else(|| {
             Error::Protocol(format!("{registry}: a bearer challenge without a realm"))
         })?;
@@ -319,10 +323,12 @@ impl Client {
             .json()
             .await
             .map_err(|e| Error::Protocol(format!("{realm}: bad token reply: {e}")))?;
-        token
+        let good_for = std::time::Duration::from_secs(token.expires_in.unwrap_or(60).max(1));
+        let value = token
             .token
             .or(token.access_token)
-            .ok_or_else(|| Error::Protocol(format!("{realm}: the token reply has no token")))
+            .ok_or_else(|| Error::Protocol(format!("{realm}: the token reply has no token")))?;
+        Ok((value, good_for))
     }
 
     fn basic_header(&self, registry: &str) -> Option<HeaderValue> {
@@ -391,7 +397,18 @@ impl Client {
         loop {
             let mut request =
                 self.http.request(method.clone(), url).headers(headers.clone()).timeout(timeout);
-            if let Some(auth) = self.tokens.lock().await.get(&key).cloned() {
+            let cached = {
+                let mut tokens = self.tokens.lock().await;
+                // A token that has expired (or is about to) is asked for again, not sent.
+                let expired = tokens.get(&key).is_some_and(|(_, until)| {
+                    until.is_some_and(|u| std::time::Instant::now() >= u)
+                });
+                if expired {
+                    tokens.remove(&key);
+                }
+                tokens.get(&key).map(|(auth, _)| auth.clone())
+            };
+            if let Some(auth) = cached {
                 if let Ok(mut v) = HeaderValue::from_str(&auth) {
                     v.set_sensitive(true);
                     request = request.header(AUTHORIZATION, v);
@@ -425,14 +442,19 @@ impl Client {
                             .and_then(parse_challenge);
                         let auth = match challenge {
                             Some(c) if c.scheme == "bearer" => {
-                                let token =
+                                let (token, good_for) =
                                     self.fetch_token(&repo.registry, &c.params, &scope).await?;
-                                format!("Bearer {token}")
+                                // Renewed 10 s before it ends (or at half its life when
+                                // shorter), so no request goes out with a token that dies
+                                // on the way.
+                                let margin = (good_for / 2).min(std::time::Duration::from_secs(10));
+                                let until = std::time::Instant::now() + good_for - margin;
+                                (format!("Bearer {token}"), Some(until))
                             }
                             Some(c) if c.scheme == "basic" => match self
                                 .basic_header(&repo.registry)
                             {
-                                Some(h) => h.to_str().unwrap_or_default().to_string(),
+                                Some(h) => (h.to_str().unwrap_or_default().to_string(), None),
                                 None => return Err(Error::Unauthorized {
                                     registry: repo.registry.clone(),
                                     message:

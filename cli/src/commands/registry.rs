@@ -221,7 +221,7 @@ pub fn login(args: LoginArgs) -> Result<ExitCode> {
     let path = DockerConfig::default_path();
     let mut config =
         DockerConfig::load(&path).with_context(|| format!("reading {}", path.display()))?;
-    config.set(&registry, &username, &password);
+    config.login(&registry, &username, &password).context("saving the credentials")?;
     config.save(&path).with_context(|| format!("writing {}", path.display()))?;
     println!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
@@ -233,7 +233,7 @@ pub fn logout(args: LogoutArgs) -> Result<ExitCode> {
     let path = DockerConfig::default_path();
     let mut config =
         DockerConfig::load(&path).with_context(|| format!("reading {}", path.display()))?;
-    if config.remove(&registry) {
+    if config.logout(&registry).context("removing the credentials")? {
         config.save(&path).with_context(|| format!("writing {}", path.display()))?;
         println!("Removing login credentials for {registry}");
     } else {
