@@ -128,6 +128,9 @@ pub fn is_loopback(registry: &str) -> bool {
     host == "localhost" || host.starts_with("127.") || host == "::1"
 }
 
+/// An Authorization header value and when it stops being good (`None`: never).
+type CachedAuth = (String, Option<std::time::Instant>);
+
 /// The OCI distribution client.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -136,7 +139,7 @@ pub struct Client {
     credentials: Arc<dyn CredentialSource>,
     /// Authorization header values by registry and scope, with when a token stops
     /// being good (`None` for Basic, which does not expire).
-    tokens: Arc<Mutex<HashMap<String, (String, Option<std::time::Instant>)>>>,
+    tokens: Arc<Mutex<HashMap<String, CachedAuth>>>,
     /// The scheme found for each insecure registry.
     schemes: Arc<std::sync::Mutex<HashMap<String, &'static str>>>,
     /// Whether requests without a body move a blob (see [`Client::for_transfer`]).
