@@ -153,7 +153,12 @@ pub fn pull_image(
         std::iter::once(parsed.config().clone()).chain(parsed.layers().iter().cloned()).collect();
     let missing: Vec<Descriptor> =
         blobs.iter().filter(|d| !store.has_blob(d.digest())).cloned().collect();
-    download_blobs(client, &repo, store, missing, reporter, &reference.familiar())?;
+    // The config is fetched unshown: docker lists only layers in a pull's progress.
+    let (config_blob, layers): (Vec<Descriptor>, Vec<Descriptor>) =
+        missing.into_iter().partition(|d| d.digest() == parsed.config().digest());
+    let what = reference.familiar();
+    download_blobs(client, &repo, store, config_blob, &crate::report::NoReport, &what)?;
+    download_blobs(client, &repo, store, layers, reporter, &what)?;
     // Layers are checked against their diff IDs whenever they are extracted (snapshots and
     // unpack hash the uncompressed stream); here only their number must agree.
     let config: ImageConfiguration = store.read_json(parsed.config().digest(), "image config")?;

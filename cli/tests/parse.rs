@@ -414,3 +414,24 @@ fn colour_only_on_a_terminal_without_no_color() {
     assert!(err.contains(" DEBUG "), "{err}");
     assert!(!err.contains('\u{1b}'), "colour codes in a file: {err:?}");
 }
+
+/// A Dockerfile that does not parse ends `--progress json` with the error and where it is,
+/// as a failed step does; a flag typo is answered with the nearest flag.
+#[test]
+fn a_parse_failure_is_a_json_event_and_flag_typos_get_a_suggestion() {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nCOPY --frm=a x /y\n").unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let o = crate::util::rbuild()
+        .args(["--root", store.path().to_str().unwrap(), "build", "--progress", "json"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "failed");
+    assert_eq!(last["error"], "unknown flag: --frm for COPY (did you mean --from?)");
+    assert_eq!((last["line"].as_u64(), last["column"].as_u64()), (Some(2), Some(6)));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("(did you mean --from?)"));
+}

@@ -226,6 +226,10 @@ fn push_is_read_by_skopeo_and_pull_reads_it_back() {
     let pulled = ok(fresh.path(), &["pull", &dest]);
     assert!(pulled.contains(&format!("Digest: {pushed}")), "{pulled}");
     assert_eq!(image_id(fresh.path(), &dest), config_digest(images));
+    // As docker shows a pull: the one layer, not the config blob.
+    assert_eq!(pulled.matches("Pull complete").count(), 1, "{pulled}");
+    let config = config_digest(images);
+    assert!(!pulled.contains(&config["sha256:".len().."sha256:".len() + 12]), "{pulled}");
 }
 
 #[test]

@@ -78,12 +78,14 @@ pub enum ErrorKind {
         suggestion: Option<String>,
     },
     /// A flag the instruction does not take.
-    #[error("unknown flag: --{flag} for {instruction}")]
+    #[error("unknown flag: --{flag} for {instruction}{}", suggestion.as_ref().map(|s| format!(" (did you mean --{s}?)")).unwrap_or_default())]
     UnknownFlag {
         /// The instruction keyword.
         instruction: String,
         /// The flag name without dashes.
         flag: String,
+        /// The instruction's flag closest to it, if one is close.
+        suggestion: Option<String>,
     },
     /// A flag or argument value that is not valid.
     #[error("{0}")]

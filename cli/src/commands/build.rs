@@ -256,7 +256,15 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
     )?;
     let df = match rbuild_parser::parse(&dockerfile.text) {
         Ok(df) => df,
-        Err(e) => bail!("{}", rbuild_parser::render_error(&dockerfile.name, &dockerfile.text, &e)),
+        Err(e) => {
+            if mode == ProgressMode::Json {
+                // The event stream ends with the failure, where it is, as for a failed step.
+                let v = serde_json::json!({"event": "failed", "error": e.kind.to_string(),
+                    "file": dockerfile.name, "line": e.span.start.line, "column": e.span.start.column});
+                println!("{v}");
+            }
+            bail!("{}", rbuild_parser::render_error(&dockerfile.name, &dockerfile.text, &e))
+        }
     };
     let job = BuildJob {
         cache_from: args

@@ -35,9 +35,16 @@ impl Flags {
                 None => (body, None),
             };
             let Some(&(name, kind)) = spec.iter().find(|(n, _)| *n == name) else {
+                let suggestion = spec
+                    .iter()
+                    .map(|(known, _)| (strsim::damerau_levenshtein(name, known), *known))
+                    .filter(|(d, known)| *d <= 2.min(known.len() / 2).max(1))
+                    .min()
+                    .map(|(_, known)| known.to_string());
                 return Err(ErrorKind::UnknownFlag {
                     instruction: instruction.to_string(),
                     flag: name.to_string(),
+                    suggestion,
                 });
             };
             if kind != FlagType::List && values.iter().any(|(n, _)| *n == name) {
@@ -155,7 +162,9 @@ mod tests {
         assert!(Flags::parse("COPY", &raw(&["--link=maybe"]), &spec).is_err());
         assert!(matches!(
             Flags::parse("COPY", &raw(&["--nope"]), &spec),
-            Err(ErrorKind::UnknownFlag { .. })
+            Err(ErrorKind::UnknownFlag { suggestion: None, .. })
         ));
+        let typo = Flags::parse("COPY", &raw(&["--frm=a"]), &spec).err().map(|e| e.to_string());
+        assert_eq!(typo.as_deref(), Some("unknown flag: --frm for COPY (did you mean --from?)"));
     }
 }
