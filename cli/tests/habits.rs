@@ -233,6 +233,18 @@ fn call_outline_and_targets() {
     assert!(outline.contains("SECRET\ntoken\n"), "{outline}");
     let test = ok(root.path(), &["build", "--call=outline", dir]);
     assert!(test.contains("SSH\ndefault\n"), "{test}");
+    // hadolint's rules join --check when asked for.
+    let o = rbuild_in(root.path(), &["build", "--check", "--hadolint", dir]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(
+            "Dockerfile:3 DL3006 warning: Always tag the version of an image explicitly\n"
+        ),
+        "{out}"
+    );
+    let plain = rbuild_in(root.path(), &["build", "--check", dir]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("DL3006"), "opt-in only");
 }
 
 #[test]

