@@ -270,10 +270,10 @@ pub fn hadolint(df: &Dockerfile) -> Vec<HadolintFinding> {
                 env_seen.extend(defined.iter().map(|s| s.to_string()));
             }
             InstructionKind::Arg(pairs) => env_seen.extend(pairs.iter().map(|(k, _)| k.clone())),
-            InstructionKind::Label(pairs) => {
-                if pairs.iter().any(|(k, _)| !label_key_ok(drop_quotes(k))) {
-                    add(line, "DL3048");
-                }
+            InstructionKind::Label(pairs)
+                if pairs.iter().any(|(k, _)| !label_key_ok(drop_quotes(k))) =>
+            {
+                add(line, "DL3048");
             }
             _ => {}
         }
