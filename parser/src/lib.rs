@@ -13,7 +13,8 @@
 //! 3. [`StageGraph`]: stages, their bases and the edges between them, global `ARG`s, the
 //!    stages a target needs, in build order ([`StageGraph::build`]).
 //!
-//! The [`dockerignore`] module matches context paths against `.dockerignore` patterns with
+//! The [`checks`] module runs BuildKit's build checks (and, opt-in, hadolint's rules that
+//! need no shell parser) over a parsed Dockerfile. The [`dockerignore`] module matches context paths against `.dockerignore` patterns with
 //! Docker's semantics. The [`shell`] module is the shell-word lexer used for `$VAR` expansion and word
 //! splitting. Nothing here does I/O: the crate takes text and returns values or a
 //! [`ParseError`] that says where (line and column) and what.
