@@ -396,6 +396,24 @@ fn buildx_flags_take_effect() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+    // run: a missing working directory is made before the switch to the user; errors of
+    // the sandbox keep their cause and errno; a missing program is said as docker says it.
+    let o = ok(
+        r,
+        &["run", "--rm", "--network", "none", "-u", "nobody", "-w", "/work", "busybox", "pwd"],
+    );
+    assert_eq!(o, "/work\n");
+    let o =
+        rbuild_in(r, &["run", "--rm", "--network", "none", "-w", "/etc/passwd", "busybox", "true"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("/etc/passwd: Not a directory (os error 20)"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = rbuild_in(r, &["run", "--rm", "--network", "none", "busybox", "nosuchcmd"]);
+    assert_eq!(o.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("nosuchcmd: executable file not found in $PATH"));
     // run takes the same three.
     let o = ok(
         r,

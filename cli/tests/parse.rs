@@ -522,3 +522,21 @@ fn hadolint_rules_agree_with_hadolint_on_the_corpus() {
         ours.iter().filter_map(|f| f.rsplit(':').next()).collect();
     assert_eq!(fired.len(), implemented.len(), "every rule fires at least once: {fired:?}");
 }
+
+/// A reader that goes away (`| head`) ends rbuild quietly with 141, as SIGPIPE would, with
+/// no panic message.
+#[test]
+fn a_closed_pipe_ends_rbuild_quietly() {
+    let bin = assert_cmd::cargo::cargo_bin("rbuild");
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("err");
+    let script = format!(
+        "{} completion bash 2>{} | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        bin.display(),
+        err.display()
+    );
+    let o = std::process::Command::new("bash").arg("-c").arg(&script).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "141");
+    let said = std::fs::read_to_string(&err).unwrap();
+    assert!(!said.contains("panicked") && !said.contains("Broken pipe"), "{said}");
+}
