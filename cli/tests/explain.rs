@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::util::{busybox_images, ok, rbuild_in};
+use crate::util::{ok, rbuild_in};
 
 struct Project {
     root: tempfile::TempDir,
@@ -13,9 +13,7 @@ struct Project {
 
 impl Project {
     fn new(dockerfile: &str) -> Project {
-        let root = tempfile::tempdir().unwrap();
-        let archive = busybox_images().join("busybox-oci.tar");
-        ok(root.path(), &["load", "-q", "-i", archive.to_str().unwrap()]);
+        let root = crate::util::store_with_busybox();
         ok(root.path(), &["tag", "busybox", "base"]);
         let ctx = tempfile::tempdir().unwrap();
         fs::create_dir(ctx.path().join("src")).unwrap();

@@ -5,15 +5,13 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{busybox_images, ok, rbuild_in};
+use crate::util::{ok, rbuild_in};
 
 /// A store holding busybox (as `busybox` and `mine:1`) and `built`, built here from it
 /// with a label, and one exited container.
 fn store() -> tempfile::TempDir {
-    let root = tempfile::tempdir().unwrap();
+    let root = crate::util::store_with_busybox();
     let r = root.path();
-    let archive = busybox_images().join("busybox-oci.tar");
-    ok(r, &["load", "-q", "-i", archive.to_str().unwrap()]);
     ok(r, &["tag", "busybox", "mine:1"]);
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -131,10 +129,8 @@ fn context(dockerfile: &str) -> tempfile::TempDir {
 #[test]
 fn build_checks_in_builds_and_alone() {
     crate::util::require_root();
-    let root = tempfile::tempdir().unwrap();
+    let root = crate::util::store_with_busybox();
     let r = root.path();
-    let archive = busybox_images().join("busybox-oci.tar");
-    ok(r, &["load", "-q", "-i", archive.to_str().unwrap()]);
     let ctx =
         context("FROM busybox as Builder\nENV A 1\nCOPY $NOPE /x\nRUN echo ran\nCMD echo hi\n");
     let dir = ctx.path().to_str().unwrap();
@@ -318,10 +314,8 @@ fn prune_system_and_builder_as_docker_names_them() {
 #[test]
 fn buildx_flags_take_effect() {
     crate::util::require_root();
-    let root = tempfile::tempdir().unwrap();
+    let root = crate::util::store_with_busybox();
     let r = root.path();
-    let archive = busybox_images().join("busybox-oci.tar");
-    ok(r, &["load", "-q", "-i", archive.to_str().unwrap()]);
     let extra = tempfile::tempdir().unwrap();
     std::fs::write(extra.path().join("e.txt"), "from the named context\n").unwrap();
     let ctx = context(

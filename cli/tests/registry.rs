@@ -699,10 +699,8 @@ fn a_registry_that_drips_meets_the_deadline() {
 
 #[test]
 fn push_all_tags_and_pull_all_tags() {
-    let images = busybox_images();
     let registry = Registry::start();
-    let root = tempfile::tempdir().unwrap();
-    ok(root.path(), &["load", "-q", "-i", images.join("busybox-oci.tar").to_str().unwrap()]);
+    let root = crate::util::store_with_busybox();
     let repo = format!("{}/team/box", registry.host);
     for tag in ["v1", "v2", "latest"] {
         ok(root.path(), &["tag", "busybox", &format!("{repo}:{tag}")]);

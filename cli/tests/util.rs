@@ -212,3 +212,11 @@ pub fn copy_executable(from: &Path, to: &Path) {
     let copied = Command::new("cp").arg(from).arg(to).status().unwrap();
     assert!(copied.success(), "cp {} {} failed", from.display(), to.display());
 }
+
+/// A new store holding busybox (loaded from the test image archive).
+pub fn store_with_busybox() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let archive = busybox_images().join("busybox-oci.tar");
+    ok(root.path(), &["load", "-q", "-i", archive.to_str().unwrap()]);
+    root
+}
