@@ -336,8 +336,20 @@ fn rbuild_with_config(
     args: &[&str],
     stdin: Option<&str>,
 ) -> std::process::Output {
+    rbuild_with_env(root, config, &[], args, stdin)
+}
+
+/// [`rbuild_with_config`] with more environment variables.
+fn rbuild_with_env(
+    root: &Path,
+    config: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
     use std::io::Write;
     let mut child = crate::util::rbuild()
+        .envs(env.iter().copied())
         .env("DOCKER_CONFIG", config)
         .arg("--root")
         .arg(root)
@@ -768,20 +780,7 @@ fn login_and_logout_through_a_credential_helper() {
     let host = registry.host.as_str();
     let (user, password) = secure.user;
     let run = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = crate::util::rbuild()
-            .env("DOCKER_CONFIG", &config)
-            .env("PATH", &path)
-            .arg("--root")
-            .arg(&root)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
+        rbuild_with_env(&root, &config, &[("PATH", &path)], args, Some(stdin))
     };
     ok(&root, &["load", "-q", "-i", images.join("busybox-docker.tar").to_str().unwrap()]);
     let login = run(&["login", "--ca-file", ca, "-u", user, "--password-stdin", host], password);
