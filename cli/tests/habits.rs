@@ -290,6 +290,24 @@ fn prune_system_and_builder_as_docker_names_them() {
     assert!(gone.contains("Deleted 1 untagged image;"), "{gone}");
     let bad = rbuild_in(r, &["prune", "--filter", "colour=red"]);
     assert!(!bad.status.success());
+    // On a terminal prune asks first; "n" leaves everything.
+    crate::util::require_tool("script", "bsdutils");
+    let line = format!(
+        "{} --root {} prune",
+        assert_cmd::cargo::cargo_bin("rbuild").display(),
+        r.display()
+    );
+    let mut asked = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    asked.stdin.take().unwrap().write_all(b"n\n").unwrap();
+    let said = String::from_utf8_lossy(&asked.wait_with_output().unwrap().stdout).into_owned();
+    assert!(said.contains("Are you sure you want to continue? [y/N]"), "{said}");
+    assert!(!said.contains("Deleted"), "answered no: {said}");
 
     // system df counts the build cache that builder prune then frees.
     let ctx = context("FROM busybox\nRUN echo x > /x\n");
@@ -370,6 +388,32 @@ fn buildx_flags_take_effect() {
     let manifest = out.path().join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
     let manifest: Value = serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
     assert_eq!(manifest["annotations"]["org.example.team"], "web");
+    // A named context takes the place of a stage of its name: the stage is not built.
+    let over = context(
+        "FROM busybox AS src\nRUN false\nFROM busybox AS base\nRUN false\nFROM base\nCOPY --from=src e.txt /e.txt\n",
+    );
+    let src_arg = format!("src={}", extra.path().display());
+    let replaced = ok(
+        r,
+        &[
+            "build",
+            "-q",
+            "--network",
+            "none",
+            "-t",
+            "over",
+            "--build-context",
+            &src_arg,
+            "--build-context",
+            "base=docker-image://busybox",
+            over.path().to_str().unwrap(),
+        ],
+    );
+    assert!(replaced.starts_with("sha256:"), "{replaced}");
+    assert_eq!(
+        ok(r, &["run", "--rm", "--network", "none", "over", "cat", "/e.txt"]),
+        "from the named context\n"
+    );
     // A changed named context is a changed input.
     std::fs::write(extra.path().join("e.txt"), "changed\n").unwrap();
     let again = ok(r, &args).trim().to_string();

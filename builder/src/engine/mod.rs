@@ -46,7 +46,7 @@ use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::store::{Image, Store};
 use context::BuildContext;
-use rbuild_parser::{Dockerfile, StageGraph};
+use rbuild_parser::{Dockerfile, StageBase, StageGraph};
 use record::{BuildRecord, StepRecord};
 
 /// An OS, architecture and variant (`linux/amd64`, `linux/arm64/v8`).
@@ -335,17 +335,17 @@ impl Shared<'_> {
     /// stands for it: a finished stage's, else an image's (from the store, or pulled once
     /// per build).
     pub fn view_of(&self, stage: usize, name: &str) -> Result<(rootfs::RootfsView, String)> {
-        if let Some(i) = stage_by_ref(&self.graph, name) {
+        let named = self.options.named_contexts.get(&name.to_lowercase());
+        if let Some(NamedContext::Dir(dir)) = named {
+            let digest = context::tree_digest(dir)?;
+            return Ok((rootfs::RootfsView::new(vec![dir.clone()]), format!("dir:{digest}")));
+        }
+        if let Some(i) = stage_by_ref(&self.graph, name).filter(|_| named.is_none()) {
             let o = self.finished(i)?;
             return Ok((
                 rootfs::RootfsView::new(o.snapshots.clone()),
                 format!("stage:{}", o.chain.0),
             ));
-        }
-        if let Some(NamedContext::Dir(dir)) = self.options.named_contexts.get(&name.to_lowercase())
-        {
-            let digest = context::tree_digest(dir)?;
-            return Ok((rootfs::RootfsView::new(vec![dir.clone()]), format!("dir:{digest}")));
         }
         let cached = self.images.lock().ok().and_then(|m| m.get(name).cloned());
         let image = match cached {
@@ -432,7 +432,8 @@ pub fn build(
     let mut graph_args: BTreeMap<String, String> =
         vars::platform_args(&options.platform, &Platform::host()).into_iter().collect();
     graph_args.extend(options.build_args.clone());
-    let graph = StageGraph::build(df, &graph_args).map_err(|e| parse_error(options, &e))?;
+    let mut graph = StageGraph::build(df, &graph_args).map_err(|e| parse_error(options, &e))?;
+    override_stages(&mut graph, &options.named_contexts);
     let order = graph.order_for(options.target.as_deref()).map_err(|e| parse_error(options, &e))?;
     let target = *order.last().ok_or_else(|| Error::Build("nothing to build".into()))?;
     let context = BuildContext::open(
@@ -527,6 +528,26 @@ pub fn build(
     explain::remember(store, &explain::lineage(options), &image_id)?;
     let cached = steps.iter().filter(|s| s.cached).count();
     Ok(BuildResult { image_id, manifest, steps, cached, checks })
+}
+
+/// A named context takes the place of the stage of the same name, as in BuildKit: what
+/// named the stage (`FROM`, `COPY --from`, `RUN --mount=from=`) now names the context, and
+/// the stage is no longer needed for it.
+fn override_stages(graph: &mut StageGraph, named: &BTreeMap<String, NamedContext>) {
+    let overridden: Vec<(usize, String)> = graph
+        .stages
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.name.clone().filter(|n| named.contains_key(n)).map(|n| (i, n)))
+        .collect();
+    for stage in &mut graph.stages {
+        stage.edges.retain(|(t, _)| !overridden.iter().any(|(i, _)| i == t));
+        if let StageBase::Stage(t) = stage.base {
+            if let Some((_, name)) = overridden.iter().find(|(i, _)| *i == t) {
+                stage.base = StageBase::Image(name.clone());
+            }
+        }
+    }
 }
 
 fn parse_error(options: &BuildOptions, e: &rbuild_parser::ParseError) -> Error {
