@@ -95,6 +95,8 @@ const STORE_DIRS: &[&str] = &[
     "context-cache",
     "logs",
     "builds",
+    "builds/lines",
+    "explain",
     "snapshot-records",
     "volumes",
 ];
