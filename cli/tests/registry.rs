@@ -249,6 +249,14 @@ fn pulls_what_skopeo_pushes() {
     assert_eq!(quiet.trim(), config_digest(images));
     let list = ok(root.path(), &["images"]);
     assert!(list.contains(&format!("{}/library/busybox", registry.host)), "{list}");
+    // One size, as docker shows it (the layer uncompressed), whether the image was pulled
+    // (a gzip layer) or loaded from a docker archive (a plain tar).
+    let pulled_size = ok(root.path(), &["images", "--format", "{{.Size}}"]);
+    let loaded = tempfile::tempdir().unwrap();
+    ok(loaded.path(), &["load", "-q", "-i", images.join("busybox-docker.tar").to_str().unwrap()]);
+    assert_eq!(pulled_size, ok(loaded.path(), &["images", "--format", "{{.Size}}"]));
+    let inspected: Value = serde_json::from_str(&ok(root.path(), &["inspect", &dest])).unwrap();
+    assert!(inspected[0]["Size"].as_u64().unwrap() > 1_500_000, "uncompressed: {inspected}");
     let missing = crate::util::rbuild_in(
         root.path(),
         &["pull", &format!("{}/nothing/here:1", registry.host)],

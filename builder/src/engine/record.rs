@@ -116,7 +116,7 @@ impl Store {
                 size: if h.empty_layer().unwrap_or(false) {
                     0
                 } else {
-                    made.next().map(|l| l.size()).unwrap_or(0)
+                    made.next().map(|l| self.layer_content_size(l)).unwrap_or(0)
                 },
                 comment: h.comment().clone().unwrap_or_default(),
                 step: None,

@@ -36,7 +36,8 @@ impl Image {
         self.manifest.config().digest()
     }
 
-    /// Total size of the layer blobs and the configuration.
+    /// Total size of the layer blobs and the configuration (as stored: compressed layers
+    /// count compressed). [`Store::image_size`] is the size docker shows.
     pub fn size(&self) -> u64 {
         self.manifest.layers().iter().map(|l| l.size()).sum::<u64>() + self.manifest.config().size()
     }
@@ -362,6 +363,47 @@ impl Store {
         Ok(freed)
     }
 
+    /// An image's size as docker shows it: its layers' content, uncompressed, so that an
+    /// image shows one size whether it was pulled (compressed layers) or loaded or built
+    /// (plain tars).
+    pub fn image_size(&self, image: &Image) -> u64 {
+        image.manifest.layers().iter().map(|l| self.layer_content_size(l)).sum()
+    }
+
+    /// A layer's uncompressed size: a plain tar's blob size; a gzip stream's from its
+    /// trailer (ISIZE: the size modulo 2^32, taken as the smallest size at least the
+    /// compressed one, which is exact for layers under 4 GiB); a zstd frame's from its
+    /// header when it records it. Otherwise (or when the blob cannot be read) the blob's
+    /// size.
+    pub fn layer_content_size(&self, layer: &Descriptor) -> u64 {
+        use std::io::{Read, Seek, SeekFrom};
+        let media = layer.media_type().to_string();
+        let stored = layer.size();
+        let Ok(mut f) = self.open_blob(layer.digest()) else { return stored };
+        if media.ends_with("gzip") {
+            let mut trailer = [0u8; 4];
+            if stored < 18
+                || f.seek(SeekFrom::End(-4)).is_err()
+                || f.read_exact(&mut trailer).is_err()
+            {
+                return stored;
+            }
+            let mut size = u64::from(u32::from_le_bytes(trailer));
+            while size < stored {
+                size += 1 << 32;
+            }
+            return size;
+        }
+        if media.ends_with("zstd") {
+            let mut head = [0u8; 18];
+            return match f.read(&mut head) {
+                Ok(n) => zstd_content_size(&head[..n]).unwrap_or(stored),
+                Err(_) => stored,
+            };
+        }
+        stored
+    }
+
     /// Space used, by kind: blobs of images, blobs nothing uses, extracted snapshots.
     pub fn disk_usage(&self) -> Result<BTreeMap<&'static str, u64>> {
         let images = self.reachable_from_images()?;
@@ -391,6 +433,29 @@ impl Store {
         }
         Ok(usage)
     }
+}
+
+/// The content size a zstd frame header records (RFC 8878, 3.1.1.1), if it does.
+fn zstd_content_size(head: &[u8]) -> Option<u64> {
+    if head.len() < 6 || head[..4] != [0x28, 0xb5, 0x2f, 0xfd] {
+        return None;
+    }
+    let descriptor = head[4];
+    let single_segment = descriptor & 0x20 != 0;
+    let fcs_len = match descriptor >> 6 {
+        0 if single_segment => 1,
+        0 => return None,
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    let dict_len = [0, 1, 2, 4][usize::from(descriptor & 0x03)];
+    let start = 5 + usize::from(!single_segment) + dict_len;
+    let field = head.get(start..start + fcs_len)?;
+    let mut bytes = [0u8; 8];
+    bytes[..fcs_len].copy_from_slice(field);
+    let value = u64::from_le_bytes(bytes);
+    Some(if fcs_len == 2 { value + 256 } else { value })
 }
 
 /// Checks that an image config lists as many diff IDs as its manifest (or archive) has
@@ -426,7 +491,7 @@ impl Store {
             "Architecture": config.architecture().to_string(),
             "Variant": config.variant(),
             "Os": config.os().to_string(),
-            "Size": image.size(),
+            "Size": self.image_size(image),
             "RootFS": {
                 "Type": "layers",
                 "Layers": config.rootfs().diff_ids(),
@@ -434,5 +499,19 @@ impl Store {
             "History": config.history(),
             "Descriptor": image.entry.manifest,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn zstd_frames_say_their_content_size() {
+        let data = vec![7u8; 100_000];
+        // One-shot compression knows the size and writes it into the frame header.
+        let frame = zstd::bulk::compress(&data, 3).unwrap_or_default();
+        assert_eq!(super::zstd_content_size(&frame[..18.min(frame.len())]), Some(100_000));
+        let small = zstd::bulk::compress(&data[..300], 3).unwrap_or_default();
+        assert_eq!(super::zstd_content_size(&small[..18.min(small.len())]), Some(300));
+        assert_eq!(super::zstd_content_size(b"not a frame at all"), None);
     }
 }

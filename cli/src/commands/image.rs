@@ -377,7 +377,7 @@ pub fn images(store: &Store, args: ImagesArgs) -> Result<ExitCode> {
                 Some(n) => (n.familiar_repository(), n.tag().unwrap_or("<none>").to_string()),
                 None => ("<none>".into(), "<none>".into()),
             };
-            let size = human::size(image.size());
+            let size = human::size(store.image_size(&image));
             rows.push(json!({
                 "Containers": "N/A",
                 "CreatedAt": docker_time(created(&image)),
