@@ -289,9 +289,39 @@ fn an_unknown_command_is_said_as_such() {
 fn every_command_and_flag_has_help() {
     // The commands a user meets, each listed by `rbuild --help`...
     let expected = [
-        "build", "parse", "images", "inspect", "history", "tag", "rmi", "save", "load", "prune",
-        "du", "fsck", "pull", "push", "login", "logout", "run", "ps", "logs", "stop", "kill",
-        "start", "restart", "rm", "wait", "commit", "volume", "exec", "port",
+        "build",
+        "parse",
+        "images",
+        "inspect",
+        "history",
+        "tag",
+        "rmi",
+        "save",
+        "load",
+        "prune",
+        "du",
+        "fsck",
+        "pull",
+        "push",
+        "login",
+        "logout",
+        "run",
+        "ps",
+        "logs",
+        "stop",
+        "kill",
+        "start",
+        "restart",
+        "rm",
+        "wait",
+        "commit",
+        "volume",
+        "exec",
+        "port",
+        "system",
+        "builder",
+        "completion",
+        "man",
     ];
     let top = rbuild().arg("--help").output().unwrap_or_else(|e| panic!("{e}"));
     let top = String::from_utf8_lossy(&top.stdout).into_owned();
@@ -310,7 +340,12 @@ fn every_command_and_flag_has_help() {
     }
     // ... and every listed command (and volume's) has help of its own: usage and a text.
     let volume = ["create", "ls", "inspect", "rm", "prune"].map(|s| vec!["volume", s]);
-    let all = listed.iter().map(|c| vec![c.as_str()]).chain(volume.iter().cloned());
+    let groups = [vec!["system", "df"], vec!["system", "prune"], vec!["builder", "prune"]];
+    let all = listed
+        .iter()
+        .map(|c| vec![c.as_str()])
+        .chain(volume.iter().cloned())
+        .chain(groups.iter().cloned());
     for mut command in all {
         command.push("--help");
         let out = rbuild().args(&command).output().unwrap_or_else(|e| panic!("{e}"));
