@@ -372,6 +372,48 @@ impl Client {
         Error::Transport { url: url.to_string(), source: e.without_url() }
     }
 
+    /// The Authorization value cached for `key`, unless it has expired (or is about to):
+    /// such a token is asked for again rather than sent.
+    async fn cached_auth(&self, key: &str) -> Option<String> {
+        let mut tokens = self.tokens.lock().await;
+        let expired = tokens
+            .get(key)
+            .is_some_and(|(_, until)| until.is_some_and(|u| std::time::Instant::now() >= u));
+        if expired {
+            tokens.remove(key);
+        }
+        tokens.get(key).map(|(auth, _)| auth.clone())
+    }
+
+    /// The Authorization value that answers a registry's challenge: a Bearer token from
+    /// its realm (good until shortly before it expires), or Basic credentials.
+    async fn answer(
+        &self,
+        repo: &Repository,
+        challenge: Option<crate::auth::Challenge>,
+        scope: &str,
+    ) -> Result<CachedAuth> {
+        let refused = |message: &str| Error::Unauthorized {
+            registry: repo.registry.clone(),
+            message: message.into(),
+        };
+        match challenge {
+            Some(c) if c.scheme == "bearer" => {
+                let (token, good_for) = self.fetch_token(&repo.registry, &c.params, scope).await?;
+                // Renewed 10 s before it ends (or at half its life when shorter), so no
+                // request goes out with a token that dies on the way.
+                let margin = (good_for / 2).min(Duration::from_secs(10));
+                let until = std::time::Instant::now() + good_for - margin;
+                Ok((format!("Bearer {token}"), Some(until)))
+            }
+            Some(c) if c.scheme == "basic" => match self.basic_header(&repo.registry) {
+                Some(h) => Ok((h.to_str().unwrap_or_default().to_string(), None)),
+                None => Err(refused("the registry needs credentials (run rbuild login first)")),
+            },
+            _ => Err(refused("access denied, and no authentication challenge to answer")),
+        }
+    }
+
     /// Sends a request to a repository's API, authenticating on demand and retrying
     /// transient failures (connection errors, 5xx, 429 with its `Retry-After`). A request
     /// with a body, or from [`Client::for_transfer`], has the transfer deadline; any
@@ -400,18 +442,7 @@ impl Client {
         loop {
             let mut request =
                 self.http.request(method.clone(), url).headers(headers.clone()).timeout(timeout);
-            let cached = {
-                let mut tokens = self.tokens.lock().await;
-                // A token that has expired (or is about to) is asked for again, not sent.
-                let expired = tokens.get(&key).is_some_and(|(_, until)| {
-                    until.is_some_and(|u| std::time::Instant::now() >= u)
-                });
-                if expired {
-                    tokens.remove(&key);
-                }
-                tokens.get(&key).map(|(auth, _)| auth.clone())
-            };
-            if let Some(auth) = cached {
+            if let Some(auth) = self.cached_auth(&key).await {
                 if let Ok(mut v) = HeaderValue::from_str(&auth) {
                     v.set_sensitive(true);
                     request = request.header(AUTHORIZATION, v);
@@ -443,37 +474,7 @@ impl Client {
                             .get(WWW_AUTHENTICATE)
                             .and_then(|v| v.to_str().ok())
                             .and_then(parse_challenge);
-                        let auth = match challenge {
-                            Some(c) if c.scheme == "bearer" => {
-                                let (token, good_for) =
-                                    self.fetch_token(&repo.registry, &c.params, &scope).await?;
-                                // Renewed 10 s before it ends (or at half its life when
-                                // shorter), so no request goes out with a token that dies
-                                // on the way.
-                                let margin = (good_for / 2).min(std::time::Duration::from_secs(10));
-                                let until = std::time::Instant::now() + good_for - margin;
-                                (format!("Bearer {token}"), Some(until))
-                            }
-                            Some(c) if c.scheme == "basic" => match self
-                                .basic_header(&repo.registry)
-                            {
-                                Some(h) => (h.to_str().unwrap_or_default().to_string(), None),
-                                None => return Err(Error::Unauthorized {
-                                    registry: repo.registry.clone(),
-                                    message:
-                                        "the registry needs credentials (run rbuild login first)"
-                                            .into(),
-                                }),
-                            },
-                            _ => {
-                                return Err(Error::Unauthorized {
-                                    registry: repo.registry.clone(),
-                                    message:
-                                        "access denied, and no authentication challenge to answer"
-                                            .into(),
-                                })
-                            }
-                        };
+                        let auth = self.answer(repo, challenge, &scope).await?;
                         self.tokens.lock().await.insert(key.clone(), auth);
                         continue;
                     }
@@ -574,5 +575,23 @@ mod tests {
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("registry.example:5000"));
         assert_eq!(Repository::new("docker.io", "library/busybox").registry, DOCKER_HUB_REGISTRY);
+    }
+
+    #[test]
+    fn an_expired_token_is_not_sent_again() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let client = Client::anonymous().unwrap();
+            let now = std::time::Instant::now();
+            let mut tokens = client.tokens.lock().await;
+            tokens.insert("fresh".into(), ("Bearer a".into(), Some(now + Duration::from_secs(60))));
+            tokens.insert("stale".into(), ("Bearer b".into(), Some(now)));
+            tokens.insert("basic".into(), ("Basic c".into(), None));
+            drop(tokens);
+            assert_eq!(client.cached_auth("fresh").await.as_deref(), Some("Bearer a"));
+            assert_eq!(client.cached_auth("stale").await, None);
+            assert!(!client.tokens.lock().await.contains_key("stale"), "forgotten");
+            assert_eq!(client.cached_auth("basic").await.as_deref(), Some("Basic c"));
+        });
     }
 }
