@@ -82,6 +82,7 @@ impl Template {
     /// Parses a template.
     pub fn parse(source: &str) -> Result<Template, Error> {
         let pieces = split(source)?;
+        check_nesting(&pieces)?;
         let mut at = 0;
         let (nodes, end) = parse_list(&pieces, &mut at)?;
         match end {
@@ -104,6 +105,37 @@ impl Template {
 enum Piece {
     Text(String),
     Action(Vec<Tok>),
+}
+
+/// How deep blocks (`if`, `range`, `with`) and parentheses may nest: deeper templates are
+/// refused rather than parsed by recursion that could exhaust the stack.
+const MAX_NESTING: usize = 100;
+
+fn check_nesting(pieces: &[Piece]) -> Result<(), Error> {
+    let mut blocks = 0usize;
+    for piece in pieces {
+        let Piece::Action(toks) = piece else { continue };
+        match toks.first() {
+            Some(Tok::Ident(w)) if ["if", "range", "with"].contains(&w.as_str()) => blocks += 1,
+            Some(Tok::Ident(w)) if w == "end" => blocks = blocks.saturating_sub(1),
+            _ => {}
+        }
+        let mut parens = 0usize;
+        for t in toks {
+            match t {
+                Tok::Open => parens += 1,
+                Tok::Close(_) => parens = parens.saturating_sub(1),
+                _ => {}
+            }
+            if parens > MAX_NESTING {
+                return err("template: parentheses nest too deep");
+            }
+        }
+        if blocks > MAX_NESTING {
+            return err("template: blocks nest too deep");
+        }
+    }
+    Ok(())
 }
 
 /// Splits the source into text and actions, applying `{{-` and `-}}` trimming.
@@ -623,6 +655,10 @@ fn to_json(v: &Value) -> String {
         .replace('&', "\\u0026")
 }
 
+/// The widest `pad` or `printf` width taken (wider ones are cut to it), so that a template
+/// cannot ask for more memory than a line needs.
+const MAX_WIDTH: i64 = 10_000;
+
 fn want_args(name: &str, args: &[Value], n: usize) -> Result<(), Error> {
     if args.len() == n {
         Ok(())
@@ -665,7 +701,8 @@ fn call(name: &str, args: &[Value]) -> Result<Value, Error> {
         }
         "pad" => {
             want_args(name, args, 3)?;
-            let (l, r) = (as_int(name, &args[1])?.max(0), as_int(name, &args[2])?.max(0));
+            let l = as_int(name, &args[1])?.clamp(0, MAX_WIDTH);
+            let r = as_int(name, &args[2])?.clamp(0, MAX_WIDTH);
             Value::String(format!("{}{}{}", " ".repeat(l as usize), s(0), " ".repeat(r as usize)))
         }
         "len" => {
@@ -789,7 +826,7 @@ fn printf(fmt: &str, args: &[Value]) -> Result<String, Error> {
         let left = chars.next_if_eq(&'-').is_some();
         let mut width = 0usize;
         while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
-            width = width * 10 + d as usize;
+            width = (width * 10 + d as usize).min(MAX_WIDTH as usize);
             chars.next();
         }
         let verb = chars.next().unwrap_or('%');
@@ -900,7 +937,14 @@ mod tests {
 
     #[test]
     fn bad_templates_are_errors_not_panics() {
+        // Widths are capped rather than allocated.
+        let wide = "{{pad \"x\" 99999999999999 0}}|{{printf \"%99999999999999999999s\" \"y\"}}";
+        assert_eq!(render(wide, &json!({})).map(|s| s.len()), Ok(10_001 + 1 + 10_000));
+        let deep_blocks = "{{if 1}}".repeat(10_000);
+        let deep_parens = format!("{{{{{}1{}}}}}", "(".repeat(10_000), ")".repeat(10_000));
         for t in [
+            deep_blocks.as_str(),
+            deep_parens.as_str(),
             "{{",
             "{{.A",
             "{{if .A}}",
