@@ -19,6 +19,9 @@ use super::BuildOptions;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+/// What a COPY or ADD selected: (source path, what it is: mode, owner, content).
+pub type FileList = Vec<(String, String)>;
+
 /// How many file names an explanation lists for each kind of change.
 const NAMES_SHOWN: usize = 3;
 
@@ -67,14 +70,16 @@ fn files_path(store: &Store, key: &CacheKey) -> PathBuf {
 
 /// Keeps the files a COPY or ADD with `key` selected: path → what it was (mode, owner,
 /// content).
-pub fn save_files(store: &Store, key: &CacheKey, files: &BTreeMap<String, String>) -> Result<()> {
+pub fn save_files(store: &Store, key: &CacheKey, files: &FileList) -> Result<()> {
     let path = files_path(store, key);
     if path.exists() {
         return Ok(());
     }
     let dir = store.root().join("explain");
     fs::create_dir_all(&dir).map_err(Error::io("creating", dir))?;
-    let bytes = serde_json::to_vec(files).map_err(Error::json("file list"))?;
+    let sorted: BTreeMap<&str, &str> =
+        files.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let bytes = serde_json::to_vec(&sorted).map_err(Error::json("file list"))?;
     crate::store::write_atomically(&store.tmp_dir(), &path, &bytes)
 }
 
@@ -109,12 +114,7 @@ pub struct MissContext<'a> {
 }
 
 /// Why `step` (with its inputs and parent filled in) missed the cache.
-pub fn why(
-    store: &Store,
-    cx: &MissContext<'_>,
-    step: &StepRecord,
-    files: &BTreeMap<String, String>,
-) -> String {
+pub fn why(store: &Store, cx: &MissContext<'_>, step: &StepRecord, files: &FileList) -> String {
     if cx.options.no_cache {
         return "--no-cache".into();
     }
@@ -200,7 +200,7 @@ fn compare(
     cx: &MissContext<'_>,
     old: &StepRecord,
     new: &StepRecord,
-    files: &BTreeMap<String, String>,
+    files: &FileList,
     reasons: &mut Vec<String>,
 ) {
     let (o, n) = (&old.inputs, &new.inputs);
@@ -232,7 +232,10 @@ fn compare(
     if field(o, "files") != field(n, "files") {
         let before = old.cache_key.as_ref().and_then(|k| load_files(store, k));
         match before {
-            Some(before) => reasons.push(file_changes(&before, files)),
+            Some(before) => {
+                let now: BTreeMap<String, String> = files.iter().cloned().collect();
+                reasons.push(file_changes(&before, &now))
+            }
             None => reasons.push("the files it copies changed".into()),
         }
     }

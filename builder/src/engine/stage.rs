@@ -105,7 +105,7 @@ pub(crate) struct StepNotes {
 pub(crate) struct PendingStep {
     pub parent: CacheKey,
     pub inputs: serde_json::Value,
-    pub files: std::collections::BTreeMap<String, String>,
+    pub files: super::explain::FileList,
     pub miss: Option<String>,
 }
 
@@ -290,7 +290,7 @@ impl<'s, 'a> State<'s, 'a> {
         &mut self,
         parent: &CacheKey,
         inputs: &serde_json::Value,
-        files: std::collections::BTreeMap<String, String>,
+        files: super::explain::FileList,
     ) {
         let mut inputs = inputs.clone();
         inputs["base"] = self.notes.base.clone();

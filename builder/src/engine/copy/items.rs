@@ -391,21 +391,18 @@ fn exclude(
     Ok(())
 }
 
-/// The digest of what the items are: their places, modes, owners and content (the
-/// part of the cache key that stands for the files); and the same per source path, kept
-/// to say which files changed when the step misses the cache later.
-pub(super) fn listing_digest(
+/// What each item is, for the cache key and for explaining a later miss: (its place in
+/// the destination, its source path, its mode, owner and content).
+fn item_lines(
     state: &State<'_, '_>,
     plan: &CopyPlan<'_>,
     items: &[Item],
-) -> Result<(String, std::collections::BTreeMap<String, String>)> {
-    use sha2::Digest as _;
+    mut each: impl FnMut(&Item, String),
+) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let mut files = std::collections::BTreeMap::new();
     let context_files: Vec<&ContextEntry> =
         items.iter().filter_map(|i| i.context.as_ref()).filter(|e| e.meta.is_file()).collect();
     let digests = state.shared.context.content_digests(&context_files)?;
-    let mut listing = sha2::Sha256::default();
     for i in items {
         let m = &i.meta;
         let what = if m.file_type().is_symlink() {
@@ -424,24 +421,41 @@ pub(super) fn listing_digest(
         // The owner is part of a source's identity even where COPY gives the files to
         // root, as the build issue asks and as Docker's classic builder did.
         let owner = (m.uid(), m.gid());
-        listing.update(
-            format!(
-                "{}\0{:o}\0{:?}\0{:?}\0{}\0{what}\n",
-                i.dest_rel.display(),
-                m.mode(),
-                owner,
-                i.mode_override,
-                i.extract
-            )
-            .as_bytes(),
-        );
-        // The same, by source path, for explaining a later miss (mode first).
+        each(i, format!("{:o}\0{owner:?}\0{:?}\0{}\0{what}", m.mode(), i.mode_override, i.extract));
+    }
+    Ok(())
+}
+
+/// The digest of what the items are: their places, modes, owners and content (the
+/// part of the cache key that stands for the files).
+pub(super) fn listing_digest(
+    state: &State<'_, '_>,
+    plan: &CopyPlan<'_>,
+    items: &[Item],
+) -> Result<String> {
+    use sha2::Digest as _;
+    let mut listing = sha2::Sha256::default();
+    item_lines(state, plan, items, |i, line| {
+        listing.update(i.dest_rel.as_os_str().as_encoded_bytes());
+        listing.update(b"\0");
+        listing.update(line.as_bytes());
+        listing.update(b"\n");
+    })?;
+    Ok(hex::encode(listing.finalize()))
+}
+
+/// The same by source path, made only when the step misses the cache: kept to say which
+/// files changed when it misses again later.
+pub(super) fn file_list(
+    state: &State<'_, '_>,
+    plan: &CopyPlan<'_>,
+    items: &[Item],
+) -> Result<super::super::explain::FileList> {
+    let mut files = Vec::with_capacity(items.len());
+    item_lines(state, plan, items, |i, line| {
         let source =
             i.context.as_ref().map_or_else(|| i.dest_rel.display().to_string(), |e| e.path.clone());
-        files.insert(
-            source,
-            format!("{:o}\0{owner:?}\0{:?}\0{}\0{what}", m.mode(), i.mode_override, i.extract),
-        );
-    }
-    Ok((hex::encode(listing.finalize()), files))
+        files.push((source, line));
+    })?;
+    Ok(files)
 }

@@ -249,9 +249,9 @@ pub(super) fn copy(
         .map_err(Error::io("creating a directory in", shared.store.tmp_dir()))?;
     let gathered = items::gather(state, inst, &plan, tmp.path())?;
     let items = &gathered.items;
-    let (listing, files) = items::listing_digest(state, &plan, items)?;
+    let listing = items::listing_digest(state, &plan, items)?;
     let (key, content_key, inputs, parent) = keys(state, &plan, &listing, &gathered);
-    state.note_inputs(&parent, &inputs, files);
+    state.note_inputs(&parent, &inputs, Vec::new());
     let before = state.chain.clone();
     let relink = |state: &mut State<'_, '_>, key: &CacheKey| {
         if c.link {
@@ -266,6 +266,10 @@ pub(super) fn copy(
             relink(state, &key);
             return Ok(true);
         }
+    }
+    let files = items::file_list(state, &plan, items)?;
+    if let Some(p) = state.notes.pending.as_mut() {
+        p.files = files;
     }
     state.explain_miss(number, &key);
     state.all_cached = false;
