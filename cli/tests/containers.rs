@@ -116,19 +116,7 @@ fn a_detached_server_answers_on_its_published_port() {
 fn logs_follow_new_lines_and_start_keeps_the_files() {
     let root = store_with_web();
     let r = root.path();
-    ok(
-        r,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "ticker",
-            "busybox",
-            "sh",
-            "-c",
-            "echo run >> /runs; wc -l < /runs; i=0; while [ $i -lt 4 ]; do echo tick $i; i=$((i+1)); sleep 0.3; done",
-        ],
-    );
+    busybox_sh(r, &["-d", "--name", "ticker"], "echo run >> /runs; wc -l < /runs; i=0; while [ $i -lt 4 ]; do echo tick $i; i=$((i+1)); sleep 0.3; done");
     // -f prints what comes while it runs and ends when the container does.
     let started = Instant::now();
     let followed = ok(r, &["logs", "-f", "ticker"]);
@@ -155,18 +143,10 @@ fn logs_follow_new_lines_and_start_keeps_the_files() {
 fn stop_kills_a_command_that_ignores_the_stop_signal_after_the_timeout() {
     let root = store_with_web();
     let r = root.path();
-    ok(
+    busybox_sh(
         r,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "stubborn",
-            "busybox",
-            "sh",
-            "-c",
-            "trap '' TERM; echo ready; while true; do sleep 1; done",
-        ],
+        &["-d", "--name", "stubborn"],
+        "trap '' TERM; echo ready; while true; do sleep 1; done",
     );
     wait_until("the container did not start", || ok(r, &["logs", "stubborn"]) == "ready\n");
     let started = Instant::now();
@@ -187,18 +167,10 @@ fn stop_kills_a_command_that_ignores_the_stop_signal_after_the_timeout() {
     // by default.
     ok(r, &["restart", "-t", "1", "polite"]);
     assert!(ok(r, &["ps", "--format", "{{.Names}} {{.State}}"]).contains("polite running"));
-    ok(
+    busybox_sh(
         r,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "hup",
-            "busybox",
-            "sh",
-            "-c",
-            "trap 'echo got HUP' HUP; echo ready; while true; do sleep 0.1; done",
-        ],
+        &["-d", "--name", "hup"],
+        "trap 'echo got HUP' HUP; echo ready; while true; do sleep 0.1; done",
     );
     wait_until("the container did not start", || ok(r, &["logs", "hup"]) == "ready\n");
     ok(r, &["kill", "-s", "HUP", "hup"]);
@@ -216,21 +188,7 @@ fn stop_kills_a_command_that_ignores_the_stop_signal_after_the_timeout() {
 fn restart_on_failure_restarts_as_often_as_asked() {
     let root = store_with_web();
     let r = root.path();
-    ok(
-        r,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "flaky",
-            "--restart",
-            "on-failure:2",
-            "busybox",
-            "sh",
-            "-c",
-            "echo attempt; exit 3",
-        ],
-    );
+    busybox_sh(r, &["-d", "--name", "flaky", "--restart", "on-failure:2"], "echo attempt; exit 3");
     assert_eq!(ok(r, &["wait", "flaky"]).trim(), "3");
     assert_eq!(
         ok(r, &["logs", "flaky"]),
@@ -269,19 +227,7 @@ fn bad_container_arguments_are_refused_clearly() {
 fn exec_joins_the_running_container() {
     let root = store_with_web();
     let r = root.path();
-    ok(
-        r,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "box",
-            "busybox",
-            "sh",
-            "-c",
-            "echo data > /made-here; exec sleep 60",
-        ],
-    );
+    busybox_sh(r, &["-d", "--name", "box"], "echo data > /made-here; exec sleep 60");
     wait_until("the container did not write its file", || {
         rbuild_in(r, &["exec", "box", "test", "-e", "/made-here"]).status.success()
     });
@@ -321,10 +267,7 @@ fn exec_joins_the_running_container() {
     assert_eq!(inspect[0]["State"]["Status"], "exited", "{inspect}");
     assert_eq!(inspect[0]["State"]["ExitCode"], 143, "{inspect}");
     // attach prints what a running container writes from then on, and its exit code.
-    ok(
-        r,
-        &["run", "-d", "--name", "talker", "busybox", "sh", "-c", "sleep 0.5; echo later; exit 4"],
-    );
+    busybox_sh(r, &["-d", "--name", "talker"], "sleep 0.5; echo later; exit 4");
     let attached = rbuild_in(r, &["attach", "talker"]);
     assert_eq!(String::from_utf8_lossy(&attached.stdout), "later\n");
     assert_eq!(attached.status.code(), Some(4));
@@ -335,20 +278,7 @@ fn volumes_outlive_their_containers() {
     let root = store_with_web();
     let r = root.path();
     // A named volume, made on first use, survives rm and serves the next container.
-    ok(
-        r,
-        &[
-            "run",
-            "--name",
-            "writer",
-            "-v",
-            "keep:/kept",
-            "busybox",
-            "sh",
-            "-c",
-            "echo persisted > /kept/f",
-        ],
-    );
+    busybox_sh(r, &["--name", "writer", "-v", "keep:/kept"], "echo persisted > /kept/f");
     ok(r, &["rm", "writer"]);
     assert_eq!(
         ok(r, &["run", "--rm", "-v", "keep:/kept:ro", "busybox", "cat", "/kept/f"]),
@@ -394,18 +324,7 @@ fn volumes_outlive_their_containers() {
 fn commit_makes_an_image_of_the_container_changes() {
     let root = store_with_web();
     let r = root.path();
-    ok(
-        r,
-        &[
-            "run",
-            "--name",
-            "changer",
-            "busybox",
-            "sh",
-            "-c",
-            "echo changed > /new-file; rm /bin/vi; mkdir /made",
-        ],
-    );
+    busybox_sh(r, &["--name", "changer"], "echo changed > /new-file; rm /bin/vi; mkdir /made");
     let id = ok(
         r,
         &[
@@ -576,10 +495,10 @@ fn cp_copies_both_ways_and_never_through_the_containers_links() {
     let r = root.path();
     let host = tempfile::tempdir().unwrap();
     let h = host.path();
-    ok(
+    busybox_sh(
         r,
-        &["run", "-d", "--name", "box", "busybox", "sh", "-c",
-          "mkdir -p /d/sub && echo inner > /d/sub/f && ln -s /etc /d/etc-link && ln -s / /escape && echo ready > /ready; exec sleep 60"],
+        &["-d", "--name", "box"],
+        "mkdir -p /d/sub && echo inner > /d/sub/f && ln -s /etc /d/etc-link && ln -s / /escape && echo ready > /ready; exec sleep 60",
     );
     wait_until("the container did not start", || {
         rbuild_in(r, &["exec", "box", "test", "-e", "/ready"]).status.success()
@@ -633,4 +552,12 @@ fn cp_copies_both_ways_and_never_through_the_containers_links() {
         "a folder is merged, not replaced"
     );
     ok(r, &["rm", "-f", "box"]);
+}
+
+/// `rbuild run FLAGS... busybox sh -c SCRIPT` to its end; its standard output.
+fn busybox_sh(r: &Path, flags: &[&str], script: &str) -> String {
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.extend(["busybox", "sh", "-c", script]);
+    ok(r, &args)
 }
