@@ -235,7 +235,7 @@ pub fn check(
     input: &CheckInput<'_>,
     config: &CheckConfig,
 ) -> Vec<Finding> {
-    let mut c = Checker { df, source, input, found: Vec::new() };
+    let mut c = Checker { df, lines: source.lines().collect(), input, found: Vec::new() };
     c.empty_continuations();
     c.parse_time_rules();
     c.stage_names();
@@ -248,7 +248,8 @@ pub fn check(
 
 struct Checker<'a> {
     df: &'a Dockerfile,
-    source: &'a str,
+    /// The source's lines, split once (comments above instructions are looked up in it).
+    lines: Vec<&'a str>,
     input: &'a CheckInput<'a>,
     found: Vec<Finding>,
 }
@@ -383,12 +384,8 @@ impl<'a> Checker<'a> {
     /// InvalidDefinitionDescription: the comment right above a FROM ... AS or an ARG should
     /// start with the name it describes.
     fn description(&mut self, instruction: &str, keys: &[String], node: &Node) {
-        let lines: Vec<&str> = self.source.lines().collect();
-        let Some(above) = node.start_line.checked_sub(2).and_then(|i| lines.get(i)) else {
-            return;
-        };
-        let Some(comment) = above.trim_start().strip_prefix('#') else { return };
-        let first = comment.trim().split(' ').next().unwrap_or("");
+        let Some(comment) = comment_above(&self.lines, node.start_line) else { return };
+        let first = comment.split(' ').next().unwrap_or("");
         if keys.is_empty() || keys.iter().any(|k| k == first) {
             return;
         }
@@ -817,6 +814,13 @@ impl<'a> Checker<'a> {
             self.push(&COPY_IGNORED_FILE, m, node);
         }
     }
+}
+
+/// The text of the comment on the line right above line `line` (1-based) of `lines`, after
+/// its `#`, trimmed: where BuildKit reads the description of a stage or an ARG.
+pub fn comment_above<'s>(lines: &[&'s str], line: usize) -> Option<&'s str> {
+    let above = lines.get(line.checked_sub(2)?)?;
+    above.trim_start().strip_prefix('#').map(str::trim)
 }
 
 fn split_kv(kv: &str) -> (String, String) {

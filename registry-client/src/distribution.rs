@@ -135,19 +135,8 @@ impl Client {
             if !response.status().is_success() {
                 return Err(Self::fail(&url, response).await);
             }
-            // The next page stays on this registry: a path, or a URL of the same origin.
-            let origin = base.split("/v2/").next().unwrap_or("").to_string();
-            let next = match response.headers().get("link").and_then(|v| v.to_str().ok()) {
-                Some(link) => match next_link(link) {
-                    Some(p) if p.starts_with("/v2/") => Some(format!("{origin}{p}")),
-                    Some(p) if p.starts_with(&format!("{origin}/v2/")) => Some(p),
-                    Some(p) => {
-                        return Err(Error::Protocol(format!("a tag list page elsewhere: {p}")))
-                    }
-                    None => None,
-                },
-                None => None,
-            };
+            let link = response.headers().get("link").and_then(|v| v.to_str().ok());
+            let next = next_page(&base, link)?;
             if response.content_length().is_some_and(|n| n > MAX_MANIFEST) {
                 return Err(Error::TooLarge(url, MAX_MANIFEST));
             }
@@ -541,6 +530,19 @@ struct TagList {
     tags: Option<Vec<String>>,
 }
 
+/// The URL of the next page of a tag list whose repository API is at `base`, from its
+/// `Link` header: the page stays on this registry (a path, or a URL of the same origin);
+/// a link elsewhere is refused.
+fn next_page(base: &str, link: Option<&str>) -> Result<Option<String>> {
+    let origin = base.split("/v2/").next().unwrap_or("");
+    match link.and_then(next_link) {
+        Some(p) if p.starts_with("/v2/") => Ok(Some(format!("{origin}{p}"))),
+        Some(p) if p.starts_with(&format!("{origin}/v2/")) => Ok(Some(p)),
+        Some(p) => Err(Error::Protocol(format!("a tag list page elsewhere: {p}"))),
+        None => Ok(None),
+    }
+}
+
 /// The target of `Link: <URL>; rel="next"`.
 fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
@@ -560,5 +562,29 @@ mod link_tests {
             Some("/v2/busybox/tags/list?last=b&n=2")
         );
         assert_eq!(super::next_link("<x>; rel=\"prev\""), None);
+    }
+
+    #[test]
+    fn tag_pages_stay_on_the_registry() {
+        let base = "http://127.0.0.1:5000/v2/team/box";
+        let page = |link: &str| super::next_page(base, Some(link)).map_err(|e| e.to_string());
+        assert_eq!(
+            page("</v2/team/box/tags/list?last=a&n=1>; rel=\"next\""),
+            Ok(Some("http://127.0.0.1:5000/v2/team/box/tags/list?last=a&n=1".into()))
+        );
+        assert_eq!(
+            page("<http://127.0.0.1:5000/v2/team/box/tags/list?last=b>; rel=\"next\""),
+            Ok(Some("http://127.0.0.1:5000/v2/team/box/tags/list?last=b".into()))
+        );
+        // Hostile: a page on another host, or the same host under another scheme or port.
+        for elsewhere in [
+            "<http://evil.example/v2/x/tags/list>; rel=\"next\"",
+            "<https://127.0.0.1:5000/v2/x/tags/list>; rel=\"next\"",
+            "<http://127.0.0.1:50000/v2/x/tags/list>; rel=\"next\"",
+            "<//evil.example/v2/x>; rel=\"next\"",
+        ] {
+            assert!(page(elsewhere).is_err(), "{elsewhere}");
+        }
+        assert_eq!(super::next_page(base, None).map_err(|e| e.to_string()), Ok(None));
     }
 }

@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     });
     for entry in store.images().unwrap_or_default() {
         if let Ok(image) = store.image(&entry) {
-            let _ = image.size();
+            let _ = store.image_size(&image);
             let _ = store.snapshots(&image);
         }
     }

@@ -6,7 +6,7 @@ use rbuild_parser::checks::{self, BaseImage, CheckConfig, CheckInput, Finding};
 use rbuild_parser::dockerignore::IgnoreMatcher;
 use rbuild_parser::{Dockerfile, StageBase, StageGraph};
 
-use super::{stage, vars, BuildOptions, Platform, Shared};
+use super::{vars, BuildOptions, Platform, Shared};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -57,7 +57,7 @@ pub fn violation(found: &[Finding]) -> Error {
 pub(super) fn fetch_bases(shared: &Shared<'_>, graph: &StageGraph, order: &[usize]) -> Result<()> {
     for &i in order {
         if let StageBase::Image(name) = &graph.stages[i].base {
-            stage::base_image(shared, i, name)?;
+            shared.image(i, name)?;
         }
     }
     Ok(())

@@ -293,13 +293,15 @@ pub(crate) struct Shared<'a> {
     pub used_args: Mutex<std::collections::BTreeSet<String>>,
     /// Finished stages.
     pub done: Mutex<BTreeMap<usize, Arc<StageOutcome>>>,
-    /// Images named by COPY --from, pulled once.
+    /// Images the build needs (bases, COPY --from, mount sources), found or pulled once.
     pub images: Mutex<BTreeMap<String, Arc<Image>>>,
     /// Layer blobs being made durable (synced, renamed into place, recorded in the
     /// cache) while the build goes on; joined before the image is written.
     pub pending: Mutex<Vec<std::thread::JoinHandle<Result<()>>>>,
     /// The record of the last build of the same line (tag and target), to explain misses.
     pub previous: Option<record::BuildRecord>,
+    /// The digests of directory contexts (`--build-context NAME=DIR`), hashed once a build.
+    pub dir_digests: Mutex<BTreeMap<String, String>>,
 }
 
 impl Shared<'_> {
@@ -337,7 +339,18 @@ impl Shared<'_> {
     pub fn view_of(&self, stage: usize, name: &str) -> Result<(rootfs::RootfsView, String)> {
         let named = self.options.named_contexts.get(&name.to_lowercase());
         if let Some(NamedContext::Dir(dir)) = named {
-            let digest = context::tree_digest(dir)?;
+            let key = name.to_lowercase();
+            let known = self.dir_digests.lock().ok().and_then(|m| m.get(&key).cloned());
+            let digest = match known {
+                Some(d) => d,
+                None => {
+                    let d = context::tree_digest(dir)?;
+                    if let Ok(mut m) = self.dir_digests.lock() {
+                        m.insert(key, d.clone());
+                    }
+                    d
+                }
+            };
             return Ok((rootfs::RootfsView::new(vec![dir.clone()]), format!("dir:{digest}")));
         }
         if let Some(i) = stage_by_ref(&self.graph, name).filter(|_| named.is_none()) {
@@ -347,19 +360,22 @@ impl Shared<'_> {
                 format!("stage:{}", o.chain.0),
             ));
         }
-        let cached = self.images.lock().ok().and_then(|m| m.get(name).cloned());
-        let image = match cached {
-            Some(image) => image,
-            None => {
-                let image = Arc::new(stage::base_image(self, stage, name)?);
-                if let Ok(mut m) = self.images.lock() {
-                    m.insert(name.to_string(), image.clone());
-                }
-                image
-            }
-        };
+        let image = self.image(stage, name)?;
         let snaps = self.store.snapshots(&image)?;
         Ok((rootfs::RootfsView::new(snaps), format!("image:{}", image.id())))
+    }
+
+    /// An image a stage needs (a base, a `COPY --from`, a mount's source): from the store
+    /// or pulled, once per build whatever asks for it.
+    pub fn image(&self, stage: usize, name: &str) -> Result<Arc<Image>> {
+        if let Some(image) = self.images.lock().ok().and_then(|m| m.get(name).cloned()) {
+            return Ok(image);
+        }
+        let image = Arc::new(stage::base_image(self, stage, name)?);
+        if let Ok(mut m) = self.images.lock() {
+            m.insert(name.to_string(), image.clone());
+        }
+        Ok(image)
     }
 
     /// Waits for every layer being finished; the first failure, if any.
@@ -468,6 +484,7 @@ pub fn build(
         images: Default::default(),
         pending: Default::default(),
         previous: explain::previous(store, &explain::lineage(options)),
+        dir_digests: Default::default(),
     };
     let check_config = lint::config(df, options)?;
     if check_config.error {

@@ -478,7 +478,7 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
             }
         }
         StageBase::Image(name) => {
-            let image = base_image(shared, index, name)?;
+            let image = shared.image(index, name)?;
             let state = image_state(shared, index, &image)?;
             let want = &shared.options.platform;
             if state.config.architecture != want.architecture || state.config.os != want.os {

@@ -35,12 +35,6 @@ impl Image {
     pub fn id(&self) -> &Digest {
         self.manifest.config().digest()
     }
-
-    /// Total size of the layer blobs and the configuration (as stored: compressed layers
-    /// count compressed). [`Store::image_size`] is the size docker shows.
-    pub fn size(&self) -> u64 {
-        self.manifest.layers().iter().map(|l| l.size()).sum::<u64>() + self.manifest.config().size()
-    }
 }
 
 /// What `remove` did.

@@ -465,11 +465,8 @@ fn hadolint_lines(df: &Dockerfile, file: &str) -> Vec<String> {
 
 /// The comment right above line `line` whose first word is `name`: the rest, as the
 /// description BuildKit reads for `--call=outline|targets`.
-fn description(source: &str, line: usize, name: &str) -> String {
-    let lines: Vec<&str> = source.lines().collect();
-    let above = line.checked_sub(2).and_then(|i| lines.get(i)).copied().unwrap_or("");
-    let Some(comment) = above.trim_start().strip_prefix('#') else { return String::new() };
-    match comment.trim().split_once(' ') {
+fn description(lines: &[&str], line: usize, name: &str) -> String {
+    match rbuild_parser::checks::comment_above(lines, line).and_then(|c| c.split_once(' ')) {
         Some((first, rest)) if first == name => rest.trim().to_string(),
         _ => String::new(),
     }
@@ -479,11 +476,12 @@ fn description(source: &str, line: usize, name: &str) -> String {
 fn targets(df: &Dockerfile, options: &BuildOptions) -> Result<ExitCode> {
     let graph = rbuild_parser::StageGraph::build(df, &options.build_args)?;
     let last = graph.stages.len().saturating_sub(1);
+    let lines: Vec<&str> = options.dockerfile_text.lines().collect();
     let mut rows = Vec::new();
     for (i, st) in graph.stages.iter().enumerate() {
         let Some(name) = &st.name else { continue };
         let shown = if i == last { format!("{name} (default)") } else { name.clone() };
-        rows.push(vec![shown, description(&options.dockerfile_text, st.span.start.line, name)]);
+        rows.push(vec![shown, description(&lines, st.span.start.line, name)]);
     }
     print!("{}", crate::human::table(&["TARGET", "DESCRIPTION"], &rows));
     Ok(ExitCode::SUCCESS)
@@ -498,7 +496,7 @@ fn outline(df: &Dockerfile, options: &BuildOptions) -> Result<ExitCode> {
     let target = order.last().map(|i| &graph.stages[*i]);
     let mut args: Vec<Vec<String>> = Vec::new();
     let (mut secrets, mut ssh) = (Vec::new(), Vec::new());
-    let text = &options.dockerfile_text;
+    let lines: Vec<&str> = options.dockerfile_text.lines().collect();
     for &i in &order {
         for inst in &graph.stages[i].instructions {
             match &inst.kind {
@@ -518,7 +516,7 @@ fn outline(df: &Dockerfile, options: &BuildOptions) -> Result<ExitCode> {
                         args.push(vec![
                             k.clone(),
                             value,
-                            description(text, inst.span.start.line, k),
+                            description(&lines, inst.span.start.line, k),
                         ]);
                     }
                 }
@@ -546,7 +544,7 @@ fn outline(df: &Dockerfile, options: &BuildOptions) -> Result<ExitCode> {
         let name = t.name.clone().unwrap_or_else(|| format!("stage {}", t.index));
         out.push_str(&format!("TARGET:      {name}\n"));
         if let Some(n) = &t.name {
-            let d = description(text, t.span.start.line, n);
+            let d = description(&lines, t.span.start.line, n);
             if !d.is_empty() {
                 out.push_str(&format!("DESCRIPTION: {d}\n"));
             }

@@ -351,25 +351,49 @@ fn ps_row(r: &Record, full: bool) -> serde_json::Value {
     })
 }
 
-/// Whether a container passes a `ps --filter`.
-fn ps_passes(store: &Store, r: &Record, filter: &str) -> Result<bool> {
-    let (key, value) = filter
-        .split_once('=')
-        .with_context(|| format!("bad filter {filter:?}: expected KEY=VALUE"))?;
-    Ok(match key {
-        "status" => r.state.status.name() == value,
-        "name" => r.name.contains(value),
-        "id" => r.id.starts_with(value),
-        "ancestor" => {
-            r.image_name == value
-                || store.resolve(value).is_ok_and(|i| i.id().to_string() == r.image)
+/// A `ps --filter`, read once (an `ancestor` image resolved once, not per container).
+enum PsFilter {
+    Status(String),
+    Name(String),
+    Id(String),
+    /// The name given, and the ID of the image it names here, if any.
+    Ancestor(String, Option<String>),
+    Exited(String),
+}
+
+impl PsFilter {
+    fn parse(store: &Store, filter: &str) -> Result<PsFilter> {
+        let (key, value) = filter
+            .split_once('=')
+            .with_context(|| format!("bad filter {filter:?}: expected KEY=VALUE"))?;
+        let value = value.to_string();
+        Ok(match key {
+            "status" => PsFilter::Status(value),
+            "name" => PsFilter::Name(value),
+            "id" => PsFilter::Id(value),
+            "ancestor" => {
+                let id = store.resolve(&value).ok().map(|i| i.id().to_string());
+                PsFilter::Ancestor(value, id)
+            }
+            "exited" => PsFilter::Exited(value),
+            _ => bail!("unknown filter {key:?} (ps takes status, name, id, ancestor, exited)"),
+        })
+    }
+
+    fn passes(&self, r: &Record) -> bool {
+        match self {
+            PsFilter::Status(v) => r.state.status.name() == v,
+            PsFilter::Name(v) => r.name.contains(v.as_str()),
+            PsFilter::Id(v) => r.id.starts_with(v.as_str()),
+            PsFilter::Ancestor(name, id) => {
+                &r.image_name == name || id.as_ref().is_some_and(|i| *i == r.image)
+            }
+            PsFilter::Exited(v) => {
+                r.state.status == Status::Exited
+                    && r.state.exit_code.is_some_and(|c| c.to_string() == *v)
+            }
         }
-        "exited" => {
-            r.state.status == Status::Exited
-                && r.state.exit_code.is_some_and(|c| c.to_string() == value)
-        }
-        _ => bail!("unknown filter {key:?} (ps takes status, name, id, ancestor, exited)"),
-    })
+    }
 }
 
 /// `rbuild ps`.
@@ -377,18 +401,14 @@ pub fn ps(store: &Store, args: PsArgs) -> Result<ExitCode> {
     let mut all = container::list(store)?;
     // Newest first, as Docker lists them.
     all.reverse();
-    let mut shown = Vec::new();
-    for r in &all {
-        // A status filter lists stopped containers without -a, as docker does.
-        let wanted = args.all || r.state.status == Status::Running || !args.filters.is_empty();
-        let mut passes = wanted;
-        for f in &args.filters {
-            passes = passes && ps_passes(store, r, f)?;
-        }
-        if passes {
-            shown.push(r);
-        }
-    }
+    let filters: Vec<PsFilter> =
+        args.filters.iter().map(|f| PsFilter::parse(store, f)).collect::<Result<_>>()?;
+    // A filter lists stopped containers without -a, as docker does.
+    let shown: Vec<&Record> = all
+        .iter()
+        .filter(|r| args.all || r.state.status == Status::Running || !filters.is_empty())
+        .filter(|r| filters.iter().all(|f| f.passes(r)))
+        .collect();
     let mut out = std::io::stdout().lock();
     if args.quiet {
         for r in shown {

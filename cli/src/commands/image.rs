@@ -364,6 +364,8 @@ pub fn images(store: &Store, args: ImagesArgs) -> Result<ExitCode> {
     let mut rows = Vec::new();
     for entry in store.images()? {
         let image = store.image(&entry)?;
+        // Reads each layer's trailer or header: once per image, not per name.
+        let size = human::size(store.image_size(&image));
         let names: Vec<Option<&Reference>> = if entry.names.is_empty() {
             vec![None]
         } else {
@@ -377,7 +379,6 @@ pub fn images(store: &Store, args: ImagesArgs) -> Result<ExitCode> {
                 Some(n) => (n.familiar_repository(), n.tag().unwrap_or("<none>").to_string()),
                 None => ("<none>".into(), "<none>".into()),
             };
-            let size = human::size(store.image_size(&image));
             rows.push(json!({
                 "Containers": "N/A",
                 "CreatedAt": docker_time(created(&image)),

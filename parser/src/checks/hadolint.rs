@@ -102,16 +102,25 @@ fn image_parts(image: &str) -> (String, Option<String>, Option<String>) {
     (name.to_string(), tag, digest)
 }
 
-/// Whether `$var` or `${var}` occurs in `text` as a whole variable name.
-fn refers_to(text: &str, var: &str) -> bool {
-    if text.contains(&format!("${{{var}}}")) {
-        return true;
+/// The variables `text` refers to as hadolint sees them: `${name}` whole (not `${name:-x}`)
+/// and `$name` with every name character that follows.
+fn referenced(text: &str) -> BTreeSet<&str> {
+    let mut names = BTreeSet::new();
+    let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    for (i, _) in text.match_indices('$') {
+        let after = &text[i + 1..];
+        if let Some(braced) = after.strip_prefix('{') {
+            if let Some(end) = braced.find('}') {
+                names.insert(&braced[..end]);
+            }
+        } else {
+            let len = after.find(|c: char| !name_char(c)).unwrap_or(after.len());
+            if len > 0 {
+                names.insert(&after[..len]);
+            }
+        }
     }
-    let bare = format!("${var}");
-    text.split(&bare)
-        .skip(1)
-        .any(|after| !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
-        && text.contains(&bare)
+    names
 }
 
 fn label_key_ok(key: &str) -> bool {
@@ -142,7 +151,7 @@ pub fn hadolint(df: &Dockerfile) -> Vec<HadolintFinding> {
             found.insert(HadolintFinding { line, code, level, message });
         }
     };
-    let mut aliases: Vec<String> = Vec::new();
+    let mut aliases: BTreeSet<String> = BTreeSet::new();
     let mut froms = 0usize;
     let mut stage: Option<Stage> = None;
     let mut finished: Vec<Stage> = Vec::new();
@@ -179,7 +188,7 @@ pub fn hadolint(df: &Dockerfile) -> Vec<HadolintFinding> {
                     if aliases.contains(a) {
                         add(line, "DL3024");
                     }
-                    aliases.push(a.clone());
+                    aliases.insert(a.clone());
                 }
                 froms += 1;
                 finished.extend(stage.take());
@@ -260,9 +269,17 @@ pub fn hadolint(df: &Dockerfile) -> Vec<HadolintFinding> {
             InstructionKind::Maintainer(_) => add(line, "DL4000"),
             InstructionKind::Env(pairs) => {
                 let defined: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+                // Which pairs' values refer to each name, found in one pass over the values.
+                let mut referrers: std::collections::BTreeMap<&str, Vec<usize>> =
+                    Default::default();
+                for (j, (_, v)) in pairs.iter().enumerate() {
+                    for name in referenced(v) {
+                        referrers.entry(name).or_default().push(j);
+                    }
+                }
                 let refers = defined.iter().enumerate().any(|(i, var)| {
                     !env_seen.contains(*var)
-                        && pairs.iter().enumerate().any(|(j, (_, v))| j != i && refers_to(v, var))
+                        && referrers.get(var).is_some_and(|js| js.iter().any(|j| *j != i))
                 });
                 if refers {
                     add(line, "DL3044");

@@ -265,3 +265,26 @@ fn configuration() {
     assert!(c.error && !c.skip_all, "the build argument replaces the directive");
     assert_eq!(RULES.len(), 21);
 }
+
+/// Hostile size: a Dockerfile of many commented ARGs and one ENV of many pairs is checked
+/// in one pass (comments are looked up in lines split once; ENV references are collected
+/// once per value), with every rule and hadolint's.
+#[test]
+fn large_dockerfiles_are_checked_in_linear_time() {
+    let mut text = String::from("FROM busybox\n");
+    for i in 0..50_000 {
+        text.push_str(&format!("# not a description\nARG A{i}=1\n"));
+    }
+    text.push_str("ENV");
+    for i in 0..50_000 {
+        text.push_str(&format!(" E{i}=$E{} \\\n", i + 1));
+    }
+    text.push_str(" LAST=1\n");
+    let df = crate::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let config = CheckConfig::parse("experimental=all").unwrap();
+    let found = check(&df, &text, &CheckInput::default(), &config);
+    let described = found.iter().filter(|f| f.rule.name == "InvalidDefinitionDescription").count();
+    assert_eq!(described, 50_000);
+    let dl3044 = hadolint::hadolint(&df).iter().filter(|f| f.code == "DL3044").count();
+    assert_eq!(dl3044, 1);
+}
