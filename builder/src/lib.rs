@@ -66,6 +66,7 @@ pub mod digest;
 pub mod engine;
 mod error;
 pub mod export;
+mod handoff;
 pub mod limits;
 pub mod reference;
 pub mod remote;

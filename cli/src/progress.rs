@@ -209,6 +209,13 @@ impl Reporter for Json {
             Event::CacheMiss { number, reason, ran_before } => {
                 json!({"event": "cache_miss", "step": number, "reason": reason, "ran_before": ran_before})
             }
+            Event::Timings { number, phases } => {
+                let ms: serde_json::Map<String, serde_json::Value> = phases
+                    .iter()
+                    .map(|(name, d)| (name.to_string(), json!(d.as_secs_f64() * 1000.0)))
+                    .collect();
+                json!({"event": "timings", "step": number, "ms": ms})
+            }
             Event::Checks(found) => {
                 let mut out = std::io::stdout().lock();
                 for f in found {

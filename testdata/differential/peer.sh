@@ -14,24 +14,30 @@
 # shellcheck source=/dev/null
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/dockerd.sh"
 
+# Downloads and unpacks docker 26.1 / BuildKit v0.13 from Debian 13's packages into
+# $DOCKER26 (default ~/.cache/rbuild-peers/docker26) on first use; sets PEER to that folder.
+ensure_docker26() {
+  local mirror deb
+  PEER="${DOCKER26:-$HOME/.cache/rbuild-peers/docker26}"
+  [ ! -x "$PEER/root/usr/sbin/dockerd" ] || return 0
+  mirror="$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)"
+  mirror="${mirror:-http://deb.debian.org/debian}"
+  rm -rf "$PEER"
+  mkdir -p "$PEER/lists" "$PEER/cache" "$PEER/debs" "$PEER/root"
+  echo "deb $mirror trixie main" >"$PEER/sources.list"
+  local apt_opts=(-o "Dir::Etc::SourceList=$PEER/sources.list" -o Dir::Etc::SourceParts=/dev/null
+    -o "Dir::State::Lists=$PEER/lists" -o "Dir::Cache=$PEER/cache")
+  apt-get "${apt_opts[@]}" update >/dev/null 2>&1
+  (cd "$PEER/debs" && apt-get "${apt_opts[@]}" download docker.io containerd docker-buildx >/dev/null 2>&1)
+  for deb in "$PEER"/debs/*.deb; do dpkg-deb -x "$deb" "$PEER/root"; done
+}
+
 start_peer() {
   work="$1"
-  local root peer mirror tool missing deb
+  local root tool missing
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-  peer="${DOCKER26:-$HOME/.cache/rbuild-peers/docker26}"
   [ "$(id -u)" = 0 ] || { echo "the differential suite runs as root (dockerd, the sandbox)" >&2; return 1; }
-  if [ ! -x "$peer/root/usr/sbin/dockerd" ]; then
-    mirror="$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -v security | head -1)"
-    mirror="${mirror:-http://deb.debian.org/debian}"
-    rm -rf "$peer"
-    mkdir -p "$peer/lists" "$peer/cache" "$peer/debs" "$peer/root"
-    echo "deb $mirror trixie main" >"$peer/sources.list"
-    local apt_opts=(-o "Dir::Etc::SourceList=$peer/sources.list" -o Dir::Etc::SourceParts=/dev/null
-      -o "Dir::State::Lists=$peer/lists" -o "Dir::Cache=$peer/cache")
-    apt-get "${apt_opts[@]}" update >/dev/null 2>&1
-    (cd "$peer/debs" && apt-get "${apt_opts[@]}" download docker.io containerd docker-buildx >/dev/null 2>&1)
-    for deb in "$peer"/debs/*.deb; do dpkg-deb -x "$deb" "$peer/root"; done
-  fi
+  ensure_docker26
   missing=0
   for tool in docker-registry busybox skopeo umoci slirp4netns pkg-config zstd; do
     command -v "$tool" >/dev/null || missing=1
@@ -40,7 +46,7 @@ start_peer() {
   [ "$missing" = 0 ] || bash "$root/testdata/apt-install.sh" $(grep -v '^#' "$root/testdata/test-packages.txt")
   command -v runc >/dev/null || bash "$root/testdata/apt-install.sh" runc
   [ -x /usr/bin/docker ] || bash "$root/testdata/apt-install.sh" docker.io
-  start_dockerd "$work" "$peer/root/usr/bin:$peer/root/usr/sbin" || return 1
+  start_dockerd "$work" "$PEER/root/usr/bin:$PEER/root/usr/sbin" || return 1
   export DOCKER_BUILDKIT=1
   (cd "$root" && cargo build --quiet -p rbuild)
   RBUILD="$root/target/debug/rbuild"

@@ -195,6 +195,7 @@ pub fn create(
         copy_root: store.on_overlayfs(),
         ports: options.ports.clone(),
         extras: options.extras.clone(),
+        throwaway_upper: false,
     };
     let _lock = store.lock()?;
     let taken = record::names(store);

@@ -6,11 +6,15 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::cache::{CacheKey, CacheRecord, LayerRecord};
-use super::stage::{FinishedStep, State};
-use crate::error::Result;
+use super::stage::{DeferredLayer, FinishedStep, State};
+use crate::error::{Error, Result};
 use crate::snapshot::{overlay_changes, write_layer, Compression, LayerOptions};
 
-/// Commits the layer directory `root` as the step's layer.
+/// Commits the directory `root` (what the step changed, in overlayfs's form) as the
+/// step's layer. The directory moves to this process's folder of the store, where the
+/// steps after it stack it as it is; its tar, digest and cache records are made on
+/// another thread meanwhile (see [`super::stage::DeferredLayer`]), and it becomes the
+/// layer's snapshot when the build ends.
 pub(super) fn commit(
     state: &mut State<'_, '_>,
     root: &Path,
@@ -18,37 +22,33 @@ pub(super) fn commit(
     created_by: String,
     number: usize,
     started: Instant,
+    has_log: bool,
 ) -> Result<()> {
     let shared = state.shared;
-    let t0 = Instant::now();
-    let changes = overlay_changes(root)?;
+    let store = shared.store.clone();
+    let dir = store.tmp_dir().join(format!("layer-{number}-{}", super::run::random_id(&keys[0].0)));
+    std::fs::rename(root, &dir).map_err(Error::io("moving the layer directory to", dir.clone()))?;
     let created = super::now_rfc3339(shared.options.source_date_epoch);
-    let (layer, writer) =
-        write_layer_blob(shared.store, root, &changes, shared.options.source_date_epoch)?;
-    let snapshot = shared.store.adopt_snapshot(root, &layer.diff_id)?;
-    tracing::debug!(
-        layer_ms = t0.elapsed().as_millis() as u64,
-        bytes = layer.size,
-        "layer committed"
-    );
-    let duration = started.elapsed();
-    let record = CacheRecord {
-        layer: Some(layer.clone()),
-        created: created.clone(),
-        duration_ms: duration.as_millis() as u64,
-    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let record = CacheRecord { layer: None, created: created.clone(), duration_ms };
+    let epoch = shared.options.source_date_epoch;
+    let layer_dir = dir.clone();
+    let write = Box::new(move || {
+        let changes = overlay_changes(&layer_dir)?;
+        write_layer_blob(&store, &layer_dir, &changes, epoch)
+    });
     let key = keys[0].clone();
-    shared.finish_layer(writer, &layer, keys, record);
     state.finish_step(FinishedStep {
         number,
         key,
         created_by,
-        layer: Some(layer),
-        snapshot: Some(snapshot),
+        layer: None,
+        snapshot: Some(dir),
         created,
         cached: false,
-        duration_ms: duration.as_millis() as u64,
-        has_log: false,
+        duration_ms,
+        has_log,
+        deferred: Some(DeferredLayer { write, keys, record, started }),
     })
 }
 
@@ -100,20 +100,22 @@ fn finish_from_record(
         cached,
         duration_ms: record.duration_ms,
         has_log,
+        deferred: None,
     })
 }
 
 /// Writes the layer of `changes` under `root` uncompressed (as Docker keeps built
 /// layers; compression costs more than it saves on a local disk) into a blob writer that
-/// [`super::Shared::finish_layer`] then makes durable.
+/// the caller then makes durable.
 pub(super) fn write_layer_blob(
     store: &crate::store::Store,
     root: &std::path::Path,
     changes: &[crate::snapshot::Change],
     epoch: Option<u64>,
 ) -> Result<(LayerRecord, crate::store::BlobWriter)> {
-    // write_layer hashes the tar; the writer need not hash it again.
-    let mut writer = store.verified_blob_writer()?;
+    // write_layer hashes the tar; the writer need not hash it again, and writes on a
+    // thread of its own meanwhile.
+    let mut writer = crate::handoff::Handoff::new(store.verified_blob_writer()?);
     let blob = write_layer(
         root,
         changes,
@@ -124,6 +126,7 @@ pub(super) fn write_layer_blob(
         },
         &mut writer,
     )?;
+    let writer = writer.finish().map_err(Error::io("writing a layer into", store.tmp_dir()))?;
     let layer = LayerRecord {
         digest: blob.digest,
         size: blob.size,

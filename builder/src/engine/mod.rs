@@ -277,13 +277,19 @@ pub struct BuildResult {
 }
 
 /// The state shared by the stages of one build.
+/// A thread writing a step's layer: it ends with the directory to adopt as the layer's
+/// snapshot and the layer's diff ID (nothing when the layer failed: the stage reports it).
+pub(crate) type LayerThread = std::thread::JoinHandle<Result<Option<(PathBuf, Digest)>>>;
+
 pub(crate) struct Shared<'a> {
     pub store: &'a Store,
     pub options: &'a BuildOptions,
     pub context: BuildContext,
     pub source: &'a dyn ImageSource,
     pub executor: &'a dyn Executor,
-    pub reporter: &'a dyn Reporter,
+    /// The caller's reporter behind an ordering queue: a step whose layer is written in
+    /// the background reports its end from there (see [`stage::State::finish_step`]).
+    pub reporter: &'a crate::report::Ordered,
     pub graph: StageGraph,
     pub escape: char,
     /// Step numbers: the first step number of each stage built.
@@ -295,9 +301,12 @@ pub(crate) struct Shared<'a> {
     pub done: Mutex<BTreeMap<usize, Arc<StageOutcome>>>,
     /// Images the build needs (bases, COPY --from, mount sources), found or pulled once.
     pub images: Mutex<BTreeMap<String, Arc<Image>>>,
-    /// Layer blobs being made durable (synced, renamed into place, recorded in the
-    /// cache) while the build goes on; joined before the image is written.
-    pub pending: Mutex<Vec<std::thread::JoinHandle<Result<()>>>>,
+    /// Layers being written and made durable (synced, renamed into place, recorded in
+    /// the cache) while the build goes on; joined before the image is written. Each
+    /// gives the directory to adopt as its snapshot, with the layer's diff ID.
+    pub pending: Mutex<Vec<LayerThread>>,
+    /// Sandbox directories of finished steps, removed when the build ends.
+    pub leftovers: Mutex<Vec<PathBuf>>,
     /// The record of the last build of the same line (tag and target), to explain misses.
     pub previous: Option<record::BuildRecord>,
     /// The digests of directory contexts (`--build-context NAME=DIR`), hashed once a build.
@@ -305,23 +314,10 @@ pub(crate) struct Shared<'a> {
 }
 
 impl Shared<'_> {
-    /// Finishes a layer's blob and records its cache entry on another thread: the sync
-    /// to disk need not hold up the next step, which only needs the snapshot.
-    pub fn finish_layer(
-        &self,
-        writer: crate::store::BlobWriter,
-        layer: &cache::LayerRecord,
-        keys: Vec<cache::CacheKey>,
-        record: cache::CacheRecord,
-    ) {
-        let store = self.store.clone();
-        let digest = layer.digest.clone();
-        let handle = std::thread::spawn(move || {
-            writer.commit_verified(&digest)?;
-            keys.iter().try_for_each(|key| store.cache_store(key, &record))
-        });
-        if let Ok(mut p) = self.pending.lock() {
-            p.push(handle);
+    /// Has `dir` removed when the build ends.
+    pub fn leave_for_the_end(&self, dir: PathBuf) {
+        if let Ok(mut l) = self.leftovers.lock() {
+            l.push(dir);
         }
     }
 
@@ -378,12 +374,19 @@ impl Shared<'_> {
         Ok(image)
     }
 
-    /// Waits for every layer being finished; the first failure, if any.
+    /// Waits for every layer being finished, then adopts their directories as
+    /// snapshots (only now: until the build's end, steps may stack them where they are);
+    /// the first failure, if any.
     fn join_pending(&self) -> Result<()> {
         let handles = self.pending.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
         let mut first = Ok(());
         for h in handles {
             let r = h.join().unwrap_or_else(|_| Err(Error::Panicked("a layer-writing thread")));
+            let r = match r {
+                Ok(Some((dir, diff_id))) => self.store.adopt_recorded_snapshot(&dir, &diff_id),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            };
             if first.is_ok() {
                 first = r;
             }
@@ -443,6 +446,24 @@ pub fn build(
     executor: &dyn Executor,
     reporter: &dyn Reporter,
 ) -> Result<BuildResult> {
+    let (ordered, pump) = crate::report::Ordered::new();
+    std::thread::scope(|scope| {
+        scope.spawn(|| pump.run(reporter));
+        let result = build_ordered(store, df, options, source, executor, &ordered);
+        ordered.close();
+        result
+    })
+}
+
+/// [`build`], its events through `reporter`'s queue.
+fn build_ordered(
+    store: &Store,
+    df: &Dockerfile,
+    options: &BuildOptions,
+    source: &dyn ImageSource,
+    executor: &dyn Executor,
+    reporter: &crate::report::Ordered,
+) -> Result<BuildResult> {
     let _in_use = store.in_use()?;
     // Global ARGs take --build-arg values, else the automatic platform values.
     let mut graph_args: BTreeMap<String, String> =
@@ -483,6 +504,7 @@ pub fn build(
         done: Default::default(),
         images: Default::default(),
         pending: Default::default(),
+        leftovers: Default::default(),
         previous: explain::previous(store, &explain::lineage(options)),
         dir_digests: Default::default(),
     };
@@ -499,7 +521,12 @@ pub fn build(
     let ran = run_stages(&shared, &order);
     let waited = std::time::Instant::now();
     let finished = shared.join_pending();
-    tracing::debug!(waited_ms = waited.elapsed().as_millis() as u64, "layer blobs synced");
+    let leftovers =
+        shared.leftovers.lock().map(|mut l| std::mem::take(&mut *l)).unwrap_or_default();
+    for dir in leftovers {
+        let _ = crate::store::remove_tree(&dir);
+    }
+    reporter.event(Event::Timings { number: None, phases: vec![("layers", waited.elapsed())] });
     let checks = lint::run(store, df, options, Some(shared.context.ignore()), &check_config);
     reporter.event(Event::Checks(checks.clone()));
     ran?;

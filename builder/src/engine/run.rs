@@ -9,13 +9,12 @@ use std::time::Instant;
 use rbuild_parser::{Command, Heredoc, Instruction, InstructionKind, NetworkMode};
 use serde_json::json;
 
-use super::cache::{CacheKey, CacheRecord};
-use super::commit::{reuse, write_layer_blob};
-use super::stage::{FinishedStep, State};
+use super::cache::CacheKey;
+use super::commit::reuse;
+use super::stage::State;
 use super::{vars, Event, Reporter};
 use crate::error::{Error, Result};
 use crate::sandbox::{Network, SandboxSpec, Volume};
-use crate::snapshot::overlay_changes;
 
 /// Bytes of a failed step's output shown in the error.
 const TAIL_BYTES: usize = 4096;
@@ -62,7 +61,7 @@ fn only_heredoc_marker(command: &str) -> bool {
     })
 }
 
-fn random_id(seed: &str) -> String {
+pub(super) fn random_id(seed: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -195,7 +194,7 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     let id = random_id(&plan.key.0);
     let run_dir = shared.store.containers_dir().join(&id);
     fs::create_dir_all(&run_dir).map_err(Error::io("creating", run_dir.clone()))?;
-    let guard = RemoveOnDrop(run_dir.clone());
+    let guard = RemoveOnDrop(Some(run_dir.clone()));
     fs::write(run_dir.join("pid"), std::process::id().to_string())
         .map_err(Error::io("writing", run_dir.join("pid")))?;
     let mut volumes = Vec::new();
@@ -231,16 +230,65 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
         copy_root: shared.store.on_overlayfs(),
         ports: Vec::new(),
         extras: shared.options.run_extras.clone(),
+        throwaway_upper: true,
     };
     let _cache_locks = mounted.locks;
     shared.reporter.event(Event::Running { number, id: id[..12].to_string() });
     let log_path = run_dir.join("log");
+    let mut phases = Phases::starting(started);
+    phases.end("prepare");
     execute(state, inst, &spec, number, &log_path)?;
+    phases.end_command(&run_dir);
     let upper = spec.upper();
     remove_mount_stubs(&upper, &view, &mounted.targets);
+    state.settle()?;
+    phases.end("previous layer");
     commit_run(state, &upper, plan, number, started, &log_path)?;
-    drop(guard);
+    phases.end("commit");
+    // Removed when the build ends: removing it now would wait on the file system while
+    // layers are being written and synced.
+    shared.leave_for_the_end(guard.keep());
+    shared.reporter.event(Event::Timings { number: Some(number), phases: phases.done });
     Ok(false)
+}
+
+/// A step's time, phase by phase (see [`Event::Timings`]).
+pub(super) struct Phases {
+    mark: Instant,
+    pub done: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    pub fn starting(at: Instant) -> Self {
+        Phases { mark: at, done: Vec::new() }
+    }
+
+    /// Ends the phase `name` now.
+    pub fn end(&mut self, name: &'static str) {
+        let now = Instant::now();
+        self.done.push((name, now - self.mark));
+        self.mark = now;
+    }
+
+    /// Ends the sandbox's run: the command's own time (as the sandbox measured it, in the
+    /// run's directory) and the sandbox's start and end around it.
+    fn end_command(&mut self, run_dir: &Path) {
+        let now = Instant::now();
+        let total = now - self.mark;
+        let command = fs::read_to_string(run_dir.join(crate::sandbox::COMMAND_TIME))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_nanos)
+            .filter(|c| *c <= total);
+        match command {
+            Some(c) => {
+                self.done.push(("sandbox", total - c));
+                self.done.push(("command", c));
+            }
+            None => self.done.push(("command", total)),
+        }
+        self.mark = now;
+    }
 }
 
 /// Runs the spec through the executor, its output to the reporter and to the log at
@@ -280,8 +328,8 @@ fn execute(
     Err(state.error(inst, &msg))
 }
 
-/// Commits what the command changed (the upper directory) as the step's layer (none
-/// when it changed nothing) and keeps its log under the step's key.
+/// Commits what the command changed (the upper directory) as the step's layer (an empty
+/// one when it changed nothing, as BuildKit does) and keeps its log under the step's key.
 fn commit_run(
     state: &mut State<'_, '_>,
     upper: &Path,
@@ -290,36 +338,12 @@ fn commit_run(
     started: Instant,
     log_path: &Path,
 ) -> Result<()> {
-    let (shared, store) = (state.shared, state.shared.store);
-    let changes = overlay_changes(upper)?;
-    let created = super::now_rfc3339(shared.options.source_date_epoch);
-    // A RUN that changed nothing still commits its (empty) layer, as BuildKit does.
-    let (layer, writer) =
-        write_layer_blob(store, upper, &changes, shared.options.source_date_epoch)?;
-    let snapshot = store.adopt_snapshot(upper, &layer.diff_id)?;
-    let duration = started.elapsed();
-    let record = CacheRecord {
-        layer: Some(layer.clone()),
-        created: created.clone(),
-        duration_ms: duration.as_millis() as u64,
-    };
-    let key = plan.key;
-    shared.finish_layer(writer, &layer, vec![key.clone()], record);
+    let store = state.shared.store;
     let logs = store.root().join("logs");
     fs::create_dir_all(&logs).map_err(Error::io("creating", logs.clone()))?;
-    fs::rename(log_path, store.step_log_path(&key))
+    fs::rename(log_path, store.step_log_path(&plan.key))
         .map_err(Error::io("keeping the log", log_path))?;
-    state.finish_step(FinishedStep {
-        number,
-        key,
-        created_by: plan.created_by,
-        layer: Some(layer),
-        snapshot: Some(snapshot),
-        created,
-        cached: false,
-        duration_ms: duration.as_millis() as u64,
-        has_log: true,
-    })
+    super::commit::commit(state, upper, vec![plan.key], plan.created_by, number, started, true)
 }
 
 /// Removes the empty files and directories the sandbox made as mount points (`/etc/hosts`,
@@ -358,10 +382,19 @@ fn remove_mount_stubs(upper: &Path, view: &super::rootfs::RootfsView, targets: &
 }
 
 /// Removes a directory tree when dropped (a failed step's sandbox directory).
-struct RemoveOnDrop(std::path::PathBuf);
+struct RemoveOnDrop(Option<std::path::PathBuf>);
+
+impl RemoveOnDrop {
+    /// The directory, no longer removed when this is dropped.
+    fn keep(mut self) -> PathBuf {
+        self.0.take().unwrap_or_default()
+    }
+}
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        let _ = crate::store::remove_tree(&self.0);
+        if let Some(dir) = self.0.take() {
+            let _ = crate::store::remove_tree(&dir);
+        }
     }
 }

@@ -54,6 +54,35 @@ pub(crate) struct FinishedStep {
     pub cached: bool,
     pub duration_ms: u64,
     pub has_log: bool,
+    /// The layer, when it is written on another thread (`layer` is then `None` and
+    /// `snapshot` the directory of what the step changed).
+    pub deferred: Option<DeferredLayer>,
+}
+
+/// A step's layer written on another thread while the build goes on: the directory of
+/// what the step changed is final when the step ends, and the steps after it stack it as
+/// it is. The layer's tar, its digest, its sync and its cache records are made there;
+/// the next step that needs the digest (for an image ID) waits for it
+/// ([`State::settle`]).
+pub(crate) struct DeferredLayer {
+    /// Writes the layer's tar: its record, and the blob writer to make durable.
+    pub write: Box<dyn FnOnce() -> Result<(LayerRecord, crate::store::BlobWriter)> + Send>,
+    /// The cache keys it is recorded under.
+    pub keys: Vec<CacheKey>,
+    /// Its cache record, but for the layer.
+    pub record: super::cache::CacheRecord,
+    /// When the step started (for the duration it reports).
+    pub started: Instant,
+}
+
+/// A deferred layer being written (see [`DeferredLayer`]).
+struct PendingLayer {
+    /// The step's number.
+    number: usize,
+    /// The step's place in [`State::steps`].
+    step_index: usize,
+    /// The layer's record, once written.
+    result: std::sync::mpsc::Receiver<Result<LayerRecord>>,
 }
 
 /// A stage being built.
@@ -62,7 +91,11 @@ pub(crate) struct State<'s, 'a> {
     pub stage: usize,
     pub config: ImageConfig,
     pub layers: Vec<LayerRecord>,
-    snapshots: Option<Vec<PathBuf>>,
+    /// The layers' snapshots, lowest first, where known (a layer taken from the cache gets
+    /// its snapshot only when something needs the file system: a build that hits the
+    /// cache throughout extracts nothing). One more than `layers` while the last step's
+    /// layer is being written (see [`DeferredLayer`]).
+    snapshots: Vec<Option<PathBuf>>,
     pub chain: CacheKey,
     /// ARGs declared in the stage, in order, a name again each time it is declared again
     /// (RUN's history entry lists them so, as BuildKit does).
@@ -84,6 +117,8 @@ pub(crate) struct State<'s, 'a> {
     base_manifest: Option<oci_spec::image::Descriptor>,
     /// What the explanation of a cache miss needs (see [`super::explain`]).
     pub notes: StepNotes,
+    /// The last step's layer, while another thread writes it.
+    pending_layer: Option<PendingLayer>,
 }
 
 /// The inputs of the keyed step being run, noted for its record and for explaining a miss.
@@ -116,14 +151,21 @@ pub(super) fn history_text(inst: &Instruction) -> String {
 impl<'s, 'a> State<'s, 'a> {
     /// The layer snapshots, extracted on first use.
     pub fn snapshots(&mut self) -> Result<Vec<PathBuf>> {
-        if let Some(s) = &self.snapshots {
-            return Ok(s.clone());
+        let mut out = Vec::with_capacity(self.snapshots.len());
+        for (i, known) in self.snapshots.iter_mut().enumerate() {
+            let snapshot = match known {
+                Some(s) => s.clone(),
+                None => {
+                    let l = self.layers.get(i).ok_or_else(|| {
+                        Error::Build("a layer without its snapshot is still being written".into())
+                    })?;
+                    let s = self.shared.store.snapshot(&l.digest, &l.diff_id)?;
+                    *known = Some(s.clone());
+                    s
+                }
+            };
+            out.push(snapshot);
         }
-        let mut out = Vec::new();
-        for l in &self.layers {
-            out.push(self.shared.store.snapshot(&l.digest, &l.diff_id)?);
-        }
-        self.snapshots = Some(out.clone());
         Ok(out)
     }
 
@@ -135,13 +177,7 @@ impl<'s, 'a> State<'s, 'a> {
     /// Adds a layer (with its snapshot) on top.
     pub fn push_layer(&mut self, layer: LayerRecord, snapshot: Option<PathBuf>) -> Result<()> {
         self.config.rootfs.diff_ids.push(layer.diff_id.to_string());
-        // A layer taken from the cache gets its snapshot only when something needs the
-        // file system (a RUN, COPY's destination): a build that hits the cache throughout
-        // extracts nothing.
-        match (snapshot, &mut self.snapshots) {
-            (Some(snap), Some(s)) => s.push(snap),
-            _ => self.snapshots = None,
-        }
+        self.snapshots.push(snapshot);
         self.layers.push(layer);
         Ok(())
     }
@@ -238,10 +274,14 @@ impl<'s, 'a> State<'s, 'a> {
     /// Puts a finished layer step on the stage: its layer (if it made one) on top, its
     /// history entry, the chain moved to its key, and its record for `history`.
     pub fn finish_step(&mut self, step: FinishedStep) -> Result<()> {
+        self.settle()?;
         let size = step.layer.as_ref().map_or(0, |l| l.tar_size);
-        let empty = step.layer.is_none();
+        let empty = step.layer.is_none() && step.deferred.is_none();
         if let Some(l) = step.layer {
-            self.push_layer(l, step.snapshot)?;
+            self.push_layer(l, step.snapshot.clone())?;
+        } else if let (Some(_), Some(snapshot)) = (&step.deferred, &step.snapshot) {
+            // Its directory goes on top now, its record once written.
+            self.snapshots.push(Some(snapshot.clone()));
         }
         self.last_created = step.created.clone();
         self.add_history(step.created_by.clone(), empty, Some(step.created));
@@ -266,7 +306,72 @@ impl<'s, 'a> State<'s, 'a> {
             miss: pending.miss,
             ..Default::default()
         });
+        if let (Some(deferred), Some(snapshot)) = (step.deferred, step.snapshot) {
+            self.defer(deferred, snapshot, step.number);
+        }
         Ok(())
+    }
+
+    /// Starts writing a deferred layer on another thread. Once it has the layer's digest,
+    /// that thread reports the step's end (the image ID after it) in the place kept for
+    /// it, then makes the blob durable, records the cache entries and has the directory
+    /// adopted as the layer's snapshot when the build ends.
+    fn defer(&mut self, deferred: DeferredLayer, snapshot: PathBuf, number: usize) {
+        let shared = self.shared;
+        let hole = shared.reporter.hole();
+        let mut config = self.config.clone();
+        let store = shared.store.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || -> Result<Option<(PathBuf, Digest)>> {
+            let t0 = Instant::now();
+            let (layer, writer) = match (deferred.write)() {
+                Ok(done) => done,
+                Err(e) => {
+                    // The step after it (or the stage's end) reports the error.
+                    let _ = tx.send(Err(e));
+                    return Ok(None);
+                }
+            };
+            config.rootfs.diff_ids.push(layer.diff_id.to_string());
+            let id =
+                crate::digest::sha256(&super::final_config(&config, &BTreeMap::new()).to_bytes());
+            let duration = deferred.started.elapsed();
+            hole.fill(vec![
+                Event::StepDone { number, id, duration, cached: false },
+                Event::Timings { number: Some(number), phases: vec![("layer", t0.elapsed())] },
+            ]);
+            let _ = tx.send(Ok(layer.clone()));
+            store.record_snapshot(&snapshot, layer.diff_id.digest())?;
+            writer.commit_verified(&layer.digest)?;
+            let record =
+                super::cache::CacheRecord { layer: Some(layer.clone()), ..deferred.record };
+            deferred.keys.iter().try_for_each(|key| store.cache_store(key, &record))?;
+            Ok(Some((snapshot, layer.diff_id)))
+        });
+        if let Ok(mut p) = shared.pending.lock() {
+            p.push(handle);
+        }
+        let step_index = self.steps.len().saturating_sub(1);
+        self.pending_layer = Some(PendingLayer { number, step_index, result: rx });
+    }
+
+    /// Waits for the layer being written for the last step, if any, and puts it on top
+    /// of the stage's layers; its failure is this stage's.
+    pub fn settle(&mut self) -> Result<()> {
+        let Some(pending) = self.pending_layer.take() else { return Ok(()) };
+        let layer =
+            pending.result.recv().map_err(|_| Error::Panicked("a layer-writing thread"))??;
+        self.config.rootfs.diff_ids.push(layer.diff_id.to_string());
+        if let Some(step) = self.steps.get_mut(pending.step_index) {
+            step.size = layer.tar_size;
+        }
+        self.layers.push(layer);
+        Ok(())
+    }
+
+    /// The number of the step whose layer is being written, if any.
+    pub fn deferred_step(&self) -> Option<usize> {
+        self.pending_layer.as_ref().map(|p| p.number)
     }
 
     /// Records a step for the build record.
@@ -358,13 +463,14 @@ fn image_state<'s, 'a>(
         });
     }
     let last_created = config.created.clone().unwrap_or_else(|| super::rfc3339(0, 0));
+    let snapshots = vec![None; layers.len()];
     Ok(State {
         shared,
         stage,
         chain: base_key(shared, image.id().as_ref()),
         config,
         layers,
-        snapshots: None,
+        snapshots,
         args: Vec::new(),
         arg_env: Vec::new(),
         steps: Vec::new(),
@@ -374,6 +480,7 @@ fn image_state<'s, 'a>(
         base_id: Some(image.id().clone()),
         base_manifest: Some(image.entry.manifest.clone()),
         notes: StepNotes::default(),
+        pending_layer: None,
     })
 }
 
@@ -399,7 +506,7 @@ fn scratch_state<'s, 'a>(shared: &'s Shared<'a>, stage: usize) -> State<'s, 'a> 
         chain: base_key(shared, "scratch"),
         config,
         layers: Vec::new(),
-        snapshots: Some(Vec::new()),
+        snapshots: Vec::new(),
         args: Vec::new(),
         arg_env: Vec::new(),
         steps: Vec::new(),
@@ -409,6 +516,7 @@ fn scratch_state<'s, 'a>(shared: &'s Shared<'a>, stage: usize) -> State<'s, 'a> 
         base_id: None,
         base_manifest: None,
         notes: StepNotes::default(),
+        pending_layer: None,
     }
 }
 
@@ -464,7 +572,7 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
                 stage: index,
                 config: base.config.clone(),
                 layers: base.layers.clone(),
-                snapshots: Some(base.snapshots.clone()),
+                snapshots: base.snapshots.iter().cloned().map(Some).collect(),
                 chain: base.chain.clone(),
                 args: Vec::new(),
                 arg_env: base.arg_env.clone(),
@@ -475,6 +583,7 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
                 base_id: None,
                 base_manifest: None,
                 notes: StepNotes::default(),
+                pending_layer: None,
             }
         }
         StageBase::Image(name) => {
@@ -520,13 +629,18 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
         });
         let started = Instant::now();
         let cached = dispatch(&mut state, inst, number)?;
-        shared.reporter.event(Event::StepDone {
-            number,
-            id: state.current_id(),
-            duration: started.elapsed(),
-            cached,
-        });
+        // A step whose layer is being written reports its end from there.
+        if state.deferred_step() != Some(number) {
+            state.settle()?;
+            shared.reporter.event(Event::StepDone {
+                number,
+                id: state.current_id(),
+                duration: started.elapsed(),
+                cached,
+            });
+        }
     }
+    state.settle()?;
     let snapshots = state.snapshots()?;
     let unchanged_base = state.base_id.clone().zip(state.base_manifest.clone());
     Ok(StageOutcome {

@@ -90,6 +90,6 @@ pub(super) fn make_workdir(
         make_parents(&view, layer_dir.path(), &parts, true, owner)?;
         restore_parent_times(&view, layer_dir.path(), &parts, true);
     }
-    commit(state, layer_dir.path(), vec![key], created_by, number, started)?;
+    commit(state, layer_dir.path(), vec![key], created_by, number, started, false)?;
     Ok(false)
 }

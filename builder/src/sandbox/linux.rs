@@ -228,7 +228,7 @@ fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
         }
         init(spec, plan, slave, go)
     }) {
-        Ok(code) => code,
+        Ok(done) => done,
         Err(e) => {
             // The code, then what failed: the supervisor tells it from a command's own
             // exit 125 by the message that follows.
@@ -237,7 +237,12 @@ fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
             std::process::exit(SANDBOX_FAILED);
         }
     };
-    let _ = nix::unistd::write(&report_write, &code.to_le_bytes());
+    // The code and the command's own time in one write (one pipe buffer: the supervisor
+    // reads both or neither).
+    let (code, took) = code;
+    let mut report = code.to_le_bytes().to_vec();
+    report.extend_from_slice(&(took.as_nanos() as u64).to_le_bytes());
+    let _ = nix::unistd::write(&report_write, &report);
     std::process::exit(code);
 }
 
@@ -278,6 +283,9 @@ fn supervise(child: Pid, parts: Parts) -> Result<i32> {
         }
     }
     catch_signals(false);
+    if got == 4 && i32::from_le_bytes(buf) != SANDBOX_FAILED {
+        record_command_time(&report_read, &started);
+    }
     if let Some(s) = slirp {
         // slirp4netns exits as its exit pipe closes; it is reaped with the init.
         if let Ok(mut pending) = PENDING.lock() {
@@ -318,6 +326,28 @@ fn supervise(child: Pid, parts: Parts) -> Result<i32> {
     } else {
         // The init died without a report (killed, or failed before the command).
         Ok(wait_code(child))
+    }
+}
+
+/// Where the supervisor leaves the command's own time (nanoseconds, as text) in the run's
+/// directory: the build reports what the sandbox added around it.
+pub const COMMAND_TIME: &str = "command-time";
+
+/// Reads the command's own time that follows its exit code in the init's report and
+/// keeps it beside `started` (in the run's directory).
+fn record_command_time(report: &OwnedFd, started: &Path) {
+    let mut nanos = [0u8; 8];
+    let mut got = 0;
+    while got < nanos.len() {
+        match nix::unistd::read(report, &mut nanos[got..]) {
+            Ok(0) => return,
+            Ok(n) => got += n,
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return,
+        }
+    }
+    if let Some(dir) = started.parent() {
+        let _ = fs::write(dir.join(COMMAND_TIME), u64::from_le_bytes(nanos).to_string());
     }
 }
 
@@ -590,9 +620,35 @@ fn mount_overlay(
     upper: &Path,
     work: &Path,
     target: &Path,
-    userxattr: bool,
+    flags: OverlayFlags,
 ) -> Result<()> {
-    match mount_overlay_fsconfig(lowers, upper, work, target, userxattr) {
+    let mounted = mount_overlay_with(lowers, upper, work, target, flags);
+    if mounted.is_err() && flags.volatile {
+        // Linux before 5.10 has no `volatile`: the same mount without it.
+        let flags = OverlayFlags { volatile: false, ..flags };
+        return mount_overlay_with(lowers, upper, work, target, flags);
+    }
+    mounted
+}
+
+/// Options of an overlay mount besides its directories.
+#[derive(Debug, Clone, Copy)]
+struct OverlayFlags {
+    /// `userxattr`: attributes in `user.overlay.*` (in a user namespace).
+    userxattr: bool,
+    /// `volatile`: no sync of the upper directory (see [`SandboxSpec::throwaway_upper`]).
+    volatile: bool,
+}
+
+/// [`mount_overlay`] with exactly these options.
+fn mount_overlay_with(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    flags: OverlayFlags,
+) -> Result<()> {
+    match mount_overlay_fsconfig(lowers, upper, work, target, flags) {
         Ok(()) => return Ok(()),
         // No new mount API, or no `lowerdir+` in this kernel's overlayfs.
         Err(nix::Error::ENOSYS | nix::Error::EINVAL) => {}
@@ -615,8 +671,11 @@ fn mount_overlay(
         upper.display(),
         work.display()
     );
-    if userxattr {
+    if flags.userxattr {
         options.push_str(",userxattr");
+    }
+    if flags.volatile {
+        options.push_str(",volatile");
     }
     let here = std::env::current_dir().ok();
     if let Some(p) = parent {
@@ -647,7 +706,7 @@ fn mount_overlay_fsconfig(
     upper: &Path,
     work: &Path,
     target: &Path,
-    userxattr: bool,
+    flags: OverlayFlags,
 ) -> nix::Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
@@ -695,8 +754,11 @@ fn mount_overlay_fsconfig(
         Some(&cstr(b"workdir")?),
         Some(&cstr(work.as_os_str().as_bytes())?),
     )?;
-    if userxattr {
+    if flags.userxattr {
         config(FSCONFIG_SET_FLAG, Some(&cstr(b"userxattr")?), None)?;
+    }
+    if flags.volatile {
+        config(FSCONFIG_SET_FLAG, Some(&cstr(b"volatile")?), None)?;
     }
     config(FSCONFIG_CMD_CREATE, None, None)?;
     // SAFETY: fsmount of our configured context, with mount attribute flags.
@@ -792,11 +854,12 @@ fn apply(step: &MountStep) -> Result<()> {
             mount(NONE, "/", NONE, MsFlags::MS_REC | MsFlags::MS_PRIVATE, NONE)
                 .map_err(io_err("making private", Path::new("/")))
         }
-        MountStep::Overlay { lowers, upper, work, target, userxattr } => {
+        MountStep::Overlay { lowers, upper, work, target, userxattr, volatile } => {
             for dir in [upper, work, target] {
                 mkdirs(dir)?;
             }
-            mount_overlay(lowers, upper, work, target, *userxattr)
+            let flags = OverlayFlags { userxattr: *userxattr, volatile: *volatile };
+            mount_overlay(lowers, upper, work, target, flags)
         }
         MountStep::Bind { source, target, readonly, file, device } => {
             bind(source, target, *readonly, *file, *device)
@@ -896,7 +959,7 @@ fn init(
     plan: &[MountStep],
     tty: Option<std::os::fd::OwnedFd>,
     go: Option<std::os::fd::OwnedFd>,
-) -> Result<i32> {
+) -> Result<(i32, std::time::Duration)> {
     for step in plan {
         apply(step)?;
     }
@@ -919,6 +982,7 @@ fn init(
     nix::unistd::sethostname(&spec.hostname)
         .map_err(io_err("setting the host name in", &spec.run_dir))?;
     let identity = resolve_user(&spec.user)?;
+    let started = std::time::Instant::now();
     // SAFETY: PID 1 is single-threaded; the child only sets up its identity and execs.
     match unsafe { fork() }.map_err(io_err("forking the command in", &spec.run_dir))? {
         ForkResult::Child => {
@@ -936,13 +1000,15 @@ fn init(
             // command itself has ended; pass the signals rbuild forwards on to the command.
             loop {
                 match waitpid(Pid::from_raw(-1), None) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == child => return Ok(code),
+                    Ok(WaitStatus::Exited(pid, code)) if pid == child => {
+                        return Ok((code, started.elapsed()))
+                    }
                     Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
-                        return Ok(128 + sig as i32)
+                        return Ok((128 + sig as i32, started.elapsed()))
                     }
                     Err(nix::Error::EINTR) => forward_caught(child),
                     Ok(_) => continue,
-                    Err(_) => return Ok(125),
+                    Err(_) => return Ok((125, started.elapsed())),
                 }
             }
         }

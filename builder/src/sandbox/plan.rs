@@ -22,6 +22,8 @@ pub enum MountStep {
         target: PathBuf,
         /// Read `user.overlay.*` attributes (a user namespace cannot use `trusted.`).
         userxattr: bool,
+        /// Mount `volatile` (no sync of the upper directory at the end).
+        volatile: bool,
     },
     /// A bind mount (of a directory or a file), read-only when asked. Every bind but the
     /// safe device nodes of `/dev` is remounted `nodev`, so a device node made on a
@@ -146,6 +148,7 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
             work: spec.work(),
             target: root.clone(),
             userxattr: rootless,
+            volatile: spec.throwaway_upper,
         }
     };
     let mut steps = vec![
@@ -213,6 +216,8 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
                 work: m.dir.join("work"),
                 target: merged.clone(),
                 userxattr: rootless,
+                // A mount's upper directory is thrown away with the run.
+                volatile: true,
             });
         }
         steps.push(MountStep::Bind {
@@ -279,6 +284,7 @@ mod tests {
             copy_root: false,
             ports: Vec::new(),
             extras: Default::default(),
+            throwaway_upper: false,
         };
         let plan = mount_plan(&spec, std::path::Path::new("/r/etc"), false);
         assert_eq!(plan[0], MountStep::PrivateRoot);
@@ -289,7 +295,8 @@ mod tests {
                 upper: "/r/upper".into(),
                 work: "/r/work".into(),
                 target: "/r/merged".into(),
-                userxattr: false
+                userxattr: false,
+                volatile: false
             },
             "overlayfs lists the top layer first"
         );

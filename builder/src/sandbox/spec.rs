@@ -122,6 +122,12 @@ pub struct SandboxSpec {
     /// `--add-host`, `--shm-size`, `--ulimit`.
     #[serde(default)]
     pub extras: RunExtras,
+    /// The upper directory is read once after the run and never mounted again (a build
+    /// step's): the overlay is mounted `volatile`, so its end does not wait for the
+    /// kernel to write what the command wrote (rbuild makes the layer durable itself).
+    /// A container's upper directory, mounted again by each start, is not.
+    #[serde(default)]
+    pub throwaway_upper: bool,
 }
 
 /// What `--add-host`, `--shm-size` and `--ulimit` add to a RUN or a container.

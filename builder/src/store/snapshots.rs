@@ -113,6 +113,27 @@ impl Store {
         Ok(dest)
     }
 
+    /// Moves `dir`, a directory whose snapshot record is written already (see
+    /// [`Store::adopt_snapshot`]), into place as the snapshot of `diff_id`; removes it
+    /// when that snapshot exists already.
+    pub(crate) fn adopt_recorded_snapshot(
+        &self,
+        dir: &std::path::Path,
+        diff_id: &Digest,
+    ) -> Result<()> {
+        let dest = self.root.join("snapshots").join(diff_id.digest());
+        if !dest.is_dir() {
+            match fs::rename(dir, &dest) {
+                Ok(()) => return Ok(()),
+                Err(e) if !dest.is_dir() => {
+                    return Err(Error::Io { action: "renaming into", path: dest, source: e })
+                }
+                Err(_) => {}
+            }
+        }
+        super::remove_tree(dir).map_err(Error::io("removing", dir))
+    }
+
     /// Where sandboxes keep their directories while they run.
     pub fn containers_dir(&self) -> PathBuf {
         self.root.join("containers")

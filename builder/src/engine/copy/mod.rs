@@ -303,7 +303,7 @@ pub(super) fn copy(
     let (view, parts) = (&plan.view, &plan.dest_parts);
     if items.is_empty() && !gathered.dir_source {
         // Nothing matched: BuildKit commits an empty layer, without the destination.
-        commit(state, root, vec![key.clone(), content_key], created_by, number, started)?;
+        commit(state, root, vec![key.clone(), content_key], created_by, number, started, false)?;
         relink(state, &key);
         return Ok(false);
     }
@@ -335,7 +335,7 @@ pub(super) fn copy(
         "COPY placed its files"
     );
     restore_parent_times(view, root, parts, plan.dest_is_dir);
-    commit(state, root, vec![key.clone(), content_key], created_by, number, started)?;
+    commit(state, root, vec![key.clone(), content_key], created_by, number, started, false)?;
     relink(state, &key);
     Ok(false)
 }

@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# Real package builds, rbuild side by side with BuildKit v0.13 (docker 26.1 from Debian
+# 13's packages, as testdata/differential/peer.sh unpacks it) and buildah (overlay, runc),
+# in one run on the same contexts and the same base:
+#   db:     the seeds' database server: Debian's mariadb-server with apt-get, a config file
+#           and an init script copied in, a RUN that starts the server and loads the script;
+#   python: a Python application: python3-venv from Debian, a virtual environment, pip
+#           installing pinned packages from PyPI, the application copied and compiled;
+#   c:      a build stage compiling a small C program with gcc and make, and a slim
+#           runtime stage that copies the binary.
+# The base, a Debian 12 minbase tree made by testdata/images/make-debian.sh (debootstrap),
+# is served by docker-registry on a free loopback port to every tool. Each tool's RUN
+# steps use the host's network (the same route to the mirrors for all).
+# Phases: cold (empty storage), no-op rebuild, one source file changed, and an import of
+# the registry cache on empty storage (rbuild --cache-to/--cache-from type=registry;
+# BuildKit's inline cache, as its docker driver offers; buildah --cache-to/--cache-from).
+# Prints every run, the medians of RUNS runs (3) in seconds and the ratios rbuild / peer,
+# and for each rbuild step of the last cold and changed builds the command's own time and
+# what rbuild added around it (sandbox start, waiting for the layer below, commit; the
+# layer's tar, digest and sync run beside the next step and are shown apart).
+# Needs root and the Debian mirror and PyPI. TOOLS="rbuild buildkit" picks tools
+# (default: all three); SCENARIOS="db c" picks scenarios.
+# Usage: testdata/bench/packages.sh [WORKDIR]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+work="${1:-$root/.cache/bench-packages}"
+runs="${RUNS:-3}"
+tools="${TOOLS:-rbuild buildkit buildah}"
+scenarios="${SCENARIOS:-db python c}"
+want() { case " $tools " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+export PATH="$HOME/.cargo/bin:$PATH"
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+need=()
+for t in docker-registry skopeo debootstrap runc python3; do command -v $t >/dev/null || need+=("$t"); done
+[ -x /usr/bin/docker ] || need+=(docker.io)
+want buildah && ! command -v buildah >/dev/null && need+=(buildah)
+[ ${#need[@]} -eq 0 ] || bash "$root/testdata/apt-install.sh" "${need[@]}"
+(cd "$root" && cargo build --quiet --release -p rbuild)
+rbuild="$root/target/release/rbuild"
+# shellcheck source=testdata/differential/peer.sh
+. "$root/testdata/differential/peer.sh"
+mkdir -p "$work"
+logs="$work/logs/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$logs"
+trash="$work/trash"
+discard() { mkdir -p "$trash"; [ ! -e "$1" ] || mv "$1" "$trash/$(date +%s%N)"; }
+peer_dir="$work/peer"
+cleanup() {
+  kill "${REGISTRY_PID:-}" 2>/dev/null || true
+  [ ! -d "$peer_dir" ] || stop_dockerd "$peer_dir"
+  awk -v t="$trash/" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$trash"
+}
+trap cleanup EXIT
+
+# The base image in a registry every tool pulls from.
+serve_registry "$work/registry" || { echo "docker-registry did not start" >&2; exit 1; }
+base_tar="$root/.cache/debian-bookworm-minbase.tar"
+bash "$root/testdata/images/make-debian.sh" "$base_tar"
+mkdir -p "$work/base"
+cp "$base_tar" "$work/base/rootfs.tar"
+printf 'FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n' >"$work/base/Dockerfile"
+"$rbuild" --root "$work/base-store" build -q -t base -o "type=oci,dest=$work/base.tar" "$work/base" >/dev/null
+skopeo copy -q --dest-tls-verify=false "oci-archive:$work/base.tar" "docker://$REGISTRY/debian:bookworm"
+rm -rf "$work/base-store" "$work/base.tar"
+base="$REGISTRY/debian:bookworm"
+
+# The contexts (made afresh each run; the changed file is restored after its phase).
+make_contexts() {
+  local c="$work/ctx"
+  rm -rf "$c"
+  mkdir -p "$c/db" "$c/python" "$c/c/src"
+  cat >"$c/db/Dockerfile" <<DF
+FROM $base
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update && apt-get install -y --no-install-recommends mariadb-server && rm -rf /var/lib/apt/lists/*
+COPY server.cnf /etc/mysql/mariadb.conf.d/90-bench.cnf
+COPY init.sql /docker-entrypoint-initdb.d/init.sql
+RUN mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld \\
+ && (mariadbd --user=mysql --skip-networking --socket=/run/mysqld/mysqld.sock &) \\
+ && for i in \$(seq 60); do mariadb -e 'select 1' >/dev/null 2>&1 && break; sleep 0.5; done \\
+ && mariadb < /docker-entrypoint-initdb.d/init.sql \\
+ && mariadb-admin shutdown
+EXPOSE 3306
+CMD ["mariadbd", "--user=mysql"]
+DF
+  printf '[mysqld]\ninnodb_buffer_pool_size=64M\n' >"$c/db/server.cnf"
+  printf 'CREATE DATABASE app;\nCREATE TABLE app.t (id INT PRIMARY KEY, v TEXT);\nINSERT INTO app.t VALUES (1, %s);\n' "'one'" >"$c/db/init.sql"
+  cat >"$c/python/Dockerfile" <<DF
+FROM $base
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /venv
+COPY requirements.txt /app/
+RUN /venv/bin/pip install --no-cache-dir -r /app/requirements.txt
+COPY app.py /app/
+RUN /venv/bin/python -m compileall -q /app
+CMD ["/venv/bin/python", "/app/app.py"]
+DF
+  printf 'flask==3.0.3\nrequests==2.32.3\n' >"$c/python/requirements.txt"
+  printf 'import flask\napp = flask.Flask(__name__)\nprint("version 1")\n' >"$c/python/app.py"
+  cat >"$c/c/Dockerfile" <<DF
+FROM $base AS build
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev make && rm -rf /var/lib/apt/lists/*
+COPY src/ /src/
+RUN make -C /src
+FROM $base
+COPY --from=build /src/hello /usr/local/bin/hello
+CMD ["hello"]
+DF
+  printf 'hello: main.c\n\tgcc -O2 -o $@ $<\n' >"$c/c/src/Makefile"
+  printf '#include <stdio.h>\nint main(void) { puts("version 1"); return 0; }\n' >"$c/c/src/main.c"
+}
+changed_file() { case $1 in db) echo init.sql ;; python) echo app.py ;; c) echo src/main.c ;; esac; }
+
+now() { date +%s%N; }
+# measure VAR LOG CMD...: runs CMD, its output to LOG, and appends its wall time (us) to VAR.
+measure() {
+  local var=$1 log=$2; shift 2
+  local t0 t1
+  sync
+  t0=$(now)
+  if ! "$@" >"$log" 2>&1; then
+    echo "failed: $*" >&2; tail -30 "$log" >&2; exit 1
+  fi
+  t1=$(now)
+  printf -v "$var" '%s %s' "${!var:-}" "$(( (t1 - t0) / 1000 ))"
+}
+ms() { for us in "$@"; do printf ' %d' $((us / 1000)); done; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1e6}'; }
+
+# rbuild's account of its steps, from --progress json: per step, the command's own time
+# and what rbuild added on the critical path; the layers' background work apart.
+breakdown() {
+  python3 - "$1" <<'PY'
+import json, sys
+steps, end = {}, 0.0
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") != "timings":
+        continue
+    if e["step"] is None:
+        end = e["ms"].get("layers", 0.0)
+        continue
+    steps.setdefault(e["step"], {}).update(e["ms"])
+total_cmd = total_added = 0.0
+for n in sorted(steps):
+    m = steps[n]
+    if "command" not in m:
+        continue
+    cmd = m["command"]
+    added = sum(v for k, v in m.items() if k not in ("command", "layer"))
+    total_cmd += cmd
+    total_added += added
+    parts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(m.items()) if k not in ("command", "layer"))
+    print(f"    step {n}: command {cmd:8.0f} ms, added {added:6.0f} ms ({parts}); layer beside the next step {m.get('layer', 0):.0f} ms")
+print(f"    build end: waiting for the last layers {end:.0f} ms")
+if total_cmd:
+    total_added += end
+    print(f"    commands {total_cmd:.0f} ms, rbuild added {total_added:.0f} ms on the critical path ({100 * total_added / total_cmd:.1f}%)")
+PY
+}
+
+: >"$work/results.txt"
+: >"$work/runs.txt"
+: >"$work/breakdown.txt"
+# bench TOOL SCENARIO: every phase RUNS times. The tool's functions: TOOL_reset (empty
+# storage), TOOL_build CTX (a build, tagged bench), TOOL_export / TOOL_import CTX (push a
+# registry cache / build from it on empty storage).
+bench() {
+  local tool=$1 scen=$2 ctx="$work/ctx/$2" f cold="" noop="" change="" import="" log
+  f="$ctx/$(changed_file "$scen")"
+  cp -p "$f" "$work/changed.orig"
+  for r in $(seq "$runs"); do
+    "${tool}_reset"; log="$logs/$tool-$scen-cold-$r.log"
+    measure cold "$log" "${tool}_build" "$ctx"
+  done
+  [ "$tool" != rbuild ] || { echo "  $scen, cold:" && breakdown "$log"; } >>"$work/breakdown.txt"
+  for r in $(seq "$runs"); do measure noop "$logs/$tool-$scen-noop-$r.log" "${tool}_build" "$ctx"; done
+  for r in $(seq "$runs"); do
+    echo "-- change $r $(now)" >>"$f"
+    log="$logs/$tool-$scen-changed-$r.log"
+    measure change "$log" "${tool}_build" "$ctx"
+  done
+  [ "$tool" != rbuild ] || { echo "  $scen, one file changed:" && breakdown "$log"; } >>"$work/breakdown.txt"
+  cp -p "$work/changed.orig" "$f"
+  "${tool}_export" "$ctx" "$scen" >"$logs/$tool-$scen-export.log" 2>&1 || { echo "failed: $tool cache export" >&2; tail -20 "$logs/$tool-$scen-export.log" >&2; exit 1; }
+  for r in $(seq "$runs"); do
+    "${tool}_reset"
+    measure import "$logs/$tool-$scen-import-$r.log" "${tool}_import" "$ctx" "$scen"
+  done
+  echo "$tool $scen $(echo "$cold" | median) $(echo "$noop" | median) $(echo "$change" | median) $(echo "$import" | median)" | tee -a "$work/results.txt"
+  echo "$tool $scen single runs, ms: cold$(ms $cold) | no-op$(ms $noop) | changed$(ms $change) | cache import$(ms $import)" | tee -a "$work/runs.txt"
+}
+
+rbuild_reset() { discard "$work/rbuild-store"; }
+rbuild_build() { "$rbuild" --root "$work/rbuild-store" build --network host --progress json -t bench "$1"; }
+rbuild_export() {
+  "$rbuild" --root "$work/rbuild-store" build --network host -q -t bench \
+    --cache-to "type=registry,ref=$REGISTRY/cache/rbuild-$2" "$1"
+}
+rbuild_import() {
+  "$rbuild" --root "$work/rbuild-store" build --network host --progress json -t bench \
+    --cache-from "type=registry,ref=$REGISTRY/cache/rbuild-$2" "$1"
+}
+
+buildkit_reset() {
+  [ ! -d "$peer_dir" ] || stop_dockerd "$peer_dir"
+  discard "$peer_dir"
+  mkdir -p "$peer_dir"
+  start_dockerd "$peer_dir" "$PEER/root/usr/bin:$PEER/root/usr/sbin" >/dev/null || { echo "dockerd did not start" >&2; exit 1; }
+  # The registry is plain HTTP on loopback, which docker allows without configuration.
+}
+buildkit_build() { DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --network=host -t bench "$1"; }
+buildkit_export() {
+  DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --network=host \
+    --build-arg BUILDKIT_INLINE_CACHE=1 -t "$REGISTRY/cache/buildkit-$2" "$1" &&
+    /usr/bin/docker push -q "$REGISTRY/cache/buildkit-$2"
+}
+buildkit_import() {
+  DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --network=host \
+    --cache-from "$REGISTRY/cache/buildkit-$2" -t bench "$1"
+}
+
+buildah_reset() { discard "$work/buildah"; }
+buildah_cmd() { buildah --root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver overlay "$@"; }
+buildah_build() {
+  buildah_cmd bud --layers --isolation oci --runtime runc --network host --tls-verify=false -t bench "$1"
+}
+buildah_export() {
+  buildah_cmd bud --layers --isolation oci --runtime runc --network host --tls-verify=false \
+    --cache-to "$REGISTRY/cache/buildah-$2" -t bench "$1"
+}
+buildah_import() {
+  buildah_cmd bud --layers --isolation oci --runtime runc --network host --tls-verify=false \
+    --cache-from "$REGISTRY/cache/buildah-$2" -t bench "$1"
+}
+
+make_contexts
+want buildkit && ensure_docker26
+for scen in $scenarios; do
+  for tool in rbuild buildkit buildah; do
+    want "$tool" || continue
+    bench "$tool" "$scen"
+  done
+done
+
+echo
+cat "$work/runs.txt"
+echo
+echo "rbuild's steps (last cold and last changed build of each scenario):"
+cat "$work/breakdown.txt"
+echo
+echo "medians of $runs runs, seconds; ratio = rbuild / peer (below 1: rbuild is faster)"
+python3 - "$work/results.txt" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    p = line.split()
+    if len(p) == 6:
+        rows[(p[0], p[1])] = [float(x) for x in p[2:]]
+print(f"{'tool':9} {'scenario':8} {'cold':>8} {'no-op':>8} {'changed':>8} {'import':>8}   ratios cold / no-op / changed / import")
+for (tool, scen), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0] != "rbuild", kv[0][0])):
+    line = f"{tool:9} {scen:8} " + " ".join(f"{x:8.3f}" for x in v)
+    if tool != "rbuild" and ("rbuild", scen) in rows:
+        r = rows[("rbuild", scen)]
+        line += "   " + " / ".join(f"{a / b:.2f}" for a, b in zip(r, v))
+    print(line)
+PY
