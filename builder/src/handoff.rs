@@ -1,6 +1,8 @@
-//! A writer that hands its bytes, in large chunks, to another thread that writes them:
-//! the caller's work on the stream (making a tar and hashing it) and the copy into the
-//! page cache run on two cores instead of one.
+//! Streams split over two threads, so that two cores work on them: [`Handoff`], a writer
+//! that hands its bytes in large chunks to a thread that writes them (the caller makes a
+//! tar and hashes it, the thread copies it into the page cache), and [`ReadAhead`], a
+//! reader whose bytes a thread produces ahead of it (decompressing and hashing a layer
+//! while the caller creates its files).
 
 use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -11,12 +13,51 @@ const CHUNK: usize = 1 << 20;
 /// Chunks in flight at most (so at most this many MiB are held in memory).
 const DEPTH: usize = 4;
 
+/// Collects written bytes into chunks of [`CHUNK`] bytes and sends each (made into a
+/// `T`) to another thread; the write side of both [`Handoff`] and [`ReadAhead`].
+pub struct Chunks<T> {
+    tx: Option<SyncSender<T>>,
+    /// Emptied chunks coming back, so the stream reuses a few buffers.
+    spare: Option<Receiver<Vec<u8>>>,
+    buf: Vec<u8>,
+    wrap: fn(Vec<u8>) -> T,
+}
+
+impl<T> Chunks<T> {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let next = self.spare.as_ref().and_then(|s| s.try_recv().ok());
+        let full =
+            std::mem::replace(&mut self.buf, next.unwrap_or_else(|| Vec::with_capacity(CHUNK)));
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send((self.wrap)(full)).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            // The other side stopped: its error is what its owner reports.
+            Err(io::Error::new(io::ErrorKind::BrokenPipe, "the other side of the stream stopped"))
+        }
+    }
+}
+
+impl<T> Write for Chunks<T> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
 /// See the module's documentation. [`Handoff::finish`] returns the inner writer.
 pub struct Handoff<W: Write + Send + 'static> {
-    tx: Option<SyncSender<Vec<u8>>>,
-    /// Emptied chunks coming back, so the stream reuses a few buffers.
-    spare: Receiver<Vec<u8>>,
-    buf: Vec<u8>,
+    chunks: Chunks<Vec<u8>>,
     thread: Option<JoinHandle<io::Result<W>>>,
 }
 
@@ -34,29 +75,20 @@ impl<W: Write + Send + 'static> Handoff<W> {
             inner.flush()?;
             Ok(inner)
         });
-        Handoff { tx: Some(tx), spare, buf: Vec::with_capacity(CHUNK), thread: Some(thread) }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        let full = std::mem::replace(&mut self.buf, next);
-        let sent = self.tx.as_ref().map(|tx| tx.send(full).is_ok()).unwrap_or(false);
-        if sent {
-            Ok(())
-        } else {
-            // The writing thread stopped: its error is returned by `finish`.
-            Err(io::Error::new(io::ErrorKind::BrokenPipe, "the writing thread stopped"))
-        }
+        let chunks = Chunks {
+            tx: Some(tx),
+            spare: Some(spare),
+            buf: Vec::with_capacity(CHUNK),
+            wrap: |v| v,
+        };
+        Handoff { chunks, thread: Some(thread) }
     }
 
     /// Writes what is left, waits for the thread, and returns the inner writer (or the
     /// first error the thread met).
     pub fn finish(mut self) -> io::Result<W> {
-        let sent = self.send();
-        self.tx.take();
+        let sent = self.chunks.send();
+        self.chunks.tx.take();
         let joined = match self.thread.take() {
             Some(t) => {
                 t.join().unwrap_or_else(|_| Err(io::Error::other("the writing thread panicked")))
@@ -70,14 +102,11 @@ impl<W: Write + Send + 'static> Handoff<W> {
 
 impl<W: Write + Send + 'static> Write for Handoff<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
+        self.chunks.write(data)
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        // Chunks go when full, the last one with `finish`.
         Ok(())
     }
 }
@@ -85,7 +114,69 @@ impl<W: Write + Send + 'static> Write for Handoff<W> {
 impl<W: Write + Send + 'static> Drop for Handoff<W> {
     fn drop(&mut self) {
         // Unfinished (an error on the way): end the thread without waiting for it.
-        self.tx.take();
+        self.chunks.tx.take();
+    }
+}
+
+/// A reader of what a producer, running on a thread of its own, writes; see the module's
+/// documentation. [`ReadAhead::finish`] returns the producer's result.
+pub struct ReadAhead<T: Send + 'static> {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+    thread: Option<JoinHandle<io::Result<T>>>,
+}
+
+/// What a [`ReadAhead`]'s producer writes to.
+pub type Produced = Chunks<io::Result<Vec<u8>>>;
+
+impl<T: Send + 'static> ReadAhead<T> {
+    /// Starts `produce` on a thread; what it writes is read from the returned reader.
+    pub fn spawn(produce: impl FnOnce(&mut Produced) -> io::Result<T> + Send + 'static) -> Self {
+        let (tx, rx) = sync_channel(DEPTH);
+        let thread = std::thread::spawn(move || {
+            let mut out =
+                Chunks { tx: Some(tx), spare: None, buf: Vec::with_capacity(CHUNK), wrap: Ok };
+            let result = produce(&mut out).and_then(|t| out.send().map(|()| t));
+            if let (Err(e), Some(tx)) = (&result, &out.tx) {
+                // The reader sees the failure where the stream breaks off.
+                let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+            }
+            result
+        });
+        ReadAhead { rx, chunk: Vec::new(), at: 0, thread: Some(thread) }
+    }
+
+    /// Lets the producer run to its end (what it still writes is dropped) and returns
+    /// its result.
+    pub fn finish(mut self) -> io::Result<T> {
+        while self.rx.recv().is_ok() {}
+        match self.thread.take() {
+            Some(t) => {
+                t.join().unwrap_or_else(|_| Err(io::Error::other("the reading thread panicked")))
+            }
+            None => Err(io::Error::other("the reading thread is gone")),
+        }
+    }
+}
+
+impl<T: Send + 'static> io::Read for ReadAhead<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The producer ended.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 
@@ -120,6 +211,42 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn read_ahead_yields_every_byte_and_the_producers_result() -> io::Result<()> {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let copy = data.clone();
+        let mut r = ReadAhead::spawn(move |out| {
+            for piece in copy.chunks(7777) {
+                out.write_all(piece)?;
+            }
+            Ok(copy.len())
+        });
+        let mut got = Vec::new();
+        io::Read::read_to_end(&mut r, &mut got)?;
+        assert_eq!(got, data);
+        assert_eq!(r.finish()?, data.len());
+        // A reader that stops early still gets the producer's result.
+        let mut r = ReadAhead::spawn(|out| {
+            for _ in 0..50 {
+                out.write_all(&[1u8; 100_000])?;
+            }
+            Ok("done")
+        });
+        let mut first = [0u8; 10];
+        io::Read::read_exact(&mut r, &mut first)?;
+        assert_eq!(r.finish()?, "done");
+        // A failing producer: the reader sees the error where the stream breaks off.
+        let mut r = ReadAhead::spawn(|out| -> io::Result<()> {
+            out.write_all(&[0u8; 10])?;
+            Err(io::Error::other("corrupt input"))
+        });
+        let mut all = Vec::new();
+        let read = io::Read::read_to_end(&mut r, &mut all).map_err(|e| e.to_string());
+        assert_eq!(read, Err("corrupt input".to_string()));
+        assert_eq!(r.finish().map_err(|e| e.to_string()), Err("corrupt input".to_string()));
+        Ok(())
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub enum Event {
     Checks(Vec<rbuild_parser::checks::Finding>),
     /// Where a step's time went, phase by phase, in the order they ran (`command` is the
     /// command's own time; the other phases are what rbuild added around it). Step `None`:
-    /// the build's end (waiting for layers still being written).
+    /// a stage's or the build's end (waiting for layers still being written or synced).
     Timings {
         /// Step number.
         number: Option<usize>,

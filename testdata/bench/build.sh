@@ -7,12 +7,7 @@
 # Phases: cold (empty storage), no-op rebuild, one context file changed. Prints medians of
 # RUNS runs (3) in seconds and the ratios rbuild / peer (below 1: rbuild is faster), and
 # keeps every run's output and time in WORKDIR/logs/<start time>/.
-# Storage is never deleted between measured runs: a cold run gets fresh storage and the old
-# one is moved to WORKDIR/trash, emptied when the script ends, and the script waits until
-# the last emptying is 5.5 minutes old before it starts. (On ext4 without a journal, as
-# here, the kernel will not reuse an inode freed in the last 5 minutes while its inode-table
-# block is dirty, and scans past every such inode for each new file: after a 60,000-file
-# `rm -rf` the next build of every tool ran up to 50% slower, mostly in `find_inode_bit`.)
+# Storage is never deleted between measured runs (testdata/bench/trash.sh says why).
 # The busybox base image is served by docker-registry on a free loopback port. Root only;
 # installs buildah and docker.io when missing. TOOLS="rbuild buildkit" picks the tools
 # (default: all three). Usage: testdata/bench/build.sh [WORKDIR]
@@ -74,27 +69,16 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {printf "%
 serve_registry "$work/registry" || { echo "docker-registry did not start" >&2; exit 1; }
 registry="$REGISTRY"
 dockerd_pid=""
-trash="$work/trash"
-# discard DIR: moves DIR out of the way (a rename; emptied at exit, see the top).
-discard() { mkdir -p "$trash"; [ ! -e "$1" ] || mv "$1" "$trash/$(now)"; }
+TRASH="$work/trash"
+# shellcheck source=testdata/bench/trash.sh
+. "$root/testdata/bench/trash.sh"
 cleanup() {
   kill "$REGISTRY_PID" 2>/dev/null || true
   stop_dockerd
-  # A mount a peer left behind would keep its directory busy.
-  awk -v t="$trash/" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$trash"
-  date +%s >"$work/emptied"
+  empty_trash
 }
 trap cleanup EXIT
-# Storage a killed run left behind goes now; then wait out the kernel's memory of it.
-if [ -e "$trash" ]; then rm -rf "$trash"; date +%s >"$work/emptied"; fi
-if [ -f "$work/emptied" ]; then
-  wait=$(( $(cat "$work/emptied") + 330 - $(date +%s) ))
-  if [ "$wait" -gt 0 ]; then
-    echo "waiting ${wait}s: storage was deleted less than 5.5 minutes ago (see the top of $0)" >&2
-    sleep "$wait"
-  fi
-fi
+wait_for_quiet_inodes
 [ -f "$work/images/busybox-oci.tar" ] || bash "$root/testdata/images/make-busybox.sh" "$work/images" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci-archive:$work/images/busybox-oci.tar" "docker://$registry/busybox:latest"
 

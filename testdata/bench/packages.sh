@@ -18,6 +18,7 @@
 # and for each rbuild step of the last cold and changed builds the command's own time and
 # what rbuild added around it (sandbox start, waiting for the layer below, commit; the
 # layer's tar, digest and sync run beside the next step and are shown apart).
+# Storage is moved aside between runs and deleted at the end (testdata/bench/trash.sh).
 # Needs root and the Debian mirror and PyPI. TOOLS="rbuild buildkit" picks tools
 # (default: all three); SCENARIOS="db c" picks scenarios.
 # Usage: testdata/bench/packages.sh [WORKDIR]
@@ -42,14 +43,26 @@ rbuild="$root/target/release/rbuild"
 mkdir -p "$work"
 logs="$work/logs/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$logs"
-trash="$work/trash"
-discard() { mkdir -p "$trash"; [ ! -e "$1" ] || mv "$1" "$trash/$(date +%s%N)"; }
+TRASH="$work/trash"
+# shellcheck source=testdata/bench/trash.sh
+. "$root/testdata/bench/trash.sh"
 peer_dir="$work/peer"
+# Stops the peer's dockerd and unmounts what it left, deleting nothing (see trash.sh).
+buildkit_stop() {
+  local pid
+  [ -f "$peer_dir/dockerd.pid" ] || return 0
+  pid="$(cat "$peer_dir/dockerd.pid")"
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
+  awk -v w="$peer_dir/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r |
+    xargs -r -n1 umount -l 2>/dev/null || true
+  rm -f "$peer_dir/dockerd.pid"
+}
 cleanup() {
   kill "${REGISTRY_PID:-}" 2>/dev/null || true
-  [ ! -d "$peer_dir" ] || stop_dockerd "$peer_dir"
-  awk -v t="$trash/" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-  rm -rf "$trash"
+  buildkit_stop
+  discard "$peer_dir"
+  empty_trash
 }
 trap cleanup EXIT
 
@@ -62,7 +75,8 @@ cp "$base_tar" "$work/base/rootfs.tar"
 printf 'FROM scratch\nADD rootfs.tar /\nCMD ["bash"]\n' >"$work/base/Dockerfile"
 "$rbuild" --root "$work/base-store" build -q -t base -o "type=oci,dest=$work/base.tar" "$work/base" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci-archive:$work/base.tar" "docker://$REGISTRY/debian:bookworm"
-rm -rf "$work/base-store" "$work/base.tar"
+discard "$work/base-store"
+rm -f "$work/base.tar"
 base="$REGISTRY/debian:bookworm"
 
 # The contexts (made afresh each run; the changed file is restored after its phase).
@@ -86,9 +100,14 @@ CMD ["mariadbd", "--user=mysql"]
 DF
   printf '[mysqld]\ninnodb_buffer_pool_size=64M\n' >"$c/db/server.cnf"
   printf 'CREATE DATABASE app;\nCREATE TABLE app.t (id INT PRIMARY KEY, v TEXT);\nINSERT INTO app.t VALUES (1, %s);\n' "'one'" >"$c/db/init.sql"
+  # Certificate authorities this machine adds (a TLS-inspecting proxy in front of PyPI,
+  # say) go into the image, and pip is told to use the system's list.
+  mkdir -p "$c/python/local-ca"
+  cp /usr/local/share/ca-certificates/*.crt "$c/python/local-ca/" 2>/dev/null || true
   cat >"$c/python/Dockerfile" <<DF
 FROM $base
-ENV DEBIAN_FRONTEND=noninteractive
+ENV DEBIAN_FRONTEND=noninteractive PIP_CERT=/etc/ssl/certs/ca-certificates.crt
+COPY local-ca/ /usr/local/share/ca-certificates/
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /venv
 COPY requirements.txt /app/
@@ -113,6 +132,8 @@ DF
   printf '#include <stdio.h>\nint main(void) { puts("version 1"); return 0; }\n' >"$c/c/src/main.c"
 }
 changed_file() { case $1 in db) echo init.sql ;; python) echo app.py ;; c) echo src/main.c ;; esac; }
+# A line that changes the file without breaking it: a comment in its language.
+change_line() { case $1 in db) echo "-- change $2" ;; python) echo "# change $2" ;; c) echo "// change $2" ;; esac; }
 
 now() { date +%s%N; }
 # measure VAR LOG CMD...: runs CMD, its output to LOG, and appends its wall time (us) to VAR.
@@ -144,7 +165,7 @@ for line in open(sys.argv[1]):
     if e.get("event") != "timings":
         continue
     if e["step"] is None:
-        end = e["ms"].get("layers", 0.0)
+        end += sum(e["ms"].values())
         continue
     steps.setdefault(e["step"], {}).update(e["ms"])
 total_cmd = total_added = 0.0
@@ -153,12 +174,16 @@ for n in sorted(steps):
     if "command" not in m:
         continue
     cmd = m["command"]
-    added = sum(v for k, v in m.items() if k not in ("command", "layer"))
+    # Extracting the base image's layers (pulled, or taken from the cache) is shown, not
+    # counted as rbuild's own addition: every tool unpacks its base.
+    added = sum(v for k, v in m.items() if k not in ("command", "layer", "unpack"))
     total_cmd += cmd
     total_added += added
-    parts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(m.items()) if k not in ("command", "layer"))
+    parts = ", ".join(f"{k} {v:.0f}" for k, v in sorted(m.items()) if k not in ("command", "layer", "unpack"))
+    if m.get("unpack", 0) >= 1:
+        parts += f"; base layers unpacked first {m['unpack']:.0f} ms"
     print(f"    step {n}: command {cmd:8.0f} ms, added {added:6.0f} ms ({parts}); layer beside the next step {m.get('layer', 0):.0f} ms")
-print(f"    build end: waiting for the last layers {end:.0f} ms")
+print(f"    stage and build ends: waiting for the last layers and their sync {end:.0f} ms")
 if total_cmd:
     total_added += end
     print(f"    commands {total_cmd:.0f} ms, rbuild added {total_added:.0f} ms on the critical path ({100 * total_added / total_cmd:.1f}%)")
@@ -182,7 +207,7 @@ bench() {
   [ "$tool" != rbuild ] || { echo "  $scen, cold:" && breakdown "$log"; } >>"$work/breakdown.txt"
   for r in $(seq "$runs"); do measure noop "$logs/$tool-$scen-noop-$r.log" "${tool}_build" "$ctx"; done
   for r in $(seq "$runs"); do
-    echo "-- change $r $(now)" >>"$f"
+    change_line "$scen" "$r $(now)" >>"$f"
     log="$logs/$tool-$scen-changed-$r.log"
     measure change "$log" "${tool}_build" "$ctx"
   done
@@ -209,7 +234,7 @@ rbuild_import() {
 }
 
 buildkit_reset() {
-  [ ! -d "$peer_dir" ] || stop_dockerd "$peer_dir"
+  buildkit_stop
   discard "$peer_dir"
   mkdir -p "$peer_dir"
   start_dockerd "$peer_dir" "$PEER/root/usr/bin:$PEER/root/usr/sbin" >/dev/null || { echo "dockerd did not start" >&2; exit 1; }
@@ -242,6 +267,8 @@ buildah_import() {
 
 make_contexts
 want buildkit && ensure_docker26
+# Storage is never deleted between measured runs (testdata/bench/trash.sh says why).
+wait_for_quiet_inodes
 for scen in $scenarios; do
   for tool in rbuild buildkit buildah; do
     want "$tool" || continue

@@ -526,7 +526,8 @@ fn build_ordered(
     for dir in leftovers {
         let _ = crate::store::remove_tree(&dir);
     }
-    reporter.event(Event::Timings { number: None, phases: vec![("layers", waited.elapsed())] });
+    reporter
+        .event(Event::Timings { number: None, phases: vec![("layers synced", waited.elapsed())] });
     let checks = lint::run(store, df, options, Some(shared.context.ignore()), &check_config);
     reporter.event(Event::Checks(checks.clone()));
     ran?;

@@ -191,6 +191,7 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     state.explain_miss(number, &plan.key);
     state.all_cached = false;
     let started = Instant::now();
+    let mut phases = Phases::starting(started);
     let id = random_id(&plan.key.0);
     let run_dir = shared.store.containers_dir().join(&id);
     fs::create_dir_all(&run_dir).map_err(Error::io("creating", run_dir.clone()))?;
@@ -210,7 +211,10 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     volumes.extend(mounted.volumes);
     let mut env = plan.env.clone();
     env.extend(mounted.env);
+    phases.end("prepare");
+    // Layers taken from the cache or pulled are extracted when a step first needs them.
     let view = state.view()?;
+    phases.end("unpack");
     let spec = SandboxSpec {
         lowers: state.snapshots()?,
         run_dir: run_dir.clone(),
@@ -235,7 +239,6 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     let _cache_locks = mounted.locks;
     shared.reporter.event(Event::Running { number, id: id[..12].to_string() });
     let log_path = run_dir.join("log");
-    let mut phases = Phases::starting(started);
     phases.end("prepare");
     execute(state, inst, &spec, number, &log_path)?;
     phases.end_command(&run_dir);

@@ -640,7 +640,12 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
             });
         }
     }
+    let waited = Instant::now();
     state.settle()?;
+    shared.reporter.event(Event::Timings {
+        number: None,
+        phases: vec![("last layer of a stage", waited.elapsed())],
+    });
     let snapshots = state.snapshots()?;
     let unchanged_base = state.base_id.clone().zip(state.base_manifest.clone());
     Ok(StageOutcome {

@@ -51,10 +51,20 @@ impl Store {
         diff_id: &Digest,
         dir: &std::path::Path,
     ) -> Result<()> {
-        let mut plain = HashingReader::new(decompress(self.open_blob(layer)?)?);
+        let file = self.open_blob(layer)?;
+        // Decompressed and hashed on one core while the files are made on another; the
+        // hash covers the whole stream, read to its end.
+        let mut plain = crate::handoff::ReadAhead::spawn(move |out| {
+            let mut input = HashingReader::new(
+                decompress(file).map_err(|e| std::io::Error::other(crate::error::chain(&e)))?,
+            );
+            std::io::copy(&mut input, out)?;
+            Ok(input.finish())
+        });
         let options = ApplyOptions { whiteouts: self.whiteout_mode(), ..ApplyOptions::default() };
         apply_layer(&mut plain, dir, options)?;
-        let (actual, _) = plain.finish();
+        let (actual, _) =
+            plain.finish().map_err(Error::io("reading the layer", self.blob_path(layer)))?;
         if actual != *diff_id {
             return Err(Error::DigestMismatch { expected: diff_id.clone(), actual });
         }
