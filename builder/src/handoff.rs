@@ -118,12 +118,55 @@ impl<W: Write + Send + 'static> Drop for Handoff<W> {
     }
 }
 
-/// A reader of what a producer, running on a thread of its own, writes; see the module's
-/// documentation. [`ReadAhead::finish`] returns the producer's result.
-pub struct ReadAhead<T: Send + 'static> {
+/// The reading end of a [`pipe`]: what the writing end sends, until it is dropped.
+pub struct PipeReader {
     rx: Receiver<io::Result<Vec<u8>>>,
     chunk: Vec<u8>,
     at: usize,
+}
+
+/// A pipe between threads: bytes written to the first end (in chunks, at most a few MiB
+/// in flight) are read from the second; the reader sees the end when the writer is
+/// dropped, and an error the writer's owner sends with [`Produced::fail`].
+pub fn pipe() -> (Produced, PipeReader) {
+    let (tx, rx) = sync_channel(DEPTH);
+    let writer = Chunks { tx: Some(tx), spare: None, buf: Vec::with_capacity(CHUNK), wrap: Ok };
+    (writer, PipeReader { rx, chunk: Vec::new(), at: 0 })
+}
+
+impl Produced {
+    /// Ends the stream with an error, which the reader gets where it breaks off.
+    pub fn fail(&mut self, e: &io::Error) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+        }
+    }
+}
+
+impl io::Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The writer is gone.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// A reader of what a producer, running on a thread of its own, writes; see the module's
+/// documentation. [`ReadAhead::finish`] returns the producer's result.
+pub struct ReadAhead<T: Send + 'static> {
+    reader: PipeReader,
     thread: Option<JoinHandle<io::Result<T>>>,
 }
 
@@ -133,24 +176,21 @@ pub type Produced = Chunks<io::Result<Vec<u8>>>;
 impl<T: Send + 'static> ReadAhead<T> {
     /// Starts `produce` on a thread; what it writes is read from the returned reader.
     pub fn spawn(produce: impl FnOnce(&mut Produced) -> io::Result<T> + Send + 'static) -> Self {
-        let (tx, rx) = sync_channel(DEPTH);
+        let (mut out, reader) = pipe();
         let thread = std::thread::spawn(move || {
-            let mut out =
-                Chunks { tx: Some(tx), spare: None, buf: Vec::with_capacity(CHUNK), wrap: Ok };
             let result = produce(&mut out).and_then(|t| out.send().map(|()| t));
-            if let (Err(e), Some(tx)) = (&result, &out.tx) {
-                // The reader sees the failure where the stream breaks off.
-                let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+            if let Err(e) = &result {
+                out.fail(e);
             }
             result
         });
-        ReadAhead { rx, chunk: Vec::new(), at: 0, thread: Some(thread) }
+        ReadAhead { reader, thread: Some(thread) }
     }
 
     /// Lets the producer run to its end (what it still writes is dropped) and returns
     /// its result.
     pub fn finish(mut self) -> io::Result<T> {
-        while self.rx.recv().is_ok() {}
+        while self.reader.rx.recv().is_ok() {}
         match self.thread.take() {
             Some(t) => {
                 t.join().unwrap_or_else(|_| Err(io::Error::other("the reading thread panicked")))
@@ -162,21 +202,7 @@ impl<T: Send + 'static> ReadAhead<T> {
 
 impl<T: Send + 'static> io::Read for ReadAhead<T> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at == self.chunk.len() {
-            match self.rx.recv() {
-                Ok(Ok(chunk)) => {
-                    self.chunk = chunk;
-                    self.at = 0;
-                }
-                Ok(Err(e)) => return Err(e),
-                // The producer ended.
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len() - self.at);
-        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
+        self.reader.read(buf)
     }
 }
 

@@ -7,6 +7,7 @@
 //! use every core) and send their events back over a channel to the caller's thread,
 //! which hands them to the reporter in order.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -157,12 +158,21 @@ pub fn pull_image(
     let (config_blob, layers): (Vec<Descriptor>, Vec<Descriptor>) =
         missing.into_iter().partition(|d| d.digest() == parsed.config().digest());
     let what = reference.familiar();
-    download_blobs(client, &repo, store, config_blob, &crate::report::NoReport, &what)?;
-    download_blobs(client, &repo, store, layers, reporter, &what)?;
+    let none = BTreeMap::new();
+    download_blobs(client, &repo, store, config_blob, &crate::report::NoReport, &what, &none)?;
     // Layers are checked against their diff IDs whenever they are extracted (snapshots and
     // unpack hash the uncompressed stream); here only their number must agree.
     let config: ImageConfiguration = store.read_json(parsed.config().digest(), "image config")?;
     crate::store::check_layer_count(config.rootfs().diff_ids().len(), parsed.layers().len())?;
+    // Each layer becomes its snapshot as it arrives (several at once), as docker's pull
+    // leaves its layers ready to run.
+    let mut diff_ids = BTreeMap::new();
+    for (layer, diff_id) in parsed.layers().iter().zip(config.rootfs().diff_ids()) {
+        let diff_id: Digest =
+            diff_id.parse().map_err(|_| Error::BadArchive(format!("invalid diff ID {diff_id}")))?;
+        diff_ids.insert(layer.digest().to_string(), diff_id);
+    }
+    download_blobs(client, &repo, store, layers, reporter, &what, &diff_ids)?;
     for doc in std::iter::once(&manifest).chain(index.as_ref()) {
         let stored = store.put_bytes(&doc.bytes)?;
         if stored != doc.digest {
@@ -181,7 +191,8 @@ pub fn pull_image(
 }
 
 /// Downloads `blobs` into the store, each in its own task, at most the client's
-/// concurrency at once.
+/// concurrency at once; a layer with an entry in `unpack` (its diff ID) is extracted
+/// into its snapshot on the way.
 fn download_blobs(
     client: &Client,
     repo: &Repository,
@@ -189,6 +200,7 @@ fn download_blobs(
     blobs: Vec<Descriptor>,
     reporter: &dyn Reporter,
     what: &str,
+    unpack: &BTreeMap<String, Digest>,
 ) -> Result<()> {
     reporting(reporter, Direction::Pull, |progress| {
         let rt = runtime()?;
@@ -198,14 +210,24 @@ fn download_blobs(
                     let (client, repo, store, progress) =
                         (client.clone(), repo.clone(), store.clone(), Arc::clone(&progress));
                     let what = what.to_string();
+                    let diff_id = unpack.get(&d.digest().to_string()).cloned();
                     tokio::spawn(async move {
                         // The client hashes every byte it hands over; the store need not again.
-                        let mut writer = store.verified_blob_writer()?;
+                        let writer = store.verified_blob_writer()?;
+                        let snapshot = match &diff_id {
+                            Some(id) => store.snapshot_from_stream(id)?,
+                            None => None,
+                        };
+                        let mut sink = Tee { blob: writer, snapshot, stopped: false };
                         client
-                            .pull_blob(&repo, d.digest(), d.size(), &mut writer, progress.as_ref())
+                            .pull_blob(&repo, d.digest(), d.size(), &mut sink, progress.as_ref())
                             .await
                             .map_err(|e| Error::registry(format!("pulling {what}"), e))?;
-                        writer.commit_verified(d.digest())
+                        let size = sink.blob.commit_verified(d.digest())?;
+                        if let Some(s) = sink.snapshot {
+                            s.finish()?;
+                        }
+                        Ok(size)
                     })
                 })
                 .buffer_unordered(client.options().concurrency.max(1))
@@ -215,6 +237,32 @@ fn download_blobs(
         })?;
         Ok(())
     })
+}
+
+/// A blob's bytes as they arrive: into the store's blob, and into the snapshot being made
+/// of it (which stops taking them if its extraction fails: its error comes when it is
+/// finished).
+struct Tee {
+    blob: crate::store::BlobWriter,
+    snapshot: Option<crate::store::StreamedSnapshot>,
+    /// The extraction stopped taking bytes.
+    stopped: bool,
+}
+
+impl std::io::Write for Tee {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.blob.write_all(data)?;
+        if let Some(s) = self.snapshot.as_mut().filter(|_| !self.stopped) {
+            // When the extraction stopped, the blob goes on; the extraction's error is
+            // reported when the snapshot is finished.
+            self.stopped = s.input.write_all(data).is_err();
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.blob.flush()
+    }
 }
 
 /// Downloads the manifest `reference` names and every blob it refers to into the store,
@@ -236,7 +284,8 @@ pub fn pull_blobs(
         .chain(manifest.layers().iter().cloned())
         .filter(|d| !store.has_blob(d.digest()))
         .collect();
-    download_blobs(client, &repo, store, missing, reporter, &reference.familiar())?;
+    let none = BTreeMap::new();
+    download_blobs(client, &repo, store, missing, reporter, &reference.familiar(), &none)?;
     Ok(manifest)
 }
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Push and pull of a 5-layer, ~200 MB image to and from a local docker-registry, rbuild
 # side by side with `skopeo copy` in the same run. Prints medians of RUNS runs (3) and
-# the ratios (rbuild / skopeo: below 1 means rbuild is faster). Pull includes writing
-# into rbuild's store (skopeo writes an OCI layout). Every push goes to a new repository,
-# so nothing is skipped. Usage: testdata/bench/registry.sh [WORKDIR]
+# the ratios (rbuild / skopeo: below 1 means rbuild is faster). rbuild's pull writes into
+# its store and unpacks every layer into its snapshot, ready to run (as docker's pull
+# does); it is compared with `skopeo copy` to an OCI layout alone and with `skopeo copy`
+# followed by `umoci unpack`. Every push goes to a new repository, so nothing is skipped.
+# Storage is moved aside between runs (testdata/bench/trash.sh). Root (umoci unpack keeps
+# owners). Usage: testdata/bench/registry.sh [WORKDIR]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="${1:-$(mktemp -d)}"
@@ -23,7 +26,11 @@ start_registry() {
   serve_registry "$work/registry" || { echo "docker-registry did not start" >&2; exit 1; }
   host="$REGISTRY"
 }
-trap '[ -n "$REGISTRY_PID" ] && kill $REGISTRY_PID 2>/dev/null || true' EXIT
+TRASH="$work/trash"
+# shellcheck source=testdata/bench/trash.sh
+. "$root/testdata/bench/trash.sh"
+trap '[ -n "$REGISTRY_PID" ] && kill $REGISTRY_PID 2>/dev/null; empty_trash' EXIT
+wait_for_quiet_inodes
 
 layout="$work/layout"
 if [ ! -f "$layout/index.json" ]; then
@@ -61,7 +68,7 @@ PY
 fi
 echo "image: $(du -sh "$layout/blobs" | cut -f1) in 5 layers"
 store="$work/store"
-rm -rf "$store"
+discard "$store"
 (cd "$layout" && tar -cf "$work/image.tar" .)
 "$rbuild" --root "$store" load -q -i "$work/image.tar"
 # The archive names the image only by a bare tag, so it loads untagged: name it.
@@ -70,19 +77,29 @@ rm -rf "$store"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 timeit() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
 
-push_rb=(); push_sk=(); pull_rb=(); pull_sk=()
+push_rb=(); push_sk=(); pull_rb=(); pull_sk=(); pull_sku=()
+skopeo_pull_unpack() {
+  skopeo copy --quiet --src-tls-verify=false "docker://$1" "oci:$2:bench" && umoci unpack --image "$2:bench" "$3"
+}
 for i in $(seq "$runs"); do
   start_registry
   push_rb+=("$(timeit "$rbuild" --root "$store" push -q bench:1 "$host/rb$i/bench:1")")
   push_sk+=("$(timeit skopeo copy --quiet --dest-tls-verify=false "oci:$layout:bench" "docker://$host/sk$i/bench:1")")
-  rm -rf "$work/pull-store" "$work/pull-oci"
+  discard "$work/pull-store"; discard "$work/pull-oci"; discard "$work/pull-bundle"
   pull_rb+=("$(timeit "$rbuild" --root "$work/pull-store" pull -q "$host/rb$i/bench:1")")
   pull_sk+=("$(timeit skopeo copy --quiet --src-tls-verify=false "docker://$host/sk$i/bench:1" "oci:$work/pull-oci:bench")")
+  discard "$work/pull-oci"
+  pull_sku+=("$(timeit skopeo_pull_unpack "$host/sk$i/bench:1" "$work/pull-oci" "$work/pull-bundle")")
 done
 m() { printf '%s\n' "$@" | median; }
 prb=$(m "${push_rb[@]}"); psk=$(m "${push_sk[@]}"); lrb=$(m "${pull_rb[@]}"); lsk=$(m "${pull_sk[@]}")
-printf '%-28s %6.2f s\n%-28s %6.2f s\n%-28s %6.2f s\n%-28s %6.2f s\n' \
-  "rbuild push" "$prb" "skopeo copy (push)" "$psk" "rbuild pull (into store)" "$lrb" "skopeo copy (pull)" "$lsk"
+lsku=$(m "${pull_sku[@]}")
+echo "single runs, s: rbuild push ${push_rb[*]} | skopeo push ${push_sk[*]} | rbuild pull ${pull_rb[*]} | skopeo pull ${pull_sk[*]} | skopeo pull + umoci unpack ${pull_sku[*]}"
+printf '%-36s %6.2f s\n' "rbuild push" "$prb" "skopeo copy (push)" "$psk" \
+  "rbuild pull (into store, unpacked)" "$lrb" "skopeo copy (pull)" "$lsk" \
+  "skopeo copy + umoci unpack" "$lsku"
 echo
-echo "ratios (rbuild / skopeo; goal at most 0.7)"
-printf 'push  %.2f\npull  %.2f\n' "$(echo "$prb / $psk" | bc -l)" "$(echo "$lrb / $lsk" | bc -l)"
+echo "ratios (rbuild / peer; below 1: rbuild is faster)"
+printf 'push                                %.2f\n' "$(echo "$prb / $psk" | bc -l)"
+printf 'pull / skopeo copy                  %.2f\n' "$(echo "$lrb / $lsk" | bc -l)"
+printf 'pull / skopeo copy + umoci unpack   %.2f\n' "$(echo "$lrb / $lsku" | bc -l)"

@@ -31,6 +31,7 @@
 mod fsck;
 mod images;
 mod snapshots;
+pub(crate) use snapshots::StreamedSnapshot;
 mod sources;
 
 use std::fs::{self, File};

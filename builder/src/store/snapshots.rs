@@ -31,6 +31,12 @@ impl Store {
         }
         let tmp = self.snapshot_tempdir()?;
         self.extract_snapshot(layer, diff_id, tmp.path())?;
+        self.place_snapshot(tmp, diff_id)
+    }
+
+    /// Records the snapshot of `diff_id` extracted into `tmp` and moves it into place.
+    fn place_snapshot(&self, tmp: tempfile::TempDir, diff_id: &Digest) -> Result<PathBuf> {
+        let dest = self.root.join("snapshots").join(diff_id.digest());
         self.record_snapshot(tmp.path(), diff_id.digest())?;
         let made = tmp.keep();
         if let Err(e) = fs::rename(&made, &dest) {
@@ -41,6 +47,36 @@ impl Store {
             }
         }
         Ok(dest)
+    }
+
+    /// Starts making the snapshot of `diff_id` from a layer as it arrives (a pull): the
+    /// returned stream takes the blob's bytes (compressed or not) while a thread extracts
+    /// them, checks the uncompressed stream against `diff_id` and moves the snapshot into
+    /// place. `None` when the snapshot exists already.
+    pub(crate) fn snapshot_from_stream(
+        &self,
+        diff_id: &Digest,
+    ) -> Result<Option<StreamedSnapshot>> {
+        if self.root.join("snapshots").join(diff_id.digest()).is_dir() {
+            return Ok(None);
+        }
+        let tmp = self.snapshot_tempdir()?;
+        let (input, reader) = crate::handoff::pipe();
+        let (store, diff_id) = (self.clone(), diff_id.clone());
+        let options = ApplyOptions { whiteouts: self.whiteout_mode(), ..ApplyOptions::default() };
+        let thread = std::thread::spawn(move || -> Result<()> {
+            let mut plain = HashingReader::new(decompress(reader)?);
+            apply_layer(&mut plain, tmp.path(), options)?;
+            // The digest covers the whole stream, also what follows the archive's end.
+            std::io::copy(&mut plain, &mut std::io::sink())
+                .map_err(Error::io("reading the layer of", tmp.path()))?;
+            let (actual, _) = plain.finish();
+            if actual != diff_id {
+                return Err(Error::DigestMismatch { expected: diff_id, actual });
+            }
+            store.place_snapshot(tmp, &diff_id).map(drop)
+        });
+        Ok(Some(StreamedSnapshot { input, thread }))
     }
 
     /// Extracts the layer blob `layer` into `dir` as a snapshot (whiteouts as overlayfs
@@ -191,5 +227,24 @@ impl Store {
                 crate::sandbox::remove_stale_cgroups(&e.file_name().to_string_lossy());
             }
         }
+    }
+}
+
+/// A snapshot being made from a layer as it arrives; see [`Store::snapshot_from_stream`].
+pub(crate) struct StreamedSnapshot {
+    /// Where the layer's bytes go.
+    pub input: crate::handoff::Produced,
+    thread: std::thread::JoinHandle<Result<()>>,
+}
+
+impl StreamedSnapshot {
+    /// Ends the layer's bytes and waits for the snapshot. The extraction's error, if it
+    /// failed, comes first (a writer that could no longer send learns why here).
+    pub fn finish(mut self) -> Result<()> {
+        use std::io::Write;
+        let flushed = self.input.flush();
+        drop(self.input);
+        self.thread.join().unwrap_or_else(|_| Err(Error::Panicked("a layer-unpacking thread")))?;
+        flushed.map_err(Error::io("unpacking", "a pulled layer"))
     }
 }
