@@ -187,6 +187,11 @@ pub fn exec(containers: &Path, what: &str, options: &ExecOptions) -> Result<i32>
         Some(pid) if record::running_in(&dir) => pid,
         _ => return Err(Error::Conflict(format!("container {} is not running", rec.name))),
     };
+    // Until its init has its file system in place, joining it would join a half-made
+    // sandbox (the host's files still in view).
+    if !dir.join(crate::sandbox::STARTED).exists() {
+        return Err(Error::Conflict(format!("container {} is still starting", rec.name)));
+    }
     let mut spec = rec.spec.clone();
     spec.args = options.command.clone();
     spec.env = super::merge_env(&spec.env, &options.env);

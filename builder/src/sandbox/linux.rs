@@ -163,6 +163,7 @@ fn run_stacked(spec: &SandboxSpec, etc: &Path, rootless: bool) -> Result<i32> {
         report: (report_read, report_write),
         pty,
         started: spec.run_dir.join(STARTED),
+        ready: pipe(&spec.run_dir)?,
     };
     // SAFETY: rbuild is single-threaded when it runs a sandbox (the `run` path starts no
     // threads), so the child may allocate and run ordinary Rust code after fork.
@@ -191,6 +192,9 @@ struct Parts {
     pty: Option<nix::pty::OpenptyResult>,
     /// Made once the sandbox is up (its network too): see [`STARTED`].
     started: PathBuf,
+    /// The init writes a byte here once the command's file system is in place (read end,
+    /// write end): only then is the sandbox started, and may `exec` join it.
+    ready: (OwnedFd, OwnedFd),
 }
 
 /// A file the sandbox makes in its run directory once it is up, its network configured
@@ -203,8 +207,10 @@ fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
     // The init keeps the signals rbuild passes on from the start (a namespace's PID 1
     // ignores those it has no handler for), and passes them to the command once it runs.
     catch_signals(true);
-    let Parts { slirp, sync, cgroup, report: (report_read, report_write), pty, .. } = parts;
+    let Parts { slirp, sync, cgroup, report: (report_read, report_write), pty, ready, .. } = parts;
     drop(report_read);
+    let (ready_read, ready) = ready;
+    drop(ready_read);
     drop(slirp);
     let (ns_made, go) = match sync {
         Some(((_, ns_made), (go, _))) => (Some(ns_made), Some(go)),
@@ -215,7 +221,7 @@ fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
     // and so the command: only the report pipe and the terminal stay.
     {
         use std::os::fd::AsRawFd;
-        let mut keep = vec![report_write.as_raw_fd()];
+        let mut keep = vec![report_write.as_raw_fd(), ready.as_raw_fd()];
         keep.extend(slave.as_ref().map(|s| s.as_raw_fd()));
         keep.extend(ns_made.as_ref().map(|f| f.as_raw_fd()));
         keep.extend(go.as_ref().map(|f| f.as_raw_fd()));
@@ -226,7 +232,7 @@ fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
         if let Some(fd) = ns_made {
             let _ = nix::unistd::write(&fd, b"n");
         }
-        init(spec, plan, slave, go)
+        init(spec, plan, slave, go, ready)
     }) {
         Ok(done) => done,
         Err(e) => {
@@ -249,9 +255,17 @@ fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
 /// The parent's side: starts the network once the init's namespace exists, relays the
 /// terminal, and returns the command's exit code as soon as the init reports it.
 fn supervise(child: Pid, parts: Parts) -> Result<i32> {
-    let Parts { mut slirp, sync, cgroup, report: (report_read, report_write), pty, started } =
-        parts;
+    let Parts {
+        mut slirp,
+        sync,
+        cgroup,
+        report: (report_read, report_write),
+        pty,
+        started,
+        ready: (ready_read, ready_write),
+    } = parts;
     drop(report_write);
+    drop(ready_write);
     // From here on a signal for rbuild is kept and passed on, also one that comes while
     // the network starts.
     catch_signals(true);
@@ -267,6 +281,13 @@ fn supervise(child: Pid, parts: Parts) -> Result<i32> {
             return if init_ended { Ok(code) } else { Err(e) };
         }
     }
+    // Started once the init says its file system is in place (or nothing, when it ended
+    // first: its report says why).
+    let mut byte = [0u8; 1];
+    while let Err(nix::Error::EINTR) = nix::unistd::read(&ready_read, &mut byte) {
+        forward_caught(child);
+    }
+    drop(ready_read);
     let _ = fs::write(&started, b"");
     let mut buf = [0u8; 4];
     let mut got = 0;
@@ -959,6 +980,7 @@ fn init(
     plan: &[MountStep],
     tty: Option<std::os::fd::OwnedFd>,
     go: Option<std::os::fd::OwnedFd>,
+    ready: std::os::fd::OwnedFd,
 ) -> Result<(i32, std::time::Duration)> {
     for step in plan {
         apply(step)?;
@@ -982,6 +1004,8 @@ fn init(
     nix::unistd::sethostname(&spec.hostname)
         .map_err(io_err("setting the host name in", &spec.run_dir))?;
     let identity = resolve_user(&spec.user)?;
+    let _ = nix::unistd::write(&ready, b"r");
+    drop(ready);
     let started = std::time::Instant::now();
     // SAFETY: PID 1 is single-threaded; the child only sets up its identity and execs.
     match unsafe { fork() }.map_err(io_err("forking the command in", &spec.run_dir))? {
