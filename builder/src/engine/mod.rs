@@ -449,10 +449,20 @@ pub fn build(
     let (ordered, pump) = crate::report::Ordered::new();
     std::thread::scope(|scope| {
         scope.spawn(|| pump.run(reporter));
-        let result = build_ordered(store, df, options, source, executor, &ordered);
-        ordered.close();
-        result
+        // Closed however the build ends (a panic too), so the pump, which the scope
+        // waits for, ends.
+        let closing = CloseOnDrop(&ordered);
+        build_ordered(store, df, options, source, executor, closing.0)
     })
+}
+
+/// Closes an [`crate::report::Ordered`] reporter when dropped.
+struct CloseOnDrop<'a>(&'a crate::report::Ordered);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 /// [`build`], its events through `reporter`'s queue.
