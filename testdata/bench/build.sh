@@ -197,18 +197,4 @@ want buildah && bench_tool buildah buildah_reset buildah --root "$work/buildah/r
 echo
 cat "$work/runs.txt"
 echo "medians of $runs runs, seconds; ratio = rbuild / peer (below 1: rbuild is faster)"
-python3 - "$work/results.txt" <<'PY'
-import sys
-rows = {}
-for line in open(sys.argv[1]):
-    p = line.split()
-    if len(p) == 5:
-        rows[(p[0], p[1])] = [float(x) for x in p[2:]]
-print(f"{'tool':9} {'scenario':8} {'cold':>8} {'no-op':>8} {'changed':>8}   ratios cold / no-op / changed")
-for (tool, scen), v in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0] != "rbuild", kv[0][0])):
-    line = f"{tool:9} {scen:8} {v[0]:8.3f} {v[1]:8.3f} {v[2]:8.3f}"
-    if tool != "rbuild" and ("rbuild", scen) in rows:
-        r = rows[("rbuild", scen)]
-        line += "   " + " / ".join(f"{a / b:.2f}" for a, b in zip(r, v))
-    print(line)
-PY
+python3 "$root/testdata/bench/ratios.py" "$work/results.txt" cold no-op changed
