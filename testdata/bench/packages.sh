@@ -172,6 +172,10 @@ total_cmd = total_added = 0.0
 for n in sorted(steps):
     m = steps[n]
     if "command" not in m:
+        # A COPY or metadata step right after a RUN waits for that RUN's layer digest.
+        if m.get("previous layer", 0) >= 1:
+            total_added += m["previous layer"]
+            print(f"    step {n}: waited {m['previous layer']:.0f} ms for the layer below")
         continue
     cmd = m["command"]
     # Extracting the base image's layers (pulled, or taken from the cache) is shown, not

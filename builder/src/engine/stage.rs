@@ -274,7 +274,7 @@ impl<'s, 'a> State<'s, 'a> {
     /// Puts a finished layer step on the stage: its layer (if it made one) on top, its
     /// history entry, the chain moved to its key, and its record for `history`.
     pub fn finish_step(&mut self, step: FinishedStep) -> Result<()> {
-        self.settle()?;
+        self.settle_timed(step.number)?;
         let size = step.layer.as_ref().map_or(0, |l| l.tar_size);
         let empty = step.layer.is_none() && step.deferred.is_none();
         if let Some(l) = step.layer {
@@ -366,6 +366,19 @@ impl<'s, 'a> State<'s, 'a> {
             step.size = layer.tar_size;
         }
         self.layers.push(layer);
+        Ok(())
+    }
+
+    /// [`State::settle`] for step `number`, which reports how long it waited (when it
+    /// did: a RUN reports its wait among its own phases).
+    pub fn settle_timed(&mut self, number: usize) -> Result<()> {
+        let started = Instant::now();
+        self.settle()?;
+        let waited = started.elapsed();
+        if waited >= std::time::Duration::from_millis(1) {
+            let phases = vec![("previous layer", waited)];
+            self.shared.reporter.event(Event::Timings { number: Some(number), phases });
+        }
         Ok(())
     }
 
@@ -631,7 +644,7 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
         let cached = dispatch(&mut state, inst, number)?;
         // A step whose layer is being written reports its end from there.
         if state.deferred_step() != Some(number) {
-            state.settle()?;
+            state.settle_timed(number)?;
             shared.reporter.event(Event::StepDone {
                 number,
                 id: state.current_id(),
