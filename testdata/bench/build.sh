@@ -34,34 +34,28 @@ mkdir -p "$work"
 logs="$work/logs/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$logs"
 
-now() { date +%s%N; }
 stop_dockerd() {
   [ -n "$dockerd_pid" ] || return 0
   kill "$dockerd_pid" 2>/dev/null || true
   for _ in $(seq 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
   dockerd_pid=""
 }
-# measure VAR CMD...: runs CMD (output to $work/last.log), appends its wall time to VAR.
-measure() {
-  local var=$1; shift
-  local t0 t1
-  sync
-  t0=$(now)
-  if ! "$@" >"$work/last.log" 2>&1; then
-    echo "failed: $*" >&2; tail -20 "$work/last.log" >&2; exit 1
-  fi
-  t1=$(now)
-  printf -v "$var" '%s %s' "${!var:-}" "$(( (t1 - t0) / 1000 ))"
-  # Every run's output and time is kept, to look into outliers.
+# shellcheck source=testdata/bench/timing.sh
+. "$root/testdata/bench/timing.sh"
+# measure_kept VAR CMD...: measure, with every run's output and time kept in $logs, to
+# look into outliers.
+measure_kept() {
+  local var=$1
+  shift
+  measure "$var" "$work/last.log" "$@"
+  local all="${!var}"
   {
-    echo "# $(( (t1 - t0) / 1000000 )) ms: $*"
+    echo "# $(( ${all##* } / 1000 )) ms: $*"
     cat "$work/last.log"
     # rbuild's own account of each step's time (not measured).
     if [ "$1" = "$rbuild" ]; then "$1" "$2" "$3" history bench; fi
   } >"$logs/$(now)-$var.log"
 }
-ms() { for us in "$@"; do printf ' %d' $((us / 1000)); done; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1e6}'; }
 
 # The base image, in a registry every tool pulls from.
 # shellcheck source=/dev/null
@@ -149,9 +143,9 @@ bench_tool() { # name cold_reset build_cmd... (the context directory is the last
     local f; [ $scen = small ] && f=$changed_small || f=$large/src/m050/f050.dat
     local cold="" noop="" change=""
     restore
-    for _ in $(seq "$runs"); do $reset; measure cold "$@" "$ctx"; done
-    for _ in $(seq "$runs"); do measure noop "$@" "$ctx"; done
-    for r in $(seq "$runs"); do echo "change $r $(now)" >>"$f"; measure change "$@" "$ctx"; done
+    for _ in $(seq "$runs"); do $reset; measure_kept cold "$@" "$ctx"; done
+    for _ in $(seq "$runs"); do measure_kept noop "$@" "$ctx"; done
+    for r in $(seq "$runs"); do echo "change $r $(now)" >>"$f"; measure_kept change "$@" "$ctx"; done
     restore
     echo "$name $scen $(echo "$cold" | median) $(echo "$noop" | median) $(echo "$change" | median)" | tee -a "$work/results.txt"
     echo "$name $scen single runs, ms: cold$(ms $cold) | no-op$(ms $noop) | changed$(ms $change)" | tee -a "$work/runs.txt"

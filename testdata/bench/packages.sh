@@ -135,21 +135,8 @@ changed_file() { case $1 in db) echo init.sql ;; python) echo app.py ;; c) echo 
 # A line that changes the file without breaking it: a comment in its language.
 change_line() { case $1 in db) echo "-- change $2" ;; python) echo "# change $2" ;; c) echo "// change $2" ;; esac; }
 
-now() { date +%s%N; }
-# measure VAR LOG CMD...: runs CMD, its output to LOG, and appends its wall time (us) to VAR.
-measure() {
-  local var=$1 log=$2; shift 2
-  local t0 t1
-  sync
-  t0=$(now)
-  if ! "$@" >"$log" 2>&1; then
-    echo "failed: $*" >&2; tail -30 "$log" >&2; exit 1
-  fi
-  t1=$(now)
-  printf -v "$var" '%s %s' "${!var:-}" "$(( (t1 - t0) / 1000 ))"
-}
-ms() { for us in "$@"; do printf ' %d' $((us / 1000)); done; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {printf "%.3f", a[int((NR+1)/2)]/1e6}'; }
+# shellcheck source=testdata/bench/timing.sh
+. "$root/testdata/bench/timing.sh"
 
 # rbuild's account of its steps, from --progress json: per step, the command's own time
 # and what rbuild added on the critical path; the layers' background work apart.

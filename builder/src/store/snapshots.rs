@@ -63,17 +63,8 @@ impl Store {
         let tmp = self.snapshot_tempdir()?;
         let (input, reader) = crate::handoff::pipe();
         let (store, diff_id) = (self.clone(), diff_id.clone());
-        let options = ApplyOptions { whiteouts: self.whiteout_mode(), ..ApplyOptions::default() };
         let thread = std::thread::spawn(move || -> Result<()> {
-            let mut plain = HashingReader::new(decompress(reader)?);
-            apply_layer(&mut plain, tmp.path(), options)?;
-            // The digest covers the whole stream, also what follows the archive's end.
-            std::io::copy(&mut plain, &mut std::io::sink())
-                .map_err(Error::io("reading the layer of", tmp.path()))?;
-            let (actual, _) = plain.finish();
-            if actual != diff_id {
-                return Err(Error::DigestMismatch { expected: diff_id, actual });
-            }
+            store.extract_from(reader, &diff_id, tmp.path())?;
             store.place_snapshot(tmp, &diff_id).map(drop)
         });
         Ok(Some(StreamedSnapshot { input, thread }))
@@ -88,19 +79,28 @@ impl Store {
         dir: &std::path::Path,
     ) -> Result<()> {
         let file = self.open_blob(layer)?;
-        // Decompressed and hashed on one core while the files are made on another; the
-        // hash covers the whole stream, read to its end.
+        self.extract_from(file, diff_id, dir)
+    }
+
+    /// Extracts a layer read from `input` (compressed or not) into `dir`, checking the
+    /// uncompressed stream against `diff_id`: decompressed and hashed on one core while
+    /// the files are made on another; the hash covers the whole stream, read to its end.
+    fn extract_from(
+        &self,
+        input: impl std::io::Read + Send + 'static,
+        diff_id: &Digest,
+        dir: &std::path::Path,
+    ) -> Result<()> {
         let mut plain = crate::handoff::ReadAhead::spawn(move |out| {
             let mut input = HashingReader::new(
-                decompress(file).map_err(|e| std::io::Error::other(crate::error::chain(&e)))?,
+                decompress(input).map_err(|e| std::io::Error::other(crate::error::chain(&e)))?,
             );
             std::io::copy(&mut input, out)?;
             Ok(input.finish())
         });
         let options = ApplyOptions { whiteouts: self.whiteout_mode(), ..ApplyOptions::default() };
         apply_layer(&mut plain, dir, options)?;
-        let (actual, _) =
-            plain.finish().map_err(Error::io("reading the layer", self.blob_path(layer)))?;
+        let (actual, _) = plain.finish().map_err(Error::io("reading the layer of", dir))?;
         if actual != *diff_id {
             return Err(Error::DigestMismatch { expected: diff_id.clone(), actual });
         }
