@@ -815,3 +815,103 @@ fn login_and_logout_through_a_credential_helper() {
     let denied = run(&["push", "--ca-file", ca, "busybox", &dest], "");
     fails_with(&denied, "run rbuild login first");
 }
+
+/// An OCI layout of one image whose only layer is `layer` (a plain tar) and whose config
+/// announces `diff_id` for it (the layer's true digest when `None`).
+fn one_layer_layout(out: &Path, layer: &[u8], diff_id: Option<&str>) {
+    use sha2::Digest;
+    fs::create_dir_all(out.join("blobs/sha256")).unwrap();
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let hex = hex::encode(sha2::Sha256::digest(bytes));
+        fs::write(out.join("blobs/sha256").join(&hex), bytes).unwrap();
+        (format!("sha256:{hex}"), bytes.len())
+    };
+    let (ld, ls) = put(layer);
+    let diff_id = diff_id.map_or(ld.clone(), str::to_string);
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "config": {}});
+    let (cd, cs) = put(&serde_json::to_vec(&config).unwrap());
+    let manifest = serde_json::json!({"schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": ls}]});
+    let (md, ms) = put(&serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms,
+        "annotations": {"org.opencontainers.image.ref.name": "1"}}]});
+    fs::write(out.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    fs::write(out.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+/// A tar of one regular file at `path` (written raw, so that `..` can be in it).
+fn tar_of_one_file(path: &str, content: &[u8]) -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+    header.set_cksum();
+    let mut out = header.as_bytes().to_vec();
+    out.extend_from_slice(content);
+    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    out
+}
+
+/// A pull unpacks each layer into its snapshot as it arrives; a layer with an entry that
+/// climbs out, or whose content is not what the config announces, fails the pull, and
+/// nothing of it is left: no snapshot, no image, no file outside the store.
+#[test]
+fn a_pull_unpacks_its_layers_and_refuses_hostile_ones() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let push = |name: &str, layer: &[u8], diff_id: Option<&str>| -> String {
+        let layout = work.path().join(name);
+        one_layer_layout(&layout, layer, diff_id);
+        let dest = format!("{}/hostile/{name}:1", registry.host);
+        skopeo(&[
+            "copy",
+            "--quiet",
+            "--dest-tls-verify=false",
+            &format!("oci:{}:1", layout.display()),
+            &format!("docker://{dest}"),
+        ]);
+        dest
+    };
+    let snapshots = |root: &Path| -> Vec<String> {
+        fs::read_dir(root.join("snapshots"))
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    // A plain layer: its snapshot is there after the pull, named by its diff ID.
+    let plain = tar_of_one_file("etc/hello", b"hello\n");
+    let dest = push("plain", &plain, None);
+    let root = tempfile::tempdir().unwrap();
+    ok(root.path(), &["pull", "-q", &dest]);
+    use sha2::Digest;
+    let diff_hex = hex::encode(sha2::Sha256::digest(&plain));
+    assert_eq!(snapshots(root.path()), vec![diff_hex.clone()]);
+    assert_eq!(
+        fs::read(root.path().join("snapshots").join(&diff_hex).join("etc/hello")).unwrap(),
+        b"hello\n"
+    );
+
+    // An entry that climbs out of the layer.
+    let marker = format!("rbuild-escape-{}", std::process::id());
+    let climbing = tar_of_one_file(&format!("../../../../../../tmp/{marker}"), b"out\n");
+    let dest = push("climbing", &climbing, None);
+    let root = tempfile::tempdir().unwrap();
+    let out = crate::util::rbuild_in(root.path(), &["pull", &dest]);
+    fails_with(&out, "refusing layer entry");
+    assert!(!Path::new("/tmp").join(&marker).exists(), "nothing written outside");
+    assert!(snapshots(root.path()).is_empty(), "no snapshot of a refused layer");
+    assert_eq!(ok(root.path(), &["images", "-q"]), "", "no image");
+
+    // Content other than the config announces.
+    let bogus = format!("sha256:{}", "ab".repeat(32));
+    let dest = push("lying", &plain, Some(&bogus));
+    let root = tempfile::tempdir().unwrap();
+    let out = crate::util::rbuild_in(root.path(), &["pull", &dest]);
+    fails_with(&out, "does not match its digest");
+    assert!(snapshots(root.path()).is_empty(), "no snapshot of a layer that is not what it says");
+    assert_eq!(ok(root.path(), &["images", "-q"]), "", "no image");
+}
