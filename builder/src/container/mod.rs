@@ -228,8 +228,18 @@ pub fn create(
         anonymous_volumes: anonymous,
         state: State::default(),
     };
-    std::fs::create_dir_all(&run_dir).map_err(Error::io("creating", run_dir.clone()))?;
-    record::save(store, &record)?;
+    // Made whole in this process's folder and renamed into place: a process killed on
+    // the way leaves no container folder without its record (the sweep removes the rest).
+    let staged = tempfile::Builder::new()
+        .prefix("container-")
+        .tempdir_in(store.tmp_dir())
+        .map_err(Error::io("creating a folder in", store.tmp_dir()))?;
+    record::save_in(store, staged.path(), &record)?;
+    std::fs::create_dir_all(store.containers_dir())
+        .map_err(Error::io("creating", store.containers_dir()))?;
+    std::fs::rename(staged.path(), &run_dir).map_err(Error::io("renaming into", run_dir.clone()))?;
+    // The folder is in place now; nothing is left to remove.
+    let _ = staged.keep();
     Ok(record)
 }
 

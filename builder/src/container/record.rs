@@ -186,7 +186,11 @@ fn load_in(containers: &std::path::Path, id: &str) -> Result<Record> {
 
 /// Writes a container's record whole (by a rename).
 pub fn save(store: &Store, record: &Record) -> Result<()> {
-    let dir = record.dir(store);
+    save_in(store, &record.dir(store), record)
+}
+
+/// Writes a container's record whole into `dir` (a folder staged before it takes its place).
+pub(crate) fn save_in(store: &Store, dir: &std::path::Path, record: &Record) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(record)
         .map_err(|e| Error::Json { what: "a container record".into(), source: e })?;
     crate::store::write_atomically(&store.tmp_dir(), &dir.join(RECORD), &bytes)
