@@ -63,6 +63,7 @@
 pub mod archive;
 pub mod container;
 pub mod digest;
+pub mod downloads;
 pub mod engine;
 mod error;
 pub mod export;

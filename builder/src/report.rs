@@ -148,6 +148,17 @@ pub enum Event {
         /// Phase names and times.
         phases: Vec<(&'static str, Duration)>,
     },
+    /// What a RUN step's apt got through the download cache (see [`crate::downloads`]).
+    Downloads {
+        /// Step number.
+        number: usize,
+        /// Files served from the cache, and their bytes.
+        served: (u64, u64),
+        /// Files fetched from a mirror, and their bytes.
+        fetched: (u64, u64),
+        /// Files newly kept in the cache.
+        kept: u64,
+    },
 }
 
 /// Receives a workflow's events.

@@ -79,7 +79,7 @@ pub fn build(
 /// What `prune` removes besides untagged images and unused blobs.
 #[derive(Debug, Clone, Default)]
 pub struct PruneOptions {
-    /// The build cache (cache records and step logs).
+    /// The build cache (cache records, step logs and the download cache).
     pub build_cache: bool,
     /// `RUN --mount=type=cache` directories.
     pub cache_mounts: bool,
@@ -150,6 +150,8 @@ pub fn prune(store: &Store, options: PruneOptions) -> Result<PruneReport> {
     }
     if options.build_cache {
         report.freed += store.clear_cache()?;
+        // The download cache is build cache too (docker's `builder prune` empties all).
+        report.freed += crate::downloads::prune(store.root(), &store.tmp_dir())?;
     }
     if options.cache_mounts {
         report.freed += engine::remove_cache_mounts(store)?;

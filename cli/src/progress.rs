@@ -216,6 +216,11 @@ impl Reporter for Json {
                     .collect();
                 json!({"event": "timings", "step": number, "ms": ms})
             }
+            Event::Downloads { number, served, fetched, kept } => {
+                json!({"event": "downloads", "step": number,
+                "served": served.0, "served_bytes": served.1,
+                "fetched": fetched.0, "fetched_bytes": fetched.1, "kept": kept})
+            }
             Event::Checks(found) => {
                 let mut out = std::io::stdout().lock();
                 for f in found {

@@ -338,6 +338,69 @@ grep -q tap0 /proc/net/dev || breach "not the sandbox's own network"
     assert!(listener.accept().is_err(), "no connection reached the host's loopback service");
 }
 
+/// The download cache's proxy (each RUN's apt is pointed at it) is a way out of the
+/// sandbox's network too: it reaches no service on the host's loopback, by address or by
+/// name, and answers malformed, oversized and unsupported requests with an error, serving
+/// on afterwards. Every way of building (as root, rootless, with subordinate ids).
+#[test]
+fn the_download_proxy_reaches_no_loopback_service_and_refuses_bad_requests() {
+    let a = arena();
+    // A service on the host's loopback that answers whoever reaches it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = reached.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecret",
+            );
+        }
+    });
+    let script = format!(
+        r#"
+[ -n "$APT_CONFIG" ] || breach "no APT_CONFIG in a RUN's environment"
+grep -q 'Acquire::http::Proxy "http://127.0.0.1:3142/";' "$APT_CONFIG" || breach "apt's configuration: $(cat "$APT_CONFIG")"
+for h in 127.0.0.1 127.1.2.3 localhost 0.0.0.0 '[::1]' '[::ffff:127.0.0.1]' 10.0.2.2; do
+  out="$(http_proxy=http://127.0.0.1:3142 timeout 10 wget -q -O - "http://$h:{port}/" 2>&1)" \
+    && breach "the proxy reached the host's loopback service through $h: $out"
+done
+ask() {{ timeout 10 nc 127.0.0.1 3142 | head -1; }}
+answer="$(printf 'NOT HTTP\r\n\r\n' | ask)"
+case "$answer" in "HTTP/1.1 400"*) ;; *) breach "a malformed request got: $answer" ;; esac
+answer="$({{ printf 'GET http://x.invalid/ HTTP/1.1\r\nX: '; head -c 70000 /dev/zero | tr '\0' a; }} | ask)"
+case "$answer" in "HTTP/1.1 431"*) ;; *) breach "an endless head got: $answer" ;; esac
+answer="$(printf 'POST http://x.invalid/ HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello' | ask)"
+case "$answer" in "HTTP/1.1 501"*) ;; *) breach "a request with a body got: $answer" ;; esac
+answer="$(printf 'GET /etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n' | ask)"
+case "$answer" in "HTTP/1.1 400"*) ;; *) breach "a relative target got: $answer" ;; esac
+answer="$(printf 'GET http://127.0.0.1:{port}/ HTTP/1.1\r\n\r\n' | ask)"
+case "$answer" in "HTTP/1.1 403"*) ;; *) breach "the host's loopback got: $answer" ;; esac
+echo "the proxy answered every request"
+"#
+    );
+    for way in [Way::BuildAsRoot, Way::BuildRootless, Way::BuildSubids] {
+        let (out, ctx) = run_way(a, &Attack { script: &script, ..Default::default() }, way);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success()
+                && text.contains("the proxy answered every request")
+                && !text.contains("BREACH"),
+            "{way:?}: exit {:?}:\n{text}",
+            out.status.code()
+        );
+        drop(ctx);
+    }
+    let reached = reached.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(reached, 0, "connections that reached the host's loopback service");
+}
+
 // ---- descriptors and the init -----------------------------------------------------------
 
 #[test]

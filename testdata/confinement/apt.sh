@@ -5,7 +5,9 @@
 #   FROM debian-base
 #   RUN apt-get update && apt-get install -y --no-install-recommends curl && curl --version
 # with the default network (a private network namespace through slirp4netns, under the
-# seccomp filter) and checks that curl is in the image.
+# seccomp filter) and checks that curl is in the image. Then the download cache: a
+# --no-cache rebuild gets apt's indexes and packages from the store (only the release
+# file from the mirror), and its files are those of a build without the cache.
 # Usage (root): apt.sh [RBUILD]   (default: target/debug/rbuild). Needs debootstrap.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -36,3 +38,27 @@ case "$version" in
   curl\ *) echo "== the image has $version" ;;
   *) echo "apt.sh: curl is not in the image: $version" >&2; exit 1 ;;
 esac
+
+echo "== --no-cache again: apt's files from the download cache"
+"$rbuild" --root "$store" build --no-cache --progress json -t cached "$work/app" > "$work/cached.json"
+grep '"event":"downloads"' "$work/cached.json" | tee "$work/downloads.json"
+python3 - "$work/downloads.json" <<'PY'
+import json, sys
+d = json.loads(open(sys.argv[1]).read().splitlines()[0])
+assert d["served"] >= 3, f"served from the cache: {d}"
+assert d["fetched"] <= 2 and d["kept"] == 0, f"fetched again: {d}"
+print(f"== served {d['served']} files ({d['served_bytes']} bytes) from the cache, fetched {d['fetched']}")
+PY
+echo "== --no-cache --download-cache=false: apt's files from the mirror"
+"$rbuild" --root "$store" build --no-cache --download-cache=false --progress json -t direct "$work/app" > "$work/direct.json"
+if grep -q '"event":"downloads"' "$work/direct.json"; then
+  echo "apt.sh: --download-cache=false still used the cache" >&2; exit 1
+fi
+files='find /usr /var/lib/apt/lists /var/lib/dpkg -type f ! -name lock ! -name "*-old" | sort | xargs sha256sum'
+"$rbuild" --root "$store" run --rm --network none cached sh -c "$files" > "$work/cached.files"
+"$rbuild" --root "$store" run --rm --network none direct sh -c "$files" > "$work/direct.files"
+if ! cmp -s "$work/cached.files" "$work/direct.files"; then
+  echo "apt.sh: the files of the image differ with the download cache:" >&2
+  diff "$work/cached.files" "$work/direct.files" | head -20 >&2; exit 1
+fi
+echo "== the same $(wc -l < "$work/cached.files") files with and without the download cache"

@@ -196,6 +196,7 @@ pub fn create(
         ports: options.ports.clone(),
         extras: options.extras.clone(),
         throwaway_upper: false,
+        download_cache: None,
     };
     let _lock = store.lock()?;
     let taken = record::names(store);
@@ -237,7 +238,8 @@ pub fn create(
     record::save_in(store, staged.path(), &record)?;
     std::fs::create_dir_all(store.containers_dir())
         .map_err(Error::io("creating", store.containers_dir()))?;
-    std::fs::rename(staged.path(), &run_dir).map_err(Error::io("renaming into", run_dir.clone()))?;
+    std::fs::rename(staged.path(), &run_dir)
+        .map_err(Error::io("renaming into", run_dir.clone()))?;
     // The folder is in place now; nothing is left to remove.
     let _ = staged.keep();
     Ok(record)

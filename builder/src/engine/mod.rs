@@ -221,6 +221,9 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, Secret>,
     /// `--ssh` agent sockets by id, for `RUN --mount=type=ssh`.
     pub ssh: BTreeMap<String, PathBuf>,
+    /// Whether RUN steps' apt downloads go through the store's download cache (on unless
+    /// `--download-cache=false`; see [`crate::downloads`]).
+    pub download_cache: bool,
 }
 
 impl BuildOptions {
@@ -250,6 +253,7 @@ impl BuildOptions {
             source_date_epoch: None,
             secrets: BTreeMap::new(),
             ssh: BTreeMap::new(),
+            download_cache: true,
         }
     }
 

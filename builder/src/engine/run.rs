@@ -211,6 +211,7 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     volumes.extend(mounted.volumes);
     let mut env = plan.env.clone();
     env.extend(mounted.env);
+    let download_cache = download_cache(shared, plan.network, &mut env, &run_dir);
     phases.end("prepare");
     // Layers taken from the cache or pulled are extracted when a step first needs them.
     let view = state.view()?;
@@ -235,6 +236,7 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
         ports: Vec::new(),
         extras: shared.options.run_extras.clone(),
         throwaway_upper: true,
+        download_cache,
     };
     let _cache_locks = mounted.locks;
     shared.reporter.event(Event::Running { number, id: id[..12].to_string() });
@@ -242,6 +244,7 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     phases.end("prepare");
     execute(state, inst, &spec, number, &log_path)?;
     phases.end_command(&run_dir);
+    report_downloads(shared, number, &run_dir);
     let upper = spec.upper();
     remove_mount_stubs(&upper, &view, &mounted.targets);
     state.settle()?;
@@ -399,5 +402,44 @@ impl Drop for RemoveOnDrop {
         if let Some(dir) = self.0.take() {
             let _ = crate::store::remove_tree(&dir);
         }
+    }
+}
+
+/// The download cache for a RUN (see [`crate::downloads`]), with `APT_CONFIG` added to
+/// its environment (not to its cache key or the image): when the build uses the cache,
+/// the step has the default network, and neither apt's configuration nor a proxy is set
+/// by the Dockerfile or the build's arguments (the user's choice stands).
+fn download_cache(
+    shared: &super::Shared,
+    network: Network,
+    env: &mut Vec<String>,
+    run_dir: &std::path::Path,
+) -> Option<crate::downloads::Cache> {
+    let named = |e: &String, name: &str| {
+        e.split_once('=').is_some_and(|(k, _)| k.eq_ignore_ascii_case(name))
+    };
+    let set_by_user = env.iter().any(|e| named(e, "APT_CONFIG") || named(e, "http_proxy"));
+    if !shared.options.download_cache || network != Network::Private || set_by_user {
+        return None;
+    }
+    env.push(format!("APT_CONFIG={}", crate::downloads::proxy::APT_CONFIG));
+    Some(crate::downloads::Cache {
+        dir: crate::downloads::dir_of(shared.store.root()),
+        tmp: run_dir.to_path_buf(),
+    })
+}
+
+/// Reports what the step's download proxy did, when it ran and had any request.
+fn report_downloads(shared: &super::Shared, number: usize, run_dir: &std::path::Path) {
+    let Ok(text) = fs::read(run_dir.join(crate::downloads::proxy::STATS)) else { return };
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) else { return };
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    if n("served") + n("fetched") > 0 {
+        shared.reporter.event(Event::Downloads {
+            number,
+            served: (n("served"), n("served_bytes")),
+            fetched: (n("fetched"), n("fetched_bytes")),
+            kept: n("kept"),
+        });
     }
 }

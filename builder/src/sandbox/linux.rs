@@ -66,6 +66,11 @@ fn write_etc(spec: &SandboxSpec, dir: &Path) -> Result<()> {
     {
         fs::write(dir.join(name), content).map_err(Error::io("writing", dir.join(name)))?;
     }
+    if super::plan::proxied(spec) {
+        // Empty (nothing for apt) until the proxy listens; then it names the proxy.
+        let conf = dir.join(super::plan::APT_CONF);
+        fs::write(&conf, "").map_err(Error::io("writing", conf.clone()))?;
+    }
     Ok(())
 }
 
@@ -136,6 +141,15 @@ fn run_stacked(spec: &SandboxSpec, etc: &Path, rootless: bool) -> Result<i32> {
     if rootless {
         enter_user_namespace()?;
     }
+    let downloads =
+        spec.download_cache.clone().filter(|_| super::plan::proxied(spec)).and_then(|cache| {
+            Some(Proxy {
+                waiting: crate::downloads::proxy::Waiting::new(cache).ok()?,
+                conf: etc.join(super::plan::APT_CONF),
+                run_dir: spec.run_dir.clone(),
+                stats: std::sync::OnceLock::new(),
+            })
+        });
     // The next child of this process starts a new PID namespace, as its PID 1; rbuild
     // itself stays where it is (it forks nothing else afterwards).
     unshare(CloneFlags::CLONE_NEWPID)
@@ -157,6 +171,7 @@ fn run_stacked(spec: &SandboxSpec, etc: &Path, rootless: bool) -> Result<i32> {
         None
     };
     let parts = Parts {
+        downloads,
         slirp,
         sync,
         cgroup,
@@ -166,7 +181,9 @@ fn run_stacked(spec: &SandboxSpec, etc: &Path, rootless: bool) -> Result<i32> {
         ready: pipe(&spec.run_dir)?,
     };
     // SAFETY: rbuild is single-threaded when it runs a sandbox (the `run` path starts no
-    // threads), so the child may allocate and run ordinary Rust code after fork.
+    // threads) but for the download proxy's first thread, which waits in a channel's
+    // receive and holds no lock until the init exists; so the child may allocate and run
+    // ordinary Rust code after fork.
     match unsafe { fork() }.map_err(io_err("forking for", &spec.run_dir))? {
         ForkResult::Child => be_init(spec, &plan, parts),
         ForkResult::Parent { child } => {
@@ -183,6 +200,8 @@ type OwnedFd = std::os::fd::OwnedFd;
 struct Parts {
     /// The launcher of slirp4netns (the default network).
     slirp: Option<super::network::Slirp>,
+    /// The download cache's proxy to start once the network is up.
+    downloads: Option<Proxy>,
     /// With the default network: the init says when its namespace exists (first pipe),
     /// and waits for the word that the interface is up (second pipe).
     sync: Option<((OwnedFd, OwnedFd), (OwnedFd, OwnedFd))>,
@@ -256,6 +275,7 @@ fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
 /// terminal, and returns the command's exit code as soon as the init reports it.
 fn supervise(child: Pid, parts: Parts) -> Result<i32> {
     let Parts {
+        downloads,
         mut slirp,
         sync,
         cgroup,
@@ -270,7 +290,8 @@ fn supervise(child: Pid, parts: Parts) -> Result<i32> {
     // the network starts.
     catch_signals(true);
     if let (Some(launcher), Some(((ns_made, _), (_, go)))) = (slirp.as_mut(), sync) {
-        if let Err((e, init_ended)) = start_network(launcher, child, &ns_made, go) {
+        let proxy = downloads.as_ref();
+        if let Err((e, init_ended)) = start_network(launcher, child, &ns_made, go, proxy) {
             let code = if init_ended { 125 } else { wait_code(child) };
             if let Some(s) = slirp.take() {
                 wait_code(s.stop());
@@ -306,6 +327,12 @@ fn supervise(child: Pid, parts: Parts) -> Result<i32> {
     catch_signals(false);
     if got == 4 && i32::from_le_bytes(buf) != SANDBOX_FAILED {
         record_command_time(&report_read, &started);
+    }
+    if let Some(stats) = downloads.as_ref().and_then(|p| p.stats.get()) {
+        crate::downloads::proxy::write_stats(
+            &downloads.as_ref().map(|p| p.run_dir.clone()).unwrap_or_default(),
+            stats,
+        );
     }
     if let Some(s) = slirp {
         // slirp4netns exits as its exit pipe closes; it is reaped with the init.
@@ -381,6 +408,7 @@ fn start_network(
     child: Pid,
     ns_made: &OwnedFd,
     go: OwnedFd,
+    proxy: Option<&Proxy>,
 ) -> std::result::Result<(), (Error, bool)> {
     let mut byte = [0u8; 1];
     let made = loop {
@@ -394,6 +422,9 @@ fn start_network(
     }
     match launcher.start(child) {
         Ok(()) => {
+            if let Some(proxy) = proxy {
+                proxy.start(child);
+            }
             let _ = nix::unistd::write(&go, b"g");
             forward_caught(child);
             Ok(())
@@ -405,6 +436,37 @@ fn start_network(
             );
             drop(go);
             Err((e, init_ended))
+        }
+    }
+}
+
+/// The download cache's proxy of a RUN step (see [`crate::downloads`]).
+#[derive(Debug)]
+struct Proxy {
+    waiting: crate::downloads::proxy::Waiting,
+    /// apt's configuration, bind-mounted into the sandbox: it names the proxy once the
+    /// proxy listens.
+    conf: PathBuf,
+    run_dir: PathBuf,
+    stats: std::sync::OnceLock<std::sync::Arc<crate::downloads::proxy::Stats>>,
+}
+
+impl Proxy {
+    /// Starts the proxy in the init's network namespace. A proxy that cannot start
+    /// leaves apt's configuration empty: apt then goes to the network itself.
+    fn start(&self, init: Pid) {
+        if let Ok(stats) = self.waiting.start(init.as_raw()) {
+            // Written in place: the sandbox's bind mount shows this very file.
+            let written =
+                fs::OpenOptions::new().write(true).truncate(true).open(&self.conf).and_then(
+                    |mut f| {
+                        let text = crate::downloads::proxy::apt_config();
+                        std::io::Write::write_all(&mut f, text.as_bytes())
+                    },
+                );
+            if written.is_ok() {
+                let _ = self.stats.set(stats);
+            }
         }
     }
 }

@@ -120,6 +120,16 @@ pub fn overlay_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
     lowers.iter().rev().filter(|p| seen.insert(*p)).cloned().collect()
 }
 
+/// The file of the sandbox's generated `/etc` folder that holds apt's configuration for
+/// the download cache (mounted at [`crate::downloads::proxy::APT_CONFIG`]).
+pub const APT_CONF: &str = "apt.conf";
+
+/// Whether a RUN's apt is pointed at the download cache's proxy: the cache is on and the
+/// command has the default network.
+pub fn proxied(spec: &SandboxSpec) -> bool {
+    spec.download_cache.is_some() && spec.network == super::Network::Private
+}
+
 /// Computes the mount plan for a spec. `etc_dir` holds the generated `hosts`,
 /// `resolv.conf` and `hostname` files; `rootless` when the sandbox runs in a user
 /// namespace.
@@ -186,15 +196,7 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
     for path in MASKED_PATHS {
         steps.push(MountStep::Mask(root.join(path)));
     }
-    for name in ["hosts", "resolv.conf", "hostname"] {
-        steps.push(MountStep::Bind {
-            source: etc_dir.join(name),
-            target: root.join("etc").join(name),
-            readonly: false,
-            file: true,
-            device: false,
-        });
-    }
+    steps.extend(generated_files(spec, etc_dir, &root));
     for v in &spec.volumes {
         // Anything but a directory (a file, a socket) is mounted on an empty file.
         let file = !v.host.is_dir();
@@ -236,6 +238,35 @@ pub fn mount_plan(spec: &SandboxSpec, etc_dir: &std::path::Path, rootless: bool)
         steps.push(MountStep::Tmpfs(root.join(t.target.trim_start_matches('/')), options));
     }
     steps.push(MountStep::PivotRoot(root));
+    steps
+}
+
+/// The binds of the files rbuild writes for the sandbox: `/etc/hosts`, `resolv.conf`,
+/// `hostname`, and apt's configuration for the download cache.
+fn generated_files(
+    spec: &SandboxSpec,
+    etc_dir: &std::path::Path,
+    root: &std::path::Path,
+) -> Vec<MountStep> {
+    let mut steps = Vec::new();
+    for name in ["hosts", "resolv.conf", "hostname"] {
+        steps.push(MountStep::Bind {
+            source: etc_dir.join(name),
+            target: root.join("etc").join(name),
+            readonly: false,
+            file: true,
+            device: false,
+        });
+    }
+    if proxied(spec) {
+        steps.push(MountStep::Bind {
+            source: etc_dir.join(APT_CONF),
+            target: root.join(crate::downloads::proxy::APT_CONFIG.trim_start_matches('/')),
+            readonly: true,
+            file: true,
+            device: false,
+        });
+    }
     steps
 }
 
@@ -285,6 +316,7 @@ mod tests {
             ports: Vec::new(),
             extras: Default::default(),
             throwaway_upper: false,
+            download_cache: None,
         };
         let plan = mount_plan(&spec, std::path::Path::new("/r/etc"), false);
         assert_eq!(plan[0], MountStep::PrivateRoot);

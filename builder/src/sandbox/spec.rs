@@ -128,6 +128,10 @@ pub struct SandboxSpec {
     /// A container's upper directory, mounted again by each start, is not.
     #[serde(default)]
     pub throwaway_upper: bool,
+    /// The download cache apt is pointed at (with the default network; see
+    /// [`crate::downloads`]).
+    #[serde(default)]
+    pub download_cache: Option<crate::downloads::Cache>,
 }
 
 /// What `--add-host`, `--shm-size` and `--ulimit` add to a RUN or a container.

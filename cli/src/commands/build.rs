@@ -73,6 +73,13 @@ pub struct BuildArgs {
     /// Run every step, ignoring the cache.
     #[arg(long)]
     no_cache: bool,
+    /// Serve the package files RUN steps' apt fetches over plain HTTP from the store's
+    /// download cache, and keep new ones there (each checked: indexes by their digest,
+    /// packages whole, as apt checks them again). The image does not change; the step's
+    /// apt is pointed at the cache by APT_CONFIG unless the Dockerfile sets APT_CONFIG
+    /// or http_proxy. `builder prune` empties it.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    download_cache: bool,
     /// Run every step of these stages (names or indexes; repeatable or comma-separated)
     /// again, while the others may come from the cache.
     #[arg(long = "no-cache-filter", value_name = "STAGE", value_delimiter = ',')]
@@ -333,6 +340,7 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         platform,
         secrets: flags::secrets(&args.secrets)?,
         ssh: flags::ssh_agents(&args.ssh)?,
+        download_cache: args.download_cache,
         ..BuildOptions::new(context_dir, dockerfile)
     };
     let call = if args.check { CallArg::Check } else { args.call };
