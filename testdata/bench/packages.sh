@@ -11,8 +11,9 @@
 # The base, a Debian 12 minbase tree made by testdata/images/make-debian.sh (debootstrap),
 # is served by docker-registry on a free loopback port to every tool. Each tool's RUN
 # steps use the host's network (the same route to the mirrors for all).
-# Phases: cold (empty storage), no-op rebuild, one source file changed, and an import of
-# the registry cache on empty storage (rbuild --cache-to/--cache-from type=registry;
+# Phases: cold (empty storage), no-op rebuild, a --no-cache rebuild (every step runs again
+# on warm storage: rbuild's apt gets its files from its download cache), one source file
+# changed, and an import of the registry cache on empty storage (rbuild --cache-to/--cache-from type=registry;
 # BuildKit's inline cache, as its docker driver offers; buildah --cache-to/--cache-from).
 # Prints every run, the medians of RUNS runs (3) in seconds and the ratios rbuild / peer,
 # and for each rbuild step of the last cold and changed builds the command's own time and
@@ -138,6 +139,22 @@ change_line() { case $1 in db) echo "-- change $2" ;; python) echo "# change $2"
 # shellcheck source=testdata/bench/timing.sh
 . "$root/testdata/bench/timing.sh"
 
+# What rbuild's download cache served in a build, from --progress json.
+downloads() {
+  python3 - "$1" <<'PY'
+import json, sys
+served = fetched = sb = fb = 0
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") == "downloads":
+        served += e["served"]; sb += e["served_bytes"]; fetched += e["fetched"]; fb += e["fetched_bytes"]
+print(f"    download cache: {served} files ({sb / 1e6:.1f} MB) served, {fetched} ({fb / 1e6:.1f} MB) from the mirror")
+PY
+}
+
 # rbuild's account of its steps, from --progress json: per step, the command's own time
 # and what rbuild added on the critical path; the layers' background work apart.
 breakdown() {
@@ -188,7 +205,7 @@ PY
 # storage), TOOL_build CTX (a build, tagged bench), TOOL_export / TOOL_import CTX (push a
 # registry cache / build from it on empty storage).
 bench() {
-  local tool=$1 scen=$2 ctx="$work/ctx/$2" f cold="" noop="" change="" import="" log
+  local tool=$1 scen=$2 ctx="$work/ctx/$2" f cold="" noop="" nocache="" change="" import="" log
   f="$ctx/$(changed_file "$scen")"
   cp -p "$f" "$work/changed.orig"
   for r in $(seq "$runs"); do
@@ -197,6 +214,11 @@ bench() {
   done
   [ "$tool" != rbuild ] || { echo "  $scen, cold:" && breakdown "$log"; } >>"$work/breakdown.txt"
   for r in $(seq "$runs"); do measure noop "$logs/$tool-$scen-noop-$r.log" "${tool}_build" "$ctx"; done
+  for r in $(seq "$runs"); do
+    log="$logs/$tool-$scen-nocache-$r.log"
+    measure nocache "$log" "${tool}_build" "$ctx" --no-cache
+  done
+  [ "$tool" != rbuild ] || { echo "  $scen, --no-cache:" && breakdown "$log" && downloads "$log"; } >>"$work/breakdown.txt"
   for r in $(seq "$runs"); do
     change_line "$scen" "$r $(now)" >>"$f"
     log="$logs/$tool-$scen-changed-$r.log"
@@ -209,12 +231,12 @@ bench() {
     "${tool}_reset"
     measure import "$logs/$tool-$scen-import-$r.log" "${tool}_import" "$ctx" "$scen"
   done
-  echo "$tool $scen $(echo "$cold" | median) $(echo "$noop" | median) $(echo "$change" | median) $(echo "$import" | median)" | tee -a "$work/results.txt"
-  echo "$tool $scen single runs, ms: cold$(ms $cold) | no-op$(ms $noop) | changed$(ms $change) | cache import$(ms $import)" | tee -a "$work/runs.txt"
+  echo "$tool $scen $(echo "$cold" | median) $(echo "$noop" | median) $(echo "$nocache" | median) $(echo "$change" | median) $(echo "$import" | median)" | tee -a "$work/results.txt"
+  echo "$tool $scen single runs, ms: cold$(ms $cold) | no-op$(ms $noop) | no-cache$(ms $nocache) | changed$(ms $change) | cache import$(ms $import)" | tee -a "$work/runs.txt"
 }
 
 rbuild_reset() { discard "$work/rbuild-store"; }
-rbuild_build() { "$rbuild" --root "$work/rbuild-store" build --network host --progress json -t bench "$1"; }
+rbuild_build() { "$rbuild" --root "$work/rbuild-store" build --network host --progress json -t bench "$@"; }
 rbuild_export() {
   "$rbuild" --root "$work/rbuild-store" build --network host -q -t bench \
     --cache-to "type=registry,ref=$REGISTRY/cache/rbuild-$2" "$1"
@@ -231,7 +253,7 @@ buildkit_reset() {
   start_dockerd "$peer_dir" "$PEER/root/usr/bin:$PEER/root/usr/sbin" >/dev/null || { echo "dockerd did not start" >&2; exit 1; }
   # The registry is plain HTTP on loopback, which docker allows without configuration.
 }
-buildkit_build() { DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --network=host -t bench "$1"; }
+buildkit_build() { DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --network=host -t bench "$@"; }
 buildkit_export() {
   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --network=host \
     --build-arg BUILDKIT_INLINE_CACHE=1 -t "$REGISTRY/cache/buildkit-$2" "$1" &&
@@ -245,7 +267,7 @@ buildkit_import() {
 buildah_reset() { discard "$work/buildah"; }
 buildah_cmd() { buildah --root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver overlay "$@"; }
 buildah_build() {
-  buildah_cmd bud --layers --isolation oci --runtime runc --network host --tls-verify=false -t bench "$1"
+  buildah_cmd bud --layers --isolation oci --runtime runc --network host --tls-verify=false -t bench "$@"
 }
 buildah_export() {
   buildah_cmd bud --layers --isolation oci --runtime runc --network host --tls-verify=false \
@@ -279,4 +301,4 @@ echo "rbuild's steps (last cold and last changed build of each scenario):"
 cat "$work/breakdown.txt"
 echo
 echo "medians of $runs runs, seconds; ratio = rbuild / peer (below 1: rbuild is faster)"
-python3 "$root/testdata/bench/ratios.py" "$work/results.txt" cold no-op changed import
+python3 "$root/testdata/bench/ratios.py" "$work/results.txt" cold no-op no-cache changed import

@@ -49,6 +49,9 @@ assert d["served"] >= 3, f"served from the cache: {d}"
 assert d["fetched"] <= 2 and d["kept"] == 0, f"fetched again: {d}"
 print(f"== served {d['served']} files ({d['served_bytes']} bytes) from the cache, fetched {d['fetched']}")
 PY
+echo "== --no-cache --network host: apt's files from the download cache too"
+"$rbuild" --root "$store" build --no-cache --network host --progress json -t cached-host "$work/app" > "$work/host.json"
+grep '"event":"downloads"' "$work/host.json" | grep -q '"kept":0' || { echo "apt.sh: no downloads from the cache with --network host" >&2; exit 1; }
 echo "== --no-cache --download-cache=false: apt's files from the mirror"
 "$rbuild" --root "$store" build --no-cache --download-cache=false --progress json -t direct "$work/app" > "$work/direct.json"
 if grep -q '"event":"downloads"' "$work/direct.json"; then

@@ -1,7 +1,8 @@
 //! The download cache's HTTP proxy for apt: it listens on `127.0.0.1:PORT` inside a RUN
 //! step's network namespace and fetches from the host's network, as slirp4netns does for
 //! the command's own connections (and as it, never from this machine's loopback
-//! addresses). It runs on threads of the step's supervisor.
+//! addresses). It runs on threads of the step's supervisor. With `--network host` it
+//! listens on a free port of the host's loopback.
 //!
 //! Requests are answered in the order they came (apt pipelines up to ten on a
 //! connection) while up to [`IN_FLIGHT`] of them are fetched at once. Written here rather
@@ -21,7 +22,8 @@ use std::time::Duration;
 
 use super::{Cache, Kind, Record};
 
-/// The port the proxy listens on, inside the sandbox's network namespace.
+/// The port the proxy listens on, inside the sandbox's network namespace (with the host's
+/// network: a free port).
 pub const PORT: u16 = 3142;
 
 /// Where apt's configuration naming the proxy is, in the sandbox (its private `/dev`).
@@ -35,11 +37,6 @@ pub const CONNECTIONS: usize = 32;
 
 const HEAD_LIMIT: usize = 64 * 1024;
 const IDLE: Duration = Duration::from_secs(60);
-
-/// What apt reads from [`APT_CONFIG`] once the proxy listens.
-pub fn apt_config() -> String {
-    format!("Acquire::http::Proxy \"http://127.0.0.1:{PORT}/\";\n")
-}
 
 /// What the proxy did, for the step's report.
 #[derive(Debug, Default)]
@@ -83,13 +80,23 @@ struct Shared {
 pub struct Waiting {
     pid: mpsc::Sender<i32>,
     started: mpsc::Receiver<std::io::Result<Arc<Stats>>>,
+    /// Where it listens (known at once when it listens here).
+    port: u16,
+    here: bool,
 }
 
 impl Waiting {
-    /// Makes the thread; it serves `cache` once [`Waiting::start`] names the init.
-    pub fn new(cache: Cache) -> std::io::Result<Waiting> {
+    /// Makes the thread; it serves `cache` once [`Waiting::start`] names the init, or at
+    /// once when `here` (the command shares this process's network namespace: the proxy
+    /// listens on a free port of its loopback).
+    pub fn new(cache: Cache, here: bool) -> std::io::Result<Waiting> {
         let (pid_tx, pid_rx) = mpsc::channel::<i32>();
         let (started_tx, started) = mpsc::channel();
+        let listening = if here { Some(TcpListener::bind(("127.0.0.1", 0))?) } else { None };
+        let port = match &listening {
+            Some(l) => l.local_addr()?.port(),
+            None => PORT,
+        };
         std::thread::Builder::new().name("download-proxy".into()).spawn(move || {
             // Signals are the supervisor's main thread's to pass on.
             let _ = nix::sys::signal::pthread_sigmask(
@@ -97,8 +104,14 @@ impl Waiting {
                 Some(&nix::sys::signal::SigSet::all()),
                 None,
             );
-            let Ok(pid) = pid_rx.recv() else { return };
-            match listen_in(pid) {
+            let listener = match listening {
+                Some(l) => Ok(l),
+                None => match pid_rx.recv() {
+                    Ok(pid) => listen_in(pid),
+                    Err(_) => return,
+                },
+            };
+            match listener {
                 Ok(listener) => {
                     let stats = Arc::new(Stats::default());
                     let _ = started_tx.send(Ok(stats.clone()));
@@ -109,16 +122,23 @@ impl Waiting {
                 }
             }
         })?;
-        Ok(Waiting { pid: pid_tx, started })
+        Ok(Waiting { pid: pid_tx, started, port, here })
     }
 
-    /// Listens in the network namespace of process `pid` and serves from now until the
-    /// process ends.
+    /// Listens in the network namespace of process `pid` (unless it listens here
+    /// already) and serves from now until the process ends.
     pub fn start(&self, pid: i32) -> std::io::Result<Arc<Stats>> {
-        self.pid.send(pid).map_err(|_| std::io::Error::other("the proxy's thread ended"))?;
+        if !self.here {
+            self.pid.send(pid).map_err(|_| std::io::Error::other("the proxy's thread ended"))?;
+        }
         self.started
             .recv_timeout(Duration::from_secs(10))
             .map_err(|_| std::io::Error::other("the proxy did not start"))?
+    }
+
+    /// What apt reads from [`APT_CONFIG`] once the proxy listens.
+    pub fn apt_config(&self) -> String {
+        format!("Acquire::http::Proxy \"http://127.0.0.1:{}/\";\n", self.port)
     }
 }
 

@@ -407,7 +407,7 @@ impl Drop for RemoveOnDrop {
 
 /// The download cache for a RUN (see [`crate::downloads`]), with `APT_CONFIG` added to
 /// its environment (not to its cache key or the image): when the build uses the cache,
-/// the step has the default network, and neither apt's configuration nor a proxy is set
+/// the step has a network, and neither apt's configuration nor a proxy is set
 /// by the Dockerfile or the build's arguments (the user's choice stands).
 fn download_cache(
     shared: &super::Shared,
@@ -419,7 +419,7 @@ fn download_cache(
         e.split_once('=').is_some_and(|(k, _)| k.eq_ignore_ascii_case(name))
     };
     let set_by_user = env.iter().any(|e| named(e, "APT_CONFIG") || named(e, "http_proxy"));
-    if !shared.options.download_cache || network != Network::Private || set_by_user {
+    if !shared.options.download_cache || network == Network::None || set_by_user {
         return None;
     }
     env.push(format!("APT_CONFIG={}", crate::downloads::proxy::APT_CONFIG));

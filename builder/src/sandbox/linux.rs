@@ -141,15 +141,20 @@ fn run_stacked(spec: &SandboxSpec, etc: &Path, rootless: bool) -> Result<i32> {
     if rootless {
         enter_user_namespace()?;
     }
+    let here = spec.network == Network::Host;
     let downloads =
         spec.download_cache.clone().filter(|_| super::plan::proxied(spec)).and_then(|cache| {
             Some(Proxy {
-                waiting: crate::downloads::proxy::Waiting::new(cache).ok()?,
+                waiting: crate::downloads::proxy::Waiting::new(cache, here).ok()?,
                 conf: etc.join(super::plan::APT_CONF),
                 run_dir: spec.run_dir.clone(),
                 stats: std::sync::OnceLock::new(),
             })
         });
+    if let Some(proxy) = downloads.as_ref().filter(|_| here) {
+        // Listening already, in the namespace the command shares.
+        proxy.start(Pid::from_raw(0));
+    }
     // The next child of this process starts a new PID namespace, as its PID 1; rbuild
     // itself stays where it is (it forks nothing else afterwards).
     unshare(CloneFlags::CLONE_NEWPID)
@@ -452,7 +457,8 @@ struct Proxy {
 }
 
 impl Proxy {
-    /// Starts the proxy in the init's network namespace. A proxy that cannot start
+    /// Starts the proxy in the init's network namespace (with the host's network: it
+    /// listens already, `init` is not used). A proxy that cannot start
     /// leaves apt's configuration empty: apt then goes to the network itself.
     fn start(&self, init: Pid) {
         if let Ok(stats) = self.waiting.start(init.as_raw()) {
@@ -460,7 +466,7 @@ impl Proxy {
             let written =
                 fs::OpenOptions::new().write(true).truncate(true).open(&self.conf).and_then(
                     |mut f| {
-                        let text = crate::downloads::proxy::apt_config();
+                        let text = self.waiting.apt_config();
                         std::io::Write::write_all(&mut f, text.as_bytes())
                     },
                 );

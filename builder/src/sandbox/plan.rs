@@ -125,9 +125,9 @@ pub fn overlay_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
 pub const APT_CONF: &str = "apt.conf";
 
 /// Whether a RUN's apt is pointed at the download cache's proxy: the cache is on and the
-/// command has the default network.
+/// command has a network (the default one, or the host's).
 pub fn proxied(spec: &SandboxSpec) -> bool {
-    spec.download_cache.is_some() && spec.network == super::Network::Private
+    spec.download_cache.is_some() && spec.network != super::Network::None
 }
 
 /// Computes the mount plan for a spec. `etc_dir` holds the generated `hosts`,
