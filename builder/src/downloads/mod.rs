@@ -185,8 +185,11 @@ impl Keeper {
         }
         let io = |action, path: &Path| crate::Error::io(action, path.to_path_buf());
         for sub in ["content", "urls"] {
+            // Private, as every folder of the store.
             let d = self.cache.dir.join(sub);
-            fs::create_dir_all(&d).map_err(io("creating", &d))?;
+            std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o700)
+                .create(&d)
+                .map_err(io("creating", &d))?;
         }
         self.file.as_file().sync_all().map_err(io("syncing", self.file.path()))?;
         let content = self.cache.content_path(&sha256);
