@@ -88,6 +88,9 @@ struct Attack<'a> {
     writable: bool,
     wrapper: Option<&'a str>,
     tmpfs: bool,
+    /// The RUN names apt (an argument the script ignores): only such a RUN's apt is
+    /// pointed at the download cache's proxy.
+    apt: bool,
 }
 
 /// Runs `attack` every way; each must end `confined`.
@@ -130,7 +133,8 @@ fn run_way(a: &Arena, attack: &Attack, way: Way) -> (Output, tempfile::TempDir) 
     if attack.tmpfs {
         flags.push_str(" --mount=type=tmpfs,target=/t");
     }
-    let dockerfile = format!("FROM busybox\nRUN {flags} sh /ctx/attack.sh\n");
+    let apt = if attack.apt { " apt-get" } else { "" };
+    let dockerfile = format!("FROM busybox\nRUN {flags} sh /ctx/attack.sh{apt}\n");
     let ctx = context(a, attack.script, &dockerfile);
     let writable = ctx.path().join("w");
     fs::create_dir(&writable).unwrap();
@@ -382,7 +386,8 @@ echo "the proxy answered every request"
 "#
     );
     for way in [Way::BuildAsRoot, Way::BuildRootless, Way::BuildSubids] {
-        let (out, ctx) = run_way(a, &Attack { script: &script, ..Default::default() }, way);
+        let attack = Attack { script: &script, apt: true, ..Default::default() };
+        let (out, ctx) = run_way(a, &attack, way);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

@@ -211,7 +211,10 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     volumes.extend(mounted.volumes);
     let mut env = plan.env.clone();
     env.extend(mounted.env);
-    let download_cache = download_cache(shared, plan.network, &mut env, &run_dir);
+    let mentions_apt = plan.argv.iter().any(|a| a.contains("apt"))
+        || plan.script.as_ref().is_some_and(|(_, body)| body.contains("apt"));
+    let download_cache =
+        mentions_apt.then(|| download_cache(shared, plan.network, &mut env, &run_dir)).flatten();
     phases.end("prepare");
     // Layers taken from the cache or pulled are extracted when a step first needs them.
     let view = state.view()?;
@@ -405,8 +408,10 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// The download cache for a RUN (see [`crate::downloads`]), with `APT_CONFIG` added to
-/// its environment (not to its cache key or the image): when the build uses the cache,
+/// The download cache for a RUN whose command mentions apt (see [`crate::downloads`]),
+/// with `APT_CONFIG` added to its environment (not to its cache key or the image; only
+/// for such commands, so that a RUN that records its environment, `env > file`, records
+/// what BuildKit's does): when the build uses the cache,
 /// the step has a network, and neither apt's configuration nor a proxy is set
 /// by the Dockerfile or the build's arguments (the user's choice stands).
 fn download_cache(
