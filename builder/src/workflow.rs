@@ -151,7 +151,7 @@ pub fn prune(store: &Store, options: PruneOptions) -> Result<PruneReport> {
     if options.build_cache {
         report.freed += store.clear_cache()?;
         // The download cache is build cache too (docker's `builder prune` empties all).
-        report.freed += crate::downloads::prune(store.root(), &store.tmp_dir())?;
+        report.freed += crate::downloads::prune(store)?;
     }
     if options.cache_mounts {
         report.freed += engine::remove_cache_mounts(store)?;

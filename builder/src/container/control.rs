@@ -136,11 +136,8 @@ pub fn remove(store: &Store, what: &str, force: bool, volumes: bool) -> Result<R
     let dir = rec.dir(store);
     {
         let _lock = store.lock()?;
-        // Moved out of `containers/` in one step, then removed: a process killed on the
-        // way leaves a folder in its own tmp folder (swept later), never half a container.
-        let aside = store.tmp_dir().join(format!("removed-{}", rec.id));
-        std::fs::rename(&dir, &aside).map_err(Error::io("moving aside", dir.clone()))?;
-        crate::store::remove_tree(&aside).map_err(Error::io("removing", aside.clone()))?;
+        // Never half a container under its name, whenever the process is killed.
+        store.remove_dir_aside(&dir).map_err(Error::io("removing", dir.clone()))?;
     }
     if volumes {
         for name in &rec.anonymous_volumes {

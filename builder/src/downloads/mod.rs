@@ -136,14 +136,22 @@ impl Cache {
         (size == record.size).then_some((record, file))
     }
 
-    /// A writer for the body of `url` as it arrives; [`Keeper::finish`] keeps it.
-    pub fn keeper(&self, url: &str, kind: Kind, record: Record) -> Option<Keeper> {
+    /// A writer for the body of `url` as it arrives, with the mirror's `Last-Modified`
+    /// and `Content-Type`; [`Keeper::finish`] keeps it.
+    pub fn keeper(
+        &self,
+        url: &str,
+        kind: Kind,
+        last_modified: Option<String>,
+        content_type: Option<String>,
+    ) -> Option<Keeper> {
         let file = tempfile::Builder::new().prefix("download-").tempfile_in(&self.tmp).ok()?;
         Some(Keeper {
             cache: self.clone(),
             url: url.to_string(),
             kind,
-            record,
+            last_modified,
+            content_type,
             file,
             hasher: Sha256::new(),
             size: 0,
@@ -157,7 +165,8 @@ pub struct Keeper {
     cache: Cache,
     url: String,
     kind: Kind,
-    record: Record,
+    last_modified: Option<String>,
+    content_type: Option<String>,
     file: tempfile::NamedTempFile,
     hasher: Sha256,
     size: u64,
@@ -194,29 +203,28 @@ impl Keeper {
         self.file.as_file().sync_all().map_err(io("syncing", self.file.path()))?;
         let content = self.cache.content_path(&sha256);
         self.file.persist(&content).map_err(|e| io("renaming into", &content)(e.error))?;
-        self.record.sha256 = sha256;
-        self.record.size = self.size;
-        self.record.url = self.url.clone();
-        let bytes = serde_json::to_vec(&self.record).map_err(crate::Error::json("a download"))?;
+        let record = Record {
+            url: self.url.clone(),
+            sha256,
+            size: self.size,
+            last_modified: self.last_modified.take(),
+            content_type: self.content_type.take(),
+        };
+        let bytes = serde_json::to_vec(&record).map_err(crate::Error::json("a download"))?;
         let path = self.cache.record_path(&self.url);
         crate::store::write_atomically(&self.cache.tmp, &path, &bytes)?;
         Ok(true)
     }
 }
 
-/// Removes the cache of the store at `root` (renamed into `tmp` first, so a kill leaves
-/// it whole or gone). Returns the bytes freed.
-pub fn prune(root: &Path, tmp: &Path) -> crate::Result<u64> {
-    let dir = dir_of(root);
-    if !dir.exists() {
-        return Ok(0);
-    }
+/// Removes the store's download cache (see [`crate::store::Store::remove_dir_aside`]: a
+/// kill leaves it whole or gone). Returns the bytes freed.
+pub fn prune(store: &crate::store::Store) -> crate::Result<u64> {
+    let dir = dir_of(store.root());
     let size = fs::read_dir(dir.join("content"))
         .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0);
-    let aside = tmp.join("downloads-removed");
-    fs::rename(&dir, &aside).map_err(crate::Error::io("moving aside", dir.clone()))?;
-    crate::store::remove_tree(&aside).map_err(crate::Error::io("removing", aside.clone()))?;
+    store.remove_dir_aside(&dir).map_err(crate::Error::io("removing", dir.clone()))?;
     Ok(size)
 }
 
@@ -259,18 +267,13 @@ mod tests {
     #[test]
     fn a_body_is_kept_only_when_whole_and_as_named() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache { dir: dir.path().join("downloads"), tmp: dir.path().to_path_buf() };
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let cache = Cache { dir: dir_of(dir.path()), tmp: store.tmp_dir() };
         let body = b"Package: hello\n";
         let good = hex::encode(Sha256::digest(body));
-        let record = Record {
-            url: String::new(),
-            sha256: String::new(),
-            size: 0,
-            last_modified: Some("Sat, 01 Jan 2022 00:00:00 GMT".into()),
-            content_type: None,
-        };
+        let last_modified = Some("Sat, 01 Jan 2022 00:00:00 GMT".to_string());
         let keep = |u: &str, kind: Kind, expected| {
-            let mut k = cache.keeper(u, kind, record.clone()).unwrap();
+            let mut k = cache.keeper(u, kind, last_modified.clone(), None).unwrap();
             k.write(body).unwrap();
             k.finish(expected).unwrap()
         };
@@ -286,13 +289,13 @@ mod tests {
         assert!(keep(&right, Kind::ByHash(good.clone()), Some(body.len() as u64)));
         let (found, _) = cache.lookup(&right).unwrap();
         assert_eq!((found.sha256.as_str(), found.size), (good.as_str(), body.len() as u64));
-        assert_eq!(found.last_modified, record.last_modified);
+        assert_eq!(found.last_modified, last_modified);
         // A body that lost bytes (a damaged store) is a miss, not served.
         fs::write(cache.content_path(&good), b"Package").unwrap();
         assert!(cache.lookup(&right).is_none());
         // Pruned: gone.
         assert!(keep(deb, Kind::Package, None));
-        assert!(prune(dir.path(), dir.path()).unwrap() > 0);
+        assert!(prune(&store).unwrap() > 0);
         assert!(cache.lookup(deb).is_none() && !cache.dir.exists());
     }
 }

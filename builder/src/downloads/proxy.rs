@@ -483,14 +483,9 @@ fn relay(
     let mut keeper = kind.filter(|_| status == reqwest::StatusCode::OK).and_then(|kind| {
         let header =
             |name| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let record = Record {
-            url: String::new(),
-            sha256: String::new(),
-            size: 0,
-            last_modified: header(reqwest::header::LAST_MODIFIED),
-            content_type: header(reqwest::header::CONTENT_TYPE),
-        };
-        shared.cache.keeper(request.map(|r| r.url.as_str()).unwrap_or_default(), kind, record)
+        let url = request.map(|r| r.url.as_str()).unwrap_or_default();
+        let last_modified = header(reqwest::header::LAST_MODIFIED);
+        shared.cache.keeper(url, kind, last_modified, header(reqwest::header::CONTENT_TYPE))
     });
     let mut buf = vec![0u8; 64 * 1024];
     let mut sent = 0u64;

@@ -333,11 +333,8 @@ fn supervise(child: Pid, parts: Parts) -> Result<i32> {
     if got == 4 && i32::from_le_bytes(buf) != SANDBOX_FAILED {
         record_command_time(&report_read, &started);
     }
-    if let Some(stats) = downloads.as_ref().and_then(|p| p.stats.get()) {
-        crate::downloads::proxy::write_stats(
-            &downloads.as_ref().map(|p| p.run_dir.clone()).unwrap_or_default(),
-            stats,
-        );
+    if let Some((proxy, stats)) = downloads.as_ref().and_then(|p| Some((p, p.stats.get()?))) {
+        crate::downloads::proxy::write_stats(&proxy.run_dir, stats);
     }
     if let Some(s) = slirp {
         // slirp4netns exits as its exit pipe closes; it is reaped with the init.
