@@ -77,6 +77,7 @@ cases!(
     history_logs,
     killed_build,
     layer_reuse,
+    layers_in_flight,
     metadata,
     multistage,
     network_none,

@@ -6,14 +6,15 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::cache::{CacheKey, CacheRecord, LayerRecord};
-use super::stage::{DeferredLayer, FinishedStep, State};
+use super::inflight::DeferredLayer;
+use super::stage::{FinishedStep, State};
 use crate::error::{Error, Result};
 use crate::snapshot::{overlay_changes, write_layer, Compression, LayerOptions};
 
 /// Commits the directory `root` (what the step changed, in overlayfs's form) as the
 /// step's layer. The directory moves to this process's folder of the store, where the
 /// steps after it stack it as it is; its tar, digest and cache records are made on
-/// another thread meanwhile (see [`super::stage::DeferredLayer`]), and it becomes the
+/// another thread meanwhile (see [`super::inflight`]), and it becomes the
 /// layer's snapshot when the build ends.
 pub(super) fn commit(
     state: &mut State<'_, '_>,

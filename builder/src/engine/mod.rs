@@ -18,6 +18,7 @@ pub mod explain;
 pub mod flags;
 mod gofmt;
 mod in_place;
+mod inflight;
 pub mod lint;
 mod metadata;
 mod mounts;
@@ -318,6 +319,14 @@ pub(crate) struct Shared<'a> {
 }
 
 impl Shared<'_> {
+    /// Keeps a thread that writes a layer or reports a step's end, joined before the
+    /// image is written (see [`Shared::pending`]).
+    pub(crate) fn keep_thread(&self, handle: LayerThread) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.push(handle);
+        }
+    }
+
     /// Has `dir` removed when the build ends.
     pub fn leave_for_the_end(&self, dir: PathBuf) {
         if let Ok(mut l) = self.leftovers.lock() {

@@ -250,8 +250,6 @@ pub(super) fn run(state: &mut State<'_, '_>, inst: &Instruction, number: usize) 
     report_downloads(shared, number, &run_dir);
     let upper = spec.upper();
     remove_mount_stubs(&upper, &view, &mounted.targets);
-    state.settle()?;
-    phases.end("previous layer");
     commit_run(state, &upper, plan, number, started, &log_path)?;
     phases.end("commit");
     // Removed when the build ends: removing it now would wait on the file system while

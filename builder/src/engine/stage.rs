@@ -56,33 +56,7 @@ pub(crate) struct FinishedStep {
     pub has_log: bool,
     /// The layer, when it is written on another thread (`layer` is then `None` and
     /// `snapshot` the directory of what the step changed).
-    pub deferred: Option<DeferredLayer>,
-}
-
-/// A step's layer written on another thread while the build goes on: the directory of
-/// what the step changed is final when the step ends, and the steps after it stack it as
-/// it is. The layer's tar, its digest, its sync and its cache records are made there;
-/// the next step that needs the digest (for an image ID) waits for it
-/// ([`State::settle`]).
-pub(crate) struct DeferredLayer {
-    /// Writes the layer's tar: its record, and the blob writer to make durable.
-    pub write: Box<dyn FnOnce() -> Result<(LayerRecord, crate::store::BlobWriter)> + Send>,
-    /// The cache keys it is recorded under.
-    pub keys: Vec<CacheKey>,
-    /// Its cache record, but for the layer.
-    pub record: super::cache::CacheRecord,
-    /// When the step started (for the duration it reports).
-    pub started: Instant,
-}
-
-/// A deferred layer being written (see [`DeferredLayer`]).
-struct PendingLayer {
-    /// The step's number.
-    number: usize,
-    /// The step's place in [`State::steps`].
-    step_index: usize,
-    /// The layer's record, once written.
-    result: std::sync::mpsc::Receiver<Result<LayerRecord>>,
+    pub deferred: Option<super::inflight::DeferredLayer>,
 }
 
 /// A stage being built.
@@ -117,8 +91,8 @@ pub(crate) struct State<'s, 'a> {
     base_manifest: Option<oci_spec::image::Descriptor>,
     /// What the explanation of a cache miss needs (see [`super::explain`]).
     pub notes: StepNotes,
-    /// The last step's layer, while another thread writes it.
-    pending_layer: Option<PendingLayer>,
+    /// The layers of the last steps, while other threads write them.
+    pub(super) in_flight: super::inflight::InFlight,
 }
 
 /// The inputs of the keyed step being run, noted for its record and for explaining a miss.
@@ -274,7 +248,10 @@ impl<'s, 'a> State<'s, 'a> {
     /// Puts a finished layer step on the stage: its layer (if it made one) on top, its
     /// history entry, the chain moved to its key, and its record for `history`.
     pub fn finish_step(&mut self, step: FinishedStep) -> Result<()> {
-        self.settle_timed(step.number)?;
+        if step.layer.is_some() {
+            // It goes on top of the layers being written.
+            self.settle_timed(step.number)?;
+        }
         let size = step.layer.as_ref().map_or(0, |l| l.tar_size);
         let empty = step.layer.is_none() && step.deferred.is_none();
         if let Some(l) = step.layer {
@@ -307,84 +284,9 @@ impl<'s, 'a> State<'s, 'a> {
             ..Default::default()
         });
         if let (Some(deferred), Some(snapshot)) = (step.deferred, step.snapshot) {
-            self.defer(deferred, snapshot, step.number);
+            self.defer(deferred, snapshot, step.number)?;
         }
         Ok(())
-    }
-
-    /// Starts writing a deferred layer on another thread. Once it has the layer's digest,
-    /// that thread reports the step's end (the image ID after it) in the place kept for
-    /// it, then makes the blob durable, records the cache entries and has the directory
-    /// adopted as the layer's snapshot when the build ends.
-    fn defer(&mut self, deferred: DeferredLayer, snapshot: PathBuf, number: usize) {
-        let shared = self.shared;
-        let hole = shared.reporter.hole();
-        let mut config = self.config.clone();
-        let store = shared.store.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let handle = std::thread::spawn(move || -> Result<Option<(PathBuf, Digest)>> {
-            let t0 = Instant::now();
-            let (layer, writer) = match (deferred.write)() {
-                Ok(done) => done,
-                Err(e) => {
-                    // The step after it (or the stage's end) reports the error.
-                    let _ = tx.send(Err(e));
-                    return Ok(None);
-                }
-            };
-            config.rootfs.diff_ids.push(layer.diff_id.to_string());
-            let id =
-                crate::digest::sha256(&super::final_config(&config, &BTreeMap::new()).to_bytes());
-            let duration = deferred.started.elapsed();
-            hole.fill(vec![
-                Event::StepDone { number, id, duration, cached: false },
-                Event::Timings { number: Some(number), phases: vec![("layer", t0.elapsed())] },
-            ]);
-            let _ = tx.send(Ok(layer.clone()));
-            store.record_snapshot(&snapshot, layer.diff_id.digest())?;
-            writer.commit_verified(&layer.digest)?;
-            let record =
-                super::cache::CacheRecord { layer: Some(layer.clone()), ..deferred.record };
-            deferred.keys.iter().try_for_each(|key| store.cache_store(key, &record))?;
-            Ok(Some((snapshot, layer.diff_id)))
-        });
-        if let Ok(mut p) = shared.pending.lock() {
-            p.push(handle);
-        }
-        let step_index = self.steps.len().saturating_sub(1);
-        self.pending_layer = Some(PendingLayer { number, step_index, result: rx });
-    }
-
-    /// Waits for the layer being written for the last step, if any, and puts it on top
-    /// of the stage's layers; its failure is this stage's.
-    pub fn settle(&mut self) -> Result<()> {
-        let Some(pending) = self.pending_layer.take() else { return Ok(()) };
-        let layer =
-            pending.result.recv().map_err(|_| Error::Panicked("a layer-writing thread"))??;
-        self.config.rootfs.diff_ids.push(layer.diff_id.to_string());
-        if let Some(step) = self.steps.get_mut(pending.step_index) {
-            step.size = layer.tar_size;
-        }
-        self.layers.push(layer);
-        Ok(())
-    }
-
-    /// [`State::settle`] for step `number`, which reports how long it waited (when it
-    /// did: a RUN reports its wait among its own phases).
-    pub fn settle_timed(&mut self, number: usize) -> Result<()> {
-        let started = Instant::now();
-        self.settle()?;
-        let waited = started.elapsed();
-        if waited >= std::time::Duration::from_millis(1) {
-            let phases = vec![("previous layer", waited)];
-            self.shared.reporter.event(Event::Timings { number: Some(number), phases });
-        }
-        Ok(())
-    }
-
-    /// The number of the step whose layer is being written, if any.
-    pub fn deferred_step(&self) -> Option<usize> {
-        self.pending_layer.as_ref().map(|p| p.number)
     }
 
     /// Records a step for the build record.
@@ -493,7 +395,7 @@ fn image_state<'s, 'a>(
         base_id: Some(image.id().clone()),
         base_manifest: Some(image.entry.manifest.clone()),
         notes: StepNotes::default(),
-        pending_layer: None,
+        in_flight: Default::default(),
     })
 }
 
@@ -529,7 +431,7 @@ fn scratch_state<'s, 'a>(shared: &'s Shared<'a>, stage: usize) -> State<'s, 'a> 
         base_id: None,
         base_manifest: None,
         notes: StepNotes::default(),
-        pending_layer: None,
+        in_flight: Default::default(),
     }
 }
 
@@ -596,7 +498,7 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
                 base_id: None,
                 base_manifest: None,
                 notes: StepNotes::default(),
-                pending_layer: None,
+                in_flight: Default::default(),
             }
         }
         StageBase::Image(name) => {
@@ -642,16 +544,7 @@ pub(crate) fn run_stage(shared: &Shared<'_>, index: usize) -> Result<StageOutcom
         });
         let started = Instant::now();
         let cached = dispatch(&mut state, inst, number)?;
-        // A step whose layer is being written reports its end from there.
-        if state.deferred_step() != Some(number) {
-            state.settle_timed(number)?;
-            shared.reporter.event(Event::StepDone {
-                number,
-                id: state.current_id(),
-                duration: started.elapsed(),
-                cached,
-            });
-        }
+        state.report_done(number, started.elapsed(), cached);
     }
     let waited = Instant::now();
     state.settle()?;
