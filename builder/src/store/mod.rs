@@ -491,7 +491,7 @@ impl Store {
         Ok(BlobWriter {
             store: self.clone(),
             tmp,
-            out: HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file)),
+            out: HashingWriter::new(io::BufWriter::with_capacity(1 << 20, Writeback::new(file))),
             hash: true,
         })
     }
@@ -588,9 +588,55 @@ impl Store {
 pub struct BlobWriter {
     store: Store,
     tmp: tempfile::NamedTempFile,
-    out: HashingWriter<io::BufWriter<File>>,
+    out: HashingWriter<io::BufWriter<Writeback>>,
     /// Whether this writer hashes (see [`Store::verified_blob_writer`]).
     hash: bool,
+}
+
+/// A blob's file that has the kernel start writing what it holds to the disk every
+/// [`Writeback::EVERY`] bytes, so the sync that makes the blob durable when it is whole
+/// waits for the last bytes only, not for all of them (a 100 MB layer's sync took 60 ms
+/// at the end of a build, on its critical path).
+#[derive(Debug)]
+struct Writeback {
+    file: File,
+    /// Bytes written, and bytes whose writing-out has been started.
+    written: u64,
+    started: u64,
+}
+
+impl Writeback {
+    const EVERY: u64 = 8 << 20;
+
+    fn new(file: File) -> Self {
+        Writeback { file, written: 0, started: 0 }
+    }
+}
+
+impl Write for Writeback {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= Self::EVERY {
+            // POSIX_FADV_DONTNEED starts the writing-out of the range's dirty pages
+            // without waiting (and drops the pages already clean: a blob is not read
+            // again soon). nix offers no sync_file_range, which would only start it. Only
+            // a hint: its failure changes nothing (the final sync writes everything).
+            let (start, len) = (self.started as i64, (self.written - self.started) as i64);
+            let _ = nix::fcntl::posix_fadvise(
+                &self.file,
+                start,
+                len,
+                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+            );
+            self.started = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 impl Write for BlobWriter {
@@ -610,7 +656,7 @@ impl BlobWriter {
     /// Flushes the buffered writer; returns the file, and the digest and size the writer
     /// counted (meaningful when it hashed).
     fn finish_file(
-        out: HashingWriter<io::BufWriter<File>>,
+        out: HashingWriter<io::BufWriter<Writeback>>,
         path: &Path,
     ) -> Result<(File, Digest, u64)> {
         let (buffered, digest, size) = out.finish();
@@ -619,7 +665,7 @@ impl BlobWriter {
             path: path.to_path_buf(),
             source: e.into_error(),
         })?;
-        Ok((file, digest, size))
+        Ok((file.file, digest, size))
     }
 
     /// Syncs the file and renames it into place as the blob `digest`, unless the store
