@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Whole builds, rbuild side by side with buildah (overlay storage, runc) and docker 20.10's
-# BuildKit (when dockerd can start here), in the same run on the same contexts:
+# Whole builds, rbuild side by side with buildah (overlay storage, runc) and today's
+# BuildKit (v0.13 in docker 26.1, from Debian 13's packages, unpacked as
+# testdata/differential/peer.sh does), in the same run on the same contexts:
 #   small: ../shared/peers/bench.Dockerfile (ENV, WORKDIR, COPY of 2,000 small files, COPY
 #          of a 50 MB file, three RUNs, EXPOSE, LABEL, CMD)
 #   large: a 500 MB context of 30,000 files and a 15-step Dockerfile of this script's own
@@ -22,7 +23,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 need=()
 command -v buildah >/dev/null || need+=(buildah)
 command -v runc >/dev/null || need+=(runc)
-[ -x /usr/bin/docker ] && command -v dockerd >/dev/null || need+=(docker.io)
+[ -x /usr/bin/docker ] || need+=(docker.io)
 for t in docker-registry skopeo umoci busybox slirp4netns; do command -v $t >/dev/null || need+=("$t"); done
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 if [ ${#need[@]} -gt 0 ]; then
@@ -30,6 +31,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 (cd "$root" && cargo build --quiet --release -p rbuild)
 rbuild="$root/target/release/rbuild"
+# shellcheck source=testdata/differential/peer.sh
+. "$root/testdata/differential/peer.sh"
+if want buildkit; then ensure_docker26; fi
 mkdir -p "$work"
 logs="$work/logs/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$logs"
@@ -164,7 +168,7 @@ start_dockerd() {
   discard "$work/docker-data"
   rm -rf "$work/docker-exec"
   mkdir -p "$work/docker-data" "$work/docker-exec"
-  dockerd --host "unix://$work/docker.sock" --data-root "$work/docker-data" \
+  PATH="$PEER/root/usr/bin:$PEER/root/usr/sbin:$PATH" dockerd --host "unix://$work/docker.sock" --data-root "$work/docker-data" \
     --exec-root "$work/docker-exec" --pidfile "$work/docker-exec/dockerd.pid" \
     --iptables=false --ip6tables=false --bridge=none \
     --insecure-registry "$registry" --storage-driver overlay2 >>"$work/dockerd.log" 2>&1 &
@@ -175,7 +179,7 @@ start_dockerd() {
   done
   return 1
 }
-if want buildkit && [ -x /usr/bin/docker ] && command -v dockerd >/dev/null && start_dockerd; then
+if want buildkit && [ -x "$PEER/root/usr/sbin/dockerd" ] && start_dockerd; then
   export DOCKER_HOST="unix://$work/docker.sock" DOCKER_BUILDKIT=1
   docker_reset() { start_dockerd || { echo "dockerd did not restart" >&2; exit 1; }; }
   bench_tool buildkit docker_reset /usr/bin/docker build --progress=plain --network=host -t bench

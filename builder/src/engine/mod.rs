@@ -28,6 +28,7 @@ mod run;
 pub mod shared_cache;
 mod stage;
 mod vars;
+mod walk;
 mod workdir;
 
 use std::collections::BTreeMap;
@@ -478,6 +479,15 @@ impl Drop for CloseOnDrop<'_> {
     }
 }
 
+/// Whether a stage to build has a COPY or ADD from the build context (whose listing is
+/// then made in the background from the start).
+fn copies_from_context(graph: &StageGraph, order: &[usize]) -> bool {
+    order.iter().filter_map(|&i| graph.stages.get(i)).flat_map(|s| &s.instructions).any(|inst| {
+        matches!(&inst.kind, rbuild_parser::InstructionKind::Copy(c) | rbuild_parser::InstructionKind::Add(c)
+            if c.from.is_none() && !c.sources.is_empty())
+    })
+}
+
 /// [`build`], its events through `reporter`'s queue.
 fn build_ordered(
     store: &Store,
@@ -501,6 +511,9 @@ fn build_ordered(
         options.dockerfile_path.as_deref(),
         Some(&store.root().join("context-cache")),
     )?;
+    if copies_from_context(&graph, &order) {
+        context.prefetch();
+    }
     // Steps are numbered in file order over the stages built, FROM included.
     let mut needed: Vec<usize> = order.clone();
     needed.sort_unstable();

@@ -347,15 +347,17 @@ fn bind_context(prep: &Prep<'_, '_, '_>, r: Request<'_>, out: &mut Mounts) -> Re
     let Some(entry) = ctx.select(&source)?.into_iter().next() else {
         return Err(prep.error(&format!("RUN --mount: {source} not found in the build context")));
     };
-    let mut inner = if entry.meta.is_dir() { ctx.under(&entry.path)? } else { Vec::new() };
+    let mut inner = if entry.meta.is_dir() { ctx.under(&entry.path)?.to_vec() } else { Vec::new() };
     inner.insert(0, entry.clone());
     let files: Vec<&super::context::ContextEntry> =
         inner.iter().filter(|e| e.meta.is_file()).collect();
-    let digests = ctx.content_digests(&files)?;
+    // One digest per regular file, in the order of `inner`.
+    let mut digests = ctx.content_digests(&files)?.into_iter();
     let listing: Vec<String> = inner
         .iter()
         .map(|e| {
-            let digest = digests.get(&e.path).map_or("", |d| d.as_str());
+            let digest = if e.meta.is_file() { digests.next() } else { None };
+            let digest = digest.unwrap_or_default();
             format!("{}:{:o}:{}:{digest}", e.path, e.meta.mode(), e.meta.uid())
         })
         .collect();

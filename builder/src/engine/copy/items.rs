@@ -312,7 +312,7 @@ fn context_items(
                 };
                 let host = ctx.host_path(&inner.path);
                 let meta = inner.meta.clone();
-                items.push(Item { context: Some(inner), ..Item::plain(rel, host, meta) });
+                items.push(Item { context: Some(inner.clone()), ..Item::plain(rel, host, meta) });
             }
             continue;
         }
@@ -400,15 +400,18 @@ fn item_lines(
     mut each: impl FnMut(&Item, String),
 ) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
+    let context_file = |i: &Item| i.context.as_ref().filter(|e| e.meta.is_file()).is_some();
     let context_files: Vec<&ContextEntry> =
-        items.iter().filter_map(|i| i.context.as_ref()).filter(|e| e.meta.is_file()).collect();
-    let digests = state.shared.context.content_digests(&context_files)?;
+        items.iter().filter(|i| context_file(i)).filter_map(|i| i.context.as_ref()).collect();
+    // One digest per context file, in the order of `items`.
+    let mut digests = state.shared.context.content_digests(&context_files)?.into_iter();
     for i in items {
         let m = &i.meta;
+        let digest = if context_file(i) { digests.next() } else { None };
         let what = if m.file_type().is_symlink() {
             let target = fs::read_link(&i.host).map(|t| t.display().to_string());
             format!("link:{}", target.unwrap_or_default())
-        } else if let Some(d) = i.context.as_ref().and_then(|e| digests.get(&e.path)) {
+        } else if let Some(d) = digest {
             format!("file:{d}")
         } else if let Some(d) = &i.content_digest {
             format!("file:{d}")
