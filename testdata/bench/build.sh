@@ -159,7 +159,8 @@ bench_tool() { # name cold_reset build_cmd... (the context directory is the last
 : >"$work/runs.txt"
 
 rbuild_reset() { discard "$work/rbuild-store"; }
-want rbuild && bench_tool rbuild rbuild_reset "$rbuild" --root "$work/rbuild-store" build --progress plain -t bench
+# Every tool's RUN steps use the host's network (BuildKit is given --network=host too).
+want rbuild && bench_tool rbuild rbuild_reset "$rbuild" --root "$work/rbuild-store" build --network host --progress plain -t bench
 
 # dockerd with its own containerd, as ../shared/peers/start-dockerd.sh does; a cold run
 # restarts it on a fresh data root.

@@ -37,10 +37,10 @@ pub(crate) struct DeferredLayer {
     pub started: Instant,
 }
 
-/// A deferred layer being written.
+/// A deferred layer being written, or a known one on top of such layers.
 pub(crate) struct PendingLayer {
-    /// The step's number.
-    number: usize,
+    /// The step's number, when the thread writing the layer reports the step's end.
+    number: Option<usize>,
     /// The step's place in [`State::steps`].
     step_index: usize,
     /// The layer's record, once written.
@@ -165,9 +165,40 @@ impl State<'_, '_> {
         });
         shared.keep_thread(handle);
         let step_index = self.steps.len().saturating_sub(1);
-        self.in_flight.layers.push_back(PendingLayer { number, step_index, result: rx });
+        let pending = PendingLayer { number: Some(number), step_index, result: rx };
+        self.in_flight.layers.push_back(pending);
         self.in_flight.top = Some(mine);
         Ok(())
+    }
+
+    /// Whether layers are being written.
+    pub(super) fn layers_in_flight(&self) -> bool {
+        !self.in_flight.layers.is_empty()
+    }
+
+    /// Puts a layer known already (taken from the cache) on top of the layers in flight,
+    /// without waiting for them: its diff IDs are published once theirs are known. The
+    /// caller puts its snapshot on top.
+    pub(super) fn stack_known(&mut self, layer: LayerRecord) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let _ = tx.send(Ok(layer.clone()));
+        let below = self.in_flight.top.clone();
+        let mine = Arc::new(DiffIds::default());
+        let publisher = Publisher(mine.clone());
+        self.shared.keep_thread(std::thread::spawn(move || {
+            let ids = match below {
+                Some(below) => below.wait(),
+                None => None,
+            };
+            if let Some(mut ids) = ids {
+                ids.push(layer.diff_id.to_string());
+                publisher.0.publish(Some(ids));
+            }
+            Ok(None)
+        }));
+        let pending = PendingLayer { number: None, step_index: usize::MAX, result: rx };
+        self.in_flight.layers.push_back(pending);
+        self.in_flight.top = Some(mine);
     }
 
     /// Waits for the oldest layer in flight and puts it on top of the stage's layers; its
@@ -195,22 +226,9 @@ impl State<'_, '_> {
         Ok(())
     }
 
-    /// [`State::settle`] for step `number`, which reports how long it waited (when it
-    /// did).
-    pub fn settle_timed(&mut self, number: usize) -> Result<()> {
-        let started = Instant::now();
-        self.settle()?;
-        let waited = started.elapsed();
-        if waited >= Duration::from_millis(1) {
-            let phases = vec![("previous layer", waited)];
-            self.shared.reporter.event(Event::Timings { number: Some(number), phases });
-        }
-        Ok(())
-    }
-
     /// Whether the end of step `number` is reported by the thread writing its layer.
     fn reported_there(&self, number: usize) -> bool {
-        self.in_flight.layers.back().is_some_and(|p| p.number == number)
+        self.in_flight.layers.back().is_some_and(|p| p.number == Some(number))
     }
 
     /// Reports the end of step `number` with the image ID after it, unless the thread

@@ -248,14 +248,21 @@ impl<'s, 'a> State<'s, 'a> {
     /// Puts a finished layer step on the stage: its layer (if it made one) on top, its
     /// history entry, the chain moved to its key, and its record for `history`.
     pub fn finish_step(&mut self, step: FinishedStep) -> Result<()> {
-        if step.layer.is_some() {
-            // It goes on top of the layers being written.
-            self.settle_timed(step.number)?;
-        }
         let size = step.layer.as_ref().map_or(0, |l| l.tar_size);
         let empty = step.layer.is_none() && step.deferred.is_none();
         if let Some(l) = step.layer {
-            self.push_layer(l, step.snapshot.clone())?;
+            if self.layers_in_flight() {
+                // On top of the layers being written, with its snapshot at hand: the
+                // steps after it will need it (a step above a change rarely hits).
+                let snapshot = match &step.snapshot {
+                    Some(s) => s.clone(),
+                    None => self.shared.store.snapshot(&l.digest, &l.diff_id)?,
+                };
+                self.snapshots.push(Some(snapshot));
+                self.stack_known(l);
+            } else {
+                self.push_layer(l, step.snapshot.clone())?;
+            }
         } else if let (Some(_), Some(snapshot)) = (&step.deferred, &step.snapshot) {
             // Its directory goes on top now, its record once written.
             self.snapshots.push(Some(snapshot.clone()));
