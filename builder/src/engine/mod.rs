@@ -479,8 +479,26 @@ impl Drop for CloseOnDrop<'_> {
     }
 }
 
-/// Whether a stage to build has a COPY or ADD from the build context (whose listing is
-/// then made in the background from the start).
+/// Opens the build context; its listing is made in the background from the start when
+/// a stage to build has a COPY or ADD from it.
+fn open_context(
+    store: &Store,
+    options: &BuildOptions,
+    graph: &StageGraph,
+    order: &[usize],
+) -> Result<BuildContext> {
+    let context = BuildContext::open(
+        &options.context,
+        options.dockerfile_path.as_deref(),
+        Some(&store.root().join("context-cache")),
+    )?;
+    if copies_from_context(graph, order) {
+        context.prefetch();
+    }
+    Ok(context)
+}
+
+/// Whether a stage to build has a COPY or ADD from the build context.
 fn copies_from_context(graph: &StageGraph, order: &[usize]) -> bool {
     order.iter().filter_map(|&i| graph.stages.get(i)).flat_map(|s| &s.instructions).any(|inst| {
         matches!(&inst.kind, rbuild_parser::InstructionKind::Copy(c) | rbuild_parser::InstructionKind::Add(c)
@@ -506,14 +524,7 @@ fn build_ordered(
     override_stages(&mut graph, &options.named_contexts);
     let order = graph.order_for(options.target.as_deref()).map_err(|e| parse_error(options, &e))?;
     let target = *order.last().ok_or_else(|| Error::Build("nothing to build".into()))?;
-    let context = BuildContext::open(
-        &options.context,
-        options.dockerfile_path.as_deref(),
-        Some(&store.root().join("context-cache")),
-    )?;
-    if copies_from_context(&graph, &order) {
-        context.prefetch();
-    }
+    let context = open_context(store, options, &graph, &order)?;
     // Steps are numbered in file order over the stages built, FROM included.
     let mut needed: Vec<usize> = order.clone();
     needed.sort_unstable();
