@@ -117,7 +117,7 @@ pub(super) fn write_layer_blob(
     // write_layer hashes the tar; the writer need not hash it again, and writes on a
     // thread of its own meanwhile.
     let mut writer = crate::handoff::Handoff::new(store.verified_blob_writer()?);
-    let blob = write_layer(
+    let written = write_layer(
         root,
         changes,
         LayerOptions {
@@ -126,7 +126,20 @@ pub(super) fn write_layer_blob(
             root_ids: crate::users::rootless_ids(),
         },
         &mut writer,
-    )?;
+    );
+    let blob = match written {
+        Ok(blob) => blob,
+        // A writing thread that stopped (a full disk) shows here as a broken stream: its
+        // own error says why.
+        Err(e) => {
+            return Err(match writer.finish() {
+                Err(source) => {
+                    Error::Io { action: "writing a layer into", path: store.tmp_dir(), source }
+                }
+                Ok(_) => e,
+            })
+        }
+    };
     let writer = writer.finish().map_err(Error::io("writing a layer into", store.tmp_dir()))?;
     let layer = LayerRecord {
         digest: blob.digest,
