@@ -127,20 +127,14 @@ pub(super) fn write_layer_blob(
         },
         &mut writer,
     );
+    // A writing thread that stopped (a full disk) shows to write_layer as a broken
+    // stream: its own error, from finish, says why.
+    let finished = writer.finish().map_err(Error::io("writing a layer into", store.tmp_dir()));
     let blob = match written {
         Ok(blob) => blob,
-        // A writing thread that stopped (a full disk) shows here as a broken stream: its
-        // own error says why.
-        Err(e) => {
-            return Err(match writer.finish() {
-                Err(source) => {
-                    Error::Io { action: "writing a layer into", path: store.tmp_dir(), source }
-                }
-                Ok(_) => e,
-            })
-        }
+        Err(e) => return Err(finished.err().unwrap_or(e)),
     };
-    let writer = writer.finish().map_err(Error::io("writing a layer into", store.tmp_dir()))?;
+    let writer = finished?;
     let layer = LayerRecord {
         digest: blob.digest,
         size: blob.size,

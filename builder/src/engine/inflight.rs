@@ -186,11 +186,7 @@ impl State<'_, '_> {
         let mine = Arc::new(DiffIds::default());
         let publisher = Publisher(mine.clone());
         self.shared.keep_thread(std::thread::spawn(move || {
-            let ids = match below {
-                Some(below) => below.wait(),
-                None => None,
-            };
-            if let Some(mut ids) = ids {
+            if let Some(mut ids) = below.and_then(|below| below.wait()) {
                 ids.push(layer.diff_id.to_string());
                 publisher.0.publish(Some(ids));
             }
