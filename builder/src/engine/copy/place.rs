@@ -3,7 +3,7 @@
 //! inside the layer, files copied on every core.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use filetime::FileTime;
@@ -76,42 +76,44 @@ impl PlaceRules<'_> {
             }
             return Ok(());
         }
+        let (secs, nanos) = match i.mtime_override {
+            Some(t) => (t, 0),
+            None => (i.meta.mtime(), i.meta.mtime_nsec() as u32),
+        };
+        let time = FileTime::from_unix_time(secs, nanos);
+        let (uid, gid) = self.owner(i);
+        // Files rbuild creates as root are root's already.
+        let chown = self.as_root && (uid, gid) != (0, 0);
+        if ft.is_file() {
+            // The owner, mode and times through the open file, not its path again.
+            let file = copy_content(&i.host, target)?;
+            if chown {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+                    .map_err(Error::io("changing the owner of", target))?;
+            }
+            // After the owner: changing it clears the set-user-ID and set-group-ID bits.
+            file.set_permissions(fs::Permissions::from_mode(self.mode(i)))
+                .map_err(Error::io("setting the mode of", target))?;
+            return filetime::set_file_handle_times(&file, Some(time), Some(time))
+                .map_err(Error::io("setting the times of", target));
+        }
+        if !ft.is_symlink() {
+            reporter
+                .event(Event::Warning(format!("skipping the special file {}", i.host.display())));
+            return Ok(());
+        }
         if let Some(parent) = target.parent() {
             if !parent.is_dir() {
                 fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
             }
         }
-        if ft.is_symlink() {
-            let t =
-                fs::read_link(&i.host).map_err(Error::io("reading the link", i.host.clone()))?;
-            std::os::unix::fs::symlink(&t, target).map_err(Error::io("creating", target))?;
-        } else if ft.is_file() {
-            fs::copy(&i.host, target).map_err(Error::io("copying to", target))?;
-        } else {
-            reporter
-                .event(Event::Warning(format!("skipping the special file {}", i.host.display())));
-            return Ok(());
-        }
-        let (uid, gid) = self.owner(i);
-        // Files rbuild creates as root are root's already.
-        if self.as_root && (uid, gid) != (0, 0) {
+        let t = fs::read_link(&i.host).map_err(Error::io("reading the link", i.host.clone()))?;
+        std::os::unix::fs::symlink(&t, target).map_err(Error::io("creating", target))?;
+        if chown {
             std::os::unix::fs::lchown(target, Some(uid), Some(gid))
                 .map_err(Error::io("changing the owner of", target))?;
         }
-        if !ft.is_symlink() {
-            let mode = self.mode(i);
-            // fs::copy kept the source's mode; only a different one needs a chmod.
-            if mode != i.meta.mode() & 0o7777 || !self.as_root {
-                fs::set_permissions(target, fs::Permissions::from_mode(mode))
-                    .map_err(Error::io("setting the mode of", target))?;
-            }
-        }
-        let (secs, nanos) = match i.mtime_override {
-            Some(t) => (t, 0),
-            None => (i.meta.mtime(), i.meta.mtime_nsec() as u32),
-        };
-        let t = FileTime::from_unix_time(secs, nanos);
-        filetime::set_symlink_file_times(target, t, t)
+        filetime::set_symlink_file_times(target, time, time)
             .map_err(Error::io("setting the times of", target))
     }
 
@@ -128,6 +130,29 @@ impl PlaceRules<'_> {
         filetime::set_symlink_file_times(target, t, t)
             .map_err(Error::io("setting the times of", target))
     }
+}
+
+/// Copies a regular file's content to `target` (created, or emptied when it exists) and
+/// returns it open. Its parent is made only when missing: every file of a context
+/// directory finds its directory made already, and a check per file was a path lookup
+/// more (each component looked up again).
+fn copy_content(host: &Path, target: &Path) -> Result<fs::File> {
+    let mut src = fs::File::open(host).map_err(Error::io("reading", host))?;
+    let create =
+        || fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(target);
+    let mut dst = match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+            }
+            create()
+        }
+        made => made,
+    }
+    .map_err(Error::io("copying to", target))?;
+    // File to file: the kernel copies (copy_file_range), as fs::copy does.
+    std::io::copy(&mut src, &mut dst).map_err(Error::io("copying to", target))?;
+    Ok(dst)
 }
 
 /// Places `items` below `dest_host` in the layer directory `root`. Targets first, in
