@@ -166,7 +166,7 @@ fn whiteouts_and_opaque_directories() {
 
 mod round_trip {
     use std::fs;
-    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+    use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt, PermissionsExt};
     use std::path::Path;
     use std::process::Command;
 
@@ -236,6 +236,10 @@ mod round_trip {
                 } else if m.is_dir() {
                     stack.push(p.clone());
                     "dir".to_string()
+                } else if m.file_type().is_char_device() || m.file_type().is_block_device() {
+                    // Never read: a device's content is not the layer's.
+                    let kind = if m.file_type().is_char_device() { "char" } else { "block" };
+                    format!("{kind} device {:x}", m.rdev())
                 } else {
                     let first = inodes.entry(m.ino()).or_insert_with(|| rel.clone()).clone();
                     let content =
@@ -335,6 +339,35 @@ mod round_trip {
         let d1 = write_layer(&one, &diff_trees(&empty, &one).unwrap(), unclamped, std::io::sink())
             .unwrap();
         assert_ne!(d1.diff_id, b1.diff_id, "without SOURCE_DATE_EPOCH the files' own times count");
+    }
+
+    /// A file's capabilities (`security.capability`) and a device node go into the layer
+    /// and come back out of it; setting either needs root.
+    #[test]
+    fn capabilities_and_devices_round_trip() {
+        assert!(is_root(), "setting security.capability and mknod need root, as CI has");
+        let dirs = tempfile::tempdir().unwrap();
+        let (empty, a, x) = (dirs.path().join("e"), dirs.path().join("a"), dirs.path().join("x"));
+        for d in [&empty, &a, &x] {
+            fs::create_dir(d).unwrap();
+        }
+        write(&a.join("usr/bin/ping"), "#!/fake\n", 0o755);
+        fs::hard_link(a.join("usr/bin/ping"), a.join("usr/bin/ping4")).unwrap();
+        // vfs_cap_data version 2, effective, permitted CAP_NET_RAW (13).
+        let mut cap = 0x0200_0001u32.to_le_bytes().to_vec();
+        for word in [1u32 << 13, 0, 0, 0] {
+            cap.extend_from_slice(&word.to_le_bytes());
+        }
+        xattr::set(a.join("usr/bin/ping"), "security.capability", &cap).unwrap();
+        let made = Command::new("mknod").arg(a.join("null")).args(["c", "1", "3"]).status();
+        assert!(made.unwrap().success(), "mknod failed");
+        let options = LayerOptions::default();
+        let mut blob = Vec::new();
+        write_layer(&a, &diff_trees(&empty, &a).unwrap(), options, &mut blob).unwrap();
+        apply(&blob, &x);
+        let back = xattr::get(x.join("usr/bin/ping"), "security.capability").unwrap();
+        assert_eq!(back.as_deref(), Some(&cap[..]), "the capability comes back");
+        assert_eq!(listing(&x), listing(&a));
     }
 
     /// The overlay path needs overlayfs, which needs root (CI runs as root).

@@ -5,10 +5,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, Metadata};
 use std::io::{self, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{self, AtFlags, OFlag};
+use nix::sys::stat::{self, Mode, SFlag};
 use oci_spec::image::{Digest, MediaType};
+use xattr::FileExt;
 
 use crate::digest::HashingWriter;
 use crate::error::{Error, Result};
@@ -90,6 +94,21 @@ fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
         .map_err(Error::io("listing", dir))?;
     names.sort();
     Ok(names)
+}
+
+/// Entries of a directory with their metadata (each from `fstatat` in the open directory,
+/// not by its whole path), sorted by name bytewise.
+fn sorted_entries(dir: &Path) -> Result<Vec<(std::ffi::OsString, Metadata)>> {
+    let mut entries = fs::read_dir(dir)
+        .map_err(Error::io("listing", dir))?
+        .map(|e| {
+            let e = e.map_err(Error::io("listing", dir))?;
+            let m = e.metadata().map_err(Error::io("inspecting", e.path()))?;
+            Ok((e.file_name(), m))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
 }
 
 fn capability(path: &Path) -> Option<Vec<u8>> {
@@ -193,10 +212,9 @@ pub fn overlay_changes(upper: &Path) -> Result<Vec<Change>> {
     let mut changes = Vec::new();
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
-        for name in sorted_names(&upper.join(&rel))? {
+        for (name, m) in sorted_entries(&upper.join(&rel))? {
             let r = rel.join(&name);
             let p = upper.join(&r);
-            let m = meta(&p)?;
             if name == OPAQUE_FILE {
                 changes.push(Change::Opaque(rel.clone()));
                 continue;
@@ -273,7 +291,7 @@ pub fn write_tar(
         let t = t.max(0) as u64;
         epoch.map_or(t, |e| t.min(e))
     };
-    let mut inodes: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut entries = Entries { root, cursor: Vec::new(), inodes: HashMap::new(), root_ids };
     for ((name, _), change) in ordered {
         let mut h = tar::Header::new_gnu();
         match change {
@@ -283,63 +301,143 @@ pub fn write_tar(
                 h.set_size(0);
                 h.set_mtime(clamp(0));
                 tar.append_data(&mut h, &name, io::empty()).map_err(io_err)?;
-                continue;
             }
-            Change::Add(_) => {}
-        }
-        let path = root.join(change.path());
-        let m = meta(&path)?;
-        if m.file_type().is_socket() {
-            // Sockets have no place in a layer.
-            continue;
-        }
-        h.set_mode(m.mode() & 0o7777);
-        let (uid, gid) = match root_ids {
-            Some((u, g)) => {
-                (if m.uid() == u { 0 } else { m.uid() }, if m.gid() == g { 0 } else { m.gid() })
-            }
-            None => (m.uid(), m.gid()),
-        };
-        h.set_uid(uid as u64);
-        h.set_gid(gid as u64);
-        h.set_mtime(clamp(m.mtime()));
-        if let Some(cap) = capability(&path) {
-            append_capability(&mut tar, &cap).map_err(io_err)?;
-        }
-        let ft = m.file_type();
-        if ft.is_dir() {
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_size(0);
-            tar.append_data(&mut h, &name, io::empty()).map_err(io_err)?;
-        } else if ft.is_symlink() {
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            let target =
-                fs::read_link(&path).map_err(Error::io("reading the link", path.clone()))?;
-            tar.append_link(&mut h, &name, target).map_err(io_err)?;
-        } else if ft.is_file() {
-            if m.nlink() > 1 {
-                if let Some(first) = inodes.get(&(m.dev(), m.ino())) {
-                    h.set_entry_type(tar::EntryType::Link);
-                    h.set_size(0);
-                    tar.append_link(&mut h, &name, first).map_err(io_err)?;
-                    continue;
-                }
-                inodes.insert((m.dev(), m.ino()), name.clone());
-            }
-            h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(m.len());
-            let file = fs::File::open(&path).map_err(Error::io("reading", path.clone()))?;
-            tar.append_data(&mut h, &name, file).map_err(io_err)?;
-        } else {
-            device_header(&mut h, &m).map_err(io_err)?;
-            tar.append_data(&mut h, &name, io::empty()).map_err(io_err)?;
+            Change::Add(path) => entries.append(&mut tar, h, &name, path, &clamp)?,
         }
     }
     let hashing = tar.into_inner().map_err(io_err)?;
     let (mut out, diff_id, size) = hashing.finish();
     out.flush().map_err(io_err)?;
     Ok((diff_id, size))
+}
+
+/// The entries of a layer tar, read from `root` by their names in their open directory:
+/// the changes come sorted by path, so the directories from the root down to the current
+/// entry's are kept open, and each entry is looked up by its last name alone (by its
+/// whole path, every entry cost three lookups of every component: its `lstat`, its
+/// `open` and its `security.capability`).
+struct Entries<'r> {
+    root: &'r Path,
+    /// The open directories from the root (first) down, with their paths.
+    cursor: Vec<(PathBuf, OwnedFd)>,
+    /// The first name of each file with several links, by device and inode.
+    inodes: HashMap<(u64, u64), PathBuf>,
+    /// See [`LayerOptions::root_ids`].
+    root_ids: Option<(u32, u32)>,
+}
+
+impl Entries<'_> {
+    /// The open directory `rel` (relative to the root), opening what is missing one name
+    /// at a time from the deepest open ancestor. Links are not followed: every directory
+    /// of a change is a directory of the tree.
+    fn directory(&mut self, rel: &Path) -> Result<BorrowedFd<'_>> {
+        while self.cursor.last().is_some_and(|(p, _)| !rel.starts_with(p)) {
+            self.cursor.pop();
+        }
+        if self.cursor.is_empty() {
+            let fd = open_dir(None, self.root.as_os_str())?;
+            self.cursor.push((PathBuf::new(), fd));
+        }
+        let open = self.cursor.last().map_or(0, |(p, _)| p.components().count());
+        for part in rel.components().skip(open) {
+            let (parent, fd) = self.cursor.last().ok_or(Error::Panicked("the root's directory"))?;
+            let (path, fd) = (parent.join(part), open_dir(Some(fd.as_fd()), part.as_os_str())?);
+            self.cursor.push((path, fd));
+        }
+        let (_, fd) = self.cursor.last().ok_or(Error::Panicked("the root's directory"))?;
+        Ok(fd.as_fd())
+    }
+
+    /// The entry at `path` as it is now, and the open file when it is a regular file.
+    fn open(&mut self, path: &Path, full: &Path) -> Result<(stat::FileStat, Option<fs::File>)> {
+        let base = path.file_name().unwrap_or(path.as_os_str());
+        let dir = self.directory(path.parent().unwrap_or(Path::new("")))?;
+        let st = stat::fstatat(dir, base, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io("inspecting", full)(e.into()))?;
+        if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+            return Ok((st, None));
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = fcntl::openat(dir, base, flags, Mode::empty())
+            .map_err(|e| Error::io("reading", full)(e.into()))?;
+        Ok((st, Some(fs::File::from(fd))))
+    }
+
+    /// Appends the entry at `path` (named `name` in the tar) as it is now.
+    fn append<W: Write>(
+        &mut self,
+        tar: &mut tar::Builder<W>,
+        mut h: tar::Header,
+        name: &Path,
+        path: &Path,
+        clamp: &dyn Fn(i64) -> u64,
+    ) -> Result<()> {
+        // `stat`'s field types differ between architectures: the casts are not useless on
+        // all of them.
+        #![allow(clippy::unnecessary_cast)]
+        let io_err =
+            |e: io::Error| Error::Io { action: "writing", path: "the layer".into(), source: e };
+        let full = self.root.join(path);
+        let (st, file) = self.open(path, &full)?;
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        if kind == SFlag::S_IFSOCK {
+            // Sockets have no place in a layer.
+            return Ok(());
+        }
+        h.set_mode(st.st_mode & 0o7777);
+        let (uid, gid) = match self.root_ids {
+            Some((u, g)) => (
+                if st.st_uid == u { 0 } else { st.st_uid },
+                if st.st_gid == g { 0 } else { st.st_gid },
+            ),
+            None => (st.st_uid, st.st_gid),
+        };
+        h.set_uid(uid as u64);
+        h.set_gid(gid as u64);
+        h.set_mtime(clamp(st.st_mtime));
+        if let Some(file) = file {
+            if let Some(cap) = file.get_xattr("security.capability").ok().flatten() {
+                append_capability(tar, &cap).map_err(io_err)?;
+            }
+            if st.st_nlink > 1 {
+                let inode = (st.st_dev as u64, st.st_ino as u64);
+                if let Some(first) = self.inodes.get(&inode) {
+                    h.set_entry_type(tar::EntryType::Link);
+                    h.set_size(0);
+                    return tar.append_link(&mut h, name, first).map_err(io_err);
+                }
+                self.inodes.insert(inode, name.to_path_buf());
+            }
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(st.st_size as u64);
+            return tar.append_data(&mut h, name, file).map_err(io_err);
+        }
+        if let Some(cap) = capability(&full) {
+            append_capability(tar, &cap).map_err(io_err)?;
+        }
+        if kind == SFlag::S_IFDIR {
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            tar.append_data(&mut h, name, io::empty()).map_err(io_err)
+        } else if kind == SFlag::S_IFLNK {
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            let target =
+                fs::read_link(&full).map_err(Error::io("reading the link", full.clone()))?;
+            tar.append_link(&mut h, name, target).map_err(io_err)
+        } else {
+            device_header(&mut h, kind, st.st_rdev as u64).map_err(io_err)?;
+            tar.append_data(&mut h, name, io::empty()).map_err(io_err)
+        }
+    }
+}
+
+/// Opens the directory `name` (in `at`, or a path), not following a link.
+fn open_dir(at: Option<BorrowedFd<'_>>, name: &std::ffi::OsStr) -> Result<OwnedFd> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let at = at.unwrap_or(fcntl::AT_FDCWD);
+    fcntl::openat(at, name, flags, Mode::empty())
+        .map_err(|e| Error::io("listing", Path::new(name))(e.into()))
 }
 
 /// Adds the PAX header that carries a file's `security.capability` attribute (for the
@@ -364,19 +462,17 @@ fn append_capability<W: Write>(tar: &mut tar::Builder<W>, cap: &[u8]) -> io::Res
     tar.append_data(&mut ph, "PaxHeaders/capability", &record[..])
 }
 
-/// A device node's or FIFO's type and numbers.
-fn device_header(h: &mut tar::Header, m: &fs::Metadata) -> io::Result<()> {
-    let ft = m.file_type();
-    let kind = if ft.is_char_device() {
+/// A device node's or FIFO's type (`kind`, the `S_IFMT` bits) and numbers.
+fn device_header(h: &mut tar::Header, kind: SFlag, rdev: u64) -> io::Result<()> {
+    let kind = if kind == SFlag::S_IFCHR {
         tar::EntryType::Char
-    } else if ft.is_block_device() {
+    } else if kind == SFlag::S_IFBLK {
         tar::EntryType::Block
     } else {
         tar::EntryType::Fifo
     };
     h.set_entry_type(kind);
     h.set_size(0);
-    let rdev = m.rdev();
     let major = ((rdev >> 32) & 0xffff_f000) | ((rdev >> 8) & 0x0000_0fff);
     let minor = ((rdev >> 12) & 0xffff_ff00) | (rdev & 0x0000_00ff);
     h.set_device_major(major as u32)?;
