@@ -40,6 +40,15 @@ struct StatRecord {
     sha256: String,
 }
 
+impl StatRecord {
+    /// Whether `other` was made of the same file as it is now (same inode, size and
+    /// times).
+    fn same_file(&self, other: &StatRecord) -> bool {
+        (self.ino, self.size, self.mtime, self.mtime_ns, self.ctime, self.ctime_ns)
+            == (other.ino, other.size, other.mtime, other.mtime_ns, other.ctime, other.ctime_ns)
+    }
+}
+
 /// Content digests by context path, with the metadata they were made with.
 type StatCache = HashMap<String, StatRecord>;
 
@@ -308,20 +317,17 @@ impl BuildContext {
             ctime_ns: m.ctime_nsec(),
             sha256: String::new(),
         };
-        if let Some(r) = self.stat_cache().get(&entry.path) {
-            let same = (r.ino, r.size, r.mtime, r.mtime_ns, r.ctime, r.ctime_ns)
-                == (
-                    probe.ino,
-                    probe.size,
-                    probe.mtime,
-                    probe.mtime_ns,
-                    probe.ctime,
-                    probe.ctime_ns,
-                );
-            if same {
-                return Ok(r.sha256.clone());
-            }
+        if let Some(r) = self.stat_cache().get(&entry.path).filter(|r| r.same_file(&probe)) {
+            return Ok(r.sha256.clone());
         }
+        // Hashed earlier in this build (for a step's file list, after its key).
+        let made = self.stat_cache_new.lock().ok();
+        if let Some(r) =
+            made.as_ref().and_then(|m| m.get(&entry.path)).filter(|r| r.same_file(&probe))
+        {
+            return Ok(r.sha256.clone());
+        }
+        drop(made);
         let host = self.host_path(&entry.path);
         let mut file = fs::File::open(&host).map_err(Error::io("reading", host.clone()))?;
         let mut hasher = Sha256::new();
