@@ -66,6 +66,7 @@ cases!(
     copy_hostile,
     copy_owner_mode,
     copy_rules,
+    copy_staged,
     copy_through_symlink,
     directives,
     dockerfile_ignore,

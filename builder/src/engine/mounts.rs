@@ -352,7 +352,7 @@ fn bind_context(prep: &Prep<'_, '_, '_>, r: Request<'_>, out: &mut Mounts) -> Re
     let files: Vec<&super::context::ContextEntry> =
         inner.iter().filter(|e| e.meta.is_file()).collect();
     // One digest per regular file, in the order of `inner`.
-    let mut digests = ctx.content_digests(&files)?.into_iter();
+    let mut digests = ctx.content_digests(&files, None)?.into_iter();
     let listing: Vec<String> = inner
         .iter()
         .map(|e| {

@@ -9,7 +9,7 @@ use rbuild_parser::Instruction;
 
 use super::inputs::{archive_kind, fetch_git, file_name_of_url, is_git, is_url, plain_name};
 use super::{CopyPlan, Origin};
-use crate::engine::context::{has_wildcards, ContextEntry};
+use crate::engine::context::{has_wildcards, ContextEntry, Staging};
 use crate::engine::rootfs::RootfsView;
 use crate::engine::stage::State;
 use crate::error::{Error, Result};
@@ -397,6 +397,7 @@ fn item_lines(
     state: &State<'_, '_>,
     plan: &CopyPlan<'_>,
     items: &[Item],
+    staging: Option<&Staging>,
     mut each: impl FnMut(&Item, &str),
 ) -> Result<()> {
     use std::fmt::Write as _;
@@ -405,7 +406,7 @@ fn item_lines(
     let context_files: Vec<&ContextEntry> =
         items.iter().filter(|i| context_file(i)).filter_map(|i| i.context.as_ref()).collect();
     // One digest per context file, in the order of `items`.
-    let mut digests = state.shared.context.content_digests(&context_files)?.into_iter();
+    let mut digests = state.shared.context.content_digests(&context_files, staging)?.into_iter();
     // One line, written again for each item (a 10,000-file COPY made 20,000 strings).
     let mut line = String::new();
     for i in items {
@@ -434,15 +435,17 @@ fn item_lines(
 }
 
 /// The digest of what the items are: their places, modes, owners and content (the
-/// part of the cache key that stands for the files).
+/// part of the cache key that stands for the files). Large context files read for it
+/// are copied into `staging` on the way.
 pub(super) fn listing_digest(
     state: &State<'_, '_>,
     plan: &CopyPlan<'_>,
     items: &[Item],
+    staging: &Staging,
 ) -> Result<String> {
     use sha2::Digest as _;
     let mut listing = sha2::Sha256::default();
-    item_lines(state, plan, items, |i, line| {
+    item_lines(state, plan, items, Some(staging), |i, line| {
         listing.update(i.dest_rel.as_os_str().as_encoded_bytes());
         listing.update(b"\0");
         listing.update(line.as_bytes());
@@ -459,7 +462,7 @@ pub(super) fn file_list(
     items: &[Item],
 ) -> Result<super::super::explain::FileList> {
     let mut files = Vec::with_capacity(items.len());
-    item_lines(state, plan, items, |i, line| {
+    item_lines(state, plan, items, None, |i, line| {
         let source =
             i.context.as_ref().map_or_else(|| i.dest_rel.display().to_string(), |e| e.path.clone());
         files.push((source, line.to_string()));

@@ -249,7 +249,8 @@ pub(super) fn copy(
         .map_err(Error::io("creating a directory in", shared.store.tmp_dir()))?;
     let gathered = items::gather(state, inst, &plan, tmp.path())?;
     let items = &gathered.items;
-    let listing = items::listing_digest(state, &plan, items)?;
+    let staging = crate::engine::context::Staging::new(tmp.path().join("staged"))?;
+    let listing = items::listing_digest(state, &plan, items, &staging)?;
     let (key, content_key, inputs, parent) = keys(state, &plan, &listing, &gathered);
     state.note_inputs(&parent, &inputs, Vec::new());
     let before = state.chain.clone();
@@ -315,6 +316,7 @@ pub(super) fn copy(
         keep_owners: !matches!(plan.origin, Origin::Context),
         chmod: c.chmod.as_deref(),
         as_root: crate::users::is_root(),
+        staged: Some(&staging),
     };
     rules.check(items).map_err(|e| state.error(inst, &e))?;
     check_collisions(&plan, &gathered).map_err(|e| state.error(inst, &e))?;

@@ -10,6 +10,7 @@ use filetime::FileTime;
 
 use super::inputs::{apply_chmod, open_archive};
 use super::items::Item;
+use crate::engine::context::Staging;
 use crate::engine::rootfs::RootfsView;
 use crate::engine::{Event, Reporter};
 use crate::error::{Error, Result};
@@ -25,6 +26,8 @@ pub(super) struct PlaceRules<'a> {
     pub(super) chmod: Option<&'a str>,
     /// rbuild runs as root (and so can set owners).
     pub(super) as_root: bool,
+    /// Copies of context files made while they were hashed, moved into place.
+    pub(super) staged: Option<&'a Staging>,
 }
 
 impl PlaceRules<'_> {
@@ -86,7 +89,11 @@ impl PlaceRules<'_> {
         let chown = self.as_root && (uid, gid) != (0, 0);
         if ft.is_file() {
             // The owner, mode and times through the open file, not its path again.
-            let file = copy_content(&i.host, target)?;
+            let staged = self.staged.zip(i.context.as_ref()).and_then(|(s, e)| s.take(&e.path));
+            let file = match staged {
+                Some(copy) => move_content(&copy, &i.host, target)?,
+                None => copy_content(&i.host, target)?,
+            };
             if chown {
                 std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
                     .map_err(Error::io("changing the owner of", target))?;
@@ -153,6 +160,21 @@ fn copy_content(host: &Path, target: &Path) -> Result<fs::File> {
     // File to file: the kernel copies (copy_file_range), as fs::copy does.
     std::io::copy(&mut src, &mut dst).map_err(Error::io("copying to", target))?;
     Ok(dst)
+}
+
+/// Moves the staged copy `copy` of `host` to `target` and returns it open; copies `host`
+/// when the move fails.
+fn move_content(copy: &Path, host: &Path, target: &Path) -> Result<fs::File> {
+    let moved = fs::rename(copy, target).or_else(|e| match target.parent() {
+        Some(parent) if e.kind() == std::io::ErrorKind::NotFound && !parent.exists() => {
+            fs::create_dir_all(parent).and_then(|()| fs::rename(copy, target))
+        }
+        _ => Err(e),
+    });
+    if moved.is_err() {
+        return copy_content(host, target);
+    }
+    fs::File::open(target).map_err(Error::io("opening", target))
 }
 
 /// Places `items` below `dest_host` in the layer directory `root`. Targets first, in
