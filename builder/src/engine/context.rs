@@ -58,6 +58,8 @@ pub struct Staging {
     dir: PathBuf,
     /// The copies by context path.
     copies: Mutex<HashMap<String, PathBuf>>,
+    /// The number of the next copy (its file name).
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl Staging {
@@ -68,7 +70,7 @@ impl Staging {
     /// Stages copies in `dir` (made now), which must be on the layers' file system.
     pub fn new(dir: PathBuf) -> Result<Staging> {
         fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
-        Ok(Staging { dir, copies: Mutex::default() })
+        Ok(Staging { dir, copies: Mutex::default(), next: Default::default() })
     }
 
     /// Takes the copy of the context file `path`, when one was made.
@@ -76,10 +78,10 @@ impl Staging {
         self.copies.lock().ok()?.remove(path)
     }
 
-    /// A new file for the copy of `path` (`None` when it cannot be made: the file is then
-    /// only hashed).
-    fn create(&self, path: &str) -> Option<(PathBuf, fs::File)> {
-        let name = self.dir.join(hex(&Sha256::digest(path.as_bytes())));
+    /// A new file for a copy (`None` when it cannot be made: the file is then only hashed).
+    fn create(&self) -> Option<(PathBuf, fs::File)> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = self.dir.join(n.to_string());
         let file = fs::OpenOptions::new().write(true).create_new(true).open(&name).ok()?;
         Some((name, file))
     }
@@ -358,17 +360,9 @@ impl BuildContext {
             ctime_ns: m.ctime_nsec(),
             sha256: String::new(),
         };
-        if let Some(r) = self.stat_cache().get(&entry.path).filter(|r| r.same_file(&probe)) {
-            return Ok(r.sha256.clone());
+        if let Some(known) = self.known_digest(&entry.path, &probe) {
+            return Ok(known);
         }
-        // Hashed earlier in this build (for a step's file list, after its key).
-        let made = self.stat_cache_new.lock().ok();
-        if let Some(r) =
-            made.as_ref().and_then(|m| m.get(&entry.path)).filter(|r| r.same_file(&probe))
-        {
-            return Ok(r.sha256.clone());
-        }
-        drop(made);
         let host = self.host_path(&entry.path);
         let mut file = fs::File::open(&host).map_err(Error::io("reading", host.clone()))?;
         let mut hasher = Sha256::new();
@@ -376,7 +370,7 @@ impl BuildContext {
             buf.resize(256 * 1024, 0);
         }
         let mut copy =
-            staging.filter(|_| m.size() >= Staging::FROM_BYTES).and_then(|s| s.create(&entry.path));
+            staging.filter(|_| m.size() >= Staging::FROM_BYTES).and_then(Staging::create);
         loop {
             let n = file.read(buf).map_err(Error::io("reading", host.clone()))?;
             if n == 0 {
@@ -401,6 +395,17 @@ impl BuildContext {
             made.insert(entry.path.clone(), StatRecord { sha256: digest.clone(), ..probe });
         }
         Ok(digest)
+    }
+
+    /// The digest recorded for `path` when it was made of the file as `probe` finds it: as
+    /// read, or made earlier in this build (for a step's file list, after its key).
+    fn known_digest(&self, path: &str, probe: &StatRecord) -> Option<String> {
+        let same = |r: &&StatRecord| r.same_file(probe);
+        if let Some(r) = self.stat_cache().get(path).filter(same) {
+            return Some(r.sha256.clone());
+        }
+        let made = self.stat_cache_new.lock().ok()?;
+        made.get(path).filter(same).map(|r| r.sha256.clone())
     }
 
     /// The content digests of regular files, in their order, hashed on every core; the

@@ -81,6 +81,11 @@ pub struct LayerBlob {
     pub media_type: MediaType,
 }
 
+/// The error of writing a layer's tar.
+fn writing_layer(e: io::Error) -> Error {
+    Error::Io { action: "writing", path: "the layer".into(), source: e }
+}
+
 fn meta(path: &Path) -> Result<Metadata> {
     fs::symlink_metadata(path).map_err(Error::io("inspecting", path))
 }
@@ -283,8 +288,6 @@ pub fn write_tar(
         };
         ordered.insert((key, rank), c);
     }
-    let io_err =
-        |e: io::Error| Error::Io { action: "writing", path: "the layer".into(), source: e };
     let mut tar = tar::Builder::new(HashingWriter::new(out));
     tar.follow_symlinks(false);
     let clamp = |t: i64| -> u64 {
@@ -300,14 +303,14 @@ pub fn write_tar(
                 h.set_mode(0o644);
                 h.set_size(0);
                 h.set_mtime(clamp(0));
-                tar.append_data(&mut h, &name, io::empty()).map_err(io_err)?;
+                tar.append_data(&mut h, &name, io::empty()).map_err(writing_layer)?;
             }
             Change::Add(path) => entries.append(&mut tar, h, &name, path, &clamp)?,
         }
     }
-    let hashing = tar.into_inner().map_err(io_err)?;
+    let hashing = tar.into_inner().map_err(writing_layer)?;
     let (mut out, diff_id, size) = hashing.finish();
-    out.flush().map_err(io_err)?;
+    out.flush().map_err(writing_layer)?;
     Ok((diff_id, size))
 }
 
@@ -349,17 +352,18 @@ impl Entries<'_> {
     }
 
     /// The entry at `path` as it is now, and the open file when it is a regular file.
-    fn open(&mut self, path: &Path, full: &Path) -> Result<(stat::FileStat, Option<fs::File>)> {
+    fn open(&mut self, path: &Path) -> Result<(stat::FileStat, Option<fs::File>)> {
+        let root = self.root;
+        let failed = |action| move |e: nix::Error| Error::io(action, root.join(path))(e.into());
         let base = path.file_name().unwrap_or(path.as_os_str());
         let dir = self.directory(path.parent().unwrap_or(Path::new("")))?;
-        let st = stat::fstatat(dir, base, AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| Error::io("inspecting", full)(e.into()))?;
+        let st =
+            stat::fstatat(dir, base, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(failed("inspecting"))?;
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
             return Ok((st, None));
         }
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = fcntl::openat(dir, base, flags, Mode::empty())
-            .map_err(|e| Error::io("reading", full)(e.into()))?;
+        let fd = fcntl::openat(dir, base, flags, Mode::empty()).map_err(failed("reading"))?;
         Ok((st, Some(fs::File::from(fd))))
     }
 
@@ -375,10 +379,7 @@ impl Entries<'_> {
         // `stat`'s field types differ between architectures: the casts are not useless on
         // all of them.
         #![allow(clippy::unnecessary_cast)]
-        let io_err =
-            |e: io::Error| Error::Io { action: "writing", path: "the layer".into(), source: e };
-        let full = self.root.join(path);
-        let (st, file) = self.open(path, &full)?;
+        let (st, file) = self.open(path)?;
         let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
         if kind == SFlag::S_IFSOCK {
             // Sockets have no place in a layer.
@@ -397,37 +398,39 @@ impl Entries<'_> {
         h.set_mtime(clamp(st.st_mtime));
         if let Some(file) = file {
             if let Some(cap) = file.get_xattr("security.capability").ok().flatten() {
-                append_capability(tar, &cap).map_err(io_err)?;
+                append_capability(tar, &cap).map_err(writing_layer)?;
             }
             if st.st_nlink > 1 {
                 let inode = (st.st_dev as u64, st.st_ino as u64);
                 if let Some(first) = self.inodes.get(&inode) {
                     h.set_entry_type(tar::EntryType::Link);
                     h.set_size(0);
-                    return tar.append_link(&mut h, name, first).map_err(io_err);
+                    return tar.append_link(&mut h, name, first).map_err(writing_layer);
                 }
                 self.inodes.insert(inode, name.to_path_buf());
             }
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(st.st_size as u64);
-            return tar.append_data(&mut h, name, file).map_err(io_err);
+            return tar.append_data(&mut h, name, file).map_err(writing_layer);
         }
+        // Directories, links and devices: few, looked up by their whole path.
+        let full = self.root.join(path);
         if let Some(cap) = capability(&full) {
-            append_capability(tar, &cap).map_err(io_err)?;
+            append_capability(tar, &cap).map_err(writing_layer)?;
         }
         if kind == SFlag::S_IFDIR {
             h.set_entry_type(tar::EntryType::Directory);
             h.set_size(0);
-            tar.append_data(&mut h, name, io::empty()).map_err(io_err)
+            tar.append_data(&mut h, name, io::empty()).map_err(writing_layer)
         } else if kind == SFlag::S_IFLNK {
             h.set_entry_type(tar::EntryType::Symlink);
             h.set_size(0);
             let target =
                 fs::read_link(&full).map_err(Error::io("reading the link", full.clone()))?;
-            tar.append_link(&mut h, name, target).map_err(io_err)
+            tar.append_link(&mut h, name, target).map_err(writing_layer)
         } else {
-            device_header(&mut h, kind, st.st_rdev as u64).map_err(io_err)?;
-            tar.append_data(&mut h, name, io::empty()).map_err(io_err)
+            device_header(&mut h, kind, st.st_rdev as u64).map_err(writing_layer)?;
+            tar.append_data(&mut h, name, io::empty()).map_err(writing_layer)
         }
     }
 }
@@ -487,8 +490,6 @@ pub fn write_layer(
     options: LayerOptions,
     out: impl Write,
 ) -> Result<LayerBlob> {
-    let io_err =
-        |e: io::Error| Error::Io { action: "writing", path: "the layer".into(), source: e };
     let epoch = options.source_date_epoch;
     let ids = options.root_ids;
     let (blob, diff_id, media_type) = match options.compression {
@@ -501,17 +502,18 @@ pub fn write_layer(
         Compression::Gzip(level) => {
             let mut gz = super::pgzip::ParallelGzip::new(HashingWriter::new(out), level);
             let (d, _) = write_tar(root, changes, epoch, ids, &mut gz)?;
-            (gz.finish().map_err(io_err)?, d, MediaType::ImageLayerGzip)
+            (gz.finish().map_err(writing_layer)?, d, MediaType::ImageLayerGzip)
         }
         Compression::Zstd(level) => {
-            let mut z = zstd::Encoder::new(HashingWriter::new(out), level).map_err(io_err)?;
+            let mut z =
+                zstd::Encoder::new(HashingWriter::new(out), level).map_err(writing_layer)?;
             let workers = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
             if workers > 1 {
                 // Several cores for one layer; zstd's output is the same either way.
-                z.multithread(workers).map_err(io_err)?;
+                z.multithread(workers).map_err(writing_layer)?;
             }
             let (d, _) = write_tar(root, changes, epoch, ids, &mut z)?;
-            (z.finish().map_err(io_err)?, d, MediaType::ImageLayerZstd)
+            (z.finish().map_err(writing_layer)?, d, MediaType::ImageLayerZstd)
         }
     };
     let (_, digest, size) = blob.finish();

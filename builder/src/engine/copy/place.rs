@@ -109,13 +109,9 @@ impl PlaceRules<'_> {
                 .event(Event::Warning(format!("skipping the special file {}", i.host.display())));
             return Ok(());
         }
-        if let Some(parent) = target.parent() {
-            if !parent.is_dir() {
-                fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
-            }
-        }
         let t = fs::read_link(&i.host).map_err(Error::io("reading the link", i.host.clone()))?;
-        std::os::unix::fs::symlink(&t, target).map_err(Error::io("creating", target))?;
+        with_parent(target, || std::os::unix::fs::symlink(&t, target))
+            .map_err(Error::io("creating", target))?;
         if chown {
             std::os::unix::fs::lchown(target, Some(uid), Some(gid))
                 .map_err(Error::io("changing the owner of", target))?;
@@ -139,23 +135,29 @@ impl PlaceRules<'_> {
     }
 }
 
-/// Copies a regular file's content to `target` (created, or emptied when it exists) and
-/// returns it open. Its parent is made only when missing: every file of a context
-/// directory finds its directory made already, and a check per file was a path lookup
-/// more (each component looked up again).
-fn copy_content(host: &Path, target: &Path) -> Result<fs::File> {
-    let mut src = fs::File::open(host).map_err(Error::io("reading", host))?;
-    let create =
-        || fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(target);
-    let mut dst = match create() {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
+/// Runs `make` (which creates `target`), and once more after making `target`'s parent
+/// when it says that is missing: every file of a context directory finds its directory
+/// made already, and a check per file was a path lookup more (each component again).
+fn with_parent<T>(target: &Path, make: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+    match make() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match target.parent() {
+            Some(parent) if !parent.exists() => {
+                fs::create_dir_all(parent)?;
+                make()
             }
-            create()
-        }
+            _ => Err(e),
+        },
         made => made,
     }
+}
+
+/// Copies a regular file's content to `target` (created, or emptied when it exists) and
+/// returns it open.
+fn copy_content(host: &Path, target: &Path) -> Result<fs::File> {
+    let mut src = fs::File::open(host).map_err(Error::io("reading", host))?;
+    let mut dst = with_parent(target, || {
+        fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(target)
+    })
     .map_err(Error::io("copying to", target))?;
     // File to file: the kernel copies (copy_file_range), as fs::copy does.
     std::io::copy(&mut src, &mut dst).map_err(Error::io("copying to", target))?;
@@ -165,13 +167,7 @@ fn copy_content(host: &Path, target: &Path) -> Result<fs::File> {
 /// Moves the staged copy `copy` of `host` to `target` and returns it open; copies `host`
 /// when the move fails.
 fn move_content(copy: &Path, host: &Path, target: &Path) -> Result<fs::File> {
-    let moved = fs::rename(copy, target).or_else(|e| match target.parent() {
-        Some(parent) if e.kind() == std::io::ErrorKind::NotFound && !parent.exists() => {
-            fs::create_dir_all(parent).and_then(|()| fs::rename(copy, target))
-        }
-        _ => Err(e),
-    });
-    if moved.is_err() {
+    if with_parent(target, || fs::rename(copy, target)).is_err() {
         return copy_content(host, target);
     }
     fs::File::open(target).map_err(Error::io("opening", target))
