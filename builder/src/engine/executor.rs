@@ -19,20 +19,180 @@ pub trait Executor: Send + Sync {
     /// Runs `spec`; the command's standard output and error (merged) go to `output` as
     /// they come. Returns the exit code (128 + signal when killed).
     fn run(&self, spec: &SandboxSpec, output: &mut dyn Write) -> Result<i32>;
+
+    /// Told when a build will run commands, before its first step: an executor may get
+    /// ready for them meanwhile. Nothing by default.
+    fn prepare(&self) {}
 }
 
-/// An [`Executor`] that starts `program args... SPEC-FILE PARENT-PID` for each run; the
-/// helper should end itself when the process with PARENT-PID does (see
-/// [`crate::sandbox::exit_with_parent`]).
-#[derive(Debug, Clone)]
+/// An [`Executor`] that starts `program args... - PARENT-PID` for each run and hands it
+/// the path of the spec file on its standard input; the helper should end itself when the
+/// process with PARENT-PID does (see [`crate::sandbox::exit_with_parent`]).
+///
+/// Starting the helper (exec of rbuild, its loader, reading the spec) takes about 1.4 ms,
+/// a third of what a sandbox adds around a short command. So one helper is kept started
+/// ahead, waiting for its spec: [`Executor::prepare`] starts the first when a build will
+/// run commands, and each run that takes it starts the next. They are started by a thread
+/// of their own that lives as long as the executor, because a helper's parent-death signal
+/// follows the *thread* that started it: a helper started by a stage's thread would be
+/// killed when that stage ends, while another stage's step still runs in it.
+#[derive(Debug)]
 pub struct ProcessExecutor {
-    /// The helper program (rbuild's own executable).
-    pub program: PathBuf,
-    /// Arguments before the spec file (the hidden subcommand).
-    pub args: Vec<String>,
+    program: PathBuf,
+    args: Vec<String>,
+    starter: std::sync::Mutex<Option<Starter>>,
+    /// Helpers that said their command's code and are exiting: reaped by the next run
+    /// or when the executor goes.
+    exiting: std::sync::Mutex<Vec<std::process::Child>>,
+}
+
+/// The thread that keeps a helper started ahead: each request is answered with the
+/// helper it has ready (or nothing when starting one failed), then the next is started.
+#[derive(Debug)]
+struct Starter {
+    requests: std::sync::mpsc::Sender<std::sync::mpsc::Sender<Option<Helper>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A started helper, waiting for the path of its spec on `input`.
+#[derive(Debug)]
+struct Helper {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    /// The read end of the pipe that is the helper's standard output and error.
+    output: std::io::PipeReader,
+}
+
+impl ProcessExecutor {
+    /// Runs sandboxes with `program args...` (rbuild's own executable and its hidden
+    /// subcommand).
+    pub fn new(program: PathBuf, args: Vec<String>) -> Self {
+        ProcessExecutor { program, args, starter: Default::default(), exiting: Default::default() }
+    }
+
+    /// Starts a helper from the calling thread.
+    fn start_helper(program: &std::path::Path, args: &[String]) -> Result<Helper> {
+        let (output, writer) =
+            std::io::pipe().map_err(Error::io("making a pipe for", program.to_path_buf()))?;
+        let writer2 =
+            writer.try_clone().map_err(Error::io("making a pipe for", program.to_path_buf()))?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .arg("-")
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::piped())
+            .stdout(writer)
+            .stderr(writer2);
+        let mut child = command.spawn().map_err(Error::io("starting", program.to_path_buf()))?;
+        // The pipe's write ends live only in the child now; reading ends when it exits
+        // (and every process it left behind, which the sandbox's PID namespace ends).
+        drop(command);
+        let input = child.stdin.take().ok_or_else(|| {
+            Error::Sandbox("the sandbox helper was started without its input".into())
+        })?;
+        Ok(Helper { child, input, output })
+    }
+
+    /// Gives `helper` the path of its spec and closes its input (the helper reads to the
+    /// end); returns the helper's process and the read end of its output.
+    fn hand(
+        &self,
+        helper: Helper,
+        spec_path: &std::path::Path,
+    ) -> Result<(std::process::Child, std::io::PipeReader)> {
+        use std::os::unix::ffi::OsStrExt;
+        let Helper { mut child, mut input, output } = helper;
+        let written = input.write_all(spec_path.as_os_str().as_bytes());
+        drop(input);
+        if let Err(e) = written {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::Io { action: "starting", path: self.program.clone(), source: e });
+        }
+        Ok((child, output))
+    }
+
+    /// The starter thread, started on the first call.
+    fn starter_in<'a>(&self, starter: &'a mut Option<Starter>) -> &'a Starter {
+        starter.get_or_insert_with(|| {
+            let (requests, waiting) = std::sync::mpsc::channel();
+            let (program, args) = (self.program.clone(), self.args.clone());
+            let thread = std::thread::Builder::new()
+                .name("sandbox-starter".into())
+                .spawn(move || keep_one_started(&program, &args, waiting))
+                .ok();
+            Starter { requests, thread }
+        })
+    }
+
+    /// The helper started ahead, if there is one.
+    fn started_helper(&self) -> Option<Helper> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        {
+            let mut starter = self.starter.lock().ok()?;
+            self.starter_in(&mut starter).requests.send(reply).ok()?;
+        }
+        answer.recv().ok().flatten()
+    }
+}
+
+/// The starter thread's loop (see [`Starter`]); when the executor goes, the helper still
+/// waiting gets no spec (its input closes) and ends.
+fn keep_one_started(
+    program: &std::path::Path,
+    args: &[String],
+    requests: std::sync::mpsc::Receiver<std::sync::mpsc::Sender<Option<Helper>>>,
+) {
+    let mut ready = ProcessExecutor::start_helper(program, args).ok();
+    loop {
+        let request = if ready.is_some() {
+            requests.recv().map_err(|_| std::sync::mpsc::RecvTimeoutError::Disconnected)
+        } else {
+            requests.recv_timeout(std::time::Duration::from_millis(5))
+        };
+        match request {
+            Ok(reply) => {
+                if ready.is_none() {
+                    ready = ProcessExecutor::start_helper(program, args).ok();
+                }
+                let _ = reply.send(ready.take());
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                ready = ProcessExecutor::start_helper(program, args).ok();
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if let Some(Helper { mut child, input, output }) = ready {
+        drop(input);
+        drop(output);
+        let _ = child.wait();
+    }
+}
+
+impl Drop for ProcessExecutor {
+    fn drop(&mut self) {
+        for child in self.exiting.get_mut().map(std::mem::take).unwrap_or_default().iter_mut() {
+            let _ = child.wait();
+        }
+        let starter = self.starter.get_mut().ok().and_then(|s| s.take());
+        if let Some(Starter { requests, thread }) = starter {
+            drop(requests);
+            if let Some(thread) = thread {
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 impl Executor for ProcessExecutor {
+    fn prepare(&self) {
+        if let Ok(mut starter) = self.starter.lock() {
+            self.starter_in(&mut starter);
+        }
+    }
+
     fn run(&self, spec: &SandboxSpec, output: &mut dyn Write) -> Result<i32> {
         let spec_path = spec.run_dir.join("spec.json");
         let bytes = serde_json::to_vec(spec).map_err(Error::json("sandbox spec"))?;
@@ -48,22 +208,16 @@ impl Executor for ProcessExecutor {
                 .map_err(Error::io("writing", spec_path.clone()))?;
             file.write_all(&bytes).map_err(Error::io("writing", spec_path.clone()))?;
         }
-        let (mut reader, writer) =
-            std::io::pipe().map_err(Error::io("making a pipe for", spec.run_dir.clone()))?;
-        let writer2 =
-            writer.try_clone().map_err(Error::io("making a pipe for", spec.run_dir.clone()))?;
-        let mut command = Command::new(&self.program);
-        command
-            .args(&self.args)
-            .arg(&spec_path)
-            .arg(std::process::id().to_string())
-            .stdin(Stdio::null())
-            .stdout(writer)
-            .stderr(writer2);
-        let mut child = command.spawn().map_err(Error::io("starting", self.program.clone()))?;
-        // The pipe's write ends live only in the child now; reading ends when it exits
-        // (and every process it left behind, which the sandbox's PID namespace ends).
-        drop(command);
+        if let Ok(mut exiting) = self.exiting.lock() {
+            exiting.retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_))));
+        }
+        // The helper started ahead, unless there is none or it is gone (killed while it
+        // waited): then one started now.
+        let handed = self.started_helper().and_then(|helper| self.hand(helper, &spec_path).ok());
+        let (mut child, mut reader) = match handed {
+            Some(helper) => helper,
+            None => self.hand(Self::start_helper(&self.program, &self.args)?, &spec_path)?,
+        };
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match reader.read(&mut buf) {
@@ -81,9 +235,25 @@ impl Executor for ProcessExecutor {
                 }
             }
         }
-        let status = child.wait().map_err(Error::io("waiting for", self.program.clone()))?;
-        use std::os::unix::process::ExitStatusExt;
-        let code = status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        // The helper wrote the code before its output ended; it exits on its own and is
+        // reaped later. Without the code (it was killed), its exit status says it.
+        let code = match std::fs::read_to_string(spec.run_dir.join(crate::sandbox::EXIT_CODE))
+            .ok()
+            .and_then(|c| c.trim().parse::<i32>().ok())
+        {
+            Some(code) => {
+                if let Ok(mut exiting) = self.exiting.lock() {
+                    exiting.push(child);
+                }
+                code
+            }
+            None => {
+                let status =
+                    child.wait().map_err(Error::io("waiting for", self.program.clone()))?;
+                use std::os::unix::process::ExitStatusExt;
+                status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+            }
+        };
         // A sandbox that could not be set up is rbuild's error, not the command's.
         if code == crate::sandbox::SANDBOX_FAILED {
             if let Ok(message) =

@@ -498,6 +498,15 @@ fn open_context(
     Ok(context)
 }
 
+/// Whether a stage to build has a RUN step.
+fn runs_commands(graph: &StageGraph, order: &[usize]) -> bool {
+    order
+        .iter()
+        .filter_map(|&i| graph.stages.get(i))
+        .flat_map(|s| &s.instructions)
+        .any(|inst| matches!(&inst.kind, rbuild_parser::InstructionKind::Run { .. }))
+}
+
 /// Whether a stage to build has a COPY or ADD from the build context.
 fn copies_from_context(graph: &StageGraph, order: &[usize]) -> bool {
     order.iter().filter_map(|&i| graph.stages.get(i)).flat_map(|s| &s.instructions).any(|inst| {
@@ -525,6 +534,9 @@ fn build_ordered(
     let order = graph.order_for(options.target.as_deref()).map_err(|e| parse_error(options, &e))?;
     let target = *order.last().ok_or_else(|| Error::Build("nothing to build".into()))?;
     let context = open_context(store, options, &graph, &order)?;
+    if runs_commands(&graph, &order) {
+        executor.prepare();
+    }
     // Steps are numbered in file order over the stages built, FROM included.
     let mut needed: Vec<usize> = order.clone();
     needed.sort_unstable();

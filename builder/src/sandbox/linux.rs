@@ -270,10 +270,36 @@ fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
     // The code and the command's own time in one write (one pipe buffer: the supervisor
     // reads both or neither).
     let (code, took) = code;
+    // The command's output ends here: whoever reads it need not wait for this process's
+    // exit (and its namespaces' teardown) to see its end.
+    end_output();
     let mut report = code.to_le_bytes().to_vec();
     report.extend_from_slice(&(took.as_nanos() as u64).to_le_bytes());
     let _ = nix::unistd::write(&report_write, &report);
     std::process::exit(code);
+}
+
+/// Ends this process's share of the output it was given: `/dev/null` becomes its
+/// standard output and error (closed when that cannot be opened), so the reader of the
+/// pipe they were sees its end once the other writers are gone.
+pub(super) fn end_output() {
+    use std::os::fd::AsRawFd;
+    let null = fs::OpenOptions::new().write(true).open("/dev/null");
+    for fd in [1, 2] {
+        // SAFETY: dup2 onto and close of this process's own standard descriptors; Rust's
+        // standard streams write to the numbers, which stay open (on /dev/null) or, once
+        // closed, fail with EBADF, which they ignore.
+        unsafe {
+            match &null {
+                Ok(null) => {
+                    nix::libc::dup2(null.as_raw_fd(), fd);
+                }
+                Err(_) => {
+                    nix::libc::close(fd);
+                }
+            }
+        }
+    }
 }
 
 /// The parent's side: starts the network once the init's namespace exists, relays the
@@ -1019,13 +1045,15 @@ fn apply(step: &MountStep) -> Result<()> {
             std::os::unix::fs::symlink(target, path).map_err(Error::io("linking", path))
         }
         MountStep::PivotRoot(root) => {
-            let old = root.join(".rbuild-old-root");
-            mkdirs(&old)?;
-            nix::unistd::pivot_root(root, &old).map_err(io_err("pivot_root into", root))?;
+            // The new root is also where the old one goes: stacked on it, the old root is
+            // what "." names right after the pivot, and is detached from there. No folder
+            // for the old root is made in the new one (that took a copy-up of the root
+            // folder in the overlay and its removal).
+            nix::unistd::chdir(root).map_err(io_err("entering", root))?;
+            nix::unistd::pivot_root(".", ".").map_err(io_err("pivot_root into", root))?;
+            umount2(".", MntFlags::MNT_DETACH)
+                .map_err(io_err("detaching the old root from", root))?;
             nix::unistd::chdir("/").map_err(io_err("entering", Path::new("/")))?;
-            umount2("/.rbuild-old-root", MntFlags::MNT_DETACH)
-                .map_err(io_err("detaching", Path::new("/.rbuild-old-root")))?;
-            let _ = fs::remove_dir("/.rbuild-old-root");
             Ok(())
         }
     }
@@ -1072,10 +1100,15 @@ fn init(
     let _ = nix::unistd::write(&ready, b"r");
     drop(ready);
     let started = std::time::Instant::now();
+    // The command's own time starts at its execve: the child says when, through this
+    // pipe, which the execve closes.
+    let (stamp_read, stamp_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(io_err("making a pipe for", &spec.run_dir))?;
     // SAFETY: PID 1 is single-threaded; the child only sets up its identity and execs.
     match unsafe { fork() }.map_err(io_err("forking the command in", &spec.run_dir))? {
         ForkResult::Child => {
-            let e = exec_command(spec, &identity, tty.as_ref());
+            drop(stamp_read);
+            let e = exec_command(spec, &identity, tty.as_ref(), Some(&stamp_write));
             eprintln!("rbuild: {}", crate::error::chain(&e));
             std::process::exit(match &e {
                 Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
@@ -1083,23 +1116,23 @@ fn init(
             });
         }
         ForkResult::Parent { child } => {
+            drop(stamp_write);
             // A signal caught before the command existed goes to it now.
             forward_caught(child);
             // Reap every process that ends here (orphans are re-parented to PID 1) until the
             // command itself has ended; pass the signals rbuild forwards on to the command.
-            loop {
+            let code = loop {
                 match waitpid(Pid::from_raw(-1), None) {
-                    Ok(WaitStatus::Exited(pid, code)) if pid == child => {
-                        return Ok((code, started.elapsed()))
-                    }
+                    Ok(WaitStatus::Exited(pid, code)) if pid == child => break code,
                     Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
-                        return Ok((128 + sig as i32, started.elapsed()))
+                        break 128 + sig as i32
                     }
                     Err(nix::Error::EINTR) => forward_caught(child),
                     Ok(_) => continue,
-                    Err(_) => return Ok((125, started.elapsed())),
+                    Err(_) => break 125,
                 }
-            }
+            };
+            Ok((code, since_exec(&stamp_read).unwrap_or_else(|| started.elapsed())))
         }
     }
 }
@@ -1148,9 +1181,32 @@ fn set_ulimits(limits: &[super::spec::Ulimit]) -> Result<()> {
     Ok(())
 }
 
+/// The monotonic clock now, in nanoseconds (the same clock in every process: the
+/// sandbox makes no time namespace).
+fn monotonic_nanos() -> Option<u64> {
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
+    let seconds = u64::try_from(now.tv_sec()).ok()?;
+    seconds.checked_mul(1_000_000_000)?.checked_add(u64::try_from(now.tv_nsec()).ok()?)
+}
+
+/// The time since the command's execve, from the stamp its process wrote just before it
+/// (none when it wrote none: it failed before).
+fn since_exec(stamp: &OwnedFd) -> Option<std::time::Duration> {
+    let mut bytes = [0u8; 8];
+    let n = nix::unistd::read(stamp, &mut bytes).ok()?;
+    let at = u64::from_le_bytes(bytes.get(..n)?.try_into().ok()?);
+    Some(std::time::Duration::from_nanos(monotonic_nanos()?.checked_sub(at)?))
+}
+
 /// In the command's process: identity, working directory, capabilities, then exec.
-/// Returns only on failure.
-fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::OwnedFd>) -> Error {
+/// Writes the monotonic clock to `stamp` (when given) just before the execve. Returns
+/// only on failure.
+fn exec_command(
+    spec: &SandboxSpec,
+    who: &Identity,
+    tty: Option<&std::os::fd::OwnedFd>,
+    stamp: Option<&OwnedFd>,
+) -> Error {
     let attempt = || -> Result<std::convert::Infallible> {
         if let Some(tty) = tty {
             use std::os::fd::AsRawFd;
@@ -1204,8 +1260,13 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
             .map_err(io_err("entering the working directory", Path::new(cwd)))?;
         nix::sys::prctl::set_no_new_privs()
             .map_err(io_err("setting no_new_privs in", Path::new("/")))?;
-        // Only the standard streams reach the command.
-        close_other_fds(&[]);
+        // Only the standard streams reach the command (the stamp's pipe is closed by the
+        // execve).
+        {
+            use std::os::fd::AsRawFd;
+            let keep: Vec<_> = stamp.iter().map(|s| s.as_raw_fd()).collect();
+            close_other_fds(&keep);
+        }
         let mut env = spec.env.clone();
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
@@ -1229,6 +1290,9 @@ fn exec_command(spec: &SandboxSpec, who: &Identity, tty: Option<&std::os::fd::Ow
         let path = cstr(&program.display().to_string())?;
         // Last: from here on only the calls Docker's default profile allows work.
         super::seccomp::install()?;
+        if let (Some(stamp), Some(now)) = (stamp, monotonic_nanos()) {
+            let _ = nix::unistd::write(stamp, &now.to_le_bytes());
+        }
         nix::unistd::execve(&path, &argv, &envp).map_err(io_err("running", &program))
     };
     match attempt() {
@@ -1285,7 +1349,7 @@ pub fn exec(init: u32, spec: &SandboxSpec) -> Result<i32> {
                 })
                 .and_then(|()| resolve_user(&spec.user));
             let e = match ready {
-                Ok(identity) => exec_command(spec, &identity, slave.as_ref()),
+                Ok(identity) => exec_command(spec, &identity, slave.as_ref(), None),
                 Err(e) => e,
             };
             eprintln!("rbuild: {}", crate::error::chain(&e));

@@ -46,23 +46,70 @@ pub use spec::{
 /// run's directory, for the [`ProcessExecutor`](crate::engine::ProcessExecutor).
 pub const ERROR_FILE: &str = "sandbox-error";
 
+/// Where the helper process leaves the command's exit code in the run's directory before
+/// its output ends, for the [`ProcessExecutor`](crate::engine::ProcessExecutor).
+pub const EXIT_CODE: &str = "exit-code";
+
 /// Runs the spec a [`ProcessExecutor`](crate::engine::ProcessExecutor) wrote to `path`,
 /// in the helper process it started: ties this process's life to `parent`'s, reads the
-/// spec and runs it; returns the command's exit code. When the sandbox cannot be set up,
-/// the error goes to [`ERROR_FILE`] in the run's directory and the code is
-/// [`SANDBOX_FAILED`].
+/// spec and runs it; returns the command's exit code. A `path` of `-` means the path
+/// comes on standard input, to its end (the executor starts a helper before it has a
+/// spec); standard input is then `/dev/null` again for the command. When the sandbox
+/// cannot be set up, the error goes to [`ERROR_FILE`] in the run's directory and the code
+/// is [`SANDBOX_FAILED`].
 pub fn run_spec_file(path: &std::path::Path, parent: u32) -> crate::Result<i32> {
     exit_with_parent(parent)?;
+    let path = if path == std::path::Path::new("-") {
+        match spec_path_from_input()? {
+            Some(path) => path,
+            // The executor went without giving a spec: nothing to run.
+            None => return Ok(0),
+        }
+    } else {
+        path.to_path_buf()
+    };
+    let path = path.as_path();
     let bytes = std::fs::read(path).map_err(crate::Error::io("reading", path))?;
     let spec: SandboxSpec =
         serde_json::from_slice(&bytes).map_err(crate::Error::json("the sandbox spec"))?;
-    match run(&spec) {
-        Ok(code) => Ok(code),
+    let code = match run(&spec) {
+        Ok(code) => code,
         Err(e) => {
             let file = spec.run_dir.join(ERROR_FILE);
             std::fs::write(&file, crate::error::chain(&e))
                 .map_err(crate::Error::io("writing", file))?;
-            Ok(SANDBOX_FAILED)
+            SANDBOX_FAILED
+        }
+    };
+    // The code, then the end of the output: the executor sees the end and reads the code
+    // without waiting for this process's exit.
+    let file = spec.run_dir.join(EXIT_CODE);
+    std::fs::write(&file, code.to_string()).map_err(crate::Error::io("writing", file))?;
+    linux::end_output();
+    Ok(code)
+}
+
+/// Reads a spec's path from standard input to its end (none when it is empty), then puts
+/// `/dev/null` there.
+fn spec_path_from_input() -> crate::Result<Option<std::path::PathBuf>> {
+    use std::io::Read;
+    use std::os::unix::ffi::OsStringExt;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_end(&mut bytes)
+        .map_err(crate::Error::io("reading the spec's path from", "standard input"))?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let null =
+        std::fs::File::open("/dev/null").map_err(crate::Error::io("opening", "/dev/null"))?;
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto this process's own standard input, which nothing else holds.
+        if unsafe { nix::libc::dup2(null.as_raw_fd(), 0) } < 0 {
+            return Err(crate::Error::Sandbox("could not put /dev/null on standard input".into()));
         }
     }
+    Ok(Some(std::path::PathBuf::from(std::ffi::OsString::from_vec(bytes))))
 }

@@ -367,10 +367,10 @@ pub fn run(store: &Store, args: BuildArgs) -> Result<ExitCode> {
         );
     }
     let executor: Box<dyn Executor> = match isolation {
-        Isolation::Sandbox => Box::new(ProcessExecutor {
-            program: std::env::current_exe().context("finding rbuild's own executable")?,
-            args: vec!["__sandbox".to_string()],
-        }),
+        Isolation::Sandbox => Box::new(ProcessExecutor::new(
+            std::env::current_exe().context("finding rbuild's own executable")?,
+            vec!["__sandbox".to_string()],
+        )),
         Isolation::Container => {
             let mut keep = environment::container_keep_paths();
             keep.push(std::path::absolute(store.root()).context("the store's path")?);
