@@ -94,16 +94,15 @@ impl ProcessExecutor {
         Ok(Helper { child, input, output })
     }
 
-    /// Gives `helper` the path of its spec and closes its input (the helper reads to the
-    /// end); returns the helper's process and the read end of its output.
+    /// Gives `helper` its spec and closes its input (the helper reads to the end); returns
+    /// the helper's process and the read end of its output.
     fn hand(
         &self,
         helper: Helper,
-        spec_path: &std::path::Path,
+        spec: &[u8],
     ) -> Result<(std::process::Child, std::io::PipeReader)> {
-        use std::os::unix::ffi::OsStrExt;
         let Helper { mut child, mut input, output } = helper;
-        let written = input.write_all(spec_path.as_os_str().as_bytes());
+        let written = input.write_all(spec);
         drop(input);
         if let Err(e) = written {
             let _ = child.kill();
@@ -194,29 +193,18 @@ impl Executor for ProcessExecutor {
     }
 
     fn run(&self, spec: &SandboxSpec, output: &mut dyn Write) -> Result<i32> {
-        let spec_path = spec.run_dir.join("spec.json");
+        // The spec goes through the helper's input, not a file: it can hold secrets
+        // (RUN --mount=type=secret,env=...).
         let bytes = serde_json::to_vec(spec).map_err(Error::json("sandbox spec"))?;
-        // The spec can hold secrets (RUN --mount=type=secret,env=...): only its owner reads it.
-        {
-            use std::io::Write as _;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&spec_path)
-                .map_err(Error::io("writing", spec_path.clone()))?;
-            file.write_all(&bytes).map_err(Error::io("writing", spec_path.clone()))?;
-        }
         if let Ok(mut exiting) = self.exiting.lock() {
             exiting.retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_))));
         }
         // The helper started ahead, unless there is none or it is gone (killed while it
         // waited): then one started now.
-        let handed = self.started_helper().and_then(|helper| self.hand(helper, &spec_path).ok());
+        let handed = self.started_helper().and_then(|helper| self.hand(helper, &bytes).ok());
         let (mut child, mut reader) = match handed {
             Some(helper) => helper,
-            None => self.hand(Self::start_helper(&self.program, &self.args)?, &spec_path)?,
+            None => self.hand(Self::start_helper(&self.program, &self.args)?, &bytes)?,
         };
         let mut buf = vec![0u8; 64 * 1024];
         loop {

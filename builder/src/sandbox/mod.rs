@@ -50,26 +50,24 @@ pub const ERROR_FILE: &str = "sandbox-error";
 /// its output ends, for the [`ProcessExecutor`](crate::engine::ProcessExecutor).
 pub const EXIT_CODE: &str = "exit-code";
 
-/// Runs the spec a [`ProcessExecutor`](crate::engine::ProcessExecutor) wrote to `path`,
-/// in the helper process it started: ties this process's life to `parent`'s, reads the
-/// spec and runs it; returns the command's exit code. A `path` of `-` means the path
-/// comes on standard input, to its end (the executor starts a helper before it has a
-/// spec); standard input is then `/dev/null` again for the command. When the sandbox
-/// cannot be set up, the error goes to [`ERROR_FILE`] in the run's directory and the code
-/// is [`SANDBOX_FAILED`].
+/// Runs the spec a [`ProcessExecutor`](crate::engine::ProcessExecutor) gives the helper
+/// process it started, in that process: ties this process's life to `parent`'s, reads the
+/// spec and runs it; returns the command's exit code. The spec is read from the file at
+/// `path`, or, when `path` is `-`, from standard input to its end (the executor starts a
+/// helper before it has a spec); standard input is then `/dev/null` again for the command.
+/// When the sandbox cannot be set up, the error goes to [`ERROR_FILE`] in the run's
+/// directory and the code is [`SANDBOX_FAILED`].
 pub fn run_spec_file(path: &std::path::Path, parent: u32) -> crate::Result<i32> {
     exit_with_parent(parent)?;
-    let path = if path == std::path::Path::new("-") {
-        match spec_path_from_input()? {
-            Some(path) => path,
+    let bytes = if path == std::path::Path::new("-") {
+        match spec_from_input()? {
+            Some(bytes) => bytes,
             // The executor went without giving a spec: nothing to run.
             None => return Ok(0),
         }
     } else {
-        path.to_path_buf()
+        std::fs::read(path).map_err(crate::Error::io("reading", path))?
     };
-    let path = path.as_path();
-    let bytes = std::fs::read(path).map_err(crate::Error::io("reading", path))?;
     let spec: SandboxSpec =
         serde_json::from_slice(&bytes).map_err(crate::Error::json("the sandbox spec"))?;
     let code = match run(&spec) {
@@ -89,16 +87,15 @@ pub fn run_spec_file(path: &std::path::Path, parent: u32) -> crate::Result<i32> 
     Ok(code)
 }
 
-/// Reads a spec's path from standard input to its end (none when it is empty), then puts
+/// Reads a spec from standard input to its end (none when it is empty), then puts
 /// `/dev/null` there.
-fn spec_path_from_input() -> crate::Result<Option<std::path::PathBuf>> {
+fn spec_from_input() -> crate::Result<Option<Vec<u8>>> {
     use std::io::Read;
-    use std::os::unix::ffi::OsStringExt;
     let mut bytes = Vec::new();
     std::io::stdin()
-        .take(64 * 1024)
+        .take(MAX_SPEC)
         .read_to_end(&mut bytes)
-        .map_err(crate::Error::io("reading the spec's path from", "standard input"))?;
+        .map_err(crate::Error::io("reading the sandbox spec from", "standard input"))?;
     if bytes.is_empty() {
         return Ok(None);
     }
@@ -111,5 +108,9 @@ fn spec_path_from_input() -> crate::Result<Option<std::path::PathBuf>> {
             return Err(crate::Error::Sandbox("could not put /dev/null on standard input".into()));
         }
     }
-    Ok(Some(std::path::PathBuf::from(std::ffi::OsString::from_vec(bytes))))
+    Ok(Some(bytes))
 }
+
+/// The largest spec read from standard input (a spec is a few kilobytes: the command,
+/// its environment and mounts).
+const MAX_SPEC: u64 = 64 * 1024 * 1024;
