@@ -31,11 +31,13 @@ pub trait Executor: Send + Sync {
 ///
 /// Starting the helper (exec of rbuild, its loader, reading the spec) takes about 1.4 ms,
 /// a third of what a sandbox adds around a short command. So one helper is kept started
-/// ahead, waiting for its spec: [`Executor::prepare`] starts the first when a build will
-/// run commands, and each run that takes it starts the next. They are started by a thread
-/// of their own that lives as long as the executor, because a helper's parent-death signal
-/// follows the *thread* that started it: a helper started by a stage's thread would be
-/// killed when that stage ends, while another stage's step still runs in it.
+/// ahead, waiting for its spec: [`Executor::prepare`] starts the first when a build with
+/// a RUN opens its context, and each run that takes it starts the next (5 ms later unless
+/// a run asks for it before: it does not compete with the sandbox being set up). A
+/// helper that is not used ends when the executor goes, which does not wait for it. They are started by a thread of their own that lives as long as the
+/// executor, because a helper's parent-death signal follows the *thread* that started
+/// it: a helper started by a stage's thread would be killed when that stage ends, while
+/// another stage's step still runs in it.
 #[derive(Debug)]
 pub struct ProcessExecutor {
     program: PathBuf,
@@ -46,15 +48,12 @@ pub struct ProcessExecutor {
     exiting: std::sync::Mutex<Vec<std::process::Child>>,
 }
 
-/// The thread that keeps a helper started ahead: each request is answered with the
-/// helper it has ready (or nothing when starting one failed), then the next is started.
-#[derive(Debug)]
-struct Starter {
-    requests: std::sync::mpsc::Sender<std::sync::mpsc::Sender<Option<Helper>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+/// The requests to the thread that keeps a helper started ahead: each is answered with
+/// the helper it has ready (or nothing when starting one failed), then the next is
+/// started. The thread ends once the requests close.
+type Starter = std::sync::mpsc::Sender<std::sync::mpsc::Sender<Option<Helper>>>;
 
-/// A started helper, waiting for the path of its spec on `input`.
+/// A started helper, waiting for its spec on `input`.
 #[derive(Debug)]
 struct Helper {
     child: std::process::Child,
@@ -112,16 +111,17 @@ impl ProcessExecutor {
         Ok((child, output))
     }
 
-    /// The starter thread, started on the first call.
+    /// The starter thread's requests; the thread is started on the first call.
     fn starter_in<'a>(&self, starter: &'a mut Option<Starter>) -> &'a Starter {
         starter.get_or_insert_with(|| {
             let (requests, waiting) = std::sync::mpsc::channel();
             let (program, args) = (self.program.clone(), self.args.clone());
-            let thread = std::thread::Builder::new()
+            // Without the thread, the requests fail (`waiting` is gone with it): each
+            // run then starts its own helper.
+            let _ = std::thread::Builder::new()
                 .name("sandbox-starter".into())
-                .spawn(move || keep_one_started(&program, &args, waiting))
-                .ok();
-            Starter { requests, thread }
+                .spawn(move || keep_one_started(&program, &args, waiting));
+            requests
         })
     }
 
@@ -130,14 +130,14 @@ impl ProcessExecutor {
         let (reply, answer) = std::sync::mpsc::channel();
         {
             let mut starter = self.starter.lock().ok()?;
-            self.starter_in(&mut starter).requests.send(reply).ok()?;
+            self.starter_in(&mut starter).send(reply).ok()?;
         }
         answer.recv().ok().flatten()
     }
 }
 
 /// The starter thread's loop (see [`Starter`]); when the executor goes, the helper still
-/// waiting gets no spec (its input closes) and ends.
+/// waiting gets no spec (its input closes), ends and is reaped here.
 fn keep_one_started(
     program: &std::path::Path,
     args: &[String],
@@ -171,17 +171,21 @@ fn keep_one_started(
 }
 
 impl Drop for ProcessExecutor {
+    /// Waits for no helper: the helper kept started ends when its input closes (the
+    /// starter thread reaps it), and helpers still exiting are reaped by a thread of
+    /// their own.
     fn drop(&mut self) {
-        for child in self.exiting.get_mut().map(std::mem::take).unwrap_or_default().iter_mut() {
-            let _ = child.wait();
+        let mut exiting = self.exiting.get_mut().map(std::mem::take).unwrap_or_default();
+        exiting.retain_mut(|child| !matches!(child.try_wait(), Ok(Some(_))));
+        if !exiting.is_empty() {
+            let _ = std::thread::Builder::new().name("sandbox-reaper".into()).spawn(move || {
+                for child in exiting.iter_mut() {
+                    let _ = child.wait();
+                }
+            });
         }
-        let starter = self.starter.get_mut().ok().and_then(|s| s.take());
-        if let Some(Starter { requests, thread }) = starter {
-            drop(requests);
-            if let Some(thread) = thread {
-                let _ = thread.join();
-            }
-        }
+        // The starter thread ends once its requests close.
+        drop(self.starter.get_mut().ok().and_then(|s| s.take()));
     }
 }
 
