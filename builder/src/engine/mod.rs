@@ -498,21 +498,26 @@ fn open_context(
     Ok(context)
 }
 
-/// Whether a stage to build has a RUN step.
-fn runs_commands(graph: &StageGraph, order: &[usize]) -> bool {
-    order
-        .iter()
-        .filter_map(|&i| graph.stages.get(i))
-        .flat_map(|s| &s.instructions)
-        .any(|inst| matches!(&inst.kind, rbuild_parser::InstructionKind::Run { .. }))
+/// The instructions of the stages to build.
+fn instructions<'g>(
+    graph: &'g StageGraph,
+    order: &'g [usize],
+) -> impl Iterator<Item = &'g rbuild_parser::Instruction> {
+    order.iter().filter_map(|&i| graph.stages.get(i)).flat_map(|s| &s.instructions)
 }
 
 /// Whether a stage to build has a COPY or ADD from the build context.
 fn copies_from_context(graph: &StageGraph, order: &[usize]) -> bool {
-    order.iter().filter_map(|&i| graph.stages.get(i)).flat_map(|s| &s.instructions).any(|inst| {
+    instructions(graph, order).any(|inst| {
         matches!(&inst.kind, rbuild_parser::InstructionKind::Copy(c) | rbuild_parser::InstructionKind::Add(c)
             if c.from.is_none() && !c.sources.is_empty())
     })
+}
+
+/// Whether a stage to build has a RUN step.
+fn runs_commands(graph: &StageGraph, order: &[usize]) -> bool {
+    instructions(graph, order)
+        .any(|inst| matches!(&inst.kind, rbuild_parser::InstructionKind::Run { .. }))
 }
 
 /// [`build`], its events through `reporter`'s queue.

@@ -283,23 +283,28 @@ fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
 /// standard output and error (closed when that cannot be opened), so the reader of the
 /// pipe they were sees its end once the other writers are gone.
 pub(super) fn end_output() {
-    use std::os::fd::AsRawFd;
-    let null = fs::OpenOptions::new().write(true).open("/dev/null");
-    for fd in [1, 2] {
-        // SAFETY: dup2 onto and close of this process's own standard descriptors; Rust's
-        // standard streams write to the numbers, which stay open (on /dev/null) or, once
-        // closed, fail with EBADF, which they ignore.
-        unsafe {
-            match &null {
-                Ok(null) => {
-                    nix::libc::dup2(null.as_raw_fd(), fd);
-                }
-                Err(_) => {
-                    nix::libc::close(fd);
-                }
-            }
+    if null_onto(&[1, 2]).is_err() {
+        for fd in [1, 2] {
+            // SAFETY: closes this process's own standard output or error; Rust's standard
+            // streams then fail with EBADF, which they ignore.
+            unsafe { nix::libc::close(fd) };
         }
     }
+}
+
+/// Puts `/dev/null` (read and write) on each of this process's standard descriptors
+/// `fds`.
+pub(super) fn null_onto(fds: &[std::os::fd::RawFd]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    for &fd in fds {
+        // SAFETY: dup2 onto a standard descriptor of this process, which Rust's standard
+        // streams use by number (they own nothing to close).
+        if unsafe { nix::libc::dup2(null.as_raw_fd(), fd) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// The parent's side: starts the network once the init's namespace exists, relays the

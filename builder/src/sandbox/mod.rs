@@ -99,15 +99,7 @@ fn spec_from_input() -> crate::Result<Option<Vec<u8>>> {
     if bytes.is_empty() {
         return Ok(None);
     }
-    let null =
-        std::fs::File::open("/dev/null").map_err(crate::Error::io("opening", "/dev/null"))?;
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: dup2 onto this process's own standard input, which nothing else holds.
-        if unsafe { nix::libc::dup2(null.as_raw_fd(), 0) } < 0 {
-            return Err(crate::Error::Sandbox("could not put /dev/null on standard input".into()));
-        }
-    }
+    linux::null_onto(&[0]).map_err(crate::Error::io("putting on standard input", "/dev/null"))?;
     Ok(Some(bytes))
 }
 
