@@ -50,8 +50,19 @@ pub fn namespaces_refused() -> Option<String> {
     namespaces_refused_with(!crate::users::is_root())
 }
 
-/// As [`namespaces_refused`], in a new user namespace (`user`) or without one.
+/// As [`namespaces_refused`], in a new user namespace (`user`) or without one. Probed
+/// once per process for each (a probe forks this process: about half a millisecond, which
+/// the start of every command paid two or three times); what a process may make does
+/// not change while it runs.
 pub fn namespaces_refused_with(user: bool) -> Option<String> {
+    static WITHOUT_USER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    static WITH_USER: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let once = if user { &WITH_USER } else { &WITHOUT_USER };
+    once.get_or_init(|| probe_namespaces(user)).clone()
+}
+
+/// Tries the sandbox's `unshare` in a child process.
+fn probe_namespaces(user: bool) -> Option<String> {
     use nix::sched::{unshare, CloneFlags};
     let mut flags = CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID

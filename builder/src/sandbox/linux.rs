@@ -18,6 +18,34 @@ use super::spec::{Network, SandboxSpec};
 use crate::error::{Error, Result};
 use crate::users::Identity;
 
+/// Has the kernel start writing the dirty pages of `file` in `offset..offset + len` to its
+/// disk, without waiting for them (`sync_file_range(2)` with `SYNC_FILE_RANGE_WRITE`), so a
+/// later `fsync` finds little left to write. The store calls it while it writes a blob;
+/// it is here because this module is rbuild's one place for raw system calls, and neither
+/// nix nor rustix wraps this one. `POSIX_FADV_DONTNEED`, the portable way to start the
+/// writing-out, also drops the pages and makes the writer wait for the disk on each range:
+/// 345 MB written in 8 MiB pieces took 230-400 ms that way against 100-110 ms with this
+/// call (the final `fsync` then 1-17 ms either way; 90-120 ms with neither).
+pub fn start_writeback(
+    file: &impl std::os::fd::AsRawFd,
+    offset: u64,
+    len: u64,
+) -> std::io::Result<()> {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: the call takes a descriptor and numbers, no pointers; `file` keeps the
+    // descriptor open for the call's length.
+    let rc = unsafe {
+        nix::libc::sync_file_range(file.as_raw_fd(), offset, len, nix::libc::SYNC_FILE_RANGE_WRITE)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Docker's default capability set, which the command keeps (when it runs as root).
 pub const DOCKER_DEFAULT_CAPS: &[Capability] = &[
     Capability::CAP_CHOWN,

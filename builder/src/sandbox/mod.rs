@@ -33,8 +33,8 @@ pub mod subids;
 pub use cgroups::{remove_stale_cgroups, Cgroup, Limits};
 pub use environment::explain;
 pub use linux::{
-    exec, exit_with_parent, first_child, in_sandbox_root, reap_finished, run, COMMAND_TIME,
-    DOCKER_DEFAULT_CAPS, SANDBOX_FAILED, STARTED,
+    exec, exit_with_parent, first_child, in_sandbox_root, reap_finished, run, start_writeback,
+    COMMAND_TIME, DOCKER_DEFAULT_CAPS, SANDBOX_FAILED, STARTED,
 };
 pub use nodes::{make_special, make_whiteout, SpecialFile};
 pub use spec::{

@@ -111,10 +111,13 @@ fn plan() -> Result<Plan, String> {
             return Err("already in a user namespace".into());
         }
         use super::environment::namespaces_refused_with;
-        return match (namespaces_refused_with(false), namespaces_refused_with(true)) {
-            (None, _) => Err("root may make namespaces".into()),
-            (Some(_), None) => Ok(Plan::Identity),
-            (Some(_), Some(why)) => Err(why),
+        if namespaces_refused_with(false).is_none() {
+            return Err("root may make namespaces".into());
+        }
+        // Only where root may not: a probe forks this process.
+        return match namespaces_refused_with(true) {
+            None => Ok(Plan::Identity),
+            Some(why) => Err(why),
         };
     }
     if std::env::var(SWITCH_VAR).is_ok_and(|v| v == "off" || v == "0") {

@@ -618,16 +618,11 @@ impl Write for Writeback {
         let n = self.file.write(buf)?;
         self.written += n as u64;
         if self.written - self.started >= Self::EVERY {
-            // POSIX_FADV_DONTNEED starts the writing-out of the range's dirty pages
-            // without waiting (and drops the pages already clean: a blob is not read
-            // again soon). nix offers no sync_file_range, which would only start it. Only
-            // a hint: its failure changes nothing (the final sync writes everything).
-            let (start, len) = (self.started as i64, (self.written - self.started) as i64);
-            let _ = nix::fcntl::posix_fadvise(
+            // Only a hint: its failure changes nothing (the final sync writes everything).
+            let _ = crate::sandbox::start_writeback(
                 &self.file,
-                start,
-                len,
-                nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+                self.started,
+                self.written - self.started,
             );
             self.started = self.written;
         }
