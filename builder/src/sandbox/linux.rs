@@ -213,11 +213,19 @@ fn run_stacked(spec: &SandboxSpec, etc: &Path, rootless: bool) -> Result<i32> {
         started: spec.run_dir.join(STARTED),
         ready: pipe(&spec.run_dir)?,
     };
+    // Signals for rbuild are kept from before the fork: the command may start before this
+    // side reaches `supervise` (a TERM sent to `rbuild run` as soon as its command showed
+    // ended rbuild instead of reaching the command, on a loaded machine).
+    catch_signals(true);
     // SAFETY: rbuild is single-threaded when it runs a sandbox (the `run` path starts no
     // threads) but for the download proxy's first thread, which waits in a channel's
     // receive and holds no lock until the init exists; so the child may allocate and run
     // ordinary Rust code after fork.
-    match unsafe { fork() }.map_err(io_err("forking for", &spec.run_dir))? {
+    let forked = unsafe { fork() }.map_err(io_err("forking for", &spec.run_dir));
+    if forked.is_err() {
+        catch_signals(false);
+    }
+    match forked? {
         ForkResult::Child => be_init(spec, &plan, parts),
         ForkResult::Parent { child } => {
             // Where `rbuild stop` and `exec` find the init.
@@ -258,7 +266,9 @@ pub const STARTED: &str = "started";
 fn be_init(spec: &SandboxSpec, plan: &[MountStep], parts: Parts) -> ! {
     // The init keeps the signals rbuild passes on from the start (a namespace's PID 1
     // ignores those it has no handler for), and passes them to the command once it runs.
+    // One rbuild caught before the fork is rbuild's to pass on, not the init's.
     catch_signals(true);
+    CAUGHT.store(0, std::sync::atomic::Ordering::SeqCst);
     let Parts { slirp, sync, cgroup, report: (report_read, report_write), pty, ready, .. } = parts;
     drop(report_read);
     let (ready_read, ready) = ready;
@@ -373,6 +383,8 @@ fn supervise(child: Pid, parts: Parts) -> Result<i32> {
         forward_caught(child);
     }
     drop(ready_read);
+    // One caught before the waits above (none of them was interrupted by it).
+    forward_caught(child);
     let _ = fs::write(&started, b"");
     let mut buf = [0u8; 4];
     let mut got = 0;
