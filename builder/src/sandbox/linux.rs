@@ -360,9 +360,8 @@ fn supervise(child: Pid, parts: Parts) -> Result<i32> {
     } = parts;
     drop(report_write);
     drop(ready_write);
-    // From here on a signal for rbuild is kept and passed on, also one that comes while
-    // the network starts.
-    catch_signals(true);
+    // Signals for rbuild are caught since before the fork (the caller's doing): they are
+    // passed on from here, also one that comes while the network starts.
     if let (Some(launcher), Some(((ns_made, _), (_, go)))) = (slirp.as_mut(), sync) {
         let proxy = downloads.as_ref();
         if let Err((e, init_ended)) = start_network(launcher, child, &ns_made, go, proxy) {
