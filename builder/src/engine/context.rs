@@ -748,4 +748,29 @@ mod tests {
         assert_eq!(seen["f2"], sha("new 2!"));
         assert!(deltas(&caches).is_empty());
     }
+
+    #[test]
+    fn a_corrupt_or_lying_delta_never_gives_a_wrong_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (context, caches) = (dir.path().join("ctx"), dir.path().join("caches"));
+        fs::create_dir_all(&context).unwrap();
+        for i in 0..8 {
+            fs::write(context.join(format!("f{i}")), format!("file {i}")).unwrap();
+        }
+        build(&context, &caches);
+        let main = fs::read_dir(&caches).unwrap().flatten().next().unwrap().path();
+        let prefix = delta_prefix(&main).unwrap();
+        // Not JSON; and a record that claims another digest for f1 with metadata that is
+        // not f1's.
+        fs::write(caches.join(format!("{prefix}0-1.json")), b"\x00{not json").unwrap();
+        let lie = format!(
+            r#"{{"f1":{{"ino":1,"size":6,"mtime":0,"mtime_ns":0,"ctime":0,"ctime_ns":0,"sha256":"{}"}}}}"#,
+            "0".repeat(64)
+        );
+        fs::write(caches.join(format!("{prefix}0-2.json")), lie).unwrap();
+        fs::write(context.join("f1"), "file 1 changed").unwrap();
+        let seen = build(&context, &caches);
+        assert_eq!(seen["f1"], sha("file 1 changed"));
+        assert_eq!(seen["f2"], sha("file 2"));
+    }
 }
