@@ -697,18 +697,25 @@ mod tests {
         found
     }
 
-    fn sha(text: &str) -> String {
-        hex(&Sha256::digest(text.as_bytes()))
-    }
-
-    #[test]
-    fn a_build_that_hashed_few_files_writes_a_delta() {
+    /// A context of eight files `f0`..`f7` ("file N") and a folder for its stat cache,
+    /// in a temporary folder (removed when the first value goes).
+    fn eight_files() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let (context, caches) = (dir.path().join("ctx"), dir.path().join("caches"));
         fs::create_dir_all(&context).unwrap();
         for i in 0..8 {
             fs::write(context.join(format!("f{i}")), format!("file {i}")).unwrap();
         }
+        (dir, context, caches)
+    }
+
+    fn sha(text: &str) -> String {
+        hex(&Sha256::digest(text.as_bytes()))
+    }
+
+    #[test]
+    fn a_build_that_hashed_few_files_writes_a_delta() {
+        let (_dir, context, caches) = eight_files();
         let first = build(&context, &caches);
         assert_eq!(first["f3"], sha("file 3"));
         assert!(deltas(&caches).is_empty(), "the first build writes the whole map");
@@ -751,12 +758,7 @@ mod tests {
 
     #[test]
     fn a_corrupt_or_lying_delta_never_gives_a_wrong_digest() {
-        let dir = tempfile::tempdir().unwrap();
-        let (context, caches) = (dir.path().join("ctx"), dir.path().join("caches"));
-        fs::create_dir_all(&context).unwrap();
-        for i in 0..8 {
-            fs::write(context.join(format!("f{i}")), format!("file {i}")).unwrap();
-        }
+        let (_dir, context, caches) = eight_files();
         build(&context, &caches);
         let main = fs::read_dir(&caches).unwrap().flatten().next().unwrap().path();
         let prefix = delta_prefix(&main).unwrap();
