@@ -83,3 +83,10 @@ pub mod workflow;
 
 pub use error::{chain, Error, Result, StepError};
 pub use rbuild_parser::{parse, Dockerfile, StageGraph};
+
+/// The cores rbuild may use, read once: the standard library reads the cgroup's CPU
+/// quota files on each call (0.3 ms each), and a build asked it per COPY step.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}

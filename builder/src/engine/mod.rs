@@ -251,7 +251,7 @@ impl BuildOptions {
             network: Network::Private,
             allow_host_network: false,
             platform: Platform::host(),
-            jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            jobs: crate::cores(),
             source_date_epoch: None,
             secrets: BTreeMap::new(),
             ssh: BTreeMap::new(),

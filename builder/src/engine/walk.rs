@@ -21,7 +21,7 @@ const PER_THREAD: usize = 4;
 /// directories near the root are listed first, breadth first, until there are enough to
 /// share out; then each thread takes one subtree after another.
 pub(super) fn walk(root: &Path, ignore: &IgnoreMatcher) -> Result<Vec<ContextEntry>> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let threads = crate::cores().min(8);
     let lister = Lister { root, ignore, walk_excluded: ignore.has_exceptions() };
     let mut out = Vec::new();
     let mut frontier: VecDeque<String> = VecDeque::from([String::new()]);
@@ -30,39 +30,56 @@ pub(super) fn walk(root: &Path, ignore: &IgnoreMatcher) -> Result<Vec<ContextEnt
         frontier.extend(lister.list(&dir, &mut out)?);
     }
     let dirs: Vec<String> = frontier.into();
-    if !dirs.is_empty() {
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
-        let found: Vec<Result<Vec<ContextEntry>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads.min(dirs.len()))
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut mine = Vec::new();
-                        while !failed.load(Ordering::Relaxed) {
-                            let Some(dir) = dirs.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                                break;
-                            };
-                            if let Err(e) = lister.subtree(dir, &mut mine) {
-                                failed.store(true, Ordering::Relaxed);
-                                return Err(e);
-                            }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    // Each thread's subtrees, each sorted by path.
+    let found: Vec<Result<Vec<Vec<ContextEntry>>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads.min(dirs.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    while !failed.load(Ordering::Relaxed) {
+                        let Some(dir) = dirs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
+                        let mut subtree = Vec::new();
+                        if let Err(e) = lister.subtree(dir, &mut subtree) {
+                            failed.store(true, Ordering::Relaxed);
+                            return Err(e);
                         }
-                        Ok(mine)
-                    })
+                        subtree.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+                        mine.push(subtree);
+                    }
+                    Ok(mine)
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(Error::Panicked("a listing thread"))))
-                .collect()
-        });
-        for part in found {
-            out.extend(part?);
-        }
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Panicked("a listing thread"))))
+            .collect()
+    });
+    let mut subtrees = Vec::new();
+    for part in found {
+        subtrees.extend(part?.into_iter().filter(|s| !s.is_empty()));
     }
-    // Each path is listed once: an unstable sort gives the same order, sooner.
+    // Every path of a subtree starts with its directory's path and a `/`, which no other
+    // entry does: the subtrees are runs of the sorted listing, placed by their first
+    // entry among the entries listed before they were shared out. (One sort of the whole
+    // listing, after the threads, took a tenth of the walk's time.) Each path is listed
+    // once: unstable sorts give the same order, sooner.
     out.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    subtrees.sort_unstable_by(|a, b| a[0].path.cmp(&b[0].path));
+    let mut sorted = Vec::with_capacity(out.len() + subtrees.iter().map(Vec::len).sum::<usize>());
+    let mut near_root = out.into_iter().peekable();
+    for subtree in subtrees {
+        while let Some(e) = near_root.next_if(|e| e.path < subtree[0].path) {
+            sorted.push(e);
+        }
+        sorted.extend(subtree);
+    }
+    sorted.extend(near_root);
+    Ok(sorted)
 }
 
 struct Lister<'a> {
@@ -81,17 +98,23 @@ impl Lister<'_> {
         let mut subdirs = Vec::new();
         for entry in fs::read_dir(&host).map_err(Error::io("listing", host.clone()))? {
             let entry = entry.map_err(Error::io("listing", host.clone()))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
             // Relative to the open directory (fstatat), not walking the whole path
             // again for each name; links are not followed.
             let meta = entry.metadata().map_err(Error::io("inspecting", entry.path()))?;
-            let rel = if dir.is_empty() { name } else { format!("{dir}/{name}") };
+            let mut rel = String::with_capacity(dir.len() + 1 + name.len());
+            if !dir.is_empty() {
+                rel.push_str(dir);
+                rel.push('/');
+            }
+            rel.push_str(&name);
             let excluded = !self.ignore.is_empty() && self.ignore.excludes(&rel);
             if meta.is_dir() && (!excluded || self.walk_excluded) {
                 subdirs.push(rel.clone());
             }
             if !excluded {
-                out.push(ContextEntry { path: rel, meta });
+                out.push(ContextEntry { path: rel, meta: std::sync::Arc::new(meta) });
             }
         }
         Ok(subdirs)
@@ -133,6 +156,12 @@ mod tests {
         }
         fs::write(dir.path().join("top"), b"y").unwrap();
         want.push("top".into());
+        // Names that sort between a directory and its content ('-' and '.' come before
+        // '/'), beside directories listed before the threads start and inside a subtree.
+        for name in ["d1-x", "d1.y", "d2/e3-z", "d2/e3 w", "d4/e0!"] {
+            fs::write(dir.path().join(name), b"z").unwrap();
+            want.push(name.into());
+        }
         want.sort();
         let ignore = IgnoreMatcher::default();
         assert_eq!(paths(&walk(dir.path(), &ignore).unwrap()), want);

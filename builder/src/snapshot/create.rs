@@ -507,7 +507,7 @@ pub fn write_layer(
         Compression::Zstd(level) => {
             let mut z =
                 zstd::Encoder::new(HashingWriter::new(out), level).map_err(writing_layer)?;
-            let workers = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+            let workers = u32::try_from(crate::cores()).unwrap_or(u32::MAX);
             if workers > 1 {
                 // Several cores for one layer; zstd's output is the same either way.
                 z.multithread(workers).map_err(writing_layer)?;

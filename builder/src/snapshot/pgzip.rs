@@ -49,7 +49,7 @@ fn member(data: &[u8], level: flate2::Compression) -> io::Result<Vec<u8>> {
 impl<W: Write> ParallelGzip<W> {
     /// Compresses into `inner` at `level` (0 to 9), on as many threads as there are cores.
     pub fn new(inner: W, level: u32) -> Self {
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let threads = crate::cores();
         Self::with_threads(inner, level, threads)
     }
 

@@ -303,7 +303,9 @@ fn context_items(
     for e in selected {
         if e.meta.is_dir() {
             dir_source = true;
-            for inner in ctx.under(&e.path)? {
+            let under = ctx.under(&e.path)?;
+            items.reserve(under.len());
+            for inner in under {
                 let rel = if c.parents {
                     kept(&inner.path)
                 } else {
@@ -311,7 +313,7 @@ fn context_items(
                     PathBuf::from(below.trim_start_matches('/'))
                 };
                 let host = ctx.host_path(&inner.path);
-                let meta = inner.meta.clone();
+                let meta = (*inner.meta).clone();
                 items.push(Item { context: Some(inner.clone()), ..Item::plain(rel, host, meta) });
             }
             continue;
@@ -334,7 +336,7 @@ fn context_items(
         } else {
             name
         };
-        let meta = e.meta.clone();
+        let meta = (*e.meta).clone();
         items.push(Item { context: Some(e), extract, ..Item::plain(dest_rel, host, meta) });
     }
     Ok((count, dir_source))

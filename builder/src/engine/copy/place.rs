@@ -286,7 +286,7 @@ fn copy_files(
     files: &[&(PathBuf, &Item)],
     reporter: &dyn Reporter,
 ) -> Result<()> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let threads = crate::cores().min(8);
     if files.len() < 64 || threads < 2 {
         return files.iter().try_for_each(|(target, i)| rules.place(i, target, reporter));
     }
