@@ -10,7 +10,8 @@ pub fn sha256(bytes: &[u8]) -> Digest {
     from_hasher(Sha256::new_with_prefix(bytes))
 }
 
-fn from_hasher(hasher: Sha256) -> Digest {
+/// The digest a sha256 hasher made.
+pub(crate) fn from_hasher(hasher: Sha256) -> Digest {
     let hex = hex::encode(hasher.finalize());
     // 64 lower-case hex characters are always a valid sha256 digest.
     match hex.parse::<Sha256Digest>() {

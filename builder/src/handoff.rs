@@ -1,12 +1,15 @@
-//! Streams split over two threads, so that two cores work on them: [`Handoff`], a writer
-//! that hands its bytes in large chunks to a thread that writes them (the caller makes a
-//! tar and hashes it, the thread copies it into the page cache), and [`ReadAhead`], a
-//! reader whose bytes a thread produces ahead of it (decompressing and hashing a layer
-//! while the caller creates its files).
+//! Streams split over threads, so that several cores work on them: [`Handoff`], a writer
+//! that hands its bytes in large chunks to a thread that hashes them and on to one that
+//! writes them (the caller makes a tar, the threads hash it and copy it into the page
+//! cache), and [`ReadAhead`], a reader whose bytes a thread produces ahead of it
+//! (decompressing and hashing a layer while the caller creates its files).
 
 use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
+
+use oci_spec::image::Digest;
+use sha2::{Digest as _, Sha256};
 
 /// Bytes collected before a chunk goes to the writing thread.
 const CHUNK: usize = 1 << 20;
@@ -55,48 +58,80 @@ impl<T> Write for Chunks<T> {
     }
 }
 
-/// See the module's documentation. [`Handoff::finish`] returns the inner writer.
+/// The writing thread of a [`Handoff`]: writes each chunk to `inner` and gives the
+/// emptied chunk `back`.
+fn spawn_writer<W: Write + Send + 'static>(
+    mut inner: W,
+    rx: Receiver<Vec<u8>>,
+    back: SyncSender<Vec<u8>>,
+) -> JoinHandle<io::Result<W>> {
+    std::thread::spawn(move || {
+        for mut chunk in rx {
+            inner.write_all(&chunk)?;
+            chunk.clear();
+            let _ = back.try_send(chunk);
+        }
+        inner.flush()?;
+        Ok(inner)
+    })
+}
+
+/// See the module's documentation: the caller makes the stream (a layer's tar, reading
+/// every file), a second thread hashes it (sha256: the layer's diff ID), a third copies
+/// it into the page cache, each on a core of its own. With the hashing on the caller's
+/// thread, a 345 MB layer took 355 ms at the end of a build, two thirds of it hashing.
+/// [`Handoff::finish`] returns the inner writer and the digest.
 pub struct Handoff<W: Write + Send + 'static> {
     chunks: Chunks<Vec<u8>>,
-    thread: Option<JoinHandle<io::Result<W>>>,
+    hasher: Option<JoinHandle<(Sha256, u64)>>,
+    writer: Option<JoinHandle<io::Result<W>>>,
 }
 
 impl<W: Write + Send + 'static> Handoff<W> {
-    /// Starts the writing thread for `inner`.
-    pub fn new(mut inner: W) -> Self {
+    /// Starts the hashing and the writing thread for `inner`.
+    pub fn new(inner: W) -> Self {
         let (tx, rx) = sync_channel::<Vec<u8>>(DEPTH);
-        let (back, spare) = sync_channel::<Vec<u8>>(DEPTH + 2);
-        let thread = std::thread::spawn(move || {
-            for mut chunk in rx {
-                inner.write_all(&chunk)?;
-                chunk.clear();
-                let _ = back.try_send(chunk);
+        let (to_writer, for_writer) = sync_channel::<Vec<u8>>(DEPTH);
+        let (back, spare) = sync_channel::<Vec<u8>>(2 * DEPTH + 2);
+        let hasher = std::thread::spawn(move || {
+            let (mut hasher, mut count) = (Sha256::new(), 0u64);
+            for chunk in rx {
+                hasher.update(&chunk);
+                count += chunk.len() as u64;
+                if to_writer.send(chunk).is_err() {
+                    // The writer stopped: its error is what `finish` reports.
+                    break;
+                }
             }
-            inner.flush()?;
-            Ok(inner)
+            (hasher, count)
         });
+        let writer = spawn_writer(inner, for_writer, back);
         let chunks = Chunks {
             tx: Some(tx),
             spare: Some(spare),
             buf: Vec::with_capacity(CHUNK),
             wrap: |v| v,
         };
-        Handoff { chunks, thread: Some(thread) }
+        Handoff { chunks, hasher: Some(hasher), writer: Some(writer) }
     }
 
-    /// Writes what is left, waits for the thread, and returns the inner writer (or the
-    /// first error the thread met).
-    pub fn finish(mut self) -> io::Result<W> {
+    /// Writes what is left, waits for both threads, and returns the inner writer, the
+    /// digest of every byte written and their count (or the first error the writing
+    /// thread met).
+    pub fn finish(mut self) -> io::Result<(W, Digest, u64)> {
         let sent = self.chunks.send();
         self.chunks.tx.take();
-        let joined = match self.thread.take() {
-            Some(t) => {
-                t.join().unwrap_or_else(|_| Err(io::Error::other("the writing thread panicked")))
-            }
+        let panicked = || io::Error::other("a thread of the stream panicked");
+        let hashed = self.hasher.take().map(|h| h.join().map_err(|_| panicked()));
+        let written = match self.writer.take() {
+            Some(t) => t.join().unwrap_or_else(|_| Err(panicked())),
             None => Err(io::Error::other("the writing thread is gone")),
         };
-        let inner = joined?;
-        sent.map(|()| inner)
+        let inner = written?;
+        sent?;
+        let (hasher, count) =
+            hashed.ok_or_else(|| io::Error::other("the hashing thread is gone"))??;
+        Ok((inner, crate::digest::from_hasher(hasher), count))
     }
 }
 
@@ -113,7 +148,7 @@ impl<W: Write + Send + 'static> Write for Handoff<W> {
 
 impl<W: Write + Send + 'static> Drop for Handoff<W> {
     fn drop(&mut self) {
-        // Unfinished (an error on the way): end the thread without waiting for it.
+        // Unfinished (an error on the way): end the threads without waiting for them.
         self.chunks.tx.take();
     }
 }
@@ -219,7 +254,10 @@ mod tests {
             w.write_all(&piece)?;
             expected.extend_from_slice(&piece);
         }
-        assert_eq!(w.finish()?, expected);
+        let (written, digest, count) = w.finish()?;
+        assert_eq!(written, expected);
+        assert_eq!(digest, crate::digest::sha256(&expected));
+        assert_eq!(count, expected.len() as u64);
         Ok(())
     }
 

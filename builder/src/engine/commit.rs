@@ -9,7 +9,7 @@ use super::cache::{CacheKey, CacheRecord, LayerRecord};
 use super::inflight::DeferredLayer;
 use super::stage::{FinishedStep, State};
 use crate::error::{Error, Result};
-use crate::snapshot::{overlay_changes, write_layer, Compression, LayerOptions};
+use crate::snapshot::overlay_changes;
 
 /// Commits the directory `root` (what the step changed, in overlayfs's form) as the
 /// step's layer. The directory moves to this process's folder of the store, where the
@@ -114,33 +114,25 @@ pub(super) fn write_layer_blob(
     changes: &[crate::snapshot::Change],
     epoch: Option<u64>,
 ) -> Result<(LayerRecord, crate::store::BlobWriter)> {
-    // write_layer hashes the tar; the writer need not hash it again, and writes on a
-    // thread of its own meanwhile.
+    // The tar is made here, hashed on a second thread and written on a third; the blob
+    // writer need not hash it again.
     let mut writer = crate::handoff::Handoff::new(store.verified_blob_writer()?);
-    let written = write_layer(
-        root,
-        changes,
-        LayerOptions {
-            compression: Compression::None,
-            source_date_epoch: epoch,
-            root_ids: crate::users::rootless_ids(),
-        },
-        &mut writer,
-    );
-    // A writing thread that stopped (a full disk) shows to write_layer as a broken
-    // stream: its own error, from finish, says why.
+    let written =
+        crate::snapshot::tar_into(root, changes, epoch, crate::users::rootless_ids(), &mut writer)
+            .map(drop);
+    // A writing thread that stopped (a full disk) shows to tar_into as a broken stream:
+    // its own error, from finish, says why.
     let finished = writer.finish().map_err(Error::io("writing a layer into", store.tmp_dir()));
-    let blob = match written {
-        Ok(blob) => blob,
-        Err(e) => return Err(finished.err().unwrap_or(e)),
-    };
-    let writer = finished?;
+    if let Err(e) = written {
+        return Err(finished.err().unwrap_or(e));
+    }
+    let (writer, diff_id, size) = finished?;
     let layer = LayerRecord {
-        digest: blob.digest,
-        size: blob.size,
-        media_type: blob.media_type,
-        diff_id: blob.diff_id,
-        tar_size: blob.size,
+        digest: diff_id.clone(),
+        size,
+        media_type: oci_spec::image::MediaType::ImageLayer,
+        diff_id,
+        tar_size: size,
     };
     Ok((layer, writer))
 }

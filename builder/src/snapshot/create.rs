@@ -270,6 +270,20 @@ pub fn write_tar(
     root_ids: Option<(u32, u32)>,
     out: impl Write,
 ) -> Result<(Digest, u64)> {
+    let hashing = tar_into(root, changes, epoch, root_ids, HashingWriter::new(out))?;
+    let (mut out, diff_id, size) = hashing.finish();
+    out.flush().map_err(writing_layer)?;
+    Ok((diff_id, size))
+}
+
+/// Writes the tar of `changes` as [`write_tar`] does, unhashed, to `out`; returns `out`.
+pub fn tar_into<W: Write>(
+    root: &Path,
+    changes: &[Change],
+    epoch: Option<u64>,
+    root_ids: Option<(u32, u32)>,
+    out: W,
+) -> Result<W> {
     // Sort by path, bytewise, so that equal changes give an equal tar.
     let mut ordered: BTreeMap<(PathBuf, u8), &Change> = BTreeMap::new();
     for c in changes {
@@ -288,7 +302,7 @@ pub fn write_tar(
         };
         ordered.insert((key, rank), c);
     }
-    let mut tar = tar::Builder::new(HashingWriter::new(out));
+    let mut tar = tar::Builder::new(out);
     tar.follow_symlinks(false);
     let clamp = |t: i64| -> u64 {
         let t = t.max(0) as u64;
@@ -308,10 +322,7 @@ pub fn write_tar(
             Change::Add(path) => entries.append(&mut tar, h, &name, path, &clamp)?,
         }
     }
-    let hashing = tar.into_inner().map_err(writing_layer)?;
-    let (mut out, diff_id, size) = hashing.finish();
-    out.flush().map_err(writing_layer)?;
-    Ok((diff_id, size))
+    tar.into_inner().map_err(writing_layer)
 }
 
 /// The entries of a layer tar, read from `root` by their names in their open directory:

@@ -12,7 +12,7 @@ pub use apply::{
     apply_layer, apply_layer_below, decompress, ApplyOptions, ApplyReport, Below, WhiteoutMode,
 };
 pub use create::{
-    diff_trees, is_opaque_dir, overlay_changes, write_layer, write_tar, Change, Compression,
-    LayerBlob, LayerOptions, OPAQUE_FILE,
+    diff_trees, is_opaque_dir, overlay_changes, tar_into, write_layer, write_tar, Change,
+    Compression, LayerBlob, LayerOptions, OPAQUE_FILE,
 };
 pub use pgzip::ParallelGzip;
