@@ -867,6 +867,30 @@ mod tests {
     }
 
     #[test]
+    fn the_json_stat_cache_of_an_older_rbuild_is_removed() {
+        let (_dir, context, caches) = eight_files();
+        build(&context, &caches);
+        let main = fs::read_dir(&caches).unwrap().flatten().next().unwrap().path();
+        let stem = main.file_stem().unwrap().to_str().unwrap().to_string();
+        let old = [format!("{stem}.json"), format!("{stem}.delta-0-1.json")];
+        for name in &old {
+            fs::write(caches.join(name), b"{}").unwrap();
+        }
+        // Another context's files stay.
+        fs::write(caches.join("other.json"), b"{}").unwrap();
+        // Most files changed: the whole map is written, and the JSON files go.
+        for i in 0..6 {
+            fs::write(context.join(format!("f{i}")), format!("again {i}")).unwrap();
+        }
+        assert_eq!(build(&context, &caches)["f4"], sha("again 4"));
+        for name in &old {
+            assert!(!caches.join(name).exists(), "{name} is still there");
+        }
+        assert!(caches.join("other.json").exists());
+        assert!(main.exists());
+    }
+
+    #[test]
     fn a_cursor_finds_every_record_in_any_order() {
         let record = |n: u64| StatRecord {
             ino: n,
