@@ -2,11 +2,11 @@
 //! `.dockerignore`, and hashed by content for cache keys.
 //!
 //! A file's cache identity is its path, type, mode, owner, link target and content
-//! digest, never its times. Content digests are kept in a stat cache (one JSON file per
-//! context directory in the store), keyed by path and checked against inode, size,
-//! modification and change times, so an unchanged file is never read twice.
-//! The stat cache is stored in postcard's compact binary encoding: a no-op rebuild of a
-//! 30,000-file context spent a quarter of its CPU time parsing the same map as JSON.
+//! digest, never its times. Content digests are kept in a stat cache (per context
+//! directory, in the store), keyed by path and checked against inode, size, modification
+//! and change times, so an unchanged file is never read twice. It is stored in postcard's
+//! compact binary encoding: a no-op rebuild of a 30,000-file context spent a quarter of
+//! its CPU time parsing the same map as JSON.
 
 use std::collections::HashMap;
 use std::fs::{self, Metadata};
@@ -118,10 +118,11 @@ fn decode_records(bytes: &[u8]) -> Option<Vec<(String, StatRecord)>> {
 /// since added in `<name>.delta-<time>-<pid>.bin` files, read after it in name order.
 /// A build that hashed a few files writes only those: rewriting the whole map (6 MB of
 /// JSON for a context of 30,000 files, 2.4 MB now) took 40-80 ms at the end of a build
-/// that changed one file. Every [`MAX_DELTAS`] deltas, or when a build hashed many files, the whole map
-/// is written again and the deltas it holds are removed. A record only counts for a
-/// file whose metadata still matches it, so the order records are merged in, a lost
-/// delta or one read twice never gives a wrong digest: at worst a file is hashed again.
+/// that changed one file. Every [`MAX_DELTAS`] deltas, or when a build hashed many files,
+/// the whole map is written again and the deltas it holds are removed. A record only
+/// counts for a file whose metadata still matches it, so the order records are merged
+/// in, a lost delta or one read twice never gives a wrong digest: at worst a file is
+/// hashed again.
 #[derive(Debug, Default)]
 struct LoadedStatCache {
     /// The whole map's records, sorted by path (see [`Cursor`]).
@@ -152,22 +153,7 @@ impl LoadedStatCache {
         if !loaded.sorted.is_sorted_by(|a, b| a.0 <= b.0) {
             loaded.sorted.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         }
-        let (Some(dir), Some(prefix)) = (path.parent(), delta_prefix(path)) else {
-            return loaded;
-        };
-        let mut deltas: Vec<PathBuf> = fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                name.starts_with(&prefix) && name.ends_with(&format!(".{STAT_CACHE_EXT}"))
-            })
-            .map(|e| e.path())
-            .collect();
-        deltas.sort();
-        for delta in deltas {
+        for delta in delta_files(path, STAT_CACHE_EXT) {
             if let Some(records) = parse(&delta) {
                 loaded.newer.extend(records);
             }
@@ -228,14 +214,30 @@ fn remove_json_stat_cache(path: &Path) {
         return;
     };
     let _ = fs::remove_file(dir.join(format!("{stem}.json")));
-    let Some(prefix) = delta_prefix(path) else { return };
-    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(&prefix) && name.ends_with(".json") {
-            let _ = fs::remove_file(e.path());
-        }
+    for delta in delta_files(path, "json") {
+        let _ = fs::remove_file(delta);
     }
+}
+
+/// The delta files with extension `ext` of the stat cache at `path`, in name order.
+fn delta_files(path: &Path, ext: &str) -> Vec<PathBuf> {
+    let (Some(dir), Some(prefix)) = (path.parent(), delta_prefix(path)) else {
+        return Vec::new();
+    };
+    let suffix = format!(".{ext}");
+    let mut deltas: Vec<PathBuf> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(&suffix)
+        })
+        .map(|e| e.path())
+        .collect();
+    deltas.sort();
+    deltas
 }
 
 /// The start of the names of the deltas of the stat cache at `path`.
