@@ -397,7 +397,14 @@ impl Shared<'_> {
         for h in handles {
             let r = h.join().unwrap_or_else(|_| Err(Error::Panicked("a layer-writing thread")));
             let r = match r {
-                Ok(Some((dir, diff_id))) => self.store.adopt_recorded_snapshot(&dir, &diff_id),
+                Ok(Some((dir, diff_id))) => {
+                    self.store.adopt_recorded_snapshot(&dir, &diff_id).map(|duplicate| {
+                        // A snapshot the store had already: removed with the leftovers.
+                        if let Some(dir) = duplicate {
+                            self.leave_for_the_end(dir);
+                        }
+                    })
+                }
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };

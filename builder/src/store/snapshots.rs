@@ -160,24 +160,24 @@ impl Store {
     }
 
     /// Moves `dir`, a directory whose snapshot record is written already (see
-    /// [`Store::adopt_snapshot`]), into place as the snapshot of `diff_id`; removes it
-    /// when that snapshot exists already.
+    /// [`Store::adopt_snapshot`]), into place as the snapshot of `diff_id`. When that
+    /// snapshot exists already, `dir` stays and is returned, for the caller to remove.
     pub(crate) fn adopt_recorded_snapshot(
         &self,
         dir: &std::path::Path,
         diff_id: &Digest,
-    ) -> Result<()> {
+    ) -> Result<Option<std::path::PathBuf>> {
         let dest = self.root.join("snapshots").join(diff_id.digest());
         if !dest.is_dir() {
             match fs::rename(dir, &dest) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(None),
                 Err(e) if !dest.is_dir() => {
                     return Err(Error::Io { action: "renaming into", path: dest, source: e })
                 }
                 Err(_) => {}
             }
         }
-        super::remove_tree(dir).map_err(Error::io("removing", dir))
+        Ok(Some(dir.to_path_buf()))
     }
 
     /// Where sandboxes keep their directories while they run.
