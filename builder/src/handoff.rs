@@ -1,7 +1,7 @@
 //! Streams split over threads, so that several cores work on them: [`Handoff`], a writer
 //! that hands its bytes in large chunks to a thread that hashes them and on to one that
-//! writes them (the caller makes a tar, the threads hash it and copy it into the page
-//! cache), and [`ReadAhead`], a reader whose bytes a thread produces ahead of it
+//! writes them (the caller makes a tar, the threads hash it and write it to its
+//! file), and [`ReadAhead`], a reader whose bytes a thread produces ahead of it
 //! (decompressing and hashing a layer while the caller creates its files).
 
 use std::io::{self, Write};
@@ -77,8 +77,9 @@ fn spawn_writer<W: Write + Send + 'static>(
 }
 
 /// See the module's documentation: the caller makes the stream (a layer's tar, reading
-/// every file), a second thread hashes it (sha256: the layer's diff ID), a third copies
-/// it into the page cache, each on a core of its own. With the hashing on the caller's
+/// every file), a second thread hashes it (sha256: the layer's diff ID), a third writes
+/// it (for a layer, around the page cache: see the store's `blobfile`), each on a core
+/// of its own. With the hashing on the caller's
 /// thread, a 345 MB layer took 355 ms at the end of a build, two thirds of it hashing.
 /// [`Handoff::finish`] returns the inner writer and the digest.
 pub struct Handoff<W: Write + Send + 'static> {

@@ -116,7 +116,7 @@ pub(super) fn write_layer_blob(
 ) -> Result<(LayerRecord, crate::store::BlobWriter)> {
     // The tar is made here, hashed on a second thread and written on a third; the blob
     // writer need not hash it again.
-    let mut writer = crate::handoff::Handoff::new(store.verified_blob_writer()?);
+    let mut writer = crate::handoff::Handoff::new(store.layer_blob_writer()?);
     let written =
         crate::snapshot::tar_into(root, changes, epoch, crate::users::rootless_ids(), &mut writer)
             .map(drop);

@@ -28,6 +28,7 @@
 //! directories) is removed by the next rbuild that opens the store, which can tell a dead
 //! owner from a live one by the folder's lock (or the directory's `pid`).
 
+mod blobfile;
 mod fsck;
 mod images;
 mod snapshots;
@@ -491,9 +492,19 @@ impl Store {
         Ok(BlobWriter {
             store: self.clone(),
             tmp,
-            out: HashingWriter::new(io::BufWriter::with_capacity(1 << 20, Writeback::new(file))),
+            out: HashingWriter::new(blobfile::BlobFile::buffered(file)),
             hash: true,
         })
+    }
+
+    /// A [`Store::verified_blob_writer`] for a layer the build has just made: its bytes
+    /// go around the page cache where the file system allows it (see
+    /// `blobfile::Direct`).
+    pub(crate) fn layer_blob_writer(&self) -> Result<BlobWriter> {
+        let mut w = self.verified_blob_writer()?;
+        let fallback = w.tmp.reopen().map_err(Error::io("opening", w.tmp.path().to_path_buf()))?;
+        w.out = HashingWriter::new(blobfile::BlobFile::direct(w.tmp.path(), fallback));
+        Ok(w)
     }
 
     /// Like [`Store::blob_writer`], for a caller that hashes the same bytes itself as it
@@ -588,50 +599,9 @@ impl Store {
 pub struct BlobWriter {
     store: Store,
     tmp: tempfile::NamedTempFile,
-    out: HashingWriter<io::BufWriter<Writeback>>,
+    out: HashingWriter<blobfile::BlobFile>,
     /// Whether this writer hashes (see [`Store::verified_blob_writer`]).
     hash: bool,
-}
-
-/// A blob's file that has the kernel start writing what it holds to the disk every
-/// [`Writeback::EVERY`] bytes, so the sync that makes the blob durable when it is whole
-/// waits for the last bytes only, not for all of them (a 100 MB layer's sync took 60 ms
-/// at the end of a build, on its critical path).
-#[derive(Debug)]
-struct Writeback {
-    file: File,
-    /// Bytes written, and bytes whose writing-out has been started.
-    written: u64,
-    started: u64,
-}
-
-impl Writeback {
-    const EVERY: u64 = 8 << 20;
-
-    fn new(file: File) -> Self {
-        Writeback { file, written: 0, started: 0 }
-    }
-}
-
-impl Write for Writeback {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.started >= Self::EVERY {
-            // Only a hint: its failure changes nothing (the final sync writes everything).
-            let _ = crate::sandbox::start_writeback(
-                &self.file,
-                self.started,
-                self.written - self.started,
-            );
-            self.started = self.written;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
 }
 
 impl Write for BlobWriter {
@@ -651,16 +621,12 @@ impl BlobWriter {
     /// Flushes the buffered writer; returns the file, and the digest and size the writer
     /// counted (meaningful when it hashed).
     fn finish_file(
-        out: HashingWriter<io::BufWriter<Writeback>>,
+        out: HashingWriter<blobfile::BlobFile>,
         path: &Path,
     ) -> Result<(File, Digest, u64)> {
-        let (buffered, digest, size) = out.finish();
-        let file = buffered.into_inner().map_err(|e| Error::Io {
-            action: "writing",
-            path: path.to_path_buf(),
-            source: e.into_error(),
-        })?;
-        Ok((file.file, digest, size))
+        let (sink, digest, size) = out.finish();
+        let file = sink.into_file().map_err(Error::io("writing", path.to_path_buf()))?;
+        Ok((file, digest, size))
     }
 
     /// Syncs the file and renames it into place as the blob `digest`, unless the store
