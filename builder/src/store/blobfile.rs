@@ -312,4 +312,26 @@ mod tests {
             assert_eq!(std::fs::read(&path).unwrap(), data, "{len} bytes");
         }
     }
+
+    /// A direct write the device refuses (here: a buffer off the alignment) goes through
+    /// the page cache instead, and the file says what was written.
+    #[test]
+    fn a_refused_direct_write_goes_through_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blob");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
+            .open(&path)
+            .expect("this test needs a file system that takes O_DIRECT for its temporary files");
+        let data: Vec<u8> = (0..Direct::ALIGN + 1).map(|i| (i % 253) as u8).collect();
+        let mut staged = Block::new();
+        staged.bytes_mut()[..data.len()].copy_from_slice(&data);
+        // One byte into the aligned buffer: no longer aligned, and 4096 bytes long.
+        let unaligned = &staged.bytes(data.len())[1..];
+        write_block(&file, unaligned, 0).unwrap();
+        drop(file);
+        assert_eq!(std::fs::read(&path).unwrap(), &data[1..]);
+    }
 }
