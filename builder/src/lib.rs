@@ -90,3 +90,39 @@ pub(crate) fn cores() -> usize {
     static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
 }
+
+/// Runs `a` on a thread of its own and `b` on this one at the same time, and returns both
+/// results (`None` for `a` when it panicked); when no thread can be started, runs them
+/// here one after the other (where `std::thread::scope`'s `spawn` would panic).
+pub(crate) fn concurrently<A, B, RA, RB>(a: A, b: B) -> (Option<RA>, RB)
+where
+    A: FnOnce() -> RA + Send,
+    RA: Send,
+    B: FnOnce() -> RB,
+{
+    // The thread takes `a` from here; when it cannot start, `a` is still here.
+    let slot = std::sync::Mutex::new(Some(a));
+    let take = || slot.lock().ok().and_then(|mut a| a.take());
+    std::thread::scope(|scope| {
+        let started = std::thread::Builder::new().spawn_scoped(scope, || take().map(|a| a())).ok();
+        let rb = b();
+        let ra = match started {
+            Some(thread) => thread.join().ok().flatten(),
+            None => take().map(|a| a()),
+        };
+        (ra, rb)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn concurrent_tasks_give_both_results_and_a_panic_is_none() {
+        let here = std::thread::current().id();
+        let (a, b) = super::concurrently(|| std::thread::current().id(), || 2);
+        assert_ne!(a, Some(here), "`a` ran on a thread of its own");
+        assert_eq!(b, 2);
+        let (a, b) = super::concurrently(|| -> u8 { panic!("on purpose") }, || "b");
+        assert_eq!((a, b), (None, "b"));
+    }
+}

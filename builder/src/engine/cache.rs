@@ -103,19 +103,18 @@ impl Store {
     /// Records what a step made under each of its `keys` (its chain key, and its content
     /// key when it has one), the records synced at the same time.
     pub fn cache_store_all(&self, keys: &[CacheKey], record: &CacheRecord) -> Result<()> {
-        let Some((last, others)) = keys.split_last() else { return Ok(()) };
-        std::thread::scope(|scope| {
-            let others: Vec<_> =
-                others.iter().map(|key| scope.spawn(|| self.cache_store(key, record))).collect();
-            let mut result = self.cache_store(last, record);
-            for handle in others {
-                let stored = handle
-                    .join()
-                    .unwrap_or_else(|_| Err(crate::Error::Panicked("a cache-recording thread")));
-                result = result.and(stored);
+        match keys {
+            [] => Ok(()),
+            [key] => self.cache_store(key, record),
+            [first, rest @ ..] => {
+                let (first, rest) = crate::concurrently(
+                    || self.cache_store(first, record),
+                    || self.cache_store_all(rest, record),
+                );
+                rest?;
+                first.unwrap_or(Err(crate::Error::Panicked("a cache-recording thread")))
             }
-            result
-        })
+        }
     }
 
     /// Blobs the cache records refer to (roots for garbage collection).

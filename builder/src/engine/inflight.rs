@@ -159,15 +159,12 @@ impl State<'_, '_> {
             // The snapshot's record and the blob are synced at the same time (each sync
             // waits for the disk, ~0.3 ms here); the cache records, which name the
             // layer, only once both are durable.
-            std::thread::scope(|scope| {
-                let recorded =
-                    scope.spawn(|| store.record_snapshot(&snapshot, layer.diff_id.digest()));
-                let committed = writer.commit_verified(&layer.digest).map(drop);
-                let recorded = recorded
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::Panicked("a snapshot-recording thread")));
-                committed.and(recorded)
-            })?;
+            let (recorded, committed) = crate::concurrently(
+                || store.record_snapshot(&snapshot, layer.diff_id.digest()),
+                || writer.commit_verified(&layer.digest),
+            );
+            committed?;
+            recorded.unwrap_or(Err(Error::Panicked("a snapshot-recording thread")))?;
             let record =
                 super::cache::CacheRecord { layer: Some(layer.clone()), ..deferred.record };
             store.cache_store_all(&deferred.keys, &record)?;

@@ -618,8 +618,8 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
-    /// Flushes the buffered writer; returns the file, and the digest and size the writer
-    /// counted (meaningful when it hashed).
+    /// Writes what the file's writer held back; returns the file, and the digest and size
+    /// the writer counted (meaningful when it hashed).
     fn finish_file(
         out: HashingWriter<blobfile::BlobFile>,
         path: &Path,
