@@ -20,17 +20,13 @@ impl BlobFile {
         BlobFile::Buffered(io::BufWriter::with_capacity(1 << 20, Writeback::new(file)))
     }
 
-    /// Around the page cache when the file system allows it (`O_DIRECT`), through it
-    /// otherwise.
-    pub(super) fn direct(path: &Path, fallback: File) -> Self {
-        let opened = std::fs::OpenOptions::new()
+    /// Around the page cache (`O_DIRECT`); an error when the file system refuses it.
+    pub(super) fn direct(path: &Path) -> io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(nix::fcntl::OFlag::O_DIRECT.bits())
-            .open(path);
-        match opened {
-            Ok(file) => BlobFile::Direct(Direct::new(file)),
-            Err(_) => Self::buffered(fallback),
-        }
+            .open(path)?;
+        Ok(BlobFile::Direct(Direct::new(file)))
     }
 
     /// Writes what is held back and returns the file.
@@ -302,7 +298,7 @@ mod tests {
         {
             let path = dir.path().join(format!("blob-{len}"));
             let file = File::create(&path).unwrap();
-            let mut out = BlobFile::direct(&path, file);
+            let mut out = BlobFile::direct(&path).unwrap_or_else(|_| BlobFile::buffered(file));
             let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
             for piece in data.chunks(1000 + len % 3) {
                 out.write_all(piece).unwrap();

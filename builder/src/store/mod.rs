@@ -485,26 +485,30 @@ impl Store {
     /// A writer for a new blob: bytes go to a temporary file, hashed on the way, and
     /// [`BlobWriter::commit`] checks the digest and moves the file into place.
     pub fn blob_writer(&self) -> Result<BlobWriter> {
-        let tmp_dir = self.tmp_dir();
-        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
-            .map_err(Error::io("creating a file in", tmp_dir))?;
-        let file = tmp.reopen().map_err(Error::io("opening", tmp.path().to_path_buf()))?;
-        Ok(BlobWriter {
-            store: self.clone(),
-            tmp,
-            out: HashingWriter::new(blobfile::BlobFile::buffered(file)),
-            hash: true,
-        })
+        self.new_blob_writer(true, false)
     }
 
     /// A [`Store::verified_blob_writer`] for a layer the build has just made: its bytes
     /// go around the page cache where the file system allows it (see
     /// `blobfile::Direct`).
     pub(crate) fn layer_blob_writer(&self) -> Result<BlobWriter> {
-        let mut w = self.verified_blob_writer()?;
-        let fallback = w.tmp.reopen().map_err(Error::io("opening", w.tmp.path().to_path_buf()))?;
-        w.out = HashingWriter::new(blobfile::BlobFile::direct(w.tmp.path(), fallback));
-        Ok(w)
+        self.new_blob_writer(false, true)
+    }
+
+    /// A blob writer that hashes (or takes its caller's word), writing directly or
+    /// through the page cache.
+    fn new_blob_writer(&self, hash: bool, direct: bool) -> Result<BlobWriter> {
+        let tmp_dir = self.tmp_dir();
+        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+            .map_err(Error::io("creating a file in", tmp_dir))?;
+        let file = match direct.then(|| blobfile::BlobFile::direct(tmp.path())) {
+            Some(Ok(file)) => file,
+            // Not asked, or the file system refuses O_DIRECT.
+            _ => blobfile::BlobFile::buffered(
+                tmp.reopen().map_err(Error::io("opening", tmp.path().to_path_buf()))?,
+            ),
+        };
+        Ok(BlobWriter { store: self.clone(), tmp, out: HashingWriter::new(file), hash })
     }
 
     /// Like [`Store::blob_writer`], for a caller that hashes the same bytes itself as it
@@ -512,9 +516,7 @@ impl Store {
     /// not hash them a second time, and [`BlobWriter::commit_verified`] takes the
     /// caller's word for the digest.
     pub fn verified_blob_writer(&self) -> Result<BlobWriter> {
-        let mut w = self.blob_writer()?;
-        w.hash = false;
-        Ok(w)
+        self.new_blob_writer(false, false)
     }
 
     /// Streams `reader` into the store, hashing on the way. With `expected`, content that
