@@ -277,7 +277,7 @@ pub fn write_tar(
 }
 
 /// Writes the tar of `changes` as [`write_tar`] does, unhashed, to `out`; returns `out`.
-pub fn tar_into<W: Write>(
+pub fn tar_into<W: LayerSink>(
     root: &Path,
     changes: &[Change],
     epoch: Option<u64>,
@@ -379,7 +379,7 @@ impl Entries<'_> {
     }
 
     /// Appends the entry at `path` (named `name` in the tar) as it is now.
-    fn append<W: Write>(
+    fn append<W: LayerSink>(
         &mut self,
         tar: &mut tar::Builder<W>,
         mut h: tar::Header,
@@ -421,8 +421,7 @@ impl Entries<'_> {
                 self.inodes.insert(inode, name.to_path_buf());
             }
             h.set_entry_type(tar::EntryType::Regular);
-            h.set_size(st.st_size as u64);
-            return tar.append_data(&mut h, name, file).map_err(writing_layer);
+            return self.append_file(tar, h, name, path, file, st.st_size as u64);
         }
         // Directories, links and devices: few, looked up by their whole path.
         let full = self.root.join(path);
@@ -443,6 +442,66 @@ impl Entries<'_> {
             device_header(&mut h, kind, st.st_rdev as u64).map_err(writing_layer)?;
             tar.append_data(&mut h, name, io::empty()).map_err(writing_layer)
         }
+    }
+}
+
+impl Entries<'_> {
+    /// Appends the regular file `file` (at `path`, named `name`), `size` bytes long: the
+    /// header from the tar crate, the bytes from the sink itself, which may read them
+    /// straight into its own buffers ([`LayerSink::append_file`]), then the padding.
+    /// A file that shrank since it was listed is an error (its header said more bytes);
+    /// one that grew gives the bytes the header says.
+    fn append_file<W: LayerSink>(
+        &self,
+        tar: &mut tar::Builder<W>,
+        mut h: tar::Header,
+        name: &Path,
+        path: &Path,
+        mut file: fs::File,
+        size: u64,
+    ) -> Result<()> {
+        h.set_size(size);
+        // With no data, the tar crate writes the header (and a long name's entry) alone.
+        tar.append_data(&mut h, name, io::empty()).map_err(writing_layer)?;
+        let sink = tar.get_mut();
+        let copied = sink.append_file(&mut file, size).map_err(writing_layer)?;
+        if copied != size {
+            let shrank = io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{size} bytes when listed, {copied} when read: it changed meanwhile"),
+            );
+            return Err(Error::io("reading", self.root.join(path))(shrank));
+        }
+        let rest = (size % 512) as usize;
+        if rest != 0 {
+            sink.write_all(&[0u8; 512][rest..]).map_err(writing_layer)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where [`tar_into`] writes a layer: any writer. One that can read a file's bytes
+/// straight into buffers of its own, rather than have them copied through another
+/// buffer first (`io::copy`'s), says so by overriding [`LayerSink::append_file`].
+pub trait LayerSink: Write {
+    /// Appends the next `n` bytes of `file`; returns how many it had (fewer when it
+    /// ended first).
+    fn append_file(&mut self, file: &mut fs::File, n: u64) -> io::Result<u64> {
+        io::copy(&mut io::Read::take(file, n), self)
+    }
+}
+
+impl<W: Write> LayerSink for HashingWriter<W> {}
+
+impl<S: LayerSink + ?Sized> LayerSink for &mut S {
+    fn append_file(&mut self, file: &mut fs::File, n: u64) -> io::Result<u64> {
+        (**self).append_file(file, n)
+    }
+}
+
+impl<W: crate::handoff::WriteBlocks + Send + 'static> LayerSink for crate::handoff::Handoff<W> {
+    fn append_file(&mut self, file: &mut fs::File, n: u64) -> io::Result<u64> {
+        self.fill_from(file, n)
     }
 }
 

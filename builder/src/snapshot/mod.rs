@@ -13,6 +13,6 @@ pub use apply::{
 };
 pub use create::{
     diff_trees, is_opaque_dir, overlay_changes, tar_into, write_layer, write_tar, Change,
-    Compression, LayerBlob, LayerOptions, OPAQUE_FILE,
+    Compression, LayerBlob, LayerOptions, LayerSink, OPAQUE_FILE,
 };
 pub use pgzip::ParallelGzip;

@@ -619,6 +619,24 @@ impl Write for BlobWriter {
     }
 }
 
+impl crate::handoff::WriteBlocks for BlobWriter {
+    /// A writer that does not hash hands the block to its file whole (a direct file
+    /// keeps it until it is on the disk).
+    fn write_block(
+        &mut self,
+        block: crate::handoff::Block,
+        done: &mut dyn FnMut(crate::handoff::Block),
+    ) -> io::Result<()> {
+        if self.hash {
+            self.out.write_all(block.filled())?;
+            done(block);
+            Ok(())
+        } else {
+            self.out.inner_mut().write_block(block, done)
+        }
+    }
+}
+
 impl BlobWriter {
     /// Writes what the file's writer held back; returns the file, and the digest and size
     /// the writer counted (meaningful when it hashed).
