@@ -372,6 +372,23 @@ mod tests {
         Ok(())
     }
 
+    /// Bytes read straight into the blocks, across their boundaries, between written
+    /// ones, arrive in order; a reader that ends early gives what it had.
+    #[test]
+    fn bytes_filled_from_a_reader_arrive_in_order() -> io::Result<()> {
+        let mut w = Handoff::new(Vec::new());
+        let data: Vec<u8> = (0..3 * CHUNK + 777).map(|i| (i % 241) as u8).collect();
+        w.write_all(b"head")?;
+        assert_eq!(w.fill_from(&mut &data[..], data.len() as u64)?, data.len() as u64);
+        assert_eq!(w.fill_from(&mut &b"short"[..], 100)?, 5);
+        w.write_all(b"tail")?;
+        let (written, digest, _) = w.finish()?;
+        let expected = [&b"head"[..], &data, b"short", b"tail"].concat();
+        assert!(written == expected, "{} bytes, {} expected", written.len(), expected.len());
+        assert_eq!(digest, crate::digest::sha256(&expected));
+        Ok(())
+    }
+
     /// A writer that fails after some bytes.
     struct Failing(usize);
 
