@@ -265,6 +265,9 @@ pub struct PipeReader {
     rx: Receiver<io::Result<Block>>,
     chunk: Option<Block>,
     at: usize,
+    /// Read blocks back to the writer, which fills them again (a new block costs the
+    /// zeroing of its pages).
+    back: SyncSender<Block>,
 }
 
 /// A pipe between threads: bytes written to the first end (in chunks, at most a few MiB
@@ -272,7 +275,8 @@ pub struct PipeReader {
 /// dropped, and an error the writer's owner sends with [`Produced::fail`].
 pub fn pipe() -> (Produced, PipeReader) {
     let (tx, rx) = sync_channel(DEPTH);
-    (Chunks::new(tx, None, Ok), PipeReader { rx, chunk: None, at: 0 })
+    let (back, spare) = sync_channel(DEPTH + 2);
+    (Chunks::new(tx, Some(spare), Ok), PipeReader { rx, chunk: None, at: 0, back })
 }
 
 impl Produced {
@@ -298,7 +302,10 @@ impl io::Read for PipeReader {
             }
             match self.rx.recv() {
                 Ok(Ok(chunk)) => {
-                    self.chunk = Some(chunk);
+                    if let Some(mut read) = self.chunk.replace(chunk) {
+                        read.clear();
+                        let _ = self.back.try_send(read);
+                    }
                     self.at = 0;
                 }
                 Ok(Err(e)) => return Err(e),

@@ -31,16 +31,6 @@ impl BlobFile {
         Ok(BlobFile::Direct(Direct::new(file)))
     }
 
-    /// Writes what is held back and returns the file.
-    pub(super) fn into_file(self) -> io::Result<File> {
-        match self {
-            BlobFile::Buffered(b) => Ok(b.into_inner().map_err(|e| e.into_error())?.file),
-            BlobFile::Direct(d) => d.finish(),
-        }
-    }
-}
-
-impl BlobFile {
     /// See [`crate::handoff::WriteBlocks`]: a direct file takes the block whole.
     pub(super) fn write_block(
         &mut self,
@@ -54,6 +44,14 @@ impl BlobFile {
                 done(block);
                 Ok(())
             }
+        }
+    }
+
+    /// Writes what is held back and returns the file.
+    pub(super) fn into_file(self) -> io::Result<File> {
+        match self {
+            BlobFile::Buffered(b) => Ok(b.into_inner().map_err(|e| e.into_error())?.file),
+            BlobFile::Direct(d) => d.finish(),
         }
     }
 }
@@ -186,8 +184,9 @@ fn write_blocks(file: &File, blocks: &[Block], offset: u64) -> io::Result<()> {
     let at = i64::try_from(offset).map_err(|_| io::Error::other("a blob past 8 EiB"))?;
     let done = match nix::sys::uio::pwritev(file, &slices, at) {
         Ok(n) => n,
-        // Refused whole (nothing written): block by block below, which clears O_DIRECT.
-        Err(nix::errno::Errno::EINVAL) => 0,
+        // Refused whole (nothing written): block by block below, which clears O_DIRECT
+        // (and, interrupted, tries again).
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::EINTR) => 0,
         Err(e) => return Err(e.into()),
     };
     let mut start = 0;
@@ -255,7 +254,7 @@ impl Direct {
         block: Block,
         done: &mut dyn FnMut(Block),
     ) -> io::Result<()> {
-        let whole = block.is_full() && block.size() % Block::ALIGN == 0;
+        let whole = block.is_full() && block.size().is_multiple_of(Block::ALIGN);
         if whole && self.staged.filled().is_empty() {
             self.batch_len += block.size();
             self.batch.push(block);
