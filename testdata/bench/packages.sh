@@ -15,6 +15,7 @@
 # on warm storage: rbuild's apt gets its files from its download cache), one source file
 # changed, and an import of the registry cache on empty storage (rbuild --cache-to/--cache-from type=registry;
 # BuildKit's inline cache, as its docker driver offers; buildah --cache-to/--cache-from).
+# Within each phase the tools take turns run by run, so that they meet the machine alike.
 # Prints every run, the medians of RUNS runs (3) in seconds and the ratios rbuild / peer,
 # and for each rbuild step of the last cold and changed builds the command's own time and
 # what rbuild added around it (sandbox start, waiting for the layer below, commit; the
@@ -201,38 +202,68 @@ PY
 : >"$work/results.txt"
 : >"$work/runs.txt"
 : >"$work/breakdown.txt"
-# bench TOOL SCENARIO: every phase RUNS times. The tool's functions: TOOL_reset (empty
-# storage), TOOL_build CTX (a build, tagged bench), TOOL_export / TOOL_import CTX (push a
-# registry cache / build from it on empty storage).
+# bench SCENARIO: every phase RUNS times, the tools taking turns run by run (run 1 of each
+# tool, then run 2 of each ...), so that a drift of this machine's speed over minutes
+# reaches them alike (each tool's phases one after the other put a tool's runs minutes
+# from the other's). Each tool keeps its own storage; the context is shared, and each
+# changed file is built by every tool. The tools' functions: TOOL_reset (empty storage),
+# TOOL_build CTX (a build, tagged bench), TOOL_export / TOOL_import CTX (push a registry
+# cache / build from it on empty storage).
 bench() {
-  local tool=$1 scen=$2 ctx="$work/ctx/$2" f cold="" noop="" nocache="" change="" import="" log
+  local scen=$1 ctx="$work/ctx/$1" f tool r phase
+  local here=()
+  for tool in rbuild buildkit buildah; do want "$tool" && here+=("$tool"); done
+  for tool in "${here[@]}"; do
+    for phase in cold noop nocache change import; do printf -v "${phase}_$tool" '%s' ""; done
+  done
   f="$ctx/$(changed_file "$scen")"
   cp -p "$f" "$work/changed.orig"
   for r in $(seq "$runs"); do
-    "${tool}_reset"; log="$logs/$tool-$scen-cold-$r.log"
-    measure cold "$log" "${tool}_build" "$ctx"
+    for tool in "${here[@]}"; do
+      "${tool}_reset"
+      measure "cold_$tool" "$logs/$tool-$scen-cold-$r.log" "${tool}_build" "$ctx"
+    done
   done
-  [ "$tool" != rbuild ] || { echo "  $scen, cold:" && breakdown "$log"; } >>"$work/breakdown.txt"
-  for r in $(seq "$runs"); do measure noop "$logs/$tool-$scen-noop-$r.log" "${tool}_build" "$ctx"; done
   for r in $(seq "$runs"); do
-    log="$logs/$tool-$scen-nocache-$r.log"
-    measure nocache "$log" "${tool}_build" "$ctx" --no-cache
+    for tool in "${here[@]}"; do
+      measure "noop_$tool" "$logs/$tool-$scen-noop-$r.log" "${tool}_build" "$ctx"
+    done
   done
-  [ "$tool" != rbuild ] || { echo "  $scen, --no-cache:" && breakdown "$log" && downloads "$log"; } >>"$work/breakdown.txt"
+  for r in $(seq "$runs"); do
+    for tool in "${here[@]}"; do
+      measure "nocache_$tool" "$logs/$tool-$scen-nocache-$r.log" "${tool}_build" "$ctx" --no-cache
+    done
+  done
   for r in $(seq "$runs"); do
     change_line "$scen" "$r $(now)" >>"$f"
-    log="$logs/$tool-$scen-changed-$r.log"
-    measure change "$log" "${tool}_build" "$ctx"
+    for tool in "${here[@]}"; do
+      measure "change_$tool" "$logs/$tool-$scen-changed-$r.log" "${tool}_build" "$ctx"
+    done
   done
-  [ "$tool" != rbuild ] || { echo "  $scen, one file changed:" && breakdown "$log"; } >>"$work/breakdown.txt"
   cp -p "$work/changed.orig" "$f"
-  "${tool}_export" "$ctx" "$scen" >"$logs/$tool-$scen-export.log" 2>&1 || { echo "failed: $tool cache export" >&2; tail -20 "$logs/$tool-$scen-export.log" >&2; exit 1; }
-  for r in $(seq "$runs"); do
-    "${tool}_reset"
-    measure import "$logs/$tool-$scen-import-$r.log" "${tool}_import" "$ctx" "$scen"
+  if want rbuild; then
+    {
+      echo "  $scen, cold:" && breakdown "$logs/rbuild-$scen-cold-$runs.log"
+      echo "  $scen, --no-cache:" && breakdown "$logs/rbuild-$scen-nocache-$runs.log" &&
+        downloads "$logs/rbuild-$scen-nocache-$runs.log"
+      echo "  $scen, one file changed:" && breakdown "$logs/rbuild-$scen-changed-$runs.log"
+    } >>"$work/breakdown.txt"
+  fi
+  for tool in "${here[@]}"; do
+    "${tool}_export" "$ctx" "$scen" >"$logs/$tool-$scen-export.log" 2>&1 || { echo "failed: $tool cache export" >&2; tail -20 "$logs/$tool-$scen-export.log" >&2; exit 1; }
   done
-  echo "$tool $scen $(echo "$cold" | median) $(echo "$noop" | median) $(echo "$nocache" | median) $(echo "$change" | median) $(echo "$import" | median)" | tee -a "$work/results.txt"
-  echo "$tool $scen single runs, ms: cold$(ms $cold) | no-op$(ms $noop) | no-cache$(ms $nocache) | changed$(ms $change) | cache import$(ms $import)" | tee -a "$work/runs.txt"
+  for r in $(seq "$runs"); do
+    for tool in "${here[@]}"; do
+      "${tool}_reset"
+      measure "import_$tool" "$logs/$tool-$scen-import-$r.log" "${tool}_import" "$ctx" "$scen"
+    done
+  done
+  for tool in "${here[@]}"; do
+    local c="cold_$tool" n="noop_$tool" x="nocache_$tool" g="change_$tool" i="import_$tool"
+    echo "$tool $scen $(echo "${!c}" | median) $(echo "${!n}" | median) $(echo "${!x}" | median) $(echo "${!g}" | median) $(echo "${!i}" | median)" | tee -a "$work/results.txt"
+    # shellcheck disable=SC2086
+    echo "$tool $scen single runs, ms: cold$(ms ${!c}) | no-op$(ms ${!n}) | no-cache$(ms ${!x}) | changed$(ms ${!g}) | cache import$(ms ${!i})" | tee -a "$work/runs.txt"
+  done
 }
 
 rbuild_reset() { discard "$work/rbuild-store"; }
@@ -288,10 +319,7 @@ for scen in $scenarios; do
   # next scenario, which then waits out the file system's memory of it (trash.sh).
   if [ "$first" = 0 ]; then buildkit_stop; discard "$peer_dir"; empty_trash; wait_for_quiet_inodes; fi
   first=0
-  for tool in rbuild buildkit buildah; do
-    want "$tool" || continue
-    bench "$tool" "$scen"
-  done
+  bench "$scen"
 done
 
 echo
