@@ -152,10 +152,20 @@ pub trait WriteBlocks: Write {
     /// Writes the bytes `block` holds; gives `done` every block this writer no longer
     /// needs (this one or earlier ones), to be filled again.
     fn write_block(&mut self, block: Block, done: &mut dyn FnMut(Block)) -> io::Result<()> {
-        self.write_all(block.filled())?;
-        done(block);
-        Ok(())
+        write_copied(self, block, done)
     }
+}
+
+/// Writes the bytes `block` holds to `out` (a copy), then gives the block to `done`: what
+/// a writer that cannot keep blocks does with them.
+pub fn write_copied<W: Write + ?Sized>(
+    out: &mut W,
+    block: Block,
+    done: &mut dyn FnMut(Block),
+) -> io::Result<()> {
+    out.write_all(block.filled())?;
+    done(block);
+    Ok(())
 }
 
 impl WriteBlocks for Vec<u8> {}

@@ -39,11 +39,7 @@ impl BlobFile {
     ) -> io::Result<()> {
         match self {
             BlobFile::Direct(d) => d.write_block(block, done),
-            BlobFile::Buffered(b) => {
-                b.write_all(block.filled())?;
-                done(block);
-                Ok(())
-            }
+            BlobFile::Buffered(b) => crate::handoff::write_copied(b, block, done),
         }
     }
 

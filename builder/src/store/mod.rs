@@ -628,9 +628,7 @@ impl crate::handoff::WriteBlocks for BlobWriter {
         done: &mut dyn FnMut(crate::handoff::Block),
     ) -> io::Result<()> {
         if self.hash {
-            self.out.write_all(block.filled())?;
-            done(block);
-            Ok(())
+            crate::handoff::write_copied(&mut self.out, block, done)
         } else {
             self.out.inner_mut().write_block(block, done)
         }
