@@ -59,6 +59,10 @@ impl StatRecord {
 #[derive(Debug)]
 pub struct Staging {
     dir: PathBuf,
+    /// Whether the folder could be made (made with the first copy: a COPY whose files are
+    /// all in the stat cache copies nothing, and a no-op rebuild of three COPYs spent 1-2
+    /// ms making and removing folders it never used).
+    made: std::sync::OnceLock<bool>,
     /// The copies by context path.
     copies: Mutex<HashMap<String, PathBuf>>,
     /// The number of the next copy (its file name).
@@ -70,10 +74,15 @@ impl Staging {
     /// move as to copy.
     const FROM_BYTES: u64 = 1 << 20;
 
-    /// Stages copies in `dir` (made now), which must be on the layers' file system.
-    pub fn new(dir: PathBuf) -> Result<Staging> {
-        fs::create_dir_all(&dir).map_err(Error::io("creating", dir.clone()))?;
-        Ok(Staging { dir, copies: Mutex::default(), next: Default::default() })
+    /// Stages copies in `dir` (made with the first copy), which must be on the layers'
+    /// file system.
+    pub fn new(dir: PathBuf) -> Staging {
+        Staging {
+            dir,
+            made: Default::default(),
+            copies: Mutex::default(),
+            next: Default::default(),
+        }
     }
 
     /// Takes the copy of the context file `path`, when one was made.
@@ -83,6 +92,9 @@ impl Staging {
 
     /// A new file for a copy (`None` when it cannot be made: the file is then only hashed).
     fn create(&self) -> Option<(PathBuf, fs::File)> {
+        if !*self.made.get_or_init(|| fs::create_dir_all(&self.dir).is_ok()) {
+            return None;
+        }
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = self.dir.join(n.to_string());
         let file = fs::OpenOptions::new().write(true).create_new(true).open(&name).ok()?;
@@ -262,6 +274,29 @@ pub struct BuildContext {
     stat_cache_loading: Mutex<Option<JoinHandle<LoadedStatCache>>>,
     /// The digests made by this build, written back with the rest.
     stat_cache_new: Mutex<StatCache>,
+}
+
+/// Content digests of context files for one thread: its reading buffer and its place in
+/// the stat cache (see [`BuildContext::in_parts`]).
+pub struct Hasher<'a> {
+    context: &'a BuildContext,
+    buf: Vec<u8>,
+    cursor: Cursor<'a>,
+    staging: Option<&'a Staging>,
+}
+
+impl std::fmt::Debug for Hasher<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher").finish_non_exhaustive()
+    }
+}
+
+impl Hasher<'_> {
+    /// The sha256 of a regular file's content (lower-case hex), from the stat cache when
+    /// it still holds.
+    pub fn digest(&mut self, entry: &ContextEntry) -> Result<String> {
+        self.context.content_digest(entry, &mut self.buf, &mut self.cursor, self.staging)
+    }
 }
 
 /// Lower-case hex, written into one buffer (`hex::encode` collects characters one by
@@ -582,38 +617,42 @@ impl BuildContext {
         files: &[&ContextEntry],
         staging: Option<&Staging>,
     ) -> Result<Vec<String>> {
+        let parts = self.in_parts(files, staging, |hasher, part| {
+            part.iter().map(|e| hasher.digest(e)).collect::<Result<Vec<String>>>()
+        })?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// `work` done on consecutive parts of `items`, one part per core (one part when they
+    /// are few), each with a [`Hasher`] of content digests; the results in the parts'
+    /// order. A COPY's listing is made this way, its lines with its digests: made one
+    /// after another on one core, the lines of a 10,000-file COPY took 2-5 ms of a no-op
+    /// rebuild.
+    pub fn in_parts<T: Sync, R: Send>(
+        &self,
+        items: &[T],
+        staging: Option<&Staging>,
+        work: impl Fn(&mut Hasher<'_>, &[T]) -> Result<R> + Sync,
+    ) -> Result<Vec<R>> {
         let threads = crate::cores().min(8);
         let loaded = self.loaded_stat_cache();
-        if files.len() < 64 || threads < 2 {
-            let (mut buf, mut cursor) = (Vec::new(), loaded.cursor());
-            return files
-                .iter()
-                .map(|e| self.content_digest(e, &mut buf, &mut cursor, staging))
-                .collect();
+        let hasher = || Hasher { context: self, buf: Vec::new(), cursor: loaded.cursor(), staging };
+        if items.len() < 64 || threads < 2 {
+            return Ok(vec![work(&mut hasher(), items)?]);
         }
-        let chunk = files.len().div_ceil(threads);
-        let results: Vec<Result<Vec<String>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = files
+        let chunk = items.len().div_ceil(threads);
+        let (work, hasher) = (&work, &hasher);
+        let results: Vec<Result<R>> = std::thread::scope(|s| {
+            let handles: Vec<_> = items
                 .chunks(chunk)
-                .map(|part| {
-                    s.spawn(move || {
-                        let (mut buf, mut cursor) = (Vec::new(), loaded.cursor());
-                        part.iter()
-                            .map(|e| self.content_digest(e, &mut buf, &mut cursor, staging))
-                            .collect()
-                    })
-                })
+                .map(|part| s.spawn(move || work(&mut hasher(), part)))
                 .collect();
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|_| Err(Error::Panicked("a hashing thread"))))
                 .collect()
         });
-        let mut digests = Vec::with_capacity(files.len());
-        for r in results {
-            digests.extend(r?);
-        }
-        Ok(digests)
+        results.into_iter().collect()
     }
 
     /// Writes what this build hashed to the stat cache: as a delta when the whole map is
@@ -821,6 +860,62 @@ mod tests {
 
     fn sha(text: &str) -> String {
         hex(&Sha256::digest(text.as_bytes()))
+    }
+
+    #[test]
+    fn parts_cover_every_item_once_in_order_with_the_right_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let (context, caches) = (dir.path().join("ctx"), dir.path().join("caches"));
+        fs::create_dir_all(&context).unwrap();
+        for i in 0..150 {
+            fs::write(context.join(format!("f{i:03}")), format!("file {i}")).unwrap();
+        }
+        let ctx = BuildContext::open(&context, None, Some(&caches)).unwrap();
+        let entries = ctx.entries().unwrap();
+        assert_eq!(entries.len(), 150);
+        // Few items: one part; many: one part per core, together the items in order.
+        for items in [&entries[..10], entries] {
+            let parts = ctx
+                .in_parts(items, None, |hasher, part| {
+                    part.iter()
+                        .map(|e| Ok((e.path.clone(), hasher.digest(e)?)))
+                        .collect::<Result<Vec<_>>>()
+                })
+                .unwrap();
+            if items.len() < 64 || crate::cores() < 2 {
+                assert_eq!(parts.len(), 1);
+            }
+            let joined: Vec<(String, String)> = parts.into_iter().flatten().collect();
+            let want: Vec<(String, String)> = items
+                .iter()
+                .map(|e| {
+                    let n: usize = e.path[1..].parse().unwrap();
+                    (e.path.clone(), sha(&format!("file {n}")))
+                })
+                .collect();
+            assert_eq!(joined, want);
+        }
+        // An error in one part is the result.
+        let failed = ctx.in_parts(entries, None, |_, part| {
+            if part.iter().any(|e| e.path == "f149") {
+                return Err(Error::Build("f149".into()));
+            }
+            Ok(())
+        });
+        assert!(matches!(failed, Err(Error::Build(m)) if m == "f149"));
+    }
+
+    #[test]
+    fn staging_makes_its_folder_with_the_first_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::new(dir.path().join("staged"));
+        assert!(!dir.path().join("staged").exists(), "no copy, no folder");
+        let (name, _) = staging.create().unwrap();
+        assert!(name.starts_with(dir.path().join("staged")) && name.exists());
+        // A folder that cannot be made: nothing is copied (the file is only hashed).
+        fs::write(dir.path().join("file"), "x").unwrap();
+        let blocked = Staging::new(dir.path().join("file").join("staged"));
+        assert!(blocked.create().is_none());
     }
 
     #[test]

@@ -393,52 +393,43 @@ fn exclude(
     Ok(())
 }
 
-/// What each item is, for the cache key and for explaining a later miss: (its place in
-/// the destination, its source path, its mode, owner and content).
-fn item_lines(
-    state: &State<'_, '_>,
-    plan: &CopyPlan<'_>,
-    items: &[Item],
-    staging: Option<&Staging>,
-    mut each: impl FnMut(&Item, &str),
-) -> Result<()> {
+/// Whether `i` is a regular file of the context (its digest comes from the context).
+fn context_file(i: &Item) -> bool {
+    i.context.as_ref().is_some_and(|e| e.meta.is_file())
+}
+
+/// What an item is, in the words of the cache key (without its place): mode, owner, mode
+/// override, extraction, then the link's target, the content's digest (`digest` for a
+/// context file) or whether it is a directory. Written into `line`, cleared first.
+fn item_line(plan: &CopyPlan<'_>, i: &Item, digest: Option<&str>, line: &mut String) -> Result<()> {
     use std::fmt::Write as _;
     use std::os::unix::fs::MetadataExt;
-    let context_file = |i: &Item| i.context.as_ref().filter(|e| e.meta.is_file()).is_some();
-    let context_files: Vec<&ContextEntry> =
-        items.iter().filter(|i| context_file(i)).filter_map(|i| i.context.as_ref()).collect();
-    // One digest per context file, in the order of `items`.
-    let mut digests = state.shared.context.content_digests(&context_files, staging)?.into_iter();
-    // One line, written again for each item (a 10,000-file COPY made 20,000 strings).
-    let mut line = String::new();
-    for i in items {
-        let m = &i.meta;
-        let digest = if context_file(i) { digests.next() } else { None };
-        // The owner is part of a source's identity even where COPY gives the files to
-        // root, as the build issue asks and as Docker's classic builder did.
-        let owner = (m.uid(), m.gid());
-        line.clear();
-        // Writing to a String cannot fail.
-        let _ = write!(line, "{:o}\0{owner:?}\0{:?}\0{}\0", m.mode(), i.mode_override, i.extract);
-        if m.file_type().is_symlink() {
-            let target = fs::read_link(&i.host).map(|t| t.display().to_string());
-            let _ = write!(line, "link:{}", target.unwrap_or_default());
-        } else if let Some(d) = digest.as_deref().or(i.content_digest.as_deref()) {
-            let _ = write!(line, "file:{d}");
-        } else if m.is_file() && i.context.is_none() && matches!(plan.origin, Origin::Context) {
-            let bytes = fs::read(&i.host).map_err(Error::io("reading", i.host.clone()))?;
-            let _ = write!(line, "file:{}", crate::digest::sha256(&bytes));
-        } else {
-            let _ = write!(line, "{}", m.is_dir());
-        }
-        each(i, &line);
+    let m = &i.meta;
+    // The owner is part of a source's identity even where COPY gives the files to
+    // root, as the build issue asks and as Docker's classic builder did.
+    let owner = (m.uid(), m.gid());
+    line.clear();
+    // Writing to a String cannot fail.
+    let _ = write!(line, "{:o}\0{owner:?}\0{:?}\0{}\0", m.mode(), i.mode_override, i.extract);
+    if m.file_type().is_symlink() {
+        let target = fs::read_link(&i.host).map(|t| t.display().to_string());
+        let _ = write!(line, "link:{}", target.unwrap_or_default());
+    } else if let Some(d) = digest.or(i.content_digest.as_deref()) {
+        let _ = write!(line, "file:{d}");
+    } else if m.is_file() && i.context.is_none() && matches!(plan.origin, Origin::Context) {
+        let bytes = fs::read(&i.host).map_err(Error::io("reading", i.host.clone()))?;
+        let _ = write!(line, "file:{}", crate::digest::sha256(&bytes));
+    } else {
+        let _ = write!(line, "{}", m.is_dir());
     }
     Ok(())
 }
 
 /// The digest of what the items are: their places, modes, owners and content (the
-/// part of the cache key that stands for the files). Large context files read for it
-/// are copied into `staging` on the way.
+/// part of the cache key that stands for the files): the sha256 of each item's place, a
+/// NUL, its [`item_line`] and a newline. Large context files read for it are copied into
+/// `staging` on the way. The lines are written on every core, each its part of the items
+/// with their content digests, and hashed in order.
 pub(super) fn listing_digest(
     state: &State<'_, '_>,
     plan: &CopyPlan<'_>,
@@ -446,13 +437,25 @@ pub(super) fn listing_digest(
     staging: &Staging,
 ) -> Result<String> {
     use sha2::Digest as _;
-    let mut listing = sha2::Sha256::default();
-    item_lines(state, plan, items, Some(staging), |i, line| {
-        listing.update(i.dest_rel.as_os_str().as_encoded_bytes());
-        listing.update(b"\0");
-        listing.update(line.as_bytes());
-        listing.update(b"\n");
+    let parts = state.shared.context.in_parts(items, Some(staging), |hasher, part| {
+        let (mut text, mut line) = (Vec::new(), String::new());
+        for i in part {
+            let digest = match i.context.as_ref().filter(|_| context_file(i)) {
+                Some(entry) => Some(hasher.digest(entry)?),
+                None => None,
+            };
+            item_line(plan, i, digest.as_deref(), &mut line)?;
+            text.extend_from_slice(i.dest_rel.as_os_str().as_encoded_bytes());
+            text.push(0);
+            text.extend_from_slice(line.as_bytes());
+            text.push(b'\n');
+        }
+        Ok(text)
     })?;
+    let mut listing = sha2::Sha256::default();
+    for part in parts {
+        listing.update(&part);
+    }
     Ok(hex::encode(listing.finalize()))
 }
 
@@ -463,11 +466,18 @@ pub(super) fn file_list(
     plan: &CopyPlan<'_>,
     items: &[Item],
 ) -> Result<super::super::explain::FileList> {
+    let context_files: Vec<&ContextEntry> =
+        items.iter().filter(|i| context_file(i)).filter_map(|i| i.context.as_ref()).collect();
+    // One digest per context file, in the order of `items`.
+    let mut digests = state.shared.context.content_digests(&context_files, None)?.into_iter();
     let mut files = Vec::with_capacity(items.len());
-    item_lines(state, plan, items, None, |i, line| {
+    let mut line = String::new();
+    for i in items {
+        let digest = if context_file(i) { digests.next() } else { None };
+        item_line(plan, i, digest.as_deref(), &mut line)?;
         let source =
             i.context.as_ref().map_or_else(|| i.dest_rel.display().to_string(), |e| e.path.clone());
-        files.push((source, line.to_string()));
-    })?;
+        files.push((source, line.clone()));
+    }
     Ok(files)
 }

@@ -249,7 +249,7 @@ pub(super) fn copy(
         .map_err(Error::io("creating a directory in", shared.store.tmp_dir()))?;
     let gathered = items::gather(state, inst, &plan, tmp.path())?;
     let items = &gathered.items;
-    let staging = crate::engine::context::Staging::new(tmp.path().join("staged"))?;
+    let staging = crate::engine::context::Staging::new(tmp.path().join("staged"));
     let listing = items::listing_digest(state, &plan, items, &staging)?;
     let (key, content_key, inputs, parent) = keys(state, &plan, &listing, &gathered);
     state.note_inputs(&parent, &inputs, Vec::new());
