@@ -277,6 +277,15 @@ fn quiet_broken_pipe() {
     }));
 }
 
+/// rbuild allocates with mimalloc rather than glibc's malloc. A no-op rebuild of a
+/// 30,000-file context allocates some 25 MB of small objects (the listing, each COPY's
+/// items, the stat cache) and frees them step by step: with glibc's allocator it took
+/// about 7,000 page faults and 108-114 ms, with mimalloc (which keeps and reuses its
+/// pages) about 700 faults and 93-98 ms (means of 8, alternating). A process starts
+/// some 0.6 ms slower, and a cold build's peak memory grew from 83 to 91 MB.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     quiet_broken_pipe();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
