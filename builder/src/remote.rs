@@ -328,7 +328,11 @@ pub fn push_manifest(
     reporter.event(Event::PushStarted { repository: dest.repository() });
     reporting(reporter, Direction::Push, |progress| {
         runtime()?.block_on(async {
-            stream::iter(blobs.to_vec())
+            // The largest first, so that a large layer listed last does not upload
+            // alone at the end while the others are done.
+            let mut largest_first = blobs.to_vec();
+            largest_first.sort_by_key(|d| std::cmp::Reverse(d.size()));
+            stream::iter(largest_first)
                 .map(|d| {
                     let (client, repo, progress) =
                         (client.clone(), repo.clone(), Arc::clone(&progress));

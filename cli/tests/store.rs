@@ -70,10 +70,10 @@ fn two_processes_load_tag_and_remove_at_once() {
     assert_eq!(fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
 }
 
-/// A `docker save` archive with one incompressible 48 MiB layer, so that a load takes
-/// long enough to be killed in the middle.
-pub fn big_archive(path: &Path) {
-    let mut data = vec![0u8; 48 << 20];
+/// A `docker save` archive with one incompressible layer of `mib` MiB (48 lets a load
+/// take long enough to be killed in the middle).
+pub fn big_archive(path: &Path, mib: usize) {
+    let mut data = vec![0u8; mib << 20];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for chunk in data.chunks_mut(8) {
         x ^= x << 13;
@@ -115,7 +115,7 @@ pub fn big_archive(path: &Path) {
 fn loads_killed_at_random_moments_leave_a_consistent_store() {
     let work = tempfile::tempdir().unwrap();
     let archive = work.path().join("big.tar");
-    big_archive(&archive);
+    big_archive(&archive, 48);
     let root = work.path().join("store");
     let mut rng: u64 = 12345;
     for round in 0..10 {

@@ -54,7 +54,11 @@ impl Default for ClientOptions {
             retries: 5,
             backoff: Duration::from_millis(200),
             concurrency: 4,
-            chunk_size: 16 << 20,
+            // Most layers go in one PUT, as one stream: each chunk is a round trip in
+            // which the registry also stores its hash state. Pushing five 36 MB layers to a
+            // local docker-registry, medians of 10 alternating: 0.56-0.59 s in 64 MiB
+            // chunks, 0.61-0.65 s in 16 MiB ones.
+            chunk_size: 64 << 20,
             request_timeout: Duration::from_secs(120),
             transfer_timeout: Duration::from_secs(3600),
             stall_timeout: Duration::from_secs(60),
