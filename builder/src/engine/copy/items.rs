@@ -425,6 +425,30 @@ fn item_line(plan: &CopyPlan<'_>, i: &Item, digest: Option<&str>, line: &mut Str
     Ok(())
 }
 
+/// Each item's [`item_line`], made on every core with the content digests of its context
+/// files (large ones read for them are copied into `staging` when given): `each` puts
+/// the item and its line into its part's `R`; the parts come back in the items' order.
+fn lines_in_parts<R: Default + Send>(
+    state: &State<'_, '_>,
+    plan: &CopyPlan<'_>,
+    items: &[Item],
+    staging: Option<&Staging>,
+    each: impl Fn(&mut R, &Item, &str) + Sync,
+) -> Result<Vec<R>> {
+    state.shared.context.in_parts(items, staging, |hasher, part| {
+        let (mut out, mut line) = (R::default(), String::new());
+        for i in part {
+            let digest = match i.context.as_ref().filter(|_| context_file(i)) {
+                Some(entry) => Some(hasher.digest(entry)?),
+                None => None,
+            };
+            item_line(plan, i, digest.as_deref(), &mut line)?;
+            each(&mut out, i, &line);
+        }
+        Ok(out)
+    })
+}
+
 /// The digest of what the items are: their places, modes, owners and content (the
 /// part of the cache key that stands for the files): the sha256 of each item's place, a
 /// NUL, its [`item_line`] and a newline. Large context files read for it are copied into
@@ -437,21 +461,13 @@ pub(super) fn listing_digest(
     staging: &Staging,
 ) -> Result<String> {
     use sha2::Digest as _;
-    let parts = state.shared.context.in_parts(items, Some(staging), |hasher, part| {
-        let (mut text, mut line) = (Vec::new(), String::new());
-        for i in part {
-            let digest = match i.context.as_ref().filter(|_| context_file(i)) {
-                Some(entry) => Some(hasher.digest(entry)?),
-                None => None,
-            };
-            item_line(plan, i, digest.as_deref(), &mut line)?;
+    let parts =
+        lines_in_parts(state, plan, items, Some(staging), |text: &mut Vec<u8>, i, line| {
             text.extend_from_slice(i.dest_rel.as_os_str().as_encoded_bytes());
             text.push(0);
             text.extend_from_slice(line.as_bytes());
             text.push(b'\n');
-        }
-        Ok(text)
-    })?;
+        })?;
     let mut listing = sha2::Sha256::default();
     for part in parts {
         listing.update(&part);
@@ -466,18 +482,10 @@ pub(super) fn file_list(
     plan: &CopyPlan<'_>,
     items: &[Item],
 ) -> Result<super::super::explain::FileList> {
-    let context_files: Vec<&ContextEntry> =
-        items.iter().filter(|i| context_file(i)).filter_map(|i| i.context.as_ref()).collect();
-    // One digest per context file, in the order of `items`.
-    let mut digests = state.shared.context.content_digests(&context_files, None)?.into_iter();
-    let mut files = Vec::with_capacity(items.len());
-    let mut line = String::new();
-    for i in items {
-        let digest = if context_file(i) { digests.next() } else { None };
-        item_line(plan, i, digest.as_deref(), &mut line)?;
+    let parts = lines_in_parts(state, plan, items, None, |files: &mut Vec<_>, i, line| {
         let source =
             i.context.as_ref().map_or_else(|| i.dest_rel.display().to_string(), |e| e.path.clone());
-        files.push((source, line.clone()));
-    }
-    Ok(files)
+        files.push((source, line.to_string()));
+    })?;
+    Ok(parts.into_iter().flatten().collect())
 }
